@@ -1,0 +1,140 @@
+//! A database (`SELECT n`): its keys split over a power-of-two number of
+//! shards, each behind its own lock.
+//!
+//! Access is closure-based only (`with_shard`, `with_shards`), so the lock
+//! discipline lives here: a multi-key command locks the shards of its keys
+//! in ascending shard order, which can never deadlock. Handlers run inside
+//! the closure and never `.await`.
+
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
+
+use crate::dict::hash_key;
+use crate::shard::Shard;
+use crate::store::{Observer, StoreStats};
+
+/// Most shards a database can have: shard sets are 64-bit masks.
+pub const MAX_SHARDS: usize = 64;
+
+/// One database.
+pub struct Db {
+    index: usize,
+    shards: Box<[Mutex<Shard>]>,
+    mask: u64,
+}
+
+/// The shards a multi-key command holds, locked in ascending order.
+pub struct ShardGroup<'a> {
+    db: &'a Db,
+    guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 8]>,
+}
+
+impl ShardGroup<'_> {
+    /// The locked shard that owns `key`.
+    ///
+    /// # Panics
+    /// If `key` was not among the keys the group was locked for; that is a
+    /// bug in a handler, never something a client can cause.
+    pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
+        let idx = self.db.shard_of(key);
+        let pos = self
+            .guards
+            .iter()
+            .position(|(i, _)| *i == idx)
+            .expect("key outside the locked shard group");
+        &mut self.guards[pos].1
+    }
+
+    /// The database index.
+    pub fn db_index(&self) -> usize {
+        self.db.index
+    }
+}
+
+impl Db {
+    pub(crate) fn new(index: usize, shards: usize, observer: Arc<dyn Observer>, stats: Arc<StoreStats>) -> Self {
+        let n = shards.clamp(1, MAX_SHARDS).next_power_of_two();
+        let shards = (0..n).map(|_| Mutex::new(Shard::new(index, observer.clone(), stats.clone()))).collect();
+        Db { index, shards, mask: (n - 1) as u64 }
+    }
+
+    /// The database index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The one place that decides a key's shard.
+    #[inline]
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        (hash_key(key) & self.mask) as usize
+    }
+
+    /// Runs `f` with the shard of `key` locked.
+    #[inline]
+    pub fn with_shard<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
+        let mut g = self.shards[self.shard_of(key)].lock();
+        f(&mut g)
+    }
+
+    /// Runs `f` with the shards of all `keys` locked, in ascending shard order.
+    pub fn with_shards<'k, R>(
+        &self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        f: impl FnOnce(&mut ShardGroup<'_>) -> R,
+    ) -> R {
+        let mut set: u64 = 0;
+        for k in keys {
+            set |= 1 << self.shard_of(k);
+        }
+        let mut group = ShardGroup { db: self, guards: SmallVec::new() };
+        while set != 0 {
+            let i = set.trailing_zeros() as usize;
+            set &= set - 1;
+            group.guards.push((i, self.shards[i].lock()));
+        }
+        f(&mut group)
+    }
+
+    /// Runs `f` on shard `i` alone (whole-database commands visit shards one at a time).
+    pub fn with_shard_at<R>(&self, i: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let mut g = self.shards[i].lock();
+        f(&mut g)
+    }
+
+    /// Locks every shard in order (atomic whole-database operations).
+    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+        self.shards.iter().map(|s| s.lock()).collect()
+    }
+
+    /// Number of keys (expired ones not yet collected included, as Redis's `DBSIZE`).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// Whether the database holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of keys with a TTL.
+    pub fn volatile_len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().volatile_len()).sum()
+    }
+
+    /// Removes every key, one shard at a time; returns how many were removed.
+    pub fn clear(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().clear()).sum()
+    }
+
+    /// The shard lock for position `i` (used by `Store` for cross-database operations).
+    pub(crate) fn lock_at(&self, i: usize) -> MutexGuard<'_, Shard> {
+        self.shards[i].lock()
+    }
+}

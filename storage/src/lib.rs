@@ -1,0 +1,22 @@
+//! Ferrite's keyspace: databases split into shards, values, TTLs with lazy
+//! and active expiry, memory accounting.
+//!
+//! This crate must not depend on sockets, the protocol or the server: it is
+//! driven through closures that run with shard locks held, and it reports
+//! effects (expiries) through the [`Observer`] hook.
+
+pub mod db;
+pub mod dict;
+pub mod glob;
+mod number;
+pub mod shard;
+pub mod store;
+pub mod value;
+
+pub use db::{Db, ShardGroup, MAX_SHARDS};
+pub use dict::{hash_key, Dict};
+pub use glob::glob_match;
+pub use number::is_canonical_i64;
+pub use shard::{idle_seconds, lru_clock, Entry, Shard, NO_EXPIRE};
+pub use store::{NoObserver, Observer, Store, StoreStats};
+pub use value::{Value, EMBSTR_LIMIT};

@@ -1,0 +1,291 @@
+//! One shard of a database: its keys, its index of keys with a TTL, and its
+//! memory count. A shard is only ever touched with its lock held.
+
+use std::sync::Arc;
+
+use crate::dict::{hash_key, Dict};
+use crate::store::{Observer, StoreStats};
+use crate::value::Value;
+
+/// `expire_at` of a key without a TTL.
+pub const NO_EXPIRE: i64 = -1;
+
+/// Fixed per-key cost beyond key and value bytes: the chain node, its bucket
+/// slot and allocator headers. Used for `used_memory`.
+pub const ENTRY_OVERHEAD: usize = 96;
+const EXPIRE_OVERHEAD: usize = 48;
+
+/// A key's value and metadata.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// Absolute expiry in unix milliseconds, or [`NO_EXPIRE`].
+    pub expire_at: i64,
+    /// Last access in seconds (Redis's LRU clock resolution), for `OBJECT IDLETIME`.
+    pub lru: u32,
+}
+
+/// Seconds-resolution LRU clock from unix milliseconds (24 bits, like Redis's `LRU_CLOCK`).
+pub fn lru_clock(now_ms: i64) -> u32 {
+    ((now_ms / 1000) as u64 & ((1 << 24) - 1)) as u32
+}
+
+/// Seconds since `lru` by the 24-bit wrapping clock.
+pub fn idle_seconds(lru: u32, now_ms: i64) -> u64 {
+    let now = lru_clock(now_ms);
+    if now >= lru {
+        u64::from(now - lru)
+    } else {
+        u64::from(now) + (1 << 24) - u64::from(lru)
+    }
+}
+
+/// A shard of one database.
+pub struct Shard {
+    db: usize,
+    keys: Dict<Entry>,
+    expires: Dict<()>,
+    expire_cursor: u64,
+    observer: Arc<dyn Observer>,
+    stats: Arc<StoreStats>,
+}
+
+fn entry_mem(key: &[u8], e: &Entry) -> usize {
+    key.len()
+        + ENTRY_OVERHEAD
+        + e.value.mem_usage()
+        + if e.expire_at != NO_EXPIRE { key.len() + EXPIRE_OVERHEAD } else { 0 }
+}
+
+impl Shard {
+    pub(crate) fn new(db: usize, observer: Arc<dyn Observer>, stats: Arc<StoreStats>) -> Self {
+        Shard { db, keys: Dict::new(), expires: Dict::new(), expire_cursor: 0, observer, stats }
+    }
+
+    /// The database index this shard belongs to.
+    pub fn db(&self) -> usize {
+        self.db
+    }
+
+    /// Number of keys, including expired ones not yet removed.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the shard holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Number of keys with a TTL.
+    pub fn volatile_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    fn add_mem(&self, n: usize) {
+        self.stats.used_memory.fetch_add(n as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn sub_mem(&self, n: usize) {
+        self.stats.used_memory.fetch_sub(n as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Removes `key` if its TTL has passed; true if it did.
+    fn expire_if_needed(&mut self, h: u64, key: &[u8], now: i64) -> bool {
+        let expired = match self.keys.get_hashed(h, key) {
+            Some(e) => e.expire_at != NO_EXPIRE && e.expire_at <= now,
+            None => false,
+        };
+        if expired {
+            self.remove_hashed(h, key);
+            self.stats.expired_keys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.observer.expired(self.db, key);
+        }
+        expired
+    }
+
+    /// Reads a live key without touching its access time (`OBJECT`, `TYPE`-like peeks).
+    pub fn peek(&mut self, key: &[u8], now: i64) -> Option<&Entry> {
+        let h = hash_key(key);
+        self.expire_if_needed(h, key, now);
+        self.keys.get_hashed(h, key)
+    }
+
+    /// Reads a live key and records the access.
+    pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Entry> {
+        let h = hash_key(key);
+        self.expire_if_needed(h, key, now);
+        let e = self.keys.get_mut_hashed(h, key)?;
+        e.lru = lru_clock(now);
+        Some(e)
+    }
+
+    /// Whether a live key exists (no access recorded).
+    pub fn contains(&mut self, key: &[u8], now: i64) -> bool {
+        self.peek(key, now).is_some()
+    }
+
+    /// Changes a live key's entry in place, keeping memory accounting right.
+    /// Returns `None` when the key is absent.
+    pub fn modify<R>(&mut self, key: &[u8], now: i64, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        let h = hash_key(key);
+        self.expire_if_needed(h, key, now);
+        let e = self.keys.get_mut_hashed(h, key)?;
+        let before = e.value.mem_usage();
+        let r = f(e);
+        e.lru = lru_clock(now);
+        let after = e.value.mem_usage();
+        if after > before {
+            self.add_mem(after - before);
+        } else {
+            self.sub_mem(before - after);
+        }
+        Some(r)
+    }
+
+    /// Stores a value, replacing any previous one; `expire_at` is absolute ms
+    /// or [`NO_EXPIRE`]. Returns the previous entry.
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) -> Option<Entry> {
+        let h = hash_key(key);
+        let entry = Entry { value, expire_at, lru: lru_clock(now) };
+        let add = entry_mem(key, &entry);
+        let old = match self.keys.get_mut_hashed(h, key) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => {
+                self.keys.insert_new_hashed(h, key.into(), entry);
+                None
+            }
+        };
+        if let Some(o) = &old {
+            self.sub_mem(entry_mem(key, o));
+            if o.expire_at != NO_EXPIRE && expire_at == NO_EXPIRE {
+                self.expires.remove_entry_hashed(h, key);
+            }
+        }
+        if expire_at != NO_EXPIRE && old.as_ref().is_none_or(|o| o.expire_at == NO_EXPIRE) {
+            self.expires.insert_new_hashed(h, key.into(), ());
+        }
+        self.add_mem(add);
+        // An old value that had already expired is not a previous value.
+        old.filter(|o| o.expire_at == NO_EXPIRE || o.expire_at > now)
+    }
+
+    fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
+        let (k, e) = self.keys.remove_entry_hashed(h, key)?;
+        if e.expire_at != NO_EXPIRE {
+            self.expires.remove_entry_hashed(h, key);
+        }
+        self.sub_mem(entry_mem(&k, &e));
+        Some(e)
+    }
+
+    /// Removes a live key; returns its entry.
+    pub fn remove(&mut self, key: &[u8], now: i64) -> Option<Entry> {
+        let h = hash_key(key);
+        if self.expire_if_needed(h, key, now) {
+            return None;
+        }
+        self.remove_hashed(h, key)
+    }
+
+    /// Sets or clears (`NO_EXPIRE`) a live key's TTL; false if the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: i64, now: i64) -> bool {
+        let h = hash_key(key);
+        self.expire_if_needed(h, key, now);
+        let Some(e) = self.keys.get_mut_hashed(h, key) else { return false };
+        let old = e.expire_at;
+        e.expire_at = expire_at;
+        match (old == NO_EXPIRE, expire_at == NO_EXPIRE) {
+            (true, false) => {
+                self.expires.insert_new_hashed(h, key.into(), ());
+                self.add_mem(key.len() + EXPIRE_OVERHEAD);
+            }
+            (false, true) => {
+                self.expires.remove_entry_hashed(h, key);
+                self.sub_mem(key.len() + EXPIRE_OVERHEAD);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Removes every key (`FLUSHDB`/`FLUSHALL`); returns how many there were.
+    pub fn clear(&mut self) -> usize {
+        let n = self.keys.len();
+        let mut mem = 0;
+        for (k, e) in self.keys.iter() {
+            mem += entry_mem(k, e);
+        }
+        self.keys.clear();
+        self.expires.clear();
+        self.sub_mem(mem);
+        n
+    }
+
+    /// Swaps the contents of two shards at the same position of two
+    /// databases (`SWAPDB`), keeping each shard's database index.
+    pub fn swap_contents(&mut self, other: &mut Shard) {
+        std::mem::swap(&mut self.keys, &mut other.keys);
+        std::mem::swap(&mut self.expires, &mut other.expires);
+        self.expire_cursor = 0;
+        other.expire_cursor = 0;
+    }
+
+    /// One step of a `SCAN` over this shard's buckets; `f` sees each key and
+    /// entry (expired ones included: the caller filters). Returns the next cursor.
+    pub fn scan(&self, cursor: u64, f: impl FnMut(&[u8], &Entry)) -> u64 {
+        self.keys.scan(cursor, f)
+    }
+
+    /// Every key and entry (expired ones included).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.keys.iter()
+    }
+
+    /// A random live key, expiring the dead ones it meets (at most a bounded number of tries).
+    pub fn random_key(&mut self, now: i64, mut rand: impl FnMut() -> u64) -> Option<Vec<u8>> {
+        for _ in 0..100 {
+            let (k, e) = self.keys.random(&mut rand)?;
+            if e.expire_at != NO_EXPIRE && e.expire_at <= now {
+                let k = k.to_vec();
+                self.expire_if_needed(hash_key(&k), &k, now);
+                continue;
+            }
+            return Some(k.to_vec());
+        }
+        None
+    }
+
+    /// One active-expiry step, like one iteration of Redis's
+    /// `activeExpireCycle` on one database: walks the TTL index from a saved
+    /// cursor, checking up to `sample` keys, and removes the expired ones.
+    /// Returns `(checked, expired)`.
+    pub fn active_expire_step(&mut self, now: i64, sample: usize) -> (usize, usize) {
+        let mut checked = 0;
+        let mut dead: Vec<Vec<u8>> = Vec::new();
+        let mut cursor = self.expire_cursor;
+        let mut buckets = 0;
+        while checked < sample && buckets < sample * 20 {
+            let keys = &self.keys;
+            cursor = self.expires.scan(cursor, |k, _| {
+                checked += 1;
+                if let Some(e) = keys.get(k) {
+                    if e.expire_at != NO_EXPIRE && e.expire_at <= now {
+                        dead.push(k.to_vec());
+                    }
+                }
+            });
+            buckets += 1;
+            if cursor == 0 {
+                break;
+            }
+        }
+        self.expire_cursor = cursor;
+        let n = dead.len();
+        for k in dead {
+            self.expire_if_needed(hash_key(&k), &k, now);
+        }
+        (checked, n)
+    }
+}
