@@ -12,7 +12,11 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if s.len() == 1 && s[0] == b'0' {
         return Some(0);
     }
-    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
     if digits.is_empty() || !(b'1'..=b'9').contains(&digits[0]) {
         return None;
     }

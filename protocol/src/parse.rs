@@ -26,7 +26,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bulk_len: 512 * 1024 * 1024, authenticated: true }
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            authenticated: true,
+        }
     }
 }
 
@@ -43,7 +46,10 @@ pub enum Parsed {
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     // Redis looks for '\r' and then assumes '\n' follows.
-    buf[from..].iter().position(|&b| b == b'\r').map(|p| p + from)
+    buf[from..]
+        .iter()
+        .position(|&b| b == b'\r')
+        .map(|p| p + from)
 }
 
 /// Parses one command from the front of `buf`, consuming its bytes and
@@ -115,7 +121,9 @@ fn parse_multibulk(
         let start = nl + 2;
         let end = start + len + 2;
         if end > data.len() {
-            return Ok(Parsed::Incomplete { hint: end - data.len() });
+            return Ok(Parsed::Incomplete {
+                hint: end - data.len(),
+            });
         }
         pos = end;
     }
@@ -278,27 +286,52 @@ mod tests {
 
     #[test]
     fn multibulk_and_pipeline() {
-        let (cmds, err) = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET");
+        let (cmds, err) =
+            parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET");
         assert!(err.is_none());
-        assert_eq!(cmds, vec![vec![b"GET".to_vec(), b"k".to_vec()], vec![b"PING".to_vec()]]);
+        assert_eq!(
+            cmds,
+            vec![vec![b"GET".to_vec(), b"k".to_vec()], vec![b"PING".to_vec()]]
+        );
     }
 
     #[test]
     fn inline_commands_split_like_sdssplitargs() {
         let (cmds, _) = parse_all(b"set k \"a b\\x41\\n\"\r\nget 'it\\'s'\n\r\n");
-        assert_eq!(cmds[0], vec![b"set".to_vec(), b"k".to_vec(), b"a bA\n".to_vec()]);
+        assert_eq!(
+            cmds[0],
+            vec![b"set".to_vec(), b"k".to_vec(), b"a bA\n".to_vec()]
+        );
         assert_eq!(cmds[1], vec![b"get".to_vec(), b"it's".to_vec()]);
         assert_eq!(cmds[2], Vec::<Vec<u8>>::new());
-        assert_eq!(parse_all(b"set \"a\"b\r\n").1, Some(ProtocolError::UnbalancedQuotes));
-        assert_eq!(parse_all(b"set \"ab\r\n").1, Some(ProtocolError::UnbalancedQuotes));
+        assert_eq!(
+            parse_all(b"set \"a\"b\r\n").1,
+            Some(ProtocolError::UnbalancedQuotes)
+        );
+        assert_eq!(
+            parse_all(b"set \"ab\r\n").1,
+            Some(ProtocolError::UnbalancedQuotes)
+        );
     }
 
     #[test]
     fn malformed_requests_get_redis_errors() {
-        assert_eq!(parse_all(b"*3000000000\r\n").1, Some(ProtocolError::InvalidMultibulkLength));
-        assert_eq!(parse_all(b"*x\r\n").1, Some(ProtocolError::InvalidMultibulkLength));
-        assert_eq!(parse_all(b"*1\r\nfoo\r\n").1, Some(ProtocolError::ExpectedDollar(b'f')));
-        assert_eq!(parse_all(b"*1\r\n$-1\r\n").1, Some(ProtocolError::InvalidBulkLength));
+        assert_eq!(
+            parse_all(b"*3000000000\r\n").1,
+            Some(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            parse_all(b"*x\r\n").1,
+            Some(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            parse_all(b"*1\r\nfoo\r\n").1,
+            Some(ProtocolError::ExpectedDollar(b'f'))
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$-1\r\n").1,
+            Some(ProtocolError::InvalidBulkLength)
+        );
         assert_eq!(
             parse_all(b"*1\r\n$600000000\r\n").1,
             Some(ProtocolError::InvalidBulkLength)

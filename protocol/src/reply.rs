@@ -21,7 +21,10 @@ pub struct ReplyBuf {
 impl ReplyBuf {
     /// An empty RESP2 buffer.
     pub fn new() -> Self {
-        ReplyBuf { buf: BytesMut::with_capacity(16 * 1024), resp3: false }
+        ReplyBuf {
+            buf: BytesMut::with_capacity(16 * 1024),
+            resp3: false,
+        }
     }
 
     fn int_line(&mut self, prefix: u8, n: i64) {
@@ -54,7 +57,8 @@ impl ReplyBuf {
     fn put_sanitized(&mut self, s: &[u8]) {
         if s.iter().any(|&b| b == b'\r' || b == b'\n') {
             for &b in s {
-                self.buf.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+                self.buf
+                    .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
             }
         } else {
             self.buf.put_slice(s);
@@ -197,7 +201,10 @@ mod tests {
             &r.buf[..],
             &b"$-1\r\n*2\r\n$3\r\n1.5\r\n:1\r\n-ERR syntax error\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"[..]
         );
-        let mut r = ReplyBuf { resp3: true, ..ReplyBuf::new() };
+        let mut r = ReplyBuf {
+            resp3: true,
+            ..ReplyBuf::new()
+        };
         r.null();
         r.map(1);
         r.double(1.5);

@@ -1,1 +1,185 @@
-fn main(){}
+//! `ferrite-server [config-file] [--name value ...]`, like `redis-server`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrite_server::Config;
+use tokio::net::TcpListener;
+
+/// Command line: clap handles our own switches; every other argument is a
+/// Redis-style configuration (`--port 6380`, a config file first).
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferrite-server",
+    version,
+    about = "A Redis-compatible in-memory key-value server"
+)]
+struct Cli {
+    /// PING the configured port and exit 0 if it answers PONG (container health checks).
+    #[arg(long)]
+    healthcheck: bool,
+    /// `[config-file] [--name value ...]` with Redis's parameter names.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn init_logging(config: &Config) {
+    let level = match config.loglevel.as_str() {
+        "debug" => "debug",
+        "verbose" => "info",
+        "warning" => "warn",
+        "nothing" => "off",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if config.logfile.is_empty() {
+        builder.with_writer(std::io::stdout).init();
+    } else {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.logfile)
+        {
+            Ok(f) => builder
+                .with_writer(std::sync::Mutex::new(f))
+                .with_ansi(false)
+                .init(),
+            Err(e) => {
+                builder.with_writer(std::io::stdout).init();
+                tracing::warn!(error = %e, file = %config.logfile, "cannot open logfile, logging to stdout");
+            }
+        }
+    }
+}
+
+fn healthcheck(config: &Config) -> ExitCode {
+    use std::io::{Read, Write};
+    let host = config
+        .bind
+        .first()
+        .map(|b| b.trim_start_matches('-'))
+        .unwrap_or("127.0.0.1");
+    let host = if host == "0.0.0.0" || host == "*" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    let addr = format!("{}:{}", host, config.port);
+    let ok = (|| -> std::io::Result<bool> {
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr)?
+            .next()
+            .ok_or(std::io::ErrorKind::NotFound)?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        let cmd = if config.requirepass.is_empty() {
+            "PING\r\n".to_string()
+        } else {
+            format!("AUTH {}\r\nPING\r\n", config.requirepass)
+        };
+        s.write_all(cmd.as_bytes())?;
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while !got.windows(7).any(|w| w == b"+PONG\r\n") && got.len() < 256 {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        Ok(got.windows(7).any(|w| w == b"+PONG\r\n"))
+    })()
+    .unwrap_or(false);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn bind(config: &Config) -> std::io::Result<TcpListener> {
+    let mut last_err = None;
+    // Redis binds every listed address; we serve the first that works
+    // (a leading '-' marks an address that may be unavailable).
+    for b in &config.bind {
+        let optional = b.starts_with('-');
+        let host = b.trim_start_matches('-');
+        let host = if host == "*" { "0.0.0.0" } else { host };
+        let addr = if host.contains(':') {
+            format!("[{}]:{}", host, config.port)
+        } else {
+            format!("{}:{}", host, config.port)
+        };
+        match TcpListener::bind(&addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => {
+                if !optional {
+                    last_err = Some(e);
+                }
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no bind address")
+    }))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_args(&cli.args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.healthcheck {
+        return healthcheck(&config);
+    }
+    init_logging(&config);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match bind(&config).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, port = config.port, "could not bind");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Ready to accept connections");
+        let shutdown = async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = ctrl_c.await;
+            tracing::info!("Received signal, scheduling shutdown...");
+        };
+        ferrite_server::run(listener, config, shutdown).await;
+        ExitCode::SUCCESS
+    })
+}

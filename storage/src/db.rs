@@ -54,10 +54,21 @@ impl ShardGroup<'_> {
 }
 
 impl Db {
-    pub(crate) fn new(index: usize, shards: usize, observer: Arc<dyn Observer>, stats: Arc<StoreStats>) -> Self {
+    pub(crate) fn new(
+        index: usize,
+        shards: usize,
+        observer: Arc<dyn Observer>,
+        stats: Arc<StoreStats>,
+    ) -> Self {
         let n = shards.clamp(1, MAX_SHARDS).next_power_of_two();
-        let shards = (0..n).map(|_| Mutex::new(Shard::new(index, observer.clone(), stats.clone()))).collect();
-        Db { index, shards, mask: (n - 1) as u64 }
+        let shards = (0..n)
+            .map(|_| Mutex::new(Shard::new(index, observer.clone(), stats.clone())))
+            .collect();
+        Db {
+            index,
+            shards,
+            mask: (n - 1) as u64,
+        }
     }
 
     /// The database index.
@@ -93,7 +104,10 @@ impl Db {
         for k in keys {
             set |= 1 << self.shard_of(k);
         }
-        let mut group = ShardGroup { db: self, guards: SmallVec::new() };
+        let mut group = ShardGroup {
+            db: self,
+            guards: SmallVec::new(),
+        };
         while set != 0 {
             let i = set.trailing_zeros() as usize;
             set &= set - 1;

@@ -45,7 +45,10 @@ impl<V> Default for Dict<V> {
 impl<V> Dict<V> {
     /// An empty map; no table is allocated until the first insert.
     pub fn new() -> Self {
-        Dict { table: Vec::new(), len: 0 }
+        Dict {
+            table: Vec::new(),
+            len: 0,
+        }
     }
 
     /// Number of keys.

@@ -166,6 +166,9 @@ mod tests {
         assert!(!m("", "a"));
         assert!(m("", ""));
         assert!(glob_match(b"HELLO", b"hello", true));
-        assert!(!m("a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+        assert!(!m(
+            "a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        ));
     }
 }

@@ -12,6 +12,8 @@ pub fn is_canonical_i64(s: &[u8]) -> bool {
     if digits.is_empty() || digits[0] == b'0' || !digits.iter().all(u8::is_ascii_digit) {
         return false;
     }
-    let Ok(t) = std::str::from_utf8(s) else { return false };
+    let Ok(t) = std::str::from_utf8(s) else {
+        return false;
+    };
     t.parse::<i64>().is_ok()
 }

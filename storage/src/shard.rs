@@ -55,12 +55,23 @@ fn entry_mem(key: &[u8], e: &Entry) -> usize {
     key.len()
         + ENTRY_OVERHEAD
         + e.value.mem_usage()
-        + if e.expire_at != NO_EXPIRE { key.len() + EXPIRE_OVERHEAD } else { 0 }
+        + if e.expire_at != NO_EXPIRE {
+            key.len() + EXPIRE_OVERHEAD
+        } else {
+            0
+        }
 }
 
 impl Shard {
     pub(crate) fn new(db: usize, observer: Arc<dyn Observer>, stats: Arc<StoreStats>) -> Self {
-        Shard { db, keys: Dict::new(), expires: Dict::new(), expire_cursor: 0, observer, stats }
+        Shard {
+            db,
+            keys: Dict::new(),
+            expires: Dict::new(),
+            expire_cursor: 0,
+            observer,
+            stats,
+        }
     }
 
     /// The database index this shard belongs to.
@@ -84,11 +95,15 @@ impl Shard {
     }
 
     fn add_mem(&self, n: usize) {
-        self.stats.used_memory.fetch_add(n as i64, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .used_memory
+            .fetch_add(n as i64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn sub_mem(&self, n: usize) {
-        self.stats.used_memory.fetch_sub(n as i64, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .used_memory
+            .fetch_sub(n as i64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Removes `key` if its TTL has passed; true if it did.
@@ -99,7 +114,9 @@ impl Shard {
         };
         if expired {
             self.remove_hashed(h, key);
-            self.stats.expired_keys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .expired_keys
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.observer.expired(self.db, key);
         }
         expired
@@ -128,7 +145,12 @@ impl Shard {
 
     /// Changes a live key's entry in place, keeping memory accounting right.
     /// Returns `None` when the key is absent.
-    pub fn modify<R>(&mut self, key: &[u8], now: i64, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+    pub fn modify<R>(
+        &mut self,
+        key: &[u8],
+        now: i64,
+        f: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
         let h = hash_key(key);
         self.expire_if_needed(h, key, now);
         let e = self.keys.get_mut_hashed(h, key)?;
@@ -148,7 +170,11 @@ impl Shard {
     /// or [`NO_EXPIRE`]. Returns the previous entry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) -> Option<Entry> {
         let h = hash_key(key);
-        let entry = Entry { value, expire_at, lru: lru_clock(now) };
+        let entry = Entry {
+            value,
+            expire_at,
+            lru: lru_clock(now),
+        };
         let add = entry_mem(key, &entry);
         let old = match self.keys.get_mut_hashed(h, key) {
             Some(slot) => Some(std::mem::replace(slot, entry)),
@@ -193,7 +219,9 @@ impl Shard {
     pub fn set_expire(&mut self, key: &[u8], expire_at: i64, now: i64) -> bool {
         let h = hash_key(key);
         self.expire_if_needed(h, key, now);
-        let Some(e) = self.keys.get_mut_hashed(h, key) else { return false };
+        let Some(e) = self.keys.get_mut_hashed(h, key) else {
+            return false;
+        };
         let old = e.expire_at;
         e.expire_at = expire_at;
         match (old == NO_EXPIRE, expire_at == NO_EXPIRE) {

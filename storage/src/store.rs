@@ -53,7 +53,11 @@ impl Store {
         let dbs = (0..databases.max(1))
             .map(|i| Db::new(i, shards, observer.clone(), stats.clone()))
             .collect();
-        Store { dbs, stats, active_expire: AtomicBool::new(true) }
+        Store {
+            dbs,
+            stats,
+            active_expire: AtomicBool::new(true),
+        }
     }
 
     /// Number of databases.
@@ -165,10 +169,18 @@ impl Store {
             }
         }
         if capped {
-            self.stats.expired_time_cap_reached_count.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .expired_time_cap_reached_count
+                .fetch_add(1, Ordering::Relaxed);
         }
-        let perc = if total_checked == 0 { 0 } else { total_expired * 10000 / total_checked };
-        self.stats.expired_stale_perc_x100.store(perc as u64, Ordering::Relaxed);
+        let perc = if total_checked == 0 {
+            0
+        } else {
+            total_expired * 10000 / total_checked
+        };
+        self.stats
+            .expired_stale_perc_x100
+            .store(perc as u64, Ordering::Relaxed);
         total_expired
     }
 }

@@ -19,7 +19,10 @@ pub const EMBSTR_LIMIT: usize = 44;
 impl Value {
     /// A string value as `SET` creates it.
     pub fn string(bytes: impl Into<Vec<u8>>) -> Value {
-        Value::Str { bytes: bytes.into(), raw: false }
+        Value::Str {
+            bytes: bytes.into(),
+            raw: false,
+        }
     }
 
     /// The name `TYPE` answers.

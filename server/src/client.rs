@@ -1,0 +1,179 @@
+//! Per-connection state: what the connection task owns (`Client`) and what
+//! other connections may read or signal (`ClientHandle`, in the registry
+//! behind `CLIENT LIST` / `CLIENT KILL`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// `CLIENT REPLY` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+    /// Skipping the reply of the current command.
+    Skipping,
+}
+
+/// The shared face of a connection.
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i64,
+    /// Unix ms of connection.
+    pub created_ms: i64,
+    pub last_interaction_ms: AtomicI64,
+    pub db: AtomicUsize,
+    pub name: Mutex<Option<Bytes>>,
+    pub lib_name: Mutex<Option<Bytes>>,
+    pub lib_ver: Mutex<Option<Bytes>>,
+    pub last_cmd: Mutex<&'static str>,
+    pub resp: AtomicUsize,
+    pub no_evict: AtomicBool,
+    pub monitor: AtomicBool,
+    pub qbuf: AtomicUsize,
+    pub commands: AtomicU64,
+    /// Set by `CLIENT KILL`, timeouts and shutdown; the task closes the connection.
+    pub killed: AtomicBool,
+    pub kill_notify: Notify,
+}
+
+impl ClientHandle {
+    /// Asks the connection to close after its current command.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill_notify.notify_one();
+    }
+
+    /// The `CLIENT LIST` / `CLIENT INFO` line for this client.
+    pub fn info_line(&self, now_ms: i64) -> String {
+        let name = self
+            .name
+            .lock()
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let lib_name = self
+            .lib_name
+            .lock()
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let lib_ver = self
+            .lib_ver
+            .lock()
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let age = (now_ms - self.created_ms).max(0) / 1000;
+        let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
+        let mut flags = String::new();
+        if self.monitor.load(Ordering::Relaxed) {
+            flags.push('O');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let _ = (lib_name, lib_ver);
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            name,
+            age,
+            idle,
+            flags,
+            self.db.load(Ordering::Relaxed),
+            self.qbuf.load(Ordering::Relaxed),
+            self.last_cmd.lock(),
+            self.resp.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What the connection task owns.
+pub struct Client {
+    pub handle: Arc<ClientHandle>,
+    pub db: usize,
+    pub authenticated: bool,
+    pub reply_mode: ReplyMode,
+    /// Reply, then close (`QUIT`, protocol errors, `CLIENT KILL` of oneself).
+    pub close_after_reply: bool,
+    /// Set by `MONITOR`: the task starts forwarding the monitor feed.
+    pub start_monitor: bool,
+}
+
+impl Client {
+    /// A new client on database 0.
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        Client {
+            handle,
+            db: 0,
+            authenticated,
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            start_monitor: false,
+        }
+    }
+
+    /// The client's id.
+    pub fn id(&self) -> u64 {
+        self.handle.id
+    }
+}
+
+/// Every connected client, by id.
+#[derive(Default)]
+pub struct Registry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    /// Allocates the next client id (ids start at 1 and never repeat).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Adds a client.
+    pub fn add(&self, h: Arc<ClientHandle>) {
+        self.clients.lock().insert(h.id, h);
+    }
+
+    /// Removes a client.
+    pub fn remove(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// Number of connected clients.
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of all clients, in id order.
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    /// One client by id.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients.lock().get(&id).cloned()
+    }
+}

@@ -1,0 +1,78 @@
+//! What a handler sees: the server, its client, the output buffer and the
+//! time of this command; plus argument parsing helpers shared by families.
+
+use bytes::Bytes;
+use ferrite_protocol::ReplyBuf;
+use ferrite_storage::Db;
+
+use super::error::CmdError;
+use super::table::Command;
+use crate::client::Client;
+use crate::shared::Shared;
+
+/// The handler context of one command.
+pub struct Ctx<'a> {
+    pub srv: &'a Shared,
+    pub client: &'a mut Client,
+    pub out: &'a mut ReplyBuf,
+    /// Unix milliseconds, read once per command: every TTL decision of the
+    /// command uses the same instant.
+    pub now: i64,
+    pub cmd: &'a Command,
+}
+
+impl<'a> Ctx<'a> {
+    /// The client's selected database.
+    pub fn db(&self) -> &'a Db {
+        self.srv.store.db(self.client.db)
+    }
+
+    /// Appends an effect to the propagation stream in the client's database.
+    /// Call it while the shard locks of the write are held.
+    pub fn propagate(&self, args: &[&[u8]]) {
+        self.srv.repl.feed(self.client.db, args);
+    }
+
+    /// Propagates the command exactly as received.
+    pub fn propagate_argv(&self, argv: &[Bytes]) {
+        let v: smallvec::SmallVec<[&[u8]; 8]> = argv.iter().map(|b| &b[..]).collect();
+        self.srv.repl.feed(self.client.db, &v);
+    }
+
+    /// `ERR wrong number of arguments for '<cmd>' command` for this command.
+    pub fn arity_error(&self) -> CmdError {
+        CmdError::WrongArity(self.cmd.name().to_string())
+    }
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+#[inline]
+pub fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Parses an integer argument (`ERR value is not an integer or out of range`).
+pub fn int_arg(arg: &[u8]) -> Result<i64, CmdError> {
+    ferrite_protocol::parse_i64(arg).ok_or(CmdError::NotInteger)
+}
+
+/// Parses a float argument (`ERR value is not a valid float`).
+pub fn float_arg(arg: &[u8]) -> Result<f64, CmdError> {
+    ferrite_protocol::parse_f64(arg).ok_or(CmdError::NotFloat)
+}
+
+/// Current unix time in milliseconds.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Current unix time in microseconds.
+pub fn unix_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

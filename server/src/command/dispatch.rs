@@ -1,0 +1,151 @@
+//! The dispatcher: lookup, arity and auth checks, the call, its counters,
+//! the slow log, `MONITOR` feed and `CLIENT REPLY` handling.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ferrite_protocol::ReplyBuf;
+
+use super::ctx::{unix_ms, unix_us, Ctx};
+use super::error::CmdError;
+use super::table::{flag, Command, TABLE};
+use crate::client::{Client, ReplyMode};
+use crate::shared::Shared;
+use crate::stats::SlowEntry;
+
+fn reject(srv: &Shared, out: &mut ReplyBuf, cmd: Option<&Command>, msg: &str) {
+    if let Some(c) = cmd {
+        c.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+    }
+    srv.stats.count_error(msg.as_bytes());
+    out.error(msg.as_bytes());
+}
+
+fn quoted_args(argv: &[Bytes]) -> String {
+    let mut s = String::new();
+    for a in argv.iter().skip(1) {
+        if s.len() >= 128 {
+            break;
+        }
+        let room = 128 - s.len();
+        let text = String::from_utf8_lossy(&a[..a.len().min(room)]).into_owned();
+        s.push('\'');
+        s.push_str(&text);
+        s.push_str("' ");
+    }
+    s
+}
+
+/// Runs one command and appends its reply to `out`.
+pub fn execute(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
+    let reply_start = out.len();
+    // CLIENT REPLY: OFF drops every reply, SKIP drops the next command's.
+    if client.reply_mode == ReplyMode::SkipNext {
+        client.reply_mode = ReplyMode::Skipping;
+    }
+    let skipping = client.reply_mode == ReplyMode::Skipping;
+    run(srv, client, out, argv);
+    if client.reply_mode == ReplyMode::Off || skipping {
+        out.buf.truncate(reply_start);
+    }
+    if skipping && client.reply_mode == ReplyMode::Skipping {
+        client.reply_mode = ReplyMode::On;
+    }
+}
+
+fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
+    let now = unix_ms();
+    client
+        .handle
+        .last_interaction_ms
+        .store(now, Ordering::Relaxed);
+    let Some(mut cmd) = TABLE.lookup(&argv[0]) else {
+        let msg = format!(
+            "ERR unknown command '{}', with args beginning with: {}",
+            String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)]),
+            quoted_args(argv)
+        );
+        return reject(srv, out, None, &msg);
+    };
+    if cmd.handler.is_none() {
+        if argv.len() < 2 {
+            return reject(
+                srv,
+                out,
+                Some(cmd),
+                &CmdError::WrongArity(cmd.name().into()).to_string(),
+            );
+        }
+        match cmd.subcommand(&argv[1]) {
+            Some(s) => cmd = s,
+            None => {
+                let msg = format!(
+                    "ERR unknown subcommand '{}'. Try {} HELP.",
+                    String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)]),
+                    cmd.name().to_ascii_uppercase()
+                );
+                return reject(srv, out, Some(cmd), &msg);
+            }
+        }
+    }
+    if !cmd.arity_ok(argv.len()) {
+        return reject(
+            srv,
+            out,
+            Some(cmd),
+            &CmdError::WrongArity(cmd.name().into()).to_string(),
+        );
+    }
+    if !client.authenticated && !cmd.has(flag::NO_AUTH) {
+        return reject(srv, out, Some(cmd), &CmdError::NoAuth.to_string());
+    }
+    if srv.monitors_active.load(Ordering::Relaxed) && !cmd.has(flag::SKIP_MONITOR | flag::ADMIN) {
+        srv.feed_monitors(client, argv);
+    }
+    *client.handle.last_cmd.lock() = cmd.name();
+    let Some(handler) = cmd.handler else { return };
+    let start = Instant::now();
+    let mut ctx = Ctx {
+        srv,
+        client,
+        out,
+        now,
+        cmd,
+    };
+    let result = handler(&mut ctx, argv);
+    let took = start.elapsed().as_micros() as u64;
+    cmd.stats.calls.fetch_add(1, Ordering::Relaxed);
+    cmd.stats.usec.fetch_add(took, Ordering::Relaxed);
+    srv.stats
+        .total_commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = result {
+        cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+        let msg = e.to_string();
+        srv.stats.count_error(msg.as_bytes());
+        out.error(msg.as_bytes());
+    }
+    let threshold = srv.hot.slowlog_slower_than.load(Ordering::Relaxed);
+    if threshold >= 0 && took >= threshold as u64 && !cmd.has(flag::SKIP_SLOWLOG) {
+        let entry = SlowEntry {
+            id: 0,
+            time_s: unix_us() / 1_000_000,
+            duration_us: took,
+            args: argv.to_vec(),
+            addr: client.handle.addr.clone(),
+            name: client.handle.name.lock().clone().unwrap_or_default(),
+        };
+        let max = srv.hot.slowlog_max_len.load(Ordering::Relaxed);
+        srv.slowlog.lock().push(entry, max as usize);
+    }
+    let lat = srv.hot.latency_threshold_ms.load(Ordering::Relaxed);
+    if lat > 0 && took / 1000 >= lat as u64 {
+        let ev = if cmd.has(flag::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        srv.latency.lock().add(ev, now / 1000, took / 1000);
+    }
+}

@@ -1,0 +1,206 @@
+//! The command table: metadata joined with handlers, built once.
+//!
+//! Lookup is case-insensitive without allocating (names are lowercased into
+//! a stack buffer). Per-command counters for `INFO commandstats` live here.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+
+use super::meta::CommandMeta;
+use super::Handler;
+
+/// Flag bits computed from the metadata's flag words, for the dispatcher.
+pub mod flag {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MOVABLEKEYS: u32 = 1 << 13;
+    pub const NO_MULTI: u32 = 1 << 14;
+
+    /// The bit of one flag word.
+    pub fn from_word(w: &str) -> u32 {
+        match w {
+            "write" => WRITE,
+            "readonly" => READONLY,
+            "denyoom" => DENYOOM,
+            "admin" => ADMIN,
+            "pubsub" => PUBSUB,
+            "noscript" => NOSCRIPT,
+            "blocking" => BLOCKING,
+            "loading" => LOADING,
+            "stale" => STALE,
+            "skip_monitor" => SKIP_MONITOR,
+            "skip_slowlog" => SKIP_SLOWLOG,
+            "fast" => FAST,
+            "no_auth" => NO_AUTH,
+            "movablekeys" => MOVABLEKEYS,
+            "no_multi" => NO_MULTI,
+            _ => 0,
+        }
+    }
+}
+
+/// `INFO commandstats` counters of one command.
+#[derive(Default)]
+pub struct CommandStats {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub rejected_calls: AtomicU64,
+    pub failed_calls: AtomicU64,
+}
+
+/// A dispatchable command or subcommand.
+pub struct Command {
+    pub meta: &'static CommandMeta,
+    /// `None` for a container command (`CONFIG`), whose subcommands run.
+    pub handler: Option<Handler>,
+    pub flags: u32,
+    pub subcommands: HashMap<&'static [u8], Command>,
+    pub stats: CommandStats,
+}
+
+impl Command {
+    /// The lowercase full name (`get`, `config|get`).
+    pub fn name(&self) -> &'static str {
+        self.meta.name
+    }
+
+    /// Whether `argc` (command name included) satisfies the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.meta.arity;
+        (a >= 0 && argc == a as usize) || (a < 0 && argc >= (-a) as usize)
+    }
+
+    /// Whether the command has a flag bit.
+    pub fn has(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+
+    /// Looks up a subcommand case-insensitively.
+    pub fn subcommand(&self, name: &[u8]) -> Option<&Command> {
+        lookup_in(&self.subcommands, name)
+    }
+
+    /// Key positions by the legacy (first, last, step) triple, for `COMMAND GETKEYS`
+    /// and shard locking; `argc` is the full argument count.
+    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+        let m = self.meta;
+        if m.first_key <= 0 {
+            return Vec::new();
+        }
+        let last = if m.last_key < 0 {
+            argc as i32 + m.last_key
+        } else {
+            m.last_key
+        };
+        let step = m.step.max(1) as usize;
+        let mut v = Vec::new();
+        let mut i = m.first_key as usize;
+        while (i as i32) <= last && i < argc {
+            v.push(i);
+            i += step;
+        }
+        v
+    }
+}
+
+fn lookup_in<'a>(map: &'a HashMap<&'static [u8], Command>, name: &[u8]) -> Option<&'a Command> {
+    let mut buf = [0u8; 64];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    map.get(&buf[..name.len()])
+}
+
+/// Every command.
+pub struct Table {
+    pub commands: HashMap<&'static [u8], Command>,
+}
+
+impl Table {
+    /// Looks a command up case-insensitively.
+    pub fn lookup(&self, name: &[u8]) -> Option<&Command> {
+        lookup_in(&self.commands, name)
+    }
+
+    /// Builds the table from metadata and handlers. Metadata without a
+    /// handler is skipped (the command is not served); the coverage test
+    /// asserts that does not happen for the commands we claim.
+    pub fn build(metas: &'static [CommandMeta], handlers: &[(&'static str, Handler)]) -> Table {
+        let hmap: HashMap<&str, Handler> = handlers.iter().copied().collect();
+        let mut commands = HashMap::new();
+        for m in metas {
+            if let Some(c) = make(m, &hmap) {
+                commands.insert(m.name.as_bytes(), c);
+            }
+        }
+        Table { commands }
+    }
+
+    /// All commands, sorted by name.
+    pub fn sorted(&self) -> Vec<&Command> {
+        let mut v: Vec<&Command> = self.commands.values().collect();
+        v.sort_by_key(|c| c.meta.name);
+        v
+    }
+
+    /// Calls every command's counters back to zero (`CONFIG RESETSTAT`).
+    pub fn reset_stats(&self) {
+        fn reset(c: &Command) {
+            for s in [
+                &c.stats.calls,
+                &c.stats.usec,
+                &c.stats.rejected_calls,
+                &c.stats.failed_calls,
+            ] {
+                s.store(0, Ordering::Relaxed);
+            }
+            c.subcommands.values().for_each(reset);
+        }
+        self.commands.values().for_each(reset);
+    }
+}
+
+fn make(m: &'static CommandMeta, handlers: &HashMap<&str, Handler>) -> Option<Command> {
+    let flags = m.flags.iter().fold(0, |acc, w| acc | flag::from_word(w));
+    let mut subs = HashMap::new();
+    for s in m.subcommands {
+        if let Some(c) = make(s, handlers) {
+            let short = s.name.split('|').nth(1).unwrap_or(s.name);
+            subs.insert(short.as_bytes(), c);
+        }
+    }
+    let handler = handlers.get(m.name).copied();
+    if handler.is_none() && subs.is_empty() {
+        return None;
+    }
+    Some(Command {
+        meta: m,
+        handler,
+        flags,
+        subcommands: subs,
+        stats: CommandStats::default(),
+    })
+}
+
+/// The server's table: Redis's metadata joined with our handlers.
+pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    Table::build(
+        super::meta_redis::REDIS_COMMANDS,
+        &crate::commands::handlers(),
+    )
+});

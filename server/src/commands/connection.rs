@@ -1,0 +1,463 @@
+//! Connection commands: `PING ECHO QUIT RESET HELLO AUTH SELECT SWAPDB CLIENT`.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::client::ReplyMode;
+use crate::command::ctx::{int_arg, is};
+use crate::command::{CmdError, CmdResult, Ctx, Handler};
+
+/// Handlers of this family.
+pub const HANDLERS: &[(&str, Handler)] = &[
+    ("ping", ping),
+    ("echo", echo),
+    ("quit", quit),
+    ("reset", reset),
+    ("hello", hello),
+    ("auth", auth),
+    ("select", select),
+    ("swapdb", swapdb),
+    ("client|id", client_id),
+    ("client|setname", client_setname),
+    ("client|getname", client_getname),
+    ("client|list", client_list),
+    ("client|info", client_info),
+    ("client|kill", client_kill),
+    ("client|no-evict", client_no_evict),
+    ("client|reply", client_reply),
+    ("client|help", client_help),
+];
+
+/// The version we answer as: clients gate features on it.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(ctx.arity_error());
+    }
+    match args.get(1) {
+        Some(m) => ctx.out.bulk(m),
+        None => ctx.out.simple(b"PONG"),
+    }
+    Ok(())
+}
+
+fn echo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    ctx.out.bulk(&args[1]);
+    Ok(())
+}
+
+fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out.ok();
+    ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let c = &mut *ctx.client;
+    c.db = 0;
+    c.handle.db.store(0, Ordering::Relaxed);
+    c.reply_mode = ReplyMode::On;
+    *c.handle.name.lock() = None;
+    c.handle.no_evict.store(false, Ordering::Relaxed);
+    c.authenticated = !ctx.srv.hot.requirepass_set.load(Ordering::Relaxed);
+    ctx.out.resp3 = false;
+    c.handle.resp.store(2, Ordering::Relaxed);
+    ctx.out.simple(b"RESET");
+    Ok(())
+}
+
+fn check_password(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+    let cfg = ctx.srv.config.read();
+    let ok =
+        user == b"default" && (cfg.requirepass.is_empty() || cfg.requirepass.as_bytes() == pass);
+    if ok {
+        Ok(())
+    } else {
+        Err(CmdError::Other(
+            "WRONGPASS invalid username-password pair or user is disabled.".into(),
+        ))
+    }
+}
+
+fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    if args.len() == 2 && ctx.srv.config.read().requirepass.is_empty() {
+        return Err(CmdError::err(
+            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ));
+    }
+    let (user, pass): (&[u8], &[u8]) = if args.len() == 3 {
+        (&args[1], &args[2])
+    } else {
+        (b"default", &args[1])
+    };
+    check_password(ctx, user, pass)?;
+    ctx.client.authenticated = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut proto = None;
+    let mut i = 1;
+    if args.len() > 1 {
+        let v = ferrite_protocol::parse_i64(&args[1])
+            .ok_or_else(|| CmdError::err("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&v) {
+            return Err(CmdError::Other(
+                "NOPROTO unsupported protocol version".into(),
+            ));
+        }
+        proto = Some(v);
+        i = 2;
+    }
+    let mut setname = None;
+    let mut authed = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if is(&args[i], "auth") && more >= 2 {
+            check_password(ctx, &args[i + 1], &args[i + 2])?;
+            authed = Some(true);
+            i += 3;
+        } else if is(&args[i], "setname") && more >= 1 {
+            setname = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Err(CmdError::err(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    if authed.is_some() {
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::Other("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
+    }
+    if let Some(name) = setname {
+        validate_name(&name)?;
+        *ctx.client.handle.name.lock() = if name.is_empty() { None } else { Some(name) };
+    }
+    if let Some(p) = proto {
+        ctx.out.resp3 = p == 3;
+        ctx.client.handle.resp.store(p as usize, Ordering::Relaxed);
+    }
+    let out = &mut *ctx.out;
+    out.map(7);
+    out.bulk(b"server");
+    out.bulk(b"redis");
+    out.bulk(b"version");
+    out.bulk(REDIS_VERSION.as_bytes());
+    out.bulk(b"proto");
+    out.integer(if out.resp3 { 3 } else { 2 });
+    out.bulk(b"id");
+    out.integer(ctx.client.id() as i64);
+    out.bulk(b"mode");
+    out.bulk(b"standalone");
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"modules");
+    out.array(0);
+    Ok(())
+}
+
+fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let idx = int_arg(&args[1])?;
+    if idx < 0 || idx as usize >= ctx.srv.store.db_count() {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    ctx.client.db = idx as usize;
+    ctx.client.handle.db.store(idx as usize, Ordering::Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let a = ferrite_protocol::parse_i64(&args[1])
+        .ok_or_else(|| CmdError::err("invalid first DB index"))?;
+    let b = ferrite_protocol::parse_i64(&args[2])
+        .ok_or_else(|| CmdError::err("invalid second DB index"))?;
+    let n = ctx.srv.store.db_count() as i64;
+    if a < 0 || b < 0 || a >= n || b >= n {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    ctx.srv.store.swap_dbs(a as usize, b as usize);
+    ctx.srv.repl.feed_global(&[b"SWAPDB", &args[1], &args[2]]);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_id(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out.integer(ctx.client.id() as i64);
+    Ok(())
+}
+
+fn validate_name(name: &[u8]) -> CmdResult {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+fn client_setname(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    validate_name(&args[2])?;
+    *ctx.client.handle.name.lock() = if args[2].is_empty() {
+        None
+    } else {
+        Some(args[2].clone())
+    };
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_getname(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    match ctx.client.handle.name.lock().as_ref() {
+        Some(n) => ctx.out.bulk(n),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if is(&args[i], "type") && i + 1 < args.len() {
+            let t = &args[i + 1];
+            if !(is(t, "normal")
+                || is(t, "master")
+                || is(t, "replica")
+                || is(t, "slave")
+                || is(t, "pubsub"))
+            {
+                return Err(CmdError::err(format!(
+                    "Unknown client type '{}'",
+                    String::from_utf8_lossy(t)
+                )));
+            }
+            if !is(t, "normal") {
+                ids = Some(Vec::new());
+            }
+            i += 2;
+        } else if is(&args[i], "id") && i + 1 < args.len() {
+            let mut v = ids.take().unwrap_or_default();
+            for a in &args[i + 1..] {
+                match ferrite_protocol::parse_i64(a) {
+                    Some(n) if n > 0 => v.push(n as u64),
+                    _ => return Err(CmdError::err("Invalid client ID")),
+                }
+            }
+            ids = Some(v);
+            i = args.len();
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let now = ctx.now;
+    let mut text = String::new();
+    for c in ctx.srv.clients.all() {
+        if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
+            continue;
+        }
+        text.push_str(&c.info_line(now));
+        text.push('\n');
+    }
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+fn client_info(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let mut line = ctx.client.handle.info_line(ctx.now);
+    line.push('\n');
+    ctx.out.verbatim(line.as_bytes());
+    Ok(())
+}
+
+fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // Old form: CLIENT KILL addr:port
+    if args.len() == 3 {
+        let addr = String::from_utf8_lossy(&args[2]).into_owned();
+        let victim = ctx.srv.clients.all().into_iter().find(|c| c.addr == addr);
+        return match victim {
+            Some(c) => {
+                if c.id == ctx.client.id() {
+                    ctx.client.close_after_reply = true;
+                } else {
+                    c.kill();
+                }
+                ctx.out.ok();
+                Ok(())
+            }
+            None => Err(CmdError::err("No such client")),
+        };
+    }
+    if args.len() % 2 != 0 {
+        return Err(CmdError::Syntax);
+    }
+    let mut id = None;
+    let mut addr = None;
+    let mut laddr = None;
+    let mut skipme = true;
+    let mut only_none = false;
+    let mut i = 2;
+    while i + 1 < args.len() {
+        let (k, v) = (&args[i], &args[i + 1]);
+        if is(k, "id") {
+            id = Some(
+                ferrite_protocol::parse_i64(v)
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| CmdError::err("client-id should be greater than 0"))?
+                    as u64,
+            );
+        } else if is(k, "addr") {
+            addr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if is(k, "laddr") {
+            laddr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if is(k, "type") {
+            if is(v, "normal") {
+            } else if is(v, "master") || is(v, "replica") || is(v, "slave") || is(v, "pubsub") {
+                only_none = true;
+            } else {
+                return Err(CmdError::err(format!(
+                    "Unknown client type '{}'",
+                    String::from_utf8_lossy(v)
+                )));
+            }
+        } else if is(k, "user") {
+            if &v[..] != b"default" {
+                return Err(CmdError::err(format!(
+                    "No such user '{}'",
+                    String::from_utf8_lossy(v)
+                )));
+            }
+        } else if is(k, "skipme") {
+            if is(v, "yes") {
+                skipme = true;
+            } else if is(v, "no") {
+                skipme = false;
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let mut killed = 0;
+    if !only_none {
+        for c in ctx.srv.clients.all() {
+            if id.is_some_and(|x| x != c.id)
+                || addr.as_ref().is_some_and(|a| *a != c.addr)
+                || laddr.as_ref().is_some_and(|a| *a != c.laddr)
+            {
+                continue;
+            }
+            if c.id == ctx.client.id() {
+                if skipme {
+                    continue;
+                }
+                ctx.client.close_after_reply = true;
+            } else {
+                c.kill();
+            }
+            killed += 1;
+        }
+    }
+    ctx.out.integer(killed);
+    Ok(())
+}
+
+fn client_no_evict(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let on = if is(&args[2], "on") {
+        true
+    } else if is(&args[2], "off") {
+        false
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    ctx.client.handle.no_evict.store(on, Ordering::Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if is(&args[2], "on") {
+        ctx.client.reply_mode = ReplyMode::On;
+        ctx.out.ok();
+    } else if is(&args[2], "off") {
+        ctx.client.reply_mode = ReplyMode::Off;
+    } else if is(&args[2], "skip") {
+        if ctx.client.reply_mode != ReplyMode::Off {
+            ctx.client.reply_mode = ReplyMode::SkipNext;
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    Ok(())
+}
+
+/// Writes a `HELP` reply: the header line then the lines, as Redis's `addReplyHelp`.
+pub fn write_help(ctx: &mut Ctx<'_>, container: &str, lines: &[&str]) {
+    ctx.out.array(lines.len() + 3);
+    ctx.out.simple(
+        format!(
+            "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            container.to_ascii_uppercase()
+        )
+        .as_bytes(),
+    );
+    for l in lines {
+        ctx.out.simple(l.as_bytes());
+    }
+    ctx.out.simple(b"HELP");
+    ctx.out.simple(b"    Print this help.");
+}
+
+fn client_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    write_help(
+        ctx,
+        "client",
+        &[
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are:",
+            "    * ADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made from the specified address",
+            "    * LADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made to specified local address",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Kill connections by type.",
+            "    * USER <username>",
+            "      Kill connections authenticated by <username>.",
+            "    * SKIPME (YES|NO)",
+            "      Skip killing current connection (default: yes).",
+            "    * ID <client-id>",
+            "      Kill connections by client id.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+        ],
+    );
+    Ok(())
+}

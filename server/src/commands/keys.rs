@@ -1,0 +1,5 @@
+//! placeholder
+use crate::command::Handler;
+
+/// Handlers of this family.
+pub const HANDLERS: &[(&str, Handler)] = &[];

@@ -1,0 +1,20 @@
+//! Command families, one module each, each listing its handlers by the
+//! command's full name. Metadata comes from `command::meta_*`; the table
+//! joins them.
+
+use crate::command::Handler;
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod string;
+
+/// Every handler of every family.
+pub fn handlers() -> Vec<(&'static str, Handler)> {
+    let mut v = Vec::new();
+    v.extend_from_slice(connection::HANDLERS);
+    v.extend_from_slice(string::HANDLERS);
+    v.extend_from_slice(keys::HANDLERS);
+    v.extend_from_slice(server::HANDLERS);
+    v
+}

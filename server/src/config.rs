@@ -1,0 +1,839 @@
+//! Configuration with Redis's names, defaults and syntax.
+//!
+//! One table of parameters drives the config file parser
+//! (`redis.conf` syntax), the command line (`--name value ...`),
+//! `CONFIG GET` (glob patterns), `CONFIG SET` (validation, immutables) and
+//! `CONFIG REWRITE`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Why a configuration value was refused; the text is Redis's.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("Bad directive or wrong number of arguments")]
+    Unknown,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("can't set immutable config")]
+    Immutable,
+    #[error("can't open config file '{0}': {1}")]
+    File(String, String),
+}
+
+/// The server's settings. Field names follow the Redis parameter names.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: i64,
+    pub bind: Vec<String>,
+    pub requirepass: String,
+    pub databases: i64,
+    pub maxclients: i64,
+    pub timeout: i64,
+    pub tcp_keepalive: i64,
+    pub tcp_backlog: i64,
+    pub loglevel: String,
+    pub logfile: String,
+    pub dir: String,
+    pub dbfilename: String,
+    pub save: String,
+    pub appendonly: bool,
+    pub appendfilename: String,
+    pub appendfsync: String,
+    pub maxmemory: i64,
+    pub maxmemory_policy: String,
+    pub maxmemory_samples: i64,
+    pub maxmemory_eviction_tenacity: i64,
+    pub lfu_log_factor: i64,
+    pub lfu_decay_time: i64,
+    pub proto_max_bulk_len: i64,
+    pub client_query_buffer_limit: i64,
+    pub protected_mode: bool,
+    pub hz: i64,
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: i64,
+    pub latency_monitor_threshold: i64,
+    pub notify_keyspace_events: String,
+    pub active_expire_effort: i64,
+    pub lazyfree_lazy_eviction: bool,
+    pub lazyfree_lazy_expire: bool,
+    pub lazyfree_lazy_server_del: bool,
+    pub lazyfree_lazy_user_del: bool,
+    pub lazyfree_lazy_user_flush: bool,
+    pub repl_backlog_size: i64,
+    pub io_threads: i64,
+    pub daemonize: bool,
+    pub pidfile: String,
+    pub enable_debug_command: String,
+    pub enable_protected_configs: String,
+    pub enable_module_command: String,
+    pub shards: i64,
+    /// The config file given on the command line, for `CONFIG REWRITE`.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 6379,
+            bind: vec!["127.0.0.1".into(), "-::1".into()],
+            requirepass: String::new(),
+            databases: 16,
+            maxclients: 10000,
+            timeout: 0,
+            tcp_keepalive: 300,
+            tcp_backlog: 511,
+            loglevel: "notice".into(),
+            logfile: String::new(),
+            dir: ".".into(),
+            dbfilename: "dump.rdb".into(),
+            save: "3600 1 300 100 60 10000".into(),
+            appendonly: false,
+            appendfilename: "appendonly.aof".into(),
+            appendfsync: "everysec".into(),
+            maxmemory: 0,
+            maxmemory_policy: "noeviction".into(),
+            maxmemory_samples: 5,
+            maxmemory_eviction_tenacity: 10,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            protected_mode: true,
+            hz: 10,
+            slowlog_log_slower_than: 10000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
+            notify_keyspace_events: String::new(),
+            active_expire_effort: 1,
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_server_del: false,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
+            repl_backlog_size: 1024 * 1024,
+            io_threads: 1,
+            daemonize: false,
+            pidfile: String::new(),
+            enable_debug_command: "no".into(),
+            enable_protected_configs: "no".into(),
+            enable_module_command: "no".into(),
+            shards: 32,
+            config_file: None,
+        }
+    }
+}
+
+/// How a parameter's value is written and parsed.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// Bytes, with Redis's unit suffixes (`1k` = 1000, `1kb` = 1024, ...).
+    Memory {
+        min: i64,
+        max: i64,
+    },
+    Enum(&'static [&'static str]),
+    Str,
+    /// Space-separated list (`bind`).
+    List,
+    /// `save` pairs.
+    Save,
+    /// Keyspace-events class letters.
+    NotifyFlags,
+}
+
+/// One parameter of the table.
+pub struct Param {
+    pub name: &'static str,
+    pub alias: Option<&'static str>,
+    pub kind: Kind,
+    /// Cannot change at run time (`CONFIG SET` answers "can't set immutable config").
+    pub immutable: bool,
+    /// Protected configs (`enable-protected-configs`) in Redis; we accept them.
+    get: fn(&Config) -> String,
+    set: fn(&mut Config, String),
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+macro_rules! p {
+    ($name:literal, $alias:expr, $field:ident, bool, $imm:expr) => {
+        Param {
+            name: $name,
+            alias: $alias,
+            kind: Kind::Bool,
+            immutable: $imm,
+            get: |c| yes_no(c.$field),
+            set: |c, v| c.$field = v == "yes",
+        }
+    };
+    ($name:literal, $alias:expr, $field:ident, $kind:expr, int, $imm:expr) => {
+        Param {
+            name: $name,
+            alias: $alias,
+            kind: $kind,
+            immutable: $imm,
+            get: |c| c.$field.to_string(),
+            set: |c, v| c.$field = v.parse().unwrap_or_default(),
+        }
+    };
+    ($name:literal, $alias:expr, $field:ident, $kind:expr, str, $imm:expr) => {
+        Param {
+            name: $name,
+            alias: $alias,
+            kind: $kind,
+            immutable: $imm,
+            get: |c| c.$field.clone(),
+            set: |c, v| c.$field = v,
+        }
+    };
+}
+
+const POLICIES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
+
+/// Every parameter, in `CONFIG REWRITE` order.
+pub static PARAMS: &[Param] = &[
+    p!(
+        "port",
+        None,
+        port,
+        Kind::Int { min: 0, max: 65535 },
+        int,
+        false
+    ),
+    Param {
+        name: "bind",
+        alias: None,
+        kind: Kind::List,
+        immutable: false,
+        get: |c| c.bind.join(" "),
+        set: |c, v| c.bind = v.split_whitespace().map(String::from).collect(),
+    },
+    p!("requirepass", None, requirepass, Kind::Str, str, false),
+    p!(
+        "databases",
+        None,
+        databases,
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64
+        },
+        int,
+        true
+    ),
+    p!(
+        "maxclients",
+        None,
+        maxclients,
+        Kind::Int {
+            min: 1,
+            max: u32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "timeout",
+        None,
+        timeout,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "tcp-keepalive",
+        None,
+        tcp_keepalive,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "tcp-backlog",
+        None,
+        tcp_backlog,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        true
+    ),
+    p!(
+        "loglevel",
+        None,
+        loglevel,
+        Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]),
+        str,
+        false
+    ),
+    p!("logfile", None, logfile, Kind::Str, str, true),
+    p!("dir", None, dir, Kind::Str, str, false),
+    p!("dbfilename", None, dbfilename, Kind::Str, str, false),
+    p!("save", None, save, Kind::Save, str, false),
+    p!("appendonly", None, appendonly, bool, false),
+    p!("appendfilename", None, appendfilename, Kind::Str, str, true),
+    p!(
+        "appendfsync",
+        None,
+        appendfsync,
+        Kind::Enum(&["always", "everysec", "no"]),
+        str,
+        false
+    ),
+    p!(
+        "maxmemory",
+        None,
+        maxmemory,
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "maxmemory-policy",
+        None,
+        maxmemory_policy,
+        Kind::Enum(POLICIES),
+        str,
+        false
+    ),
+    p!(
+        "maxmemory-samples",
+        None,
+        maxmemory_samples,
+        Kind::Int { min: 1, max: 64 },
+        int,
+        false
+    ),
+    p!(
+        "maxmemory-eviction-tenacity",
+        None,
+        maxmemory_eviction_tenacity,
+        Kind::Int { min: 0, max: 100 },
+        int,
+        false
+    ),
+    p!(
+        "lfu-log-factor",
+        None,
+        lfu_log_factor,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "lfu-decay-time",
+        None,
+        lfu_decay_time,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "proto-max-bulk-len",
+        None,
+        proto_max_bulk_len,
+        Kind::Memory {
+            min: 1024 * 1024,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "client-query-buffer-limit",
+        None,
+        client_query_buffer_limit,
+        Kind::Memory {
+            min: 1024 * 1024,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!("protected-mode", None, protected_mode, bool, false),
+    p!(
+        "hz",
+        None,
+        hz,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "slowlog-log-slower-than",
+        None,
+        slowlog_log_slower_than,
+        Kind::Int {
+            min: -1,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "slowlog-max-len",
+        None,
+        slowlog_max_len,
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "latency-monitor-threshold",
+        None,
+        latency_monitor_threshold,
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "notify-keyspace-events",
+        None,
+        notify_keyspace_events,
+        Kind::NotifyFlags,
+        str,
+        false
+    ),
+    p!(
+        "active-expire-effort",
+        None,
+        active_expire_effort,
+        Kind::Int { min: 1, max: 10 },
+        int,
+        false
+    ),
+    p!(
+        "lazyfree-lazy-eviction",
+        None,
+        lazyfree_lazy_eviction,
+        bool,
+        false
+    ),
+    p!(
+        "lazyfree-lazy-expire",
+        None,
+        lazyfree_lazy_expire,
+        bool,
+        false
+    ),
+    p!(
+        "lazyfree-lazy-server-del",
+        None,
+        lazyfree_lazy_server_del,
+        bool,
+        false
+    ),
+    p!(
+        "lazyfree-lazy-user-del",
+        None,
+        lazyfree_lazy_user_del,
+        bool,
+        false
+    ),
+    p!(
+        "lazyfree-lazy-user-flush",
+        None,
+        lazyfree_lazy_user_flush,
+        bool,
+        false
+    ),
+    p!(
+        "repl-backlog-size",
+        None,
+        repl_backlog_size,
+        Kind::Memory {
+            min: 1,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "io-threads",
+        None,
+        io_threads,
+        Kind::Int { min: 1, max: 128 },
+        int,
+        true
+    ),
+    p!("daemonize", None, daemonize, bool, true),
+    p!("pidfile", None, pidfile, Kind::Str, str, true),
+    p!(
+        "enable-debug-command",
+        None,
+        enable_debug_command,
+        Kind::Enum(YES_NO_LOCAL),
+        str,
+        true
+    ),
+    p!(
+        "enable-protected-configs",
+        None,
+        enable_protected_configs,
+        Kind::Enum(YES_NO_LOCAL),
+        str,
+        true
+    ),
+    p!(
+        "enable-module-command",
+        None,
+        enable_module_command,
+        Kind::Enum(YES_NO_LOCAL),
+        str,
+        true
+    ),
+    p!(
+        "shards",
+        None,
+        shards,
+        Kind::Int { min: 1, max: 64 },
+        int,
+        true
+    ),
+];
+
+/// Finds a parameter by name or alias, case-insensitively.
+pub fn find_param(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| {
+        p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
+    })
+}
+
+/// Parses a memory value the way Redis's `memtoull` does.
+pub fn parse_memory(s: &str) -> Option<i64> {
+    let lower = s.to_ascii_lowercase();
+    let (num, mul): (&str, i64) = if let Some(n) = lower.strip_suffix("gb") {
+        (n, 1024 * 1024 * 1024)
+    } else if let Some(n) = lower.strip_suffix("mb") {
+        (n, 1024 * 1024)
+    } else if let Some(n) = lower.strip_suffix("kb") {
+        (n, 1024)
+    } else if let Some(n) = lower.strip_suffix('g') {
+        (n, 1_000_000_000)
+    } else if let Some(n) = lower.strip_suffix('m') {
+        (n, 1_000_000)
+    } else if let Some(n) = lower.strip_suffix('k') {
+        (n, 1000)
+    } else if let Some(n) = lower.strip_suffix('b') {
+        (n, 1)
+    } else {
+        (lower.as_str(), 1)
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse::<i64>().ok()?.checked_mul(mul)
+}
+
+const NOTIFY_CLASSES: &str = "KEg$lshzxetmdnA";
+
+impl Param {
+    /// Validates and normalises `args` (already split) into the stored text.
+    pub fn normalise(&self, args: &[String]) -> Result<String, ConfigError> {
+        let single = || -> Result<&str, ConfigError> {
+            if args.len() == 1 {
+                Ok(args[0].as_str())
+            } else {
+                Err(ConfigError::Unknown)
+            }
+        };
+        match self.kind {
+            Kind::Bool => match single()?.to_ascii_lowercase().as_str() {
+                "yes" => Ok("yes".into()),
+                "no" => Ok("no".into()),
+                _ => Err(ConfigError::Invalid(
+                    "argument must be 'yes' or 'no'".into(),
+                )),
+            },
+            Kind::Int { min, max } => {
+                let v = single()?;
+                let n: i64 = ferrite_protocol::parse_i64(v.as_bytes()).ok_or_else(|| {
+                    ConfigError::Invalid("argument couldn't be parsed into an integer".into())
+                })?;
+                if n < min || n > max {
+                    return Err(ConfigError::Invalid(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    )));
+                }
+                Ok(n.to_string())
+            }
+            Kind::Memory { min, max } => {
+                let v = single()?;
+                let n = parse_memory(v).ok_or_else(|| {
+                    ConfigError::Invalid("argument must be a memory value".into())
+                })?;
+                if n < min || n > max {
+                    return Err(ConfigError::Invalid(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    )));
+                }
+                Ok(n.to_string())
+            }
+            Kind::Enum(values) => {
+                let v = single()?.to_ascii_lowercase();
+                if values.contains(&v.as_str()) {
+                    Ok(v)
+                } else {
+                    Err(ConfigError::Invalid(
+                        "argument(s) must be one of the following: ".to_string()
+                            + &values.join(", "),
+                    ))
+                }
+            }
+            Kind::Str => Ok(single()?.to_string()),
+            Kind::List => Ok(args.join(" ")),
+            Kind::Save => {
+                let joined = args.join(" ");
+                let parts: Vec<&str> = joined.split_whitespace().collect();
+                if parts.len() == 1 && parts[0].is_empty() || parts.is_empty() {
+                    return Ok(String::new());
+                }
+                if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+                    return Err(ConfigError::Invalid("Invalid save parameters".into()));
+                }
+                Ok(parts.join(" "))
+            }
+            Kind::NotifyFlags => {
+                let v = single()?;
+                if v.chars().all(|c| NOTIFY_CLASSES.contains(c)) {
+                    Ok(v.to_string())
+                } else {
+                    Err(ConfigError::Invalid(
+                        "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The value as `CONFIG GET` shows it.
+    pub fn get(&self, c: &Config) -> String {
+        (self.get)(c)
+    }
+
+    /// Stores an already normalised value.
+    pub fn apply(&self, c: &mut Config, normalised: String) {
+        (self.set)(c, normalised)
+    }
+}
+
+impl Config {
+    /// Sets one parameter from text arguments, validating it (config file,
+    /// command line and `CONFIG SET` all come here).
+    pub fn set(&mut self, name: &str, args: &[String]) -> Result<(), ConfigError> {
+        let p = find_param(name).ok_or(ConfigError::Unknown)?;
+        let v = p.normalise(args)?;
+        p.apply(self, v);
+        Ok(())
+    }
+
+    /// Applies `redis.conf`-style text: one directive per line, `#` comments,
+    /// arguments split like Redis's `sdssplitargs`.
+    pub fn load_text(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let args = ferrite_protocol::split_args(line.as_bytes()).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "line {}: Unbalanced quotes in configuration line",
+                    i + 1
+                ))
+            })?;
+            let args: Vec<String> = args
+                .into_iter()
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+                .collect();
+            let Some((name, rest)) = args.split_first() else {
+                continue;
+            };
+            if name.eq_ignore_ascii_case("include") {
+                for f in rest {
+                    let t = std::fs::read_to_string(f)
+                        .map_err(|e| ConfigError::File(f.clone(), e.to_string()))?;
+                    self.load_text(&t)?;
+                }
+                continue;
+            }
+            self.set(name, rest)
+                .map_err(|e| ConfigError::Invalid(format!("line {}: '{}': {}", i + 1, line, e)))?;
+        }
+        Ok(())
+    }
+
+    /// Builds the configuration like `redis-server [file] [--name value ...]`:
+    /// the file first, then the command-line options over it.
+    pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        let mut rest = args;
+        if let Some(first) = args.first() {
+            if !first.starts_with("--") {
+                let text = if first == "-" {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                        .map_err(|e| ConfigError::File("-".into(), e.to_string()))?;
+                    s
+                } else {
+                    c.config_file = Some(PathBuf::from(first));
+                    std::fs::read_to_string(first)
+                        .map_err(|e| ConfigError::File(first.clone(), e.to_string()))?
+                };
+                c.load_text(&text)?;
+                rest = &args[1..];
+            }
+        }
+        // `--name v1 v2 --other v` becomes "name v1 v2\nother v", as redis-server does.
+        let mut text = String::new();
+        for a in rest {
+            if let Some(name) = a.strip_prefix("--") {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(name);
+            } else {
+                text.push(' ');
+                let quoted = a.is_empty()
+                    || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+                if quoted {
+                    let _ = write!(text, "\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\""));
+                } else {
+                    text.push_str(a);
+                }
+            }
+        }
+        c.load_text(&text)?;
+        Ok(c)
+    }
+
+    /// Writes the configuration back to its file (`CONFIG REWRITE`): lines of
+    /// parameters that differ from the defaults are replaced or appended,
+    /// comments and unknown lines are kept.
+    pub fn rewrite(&self) -> Result<(), String> {
+        let Some(path) = &self.config_file else {
+            return Err("ERR The server is running without a config file".into());
+        };
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let defaults = Config::default();
+        let mut written = std::collections::HashSet::new();
+        let mut out = String::new();
+        for line in old.lines() {
+            let t = line.trim();
+            let name = t.split_whitespace().next().unwrap_or("");
+            match find_param(name) {
+                Some(p) if !t.starts_with('#') => {
+                    if written.insert(p.name) {
+                        let _ = writeln!(out, "{} {}", p.name, quote(&p.get(self)));
+                    }
+                }
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        for p in PARAMS {
+            if !written.contains(p.name) && p.get(self) != p.get(&defaults) {
+                let _ = writeln!(out, "{} {}", p.name, quote(&p.get(self)));
+            }
+        }
+        let tmp = path.with_extension("tmp-rewrite");
+        std::fs::write(&tmp, out).map_err(|e| format!("ERR Rewriting config file: {e}"))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("ERR Rewriting config file: {e}"))
+    }
+}
+
+fn quote(v: &str) -> String {
+    if v.is_empty() || v.contains(|c: char| c.is_whitespace() || c == '"') {
+        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_overrides_file_syntax() {
+        let args: Vec<String> = [
+            "--port",
+            "7777",
+            "--maxmemory",
+            "100mb",
+            "--save",
+            "",
+            "--bind",
+            "0.0.0.0",
+            "::",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = Config::from_args(&args).unwrap();
+        assert_eq!(c.port, 7777);
+        assert_eq!(c.maxmemory, 100 * 1024 * 1024);
+        assert_eq!(c.save, "");
+        assert_eq!(c.bind, vec!["0.0.0.0", "::"]);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_redis_text() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.set("maxmemory", &["lots".into()]),
+            Err(ConfigError::Invalid(
+                "argument must be a memory value".into()
+            ))
+        );
+        assert_eq!(c.set("nosuch", &["1".into()]), Err(ConfigError::Unknown));
+        assert_eq!(parse_memory("1kb"), Some(1024));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("2GB"), Some(2 << 30));
+    }
+}

@@ -1,0 +1,160 @@
+//! One connection: read, parse every complete command in the buffer,
+//! execute each, append each reply to one output buffer, write once.
+//!
+//! Reads use a short-read rule: a read that returns less than it asked for
+//! has drained the socket, so readiness is cleared at once instead of
+//! paying one more `read` that would only return `EAGAIN`. Tokio clears
+//! readiness by tick, so an edge that arrives meanwhile is never lost.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use ferrite_protocol::{parse_command, Limits, Parsed, ReplyBuf};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::client::Client;
+use crate::command::dispatch::execute;
+use crate::shared::Shared;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves one client until it quits, errs, is killed or the server stops.
+pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = ReplyBuf::new();
+    let mut argv: Vec<Bytes> = Vec::with_capacity(8);
+    let mut monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>> = None;
+    let handle = client.handle.clone();
+    let mut hint = 0usize;
+    'conn: loop {
+        if handle.killed.load(Ordering::Acquire) {
+            break;
+        }
+        // Wait for input, a kill, or monitor output.
+        tokio::select! {
+            r = stream.readable() => {
+                if r.is_err() {
+                    break;
+                }
+            }
+            _ = handle.kill_notify.notified() => continue,
+            m = async { monitor_rx.as_mut().expect("guarded").recv().await }, if monitor_rx.is_some() => {
+                match m {
+                    Some(line) => {
+                        out.raw(&line);
+                        if write_all(&srv, &stream, &mut out.buf).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+        }
+        let want = READ_CHUNK.max(hint);
+        inbuf.reserve(want);
+        let cap = inbuf.capacity() - inbuf.len();
+        let mut got = 0usize;
+        let res = stream.try_io(Interest::READABLE, || {
+            let n = stream.try_read_buf(&mut inbuf)?;
+            got = n;
+            if n > 0 && n < cap {
+                // Drained: clear readiness now (see the module doc).
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match res {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if got == 0 {
+                    continue;
+                }
+            }
+            Err(_) => break,
+        }
+        srv.stats
+            .net_input_bytes
+            .fetch_add(got as u64, Ordering::Relaxed);
+        let limits = Limits {
+            max_bulk_len: srv.hot.proto_max_bulk_len.load(Ordering::Relaxed),
+            authenticated: client.authenticated,
+        };
+        loop {
+            match parse_command(&mut inbuf, &mut argv, &limits) {
+                Ok(Parsed::Command) => {
+                    if argv.is_empty() {
+                        continue;
+                    }
+                    execute(&srv, &mut client, &mut out, &argv);
+                    argv.clear();
+                    if client.close_after_reply || handle.killed.load(Ordering::Acquire) {
+                        let _ = write_all(&srv, &stream, &mut out.buf).await;
+                        break 'conn;
+                    }
+                    if client.start_monitor {
+                        client.start_monitor = false;
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        srv.monitors.lock().push(tx);
+                        srv.monitors_active.store(true, Ordering::Relaxed);
+                        monitor_rx = Some(rx);
+                    }
+                }
+                Ok(Parsed::Incomplete { hint: h }) => {
+                    hint = h;
+                    break;
+                }
+                Err(e) => {
+                    let msg = format!("ERR {e}");
+                    srv.stats.count_error(msg.as_bytes());
+                    out.error(msg.as_bytes());
+                    let _ = write_all(&srv, &stream, &mut out.buf).await;
+                    tracing::debug!(client = client.id(), error = %e, "protocol error, closing");
+                    break 'conn;
+                }
+            }
+        }
+        handle.qbuf.store(inbuf.len(), Ordering::Relaxed);
+        if inbuf.len() as i64 > srv.hot.client_query_buffer_limit.load(Ordering::Relaxed) {
+            tracing::warn!(
+                client = client.id(),
+                "closing client that reached max query buffer length"
+            );
+            break;
+        }
+        if !out.is_empty() && write_all(&srv, &stream, &mut out.buf).await.is_err() {
+            break;
+        }
+        if out.buf.capacity() > 1024 * 1024 {
+            out.buf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        if inbuf.is_empty() && inbuf.capacity() > 1024 * 1024 {
+            inbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+    }
+}
+
+/// Writes the whole buffer, waiting for writability when the socket is full.
+async fn write_all(srv: &Shared, stream: &TcpStream, buf: &mut BytesMut) -> io::Result<()> {
+    let total = buf.len();
+    let mut off = 0;
+    while off < total {
+        match stream.try_write(&buf[off..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => off += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    srv.stats
+        .net_output_bytes
+        .fetch_add(total as u64, Ordering::Relaxed);
+    buf.clear();
+    Ok(())
+}

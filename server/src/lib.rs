@@ -1,0 +1,19 @@
+//! The Ferrite server: networking, the command table and dispatch,
+//! configuration, and the propagation stream.
+//!
+//! Direction of dependencies: `server` uses `protocol` (bytes ↔ commands)
+//! and `storage` (the keyspace); neither of those knows about this crate.
+
+pub mod client;
+pub mod command;
+pub mod commands;
+pub mod config;
+pub mod connection;
+pub mod propagate;
+pub mod server;
+pub mod shared;
+pub mod stats;
+
+pub use config::Config;
+pub use server::{run, run_with};
+pub use shared::Shared;

@@ -1,0 +1,247 @@
+//! The server as a function of a bound listener: `run(listener, config,
+//! shutdown)`. Tests bind `127.0.0.1:0` and embed a whole server.
+//!
+//! Connections are accepted on the caller's runtime and handed round-robin
+//! to worker threads, each running its own single-threaded tokio runtime: a
+//! connection lives on one thread for its whole life (no work stealing, no
+//! cross-thread wake-ups on the request path), and shards with short
+//! critical sections let the workers scale across cores.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::client::{Client, ClientHandle};
+use crate::command::ctx::unix_ms;
+use crate::config::Config;
+use crate::connection;
+use crate::shared::Shared;
+
+const PROTECTED_MODE_ERR: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Number of worker threads: one per core unless `FERRITE_WORKERS` says otherwise.
+fn worker_count() -> usize {
+    std::env::var("FERRITE_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+/// Runs a server on `listener` until `shutdown` completes or a client sends
+/// `SHUTDOWN`. Returns the shared state for inspection (tests).
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> Arc<Shared> {
+    let srv = Shared::new(config);
+    run_with(listener, srv.clone(), shutdown).await;
+    srv
+}
+
+/// [`run`] over state built by the caller.
+pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Future) {
+    if let Ok(a) = listener.local_addr() {
+        srv.port.store(i64::from(a.port()), Ordering::Relaxed);
+    }
+    let n = worker_count();
+    let mut senders = Vec::with_capacity(n);
+    let mut threads = Vec::with_capacity(n);
+    for i in 0..n {
+        let (tx, rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+        senders.push(tx);
+        let srv = srv.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("ferrite-worker-{i}"))
+            .spawn(move || worker(rx, srv))
+            .expect("spawn worker thread");
+        threads.push(t);
+    }
+    let cron = tokio::spawn(cron(srv.clone()));
+    tokio::pin!(shutdown);
+    let mut next = 0usize;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = srv.shutdown.notified() => break,
+            r = listener.accept() => {
+                let (stream, peer) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                srv.stats.total_connections_received.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = refuse(&srv, &peer) {
+                    srv.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                    let _ = stream.try_write(reply.as_bytes());
+                    continue;
+                }
+                match stream.into_std() {
+                    Ok(s) => {
+                        let _ = senders[next % n].send((s, peer));
+                        next = next.wrapping_add(1);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not hand over connection"),
+                }
+            }
+        }
+    }
+    srv.request_shutdown();
+    drop(senders);
+    cron.abort();
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
+    tracing::info!("server stopped");
+}
+
+fn refuse(srv: &Shared, peer: &SocketAddr) -> Option<&'static str> {
+    if srv.hot.protected_mode.load(Ordering::Relaxed)
+        && !srv.hot.requirepass_set.load(Ordering::Relaxed)
+        && !peer.ip().is_loopback()
+    {
+        return Some(PROTECTED_MODE_ERR);
+    }
+    if srv.clients.len() as i64 >= srv.hot.maxclients.load(Ordering::Relaxed) {
+        return Some("-ERR max number of clients reached\r\n");
+    }
+    None
+}
+
+fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, srv: Arc<Shared>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "worker runtime failed to start");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        while let Some((std_stream, peer)) = rx.recv().await {
+            let _ = std_stream.set_nodelay(true);
+            let stream = match TcpStream::from_std(std_stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not register connection");
+                    continue;
+                }
+            };
+            let srv = srv.clone();
+            tasks.spawn_local(async move {
+                let laddr = stream
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let id = srv.clients.next_id();
+                let handle = Arc::new(ClientHandle {
+                    id,
+                    addr: peer.to_string(),
+                    laddr,
+                    fd: fd_of(&stream),
+                    created_ms: unix_ms(),
+                    last_interaction_ms: unix_ms().into(),
+                    db: 0.into(),
+                    name: Default::default(),
+                    lib_name: Default::default(),
+                    lib_ver: Default::default(),
+                    last_cmd: parking_lot::Mutex::new("NULL"),
+                    resp: 2.into(),
+                    no_evict: false.into(),
+                    monitor: false.into(),
+                    qbuf: 0.into(),
+                    commands: 0.into(),
+                    killed: false.into(),
+                    kill_notify: Default::default(),
+                });
+                srv.clients.add(handle.clone());
+                let authenticated = !srv.hot.requirepass_set.load(Ordering::Relaxed);
+                let client = Client::new(handle, authenticated);
+                // A panic inside the connection stays inside this task: the
+                // runtime reports it and the server keeps serving.
+                let fut = connection::serve(stream, srv.clone(), client);
+                fut.await;
+                srv.clients.remove(id);
+            });
+            // Reap finished tasks so the set does not grow.
+            while let Some(Some(r)) = futures_now(&mut tasks) {
+                if let Err(e) = r {
+                    if e.is_panic() {
+                        tracing::error!("a connection task panicked; the connection was closed");
+                    }
+                }
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                if e.is_panic() {
+                    tracing::error!("a connection task panicked; the connection was closed");
+                }
+            }
+        }
+    });
+}
+
+fn futures_now(
+    set: &mut tokio::task::JoinSet<()>,
+) -> Option<Option<Result<(), tokio::task::JoinError>>> {
+    set.try_join_next().map(Some)
+}
+
+#[cfg(unix)]
+fn fd_of(s: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    i64::from(s.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn fd_of(_s: &TcpStream) -> i64 {
+    -1
+}
+
+/// Background work on `hz`: active expiry, idle timeouts, the ops/sec sample.
+async fn cron(srv: Arc<Shared>) {
+    loop {
+        let hz = srv.config.read().hz.clamp(1, 500);
+        let period = Duration::from_millis((1000 / hz) as u64);
+        tokio::time::sleep(period).await;
+        let now = unix_ms();
+        // Redis's slow cycle may use 25% of each period.
+        let srv2 = srv.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || srv2.store.active_expire_cycle(now, period / 4))
+                .await;
+        let timeout = srv.hot.timeout_s.load(Ordering::Relaxed);
+        if timeout > 0 {
+            for c in srv.clients.all() {
+                if (now - c.last_interaction_ms.load(Ordering::Relaxed)) / 1000 > timeout
+                    && !c.monitor.load(Ordering::Relaxed)
+                {
+                    c.kill();
+                }
+            }
+        }
+        let mut s = srv.stats.ops_sample.lock();
+        let total = srv.stats.total_commands_processed.load(Ordering::Relaxed);
+        let (last_total, last_ms, _) = *s;
+        let dt = (now - last_ms).max(1) as u64;
+        let ops = total.saturating_sub(last_total) * 1000 / dt;
+        *s = (total, now, ops);
+    }
+}

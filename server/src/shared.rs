@@ -1,0 +1,186 @@
+//! State shared by every connection: the store, the configuration, the
+//! propagation stream, counters and the client registry.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferrite_storage::{Observer, Store};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
+
+use crate::client::{Client, Registry};
+use crate::command::ctx::unix_us;
+use crate::config::Config;
+use crate::propagate::Propagator;
+use crate::stats::{Latency, SlowLog, Stats};
+
+/// Configuration values read on every command, mirrored in atomics so the
+/// hot path takes no lock. Refreshed by [`Shared::apply_config`].
+#[derive(Default)]
+pub struct Hot {
+    pub proto_max_bulk_len: AtomicI64,
+    pub client_query_buffer_limit: AtomicI64,
+    pub slowlog_slower_than: AtomicI64,
+    pub slowlog_max_len: AtomicI64,
+    pub latency_threshold_ms: AtomicI64,
+    pub timeout_s: AtomicI64,
+    pub maxclients: AtomicI64,
+    pub requirepass_set: AtomicBool,
+    pub protected_mode: AtomicBool,
+}
+
+/// Turns storage effects into stream entries: an expiry becomes `DEL`.
+struct ExpiryFeed {
+    repl: Arc<Propagator>,
+}
+
+impl Observer for ExpiryFeed {
+    fn expired(&self, db: usize, key: &[u8]) {
+        self.repl.feed(db, &[b"DEL", key]);
+    }
+}
+
+/// The server's shared state.
+pub struct Shared {
+    pub store: Store,
+    pub config: RwLock<Config>,
+    pub hot: Hot,
+    pub stats: Stats,
+    pub clients: Registry,
+    pub repl: Arc<Propagator>,
+    pub slowlog: Mutex<SlowLog>,
+    pub latency: Mutex<Latency>,
+    /// 40 hex characters, new at every start (`run_id`, `master_replid`).
+    pub run_id: String,
+    pub replid2: Mutex<String>,
+    pub start_ms: i64,
+    pub lastsave_s: AtomicI64,
+    /// The port actually bound (`INFO server` `tcp_port`).
+    pub port: AtomicI64,
+    pub monitors: Mutex<Vec<UnboundedSender<Bytes>>>,
+    pub monitors_active: AtomicBool,
+    /// Set by `SHUTDOWN` (and signals); the accept loop stops and connections close.
+    pub shutdown: Notify,
+    pub shutting_down: AtomicBool,
+    pub config_file: Option<std::path::PathBuf>,
+}
+
+fn random_hex40() -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    (0..40)
+        .map(|_| char::from(b"0123456789abcdef"[r.gen_range(0..16)]))
+        .collect()
+}
+
+impl Shared {
+    /// Builds the state for `config`.
+    pub fn new(config: Config) -> Arc<Shared> {
+        let repl = Arc::new(Propagator::new(config.repl_backlog_size as usize));
+        let store = Store::new(
+            config.databases as usize,
+            config.shards as usize,
+            Arc::new(ExpiryFeed { repl: repl.clone() }),
+        );
+        let now_s = unix_us() / 1_000_000;
+        let config_file = config.config_file.clone();
+        let s = Shared {
+            store,
+            config: RwLock::new(config),
+            hot: Hot::default(),
+            stats: Stats::default(),
+            clients: Registry::default(),
+            repl,
+            slowlog: Mutex::new(SlowLog::default()),
+            latency: Mutex::new(Latency::default()),
+            run_id: random_hex40(),
+            replid2: Mutex::new("0".repeat(40)),
+            start_ms: unix_us() / 1000,
+            lastsave_s: AtomicI64::new(now_s),
+            port: AtomicI64::new(0),
+            monitors: Mutex::new(Vec::new()),
+            monitors_active: AtomicBool::new(false),
+            shutdown: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            config_file,
+        };
+        s.apply_config();
+        Arc::new(s)
+    }
+
+    /// Refreshes the hot mirrors after the configuration changed.
+    pub fn apply_config(&self) {
+        let c = self.config.read();
+        let h = &self.hot;
+        h.proto_max_bulk_len
+            .store(c.proto_max_bulk_len, Ordering::Relaxed);
+        h.client_query_buffer_limit
+            .store(c.client_query_buffer_limit, Ordering::Relaxed);
+        h.slowlog_slower_than
+            .store(c.slowlog_log_slower_than, Ordering::Relaxed);
+        h.slowlog_max_len
+            .store(c.slowlog_max_len, Ordering::Relaxed);
+        h.latency_threshold_ms
+            .store(c.latency_monitor_threshold, Ordering::Relaxed);
+        h.timeout_s.store(c.timeout, Ordering::Relaxed);
+        h.maxclients.store(c.maxclients, Ordering::Relaxed);
+        h.requirepass_set
+            .store(!c.requirepass.is_empty(), Ordering::Relaxed);
+        h.protected_mode.store(c.protected_mode, Ordering::Relaxed);
+    }
+
+    /// Sends a command to every `MONITOR` client, in Redis's format.
+    pub fn feed_monitors(&self, client: &Client, argv: &[Bytes]) {
+        let us = unix_us();
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            us / 1_000_000,
+            us % 1_000_000,
+            client.db,
+            client.handle.addr
+        );
+        for a in argv {
+            line.push(' ');
+            line.push_str(&repr(a));
+        }
+        line.push_str("\r\n");
+        let msg = Bytes::from(line);
+        let mut mons = self.monitors.lock();
+        mons.retain(|tx| tx.send(msg.clone()).is_ok());
+        if mons.is_empty() {
+            self.monitors_active.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Asks the whole server to stop.
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.shutdown.notify_waiters();
+        for c in self.clients.all() {
+            c.kill();
+        }
+    }
+}
+
+/// Quotes bytes like Redis's `sdscatrepr`.
+pub fn repr(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for &b in s {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            7 => out.push_str("\\a"),
+            8 => out.push_str("\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => out.push(char::from(c)),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
