@@ -204,3 +204,170 @@ pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
         &crate::commands::handlers(),
     )
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commands the spine serves; each must be in the table with a handler.
+    const SPINE: &[&str] = &[
+        "ping",
+        "echo",
+        "quit",
+        "reset",
+        "hello",
+        "auth",
+        "select",
+        "swapdb",
+        "client|id",
+        "client|setname",
+        "client|getname",
+        "client|list",
+        "client|info",
+        "client|kill",
+        "client|no-evict",
+        "client|reply",
+        "get",
+        "set",
+        "setnx",
+        "setex",
+        "psetex",
+        "getset",
+        "getdel",
+        "getex",
+        "mget",
+        "mset",
+        "msetnx",
+        "append",
+        "strlen",
+        "getrange",
+        "setrange",
+        "incr",
+        "decr",
+        "incrby",
+        "decrby",
+        "incrbyfloat",
+        "setbit",
+        "getbit",
+        "bitcount",
+        "bitpos",
+        "bitop",
+        "bitfield",
+        "del",
+        "unlink",
+        "exists",
+        "type",
+        "rename",
+        "renamenx",
+        "copy",
+        "move",
+        "touch",
+        "keys",
+        "scan",
+        "randomkey",
+        "dbsize",
+        "flushdb",
+        "flushall",
+        "expire",
+        "pexpire",
+        "expireat",
+        "pexpireat",
+        "ttl",
+        "pttl",
+        "expiretime",
+        "pexpiretime",
+        "persist",
+        "object|encoding",
+        "object|refcount",
+        "object|idletime",
+        "object|freq",
+        "object|help",
+        "info",
+        "config|get",
+        "config|set",
+        "config|resetstat",
+        "config|rewrite",
+        "command|count",
+        "command|info",
+        "command|docs",
+        "command|getkeys",
+        "command|list",
+        "time",
+        "lastsave",
+        "slowlog|get",
+        "slowlog|len",
+        "slowlog|reset",
+        "monitor",
+        "shutdown",
+        "memory|usage",
+        "latency|latest",
+        "latency|reset",
+        "debug",
+    ];
+
+    fn find(name: &str) -> Option<&'static Command> {
+        let mut parts = name.split('|');
+        let top = TABLE.lookup(parts.next()?.as_bytes())?;
+        match parts.next() {
+            Some(sub) => top.subcommand(sub.as_bytes()),
+            None => Some(top),
+        }
+    }
+
+    #[test]
+    fn every_spine_command_is_served() {
+        let missing: Vec<&str> = SPINE
+            .iter()
+            .copied()
+            .filter(|n| find(n).and_then(|c| c.handler).is_none())
+            .collect();
+        assert!(missing.is_empty(), "declared but not served: {missing:?}");
+    }
+
+    #[test]
+    fn every_handler_has_metadata() {
+        fn declared(name: &str) -> bool {
+            super::super::meta_redis::REDIS_COMMANDS
+                .iter()
+                .any(|m| m.name == name || m.subcommands.iter().any(|s| s.name == name))
+        }
+        let orphans: Vec<&str> = crate::commands::handlers()
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !declared(n))
+            .collect();
+        assert!(orphans.is_empty(), "handlers without metadata: {orphans:?}");
+    }
+
+    #[test]
+    fn key_positions_are_valid() {
+        fn check(c: &Command) {
+            let m = c.meta;
+            if m.first_key > 0 {
+                assert!(m.step > 0, "{}: step", m.name);
+                assert!(
+                    m.last_key < 0 || m.last_key >= m.first_key,
+                    "{}: last key",
+                    m.name
+                );
+                if m.arity > 0 {
+                    assert!(m.first_key < m.arity, "{}: first key beyond arity", m.name);
+                }
+            } else {
+                assert_eq!((m.first_key, m.last_key, m.step), (0, 0, 0), "{}", m.name);
+            }
+            c.subcommands.values().for_each(check);
+        }
+        TABLE.commands.values().for_each(check);
+    }
+
+    #[test]
+    fn container_commands_have_no_direct_handler_and_serve_subcommands() {
+        for c in TABLE.commands.values() {
+            if !c.meta.subcommands.is_empty() {
+                assert!(c.handler.is_none(), "{}", c.meta.name);
+                assert!(!c.subcommands.is_empty(), "{}", c.meta.name);
+            }
+        }
+    }
+}
