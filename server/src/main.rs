@@ -140,6 +140,10 @@ fn main() -> ExitCode {
         return healthcheck(&config);
     }
     init_logging(&config);
+    if let Err(e) = std::env::set_current_dir(&config.dir) {
+        tracing::error!(error = %e, dir = %config.dir, "Can't chdir to the configured dir");
+        return ExitCode::FAILURE;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
