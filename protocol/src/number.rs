@@ -134,9 +134,7 @@ pub fn format_double(d: f64, out: &mut Vec<u8>) {
         let mut s: Vec<u8> = Vec::with_capacity(24);
         if exp < 0 {
             s.extend_from_slice(b"0.");
-            for _ in 0..(-exp - 1) {
-                s.push(b'0');
-            }
+            s.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
             s.extend_from_slice(&digits);
         } else {
             let int_len = (exp + 1) as usize;

@@ -632,7 +632,8 @@ impl Param {
                 if parts.len() == 1 && parts[0].is_empty() || parts.is_empty() {
                     return Ok(String::new());
                 }
-                if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+                if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err())
+                {
                     return Err(ConfigError::Invalid("Invalid save parameters".into()));
                 }
                 Ok(parts.join(" "))

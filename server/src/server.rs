@@ -138,7 +138,8 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
             let _ = std_stream.set_nodelay(true);
             let keepalive = srv.config.read().tcp_keepalive;
             if keepalive > 0 {
-                let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive as u64));
+                let ka =
+                    socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive as u64));
                 let _ = socket2::SockRef::from(&std_stream).set_tcp_keepalive(&ka);
             }
             let stream = match TcpStream::from_std(std_stream) {

@@ -318,7 +318,7 @@ mod tests {
                 if cursor == 0 { break; }
             }
             for i in 0..stable {
-                prop_assert!(seen.contains(&i.to_be_bytes().to_vec()));
+                prop_assert!(seen.contains(i.to_be_bytes().as_slice()));
             }
         }
     }

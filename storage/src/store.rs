@@ -173,11 +173,9 @@ impl Store {
                 .expired_time_cap_reached_count
                 .fetch_add(1, Ordering::Relaxed);
         }
-        let perc = if total_checked == 0 {
-            0
-        } else {
-            total_expired * 10000 / total_checked
-        };
+        let perc = (total_expired * 10000)
+            .checked_div(total_checked)
+            .unwrap_or(0);
         self.stats
             .expired_stale_perc_x100
             .store(perc as u64, Ordering::Relaxed);

@@ -68,7 +68,9 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
         );
         return reject(srv, out, None, &msg);
     };
-    if cmd.handler.is_none() {
+    // A container runs a subcommand when one is named; one that also has
+    // its own handler (`COMMAND`) runs it when called alone.
+    if cmd.handler.is_none() || (argv.len() >= 2 && !cmd.subcommands.is_empty()) {
         if argv.len() < 2 {
             return reject(
                 srv,

@@ -298,7 +298,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             None => Err(CmdError::err("No such client")),
         };
     }
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let mut id = None;
@@ -417,7 +417,7 @@ pub fn write_help(ctx: &mut Ctx<'_>, container: &str, lines: &[&str]) {
         ctx.out.simple(l.as_bytes());
     }
     ctx.out.simple(b"HELP");
-    ctx.out.simple(b"    Print this help.");
+    ctx.out.simple(b"    Prints this help.");
 }
 
 fn client_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {

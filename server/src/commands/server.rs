@@ -1,5 +1,1566 @@
-//! placeholder
-use crate::command::Handler;
+//! Server and admin commands: `COMMAND INFO CONFIG TIME LASTSAVE SLOWLOG
+//! MONITOR SHUTDOWN MEMORY LATENCY DEBUG`.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use bytes::Bytes;
+use ferrite_storage::{glob_match, idle_seconds, Value};
+
+use super::connection::{write_help, REDIS_VERSION};
+use crate::command::ctx::{int_arg, is, unix_us};
+use crate::command::meta::{BeginSearch, CommandMeta, FindKeys};
+use crate::command::render::{write_docs, write_info};
+use crate::command::{flag, CmdError, CmdResult, Command, Ctx, Handler, TABLE};
+use crate::config::{find_param, Kind, PARAMS};
+use crate::shared::Shared;
 
 /// Handlers of this family.
-pub const HANDLERS: &[(&str, Handler)] = &[];
+pub const HANDLERS: &[(&str, Handler)] = &[
+    ("command", command),
+    ("command|count", command_count),
+    ("command|info", command_info),
+    ("command|docs", command_docs),
+    ("command|getkeys", command_getkeys),
+    ("command|getkeysandflags", command_getkeysandflags),
+    ("command|list", command_list),
+    ("command|help", command_help),
+    ("info", info),
+    ("config|get", config_get),
+    ("config|set", config_set),
+    ("config|resetstat", config_resetstat),
+    ("config|rewrite", config_rewrite),
+    ("config|help", config_help),
+    ("time", time),
+    ("lastsave", lastsave),
+    ("slowlog|get", slowlog_get),
+    ("slowlog|len", slowlog_len),
+    ("slowlog|reset", slowlog_reset),
+    ("slowlog|help", slowlog_help),
+    ("monitor", monitor),
+    ("shutdown", shutdown),
+    ("memory|usage", memory_usage),
+    ("memory|stats", memory_stats),
+    ("memory|doctor", memory_doctor),
+    ("memory|malloc-stats", memory_malloc_stats),
+    ("memory|purge", memory_purge),
+    ("memory|help", memory_help),
+    ("latency|latest", latency_latest),
+    ("latency|reset", latency_reset),
+    ("latency|history", latency_history),
+    ("latency|doctor", latency_doctor),
+    ("latency|help", latency_help),
+    ("debug", debug),
+];
+
+/// Bytes `used_memory` counts before any key exists (Redis's startup allocation).
+const BASELINE_MEMORY: i64 = 876_176;
+
+/// Highest `used_memory` seen by `INFO`/`MEMORY STATS` since start or `CONFIG RESETSTAT`.
+static PEAK_MEMORY: AtomicI64 = AtomicI64::new(0);
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+// ---------------------------------------------------------------- COMMAND
+
+fn command(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let cmds = TABLE.sorted();
+    ctx.out.array(cmds.len());
+    for c in cmds {
+        write_info(c.meta, ctx.out);
+    }
+    Ok(())
+}
+
+fn command_count(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out.integer(TABLE.commands.len() as i64);
+    Ok(())
+}
+
+/// Finds a command or `container|sub` by its full name.
+fn lookup_full(name: &[u8]) -> Option<&'static Command> {
+    let mut parts = name.splitn(2, |&b| b == b'|');
+    let first = parts.next()?;
+    let c = TABLE.lookup(first)?;
+    match parts.next() {
+        None => Some(c),
+        Some(sub) => c.subcommand(sub),
+    }
+}
+
+fn command_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() == 2 {
+        return command(ctx, args);
+    }
+    ctx.out.array(args.len() - 2);
+    for a in &args[2..] {
+        match lookup_full(a) {
+            Some(c) => write_info(c.meta, ctx.out),
+            None => ctx.out.null_array(),
+        }
+    }
+    Ok(())
+}
+
+fn command_docs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() == 2 {
+        let cmds = TABLE.sorted();
+        ctx.out.map(cmds.len());
+        for c in cmds {
+            ctx.out.bulk(c.meta.name.as_bytes());
+            write_docs(c.meta, ctx.out);
+        }
+        return Ok(());
+    }
+    let found: Vec<&Command> = args[2..].iter().filter_map(|a| lookup_full(a)).collect();
+    ctx.out.map(found.len());
+    for c in found {
+        ctx.out.bulk(c.meta.name.as_bytes());
+        write_docs(c.meta, ctx.out);
+    }
+    Ok(())
+}
+
+/// Key positions (with their key-spec flags) of `argv` by the command's key
+/// specs, falling back to the legacy triple.
+fn keys_of(meta: &CommandMeta, argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
+    let argc = argv.len() as i32;
+    let mut out = Vec::new();
+    if meta.key_specs.is_empty() {
+        return out;
+    }
+    for ks in meta.key_specs {
+        let begin = match ks.begin_search {
+            BeginSearch::Index(i) => i,
+            BeginSearch::Keyword { keyword, startfrom } => {
+                let (mut i, end, step) = if startfrom >= 0 {
+                    (startfrom, argc, 1)
+                } else {
+                    (argc + startfrom, 0, -1)
+                };
+                let mut found = None;
+                while (step > 0 && i < end) || (step < 0 && i > end) {
+                    if i >= 1 && i < argc && is(&argv[i as usize], keyword) {
+                        found = Some(i + 1);
+                        break;
+                    }
+                    i += step;
+                }
+                match found {
+                    Some(f) => f,
+                    None => continue,
+                }
+            }
+            BeginSearch::Unknown => continue,
+        };
+        let (first, last, step) = match ks.find_keys {
+            FindKeys::Range {
+                lastkey,
+                step,
+                limit,
+            } => {
+                let last = if lastkey >= 0 {
+                    begin + lastkey
+                } else if limit > 0 {
+                    begin + (argc - begin) / limit + lastkey
+                } else {
+                    argc + lastkey
+                };
+                (begin, last, step.max(1))
+            }
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                step,
+            } => {
+                let idx = begin + keynumidx;
+                if idx >= argc {
+                    continue;
+                }
+                let n = ferrite_protocol::parse_i64(&argv[idx as usize]).unwrap_or(0);
+                if n <= 0 {
+                    continue;
+                }
+                let first = begin + firstkey;
+                let step = step.max(1);
+                (first, first + (n as i32 - 1) * step, step)
+            }
+            FindKeys::Unknown => continue,
+        };
+        let mut i = first;
+        while i <= last && i < argc {
+            if i >= 1 {
+                out.push((i as usize, ks.flags));
+            }
+            i += step;
+        }
+    }
+    out
+}
+
+fn getkeys_common(args: &[Bytes]) -> Result<Vec<(usize, &'static [&'static str])>, CmdError> {
+    let argv = &args[2..];
+    let mut cmd =
+        lookup_full(&argv[0]).ok_or_else(|| CmdError::err("Invalid command specified"))?;
+    let mut cmd_argv_ok = true;
+    if cmd.handler.is_none() || !cmd.subcommands.is_empty() {
+        match argv.get(1).and_then(|s| cmd.subcommand(s)) {
+            Some(s) => cmd = s,
+            None => cmd_argv_ok = cmd.handler.is_some(),
+        }
+    }
+    if !cmd_argv_ok || !cmd.arity_ok(argv.len()) {
+        return Err(CmdError::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    let mut keys = keys_of(cmd.meta, argv);
+    if keys.is_empty() && !cmd.has(flag::MOVABLEKEYS) {
+        keys = cmd
+            .key_positions(argv.len())
+            .into_iter()
+            .map(|i| (i, &[][..]))
+            .collect();
+    }
+    if keys.is_empty() {
+        return Err(CmdError::err("The command has no key arguments"));
+    }
+    Ok(keys)
+}
+
+fn command_getkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let keys = getkeys_common(args)?;
+    ctx.out.array(keys.len());
+    for (i, _) in keys {
+        ctx.out.bulk(&args[2 + i]);
+    }
+    Ok(())
+}
+
+fn command_getkeysandflags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let keys = getkeys_common(args)?;
+    ctx.out.array(keys.len());
+    for (i, flags) in keys {
+        ctx.out.array(2);
+        ctx.out.bulk(&args[2 + i]);
+        ctx.out.set(flags.len());
+        for f in flags {
+            ctx.out.simple(f.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn command_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    enum Filter {
+        All,
+        Module,
+        Acl(String),
+        Pattern(Bytes),
+    }
+    let filter = match args.len() {
+        2 => Filter::All,
+        5 if is(&args[2], "filterby") => {
+            let v = &args[4];
+            if is(&args[3], "module") {
+                Filter::Module
+            } else if is(&args[3], "aclcat") {
+                Filter::Acl(format!("@{}", lossy(v).to_ascii_lowercase()))
+            } else if is(&args[3], "pattern") {
+                Filter::Pattern(v.clone())
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    let mut names: Vec<&'static str> = Vec::new();
+    for c in TABLE.sorted() {
+        let mut all = vec![c];
+        let mut subs: Vec<&Command> = c.subcommands.values().collect();
+        subs.sort_by_key(|s| s.meta.name);
+        all.extend(subs);
+        for x in all {
+            let keep = match &filter {
+                Filter::All => true,
+                Filter::Module => false,
+                Filter::Acl(cat) => x.meta.acl_categories.iter().any(|a| a == cat),
+                Filter::Pattern(p) => glob_match(p, x.meta.name.as_bytes(), true),
+            };
+            if keep {
+                names.push(x.meta.name);
+            }
+        }
+    }
+    ctx.out.array(names.len());
+    for n in names {
+        ctx.out.bulk(n.as_bytes());
+    }
+    Ok(())
+}
+
+fn command_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    write_help(
+        ctx,
+        "command",
+        &[
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
+        ],
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- INFO
+
+/// Redis's `bytesToHuman`.
+pub fn bytes_to_human(n: i64) -> String {
+    let d = n as f64;
+    const K: f64 = 1024.0;
+    if n < 1024 {
+        format!("{n}B")
+    } else if d < K * K {
+        format!("{:.2}K", d / K)
+    } else if d < K * K * K {
+        format!("{:.2}M", d / (K * K))
+    } else if d < K * K * K * K {
+        format!("{:.2}G", d / (K * K * K))
+    } else if d < K * K * K * K * K {
+        format!("{:.2}T", d / (K * K * K * K))
+    } else {
+        format!("{:.2}P", d / (K * K * K * K * K))
+    }
+}
+
+/// (user, system, children user, children system) CPU seconds from `/proc/self/stat`.
+fn cpu_times() -> (f64, f64, f64, f64) {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return (0.0, 0.0, 0.0, 0.0);
+    };
+    parse_proc_stat(&s)
+}
+
+/// Parses utime, stime, cutime, cstime (clock ticks of 1/100 s) from a `stat` line.
+pub fn parse_proc_stat(s: &str) -> (f64, f64, f64, f64) {
+    // The command name (field 2) may contain spaces: start after its ')'.
+    let rest = s.rfind(')').map(|i| &s[i + 1..]).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14 → index 11.
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (tick(11), tick(12), tick(13), tick(14))
+}
+
+fn rss_bytes() -> i64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
+        .map(|p| p * 4096)
+        .unwrap_or(0)
+}
+
+fn total_system_memory() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+            l.split_whitespace().nth(1)?.parse::<i64>().ok()
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn used_memory(srv: &Shared) -> i64 {
+    let used = BASELINE_MEMORY + srv.store.stats().used_memory.load(Ordering::Relaxed).max(0);
+    PEAK_MEMORY.fetch_max(used, Ordering::Relaxed);
+    used
+}
+
+fn machine() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "Linux {} {}",
+        read("/proc/sys/kernel/osrelease"),
+        std::env::consts::ARCH
+    )
+}
+
+fn section_wanted(all: bool, set: &HashSet<String>, names: &[&str]) -> bool {
+    all || names.iter().any(|n| set.contains(*n))
+}
+
+/// Builds the `INFO` text for the requested section names (lowercased).
+pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
+    let mut set: HashSet<String> = HashSet::new();
+    let mut all = false;
+    let mut everything = false;
+    let defaults = [
+        "server",
+        "clients",
+        "memory",
+        "persistence",
+        "stats",
+        "replication",
+        "cpu",
+        "module_list",
+        "errorstats",
+        "cluster",
+        "keyspace",
+    ];
+    if sections.is_empty() {
+        set.extend(defaults.iter().map(|s| s.to_string()));
+    }
+    for s in sections {
+        match s.as_str() {
+            "default" => set.extend(defaults.iter().map(|s| s.to_string())),
+            "all" => all = true,
+            "everything" => {
+                all = true;
+                everything = true;
+            }
+            _ => {
+                set.insert(s.clone());
+            }
+        }
+    }
+    let _ = everything;
+    let mut out = String::new();
+    let header = |out: &mut String, name: &str| {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let _ = write!(out, "# {name}\r\n");
+    };
+    macro_rules! line {
+        ($out:expr, $($arg:tt)*) => {{
+            let _ = write!($out, $($arg)*);
+            $out.push_str("\r\n");
+        }};
+    }
+    let cfg = srv.config.read();
+    let uptime = ((now_ms - srv.start_ms) / 1000).max(0);
+
+    if section_wanted(all, &set, &["server"]) {
+        header(&mut out, "Server");
+        line!(out, "redis_version:{REDIS_VERSION}");
+        line!(out, "ferrite_version:{}", env!("CARGO_PKG_VERSION"));
+        line!(out, "redis_git_sha1:00000000");
+        line!(out, "redis_git_dirty:0");
+        line!(out, "redis_build_id:0");
+        line!(out, "redis_mode:standalone");
+        line!(out, "os:{}", machine());
+        line!(out, "arch_bits:64");
+        line!(out, "monotonic_clock:POSIX clock_gettime");
+        line!(out, "multiplexing_api:epoll");
+        line!(out, "atomicvar_api:c11-builtin");
+        line!(out, "gcc_version:0.0.0");
+        line!(out, "process_id:{}", std::process::id());
+        line!(out, "process_supervised:no");
+        line!(out, "run_id:{}", srv.run_id);
+        line!(out, "tcp_port:{}", srv.port.load(Ordering::Relaxed));
+        line!(out, "server_time_usec:{}", unix_us());
+        line!(out, "uptime_in_seconds:{uptime}");
+        line!(out, "uptime_in_days:{}", uptime / 86400);
+        line!(out, "hz:{}", cfg.hz);
+        line!(out, "configured_hz:{}", cfg.hz);
+        line!(out, "lru_clock:{}", ferrite_storage::lru_clock(now_ms));
+        line!(
+            out,
+            "executable:{}",
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        line!(
+            out,
+            "config_file:{}",
+            cfg.config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        line!(out, "io_threads_active:0");
+    }
+    if section_wanted(all, &set, &["clients"]) {
+        header(&mut out, "Clients");
+        line!(out, "connected_clients:{}", srv.clients.len());
+        line!(out, "cluster_connections:0");
+        line!(out, "maxclients:{}", cfg.maxclients);
+        line!(out, "client_recent_max_input_buffer:0");
+        line!(out, "client_recent_max_output_buffer:0");
+        line!(out, "blocked_clients:0");
+        line!(out, "tracking_clients:0");
+        line!(out, "clients_in_timeout_table:0");
+    }
+    if section_wanted(all, &set, &["memory"]) {
+        let used = used_memory(srv);
+        let peak = PEAK_MEMORY.load(Ordering::Relaxed).max(used);
+        let rss = rss_bytes();
+        let sys = total_system_memory();
+        let dataset = used - BASELINE_MEMORY;
+        let frag = if used > 0 {
+            rss as f64 / used as f64
+        } else {
+            0.0
+        };
+        header(&mut out, "Memory");
+        line!(out, "used_memory:{used}");
+        line!(out, "used_memory_human:{}", bytes_to_human(used));
+        line!(out, "used_memory_rss:{rss}");
+        line!(out, "used_memory_rss_human:{}", bytes_to_human(rss));
+        line!(out, "used_memory_peak:{peak}");
+        line!(out, "used_memory_peak_human:{}", bytes_to_human(peak));
+        line!(
+            out,
+            "used_memory_peak_perc:{:.2}%",
+            used as f64 * 100.0 / peak.max(1) as f64
+        );
+        line!(out, "used_memory_overhead:{BASELINE_MEMORY}");
+        line!(out, "used_memory_startup:{BASELINE_MEMORY}");
+        line!(out, "used_memory_dataset:{dataset}");
+        line!(
+            out,
+            "used_memory_dataset_perc:{:.2}%",
+            dataset as f64 * 100.0 / used.max(1) as f64
+        );
+        line!(out, "allocator_allocated:{used}");
+        line!(out, "allocator_active:{used}");
+        line!(out, "allocator_resident:{rss}");
+        line!(out, "total_system_memory:{sys}");
+        line!(out, "total_system_memory_human:{}", bytes_to_human(sys));
+        line!(out, "used_memory_lua:0");
+        line!(out, "used_memory_vm_eval:0");
+        line!(out, "used_memory_lua_human:0B");
+        line!(out, "used_memory_scripts_eval:0");
+        line!(out, "number_of_cached_scripts:0");
+        line!(out, "number_of_functions:0");
+        line!(out, "number_of_libraries:0");
+        line!(out, "used_memory_vm_functions:0");
+        line!(out, "used_memory_vm_total:0");
+        line!(out, "used_memory_vm_total_human:0B");
+        line!(out, "used_memory_functions:0");
+        line!(out, "used_memory_scripts:0");
+        line!(out, "used_memory_scripts_human:0B");
+        line!(out, "maxmemory:{}", cfg.maxmemory);
+        line!(out, "maxmemory_human:{}", bytes_to_human(cfg.maxmemory));
+        line!(out, "maxmemory_policy:{}", cfg.maxmemory_policy);
+        line!(out, "allocator_frag_ratio:1.00");
+        line!(out, "allocator_frag_bytes:0");
+        line!(out, "allocator_rss_ratio:{frag:.2}");
+        line!(out, "allocator_rss_bytes:{}", rss - used);
+        line!(out, "rss_overhead_ratio:1.00");
+        line!(out, "rss_overhead_bytes:0");
+        line!(out, "mem_fragmentation_ratio:{frag:.2}");
+        line!(out, "mem_fragmentation_bytes:{}", rss - used);
+        line!(out, "mem_not_counted_for_evict:0");
+        line!(out, "mem_replication_backlog:{}", srv.repl.backlog_span().1);
+        line!(out, "mem_total_replication_buffers:0");
+        line!(out, "mem_clients_slaves:0");
+        line!(out, "mem_clients_normal:0");
+        line!(out, "mem_cluster_links:0");
+        line!(out, "mem_aof_buffer:0");
+        line!(out, "mem_allocator:libc");
+        line!(out, "active_defrag_running:0");
+        line!(out, "lazyfree_pending_objects:0");
+        line!(out, "lazyfreed_objects:0");
+    }
+    if section_wanted(all, &set, &["persistence"]) {
+        header(&mut out, "Persistence");
+        for l in [
+            "loading:0",
+            "async_loading:0",
+            "current_cow_peak:0",
+            "current_cow_size:0",
+            "current_cow_size_age:0",
+            "current_fork_perc:0.00",
+            "current_save_keys_processed:0",
+            "current_save_keys_total:0",
+            "rdb_changes_since_last_save:0",
+            "rdb_bgsave_in_progress:0",
+        ] {
+            line!(out, "{l}");
+        }
+        line!(
+            out,
+            "rdb_last_save_time:{}",
+            srv.lastsave_s.load(Ordering::Relaxed)
+        );
+        for l in [
+            "rdb_last_bgsave_status:ok",
+            "rdb_last_bgsave_time_sec:-1",
+            "rdb_current_bgsave_time_sec:-1",
+            "rdb_saves:0",
+            "rdb_last_cow_size:0",
+            "rdb_last_load_keys_expired:0",
+            "rdb_last_load_keys_loaded:0",
+        ] {
+            line!(out, "{l}");
+        }
+        line!(out, "aof_enabled:{}", u8::from(cfg.appendonly));
+        for l in [
+            "aof_rewrite_in_progress:0",
+            "aof_rewrite_scheduled:0",
+            "aof_last_rewrite_time_sec:-1",
+            "aof_current_rewrite_time_sec:-1",
+            "aof_last_bgrewrite_status:ok",
+            "aof_rewrites:0",
+            "aof_rewrites_consecutive_failures:0",
+            "aof_last_write_status:ok",
+            "aof_last_cow_size:0",
+            "module_fork_in_progress:0",
+            "module_fork_last_cow_size:0",
+        ] {
+            line!(out, "{l}");
+        }
+    }
+    if section_wanted(all, &set, &["stats"]) {
+        let st = &srv.stats;
+        let ss = srv.store.stats();
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        header(&mut out, "Stats");
+        line!(
+            out,
+            "total_connections_received:{}",
+            g(&st.total_connections_received)
+        );
+        line!(
+            out,
+            "total_commands_processed:{}",
+            g(&st.total_commands_processed)
+        );
+        line!(out, "instantaneous_ops_per_sec:{}", st.ops_sample.lock().2);
+        line!(out, "total_net_input_bytes:{}", g(&st.net_input_bytes));
+        line!(out, "total_net_output_bytes:{}", g(&st.net_output_bytes));
+        line!(out, "total_net_repl_input_bytes:0");
+        line!(out, "total_net_repl_output_bytes:0");
+        line!(out, "instantaneous_input_kbps:0.00");
+        line!(out, "instantaneous_output_kbps:0.00");
+        line!(out, "instantaneous_input_repl_kbps:0.00");
+        line!(out, "instantaneous_output_repl_kbps:0.00");
+        line!(out, "rejected_connections:{}", g(&st.rejected_connections));
+        line!(out, "sync_full:0");
+        line!(out, "sync_partial_ok:0");
+        line!(out, "sync_partial_err:0");
+        line!(out, "expired_keys:{}", g(&ss.expired_keys));
+        line!(
+            out,
+            "expired_stale_perc:{:.2}",
+            g(&ss.expired_stale_perc_x100) as f64 / 100.0
+        );
+        line!(
+            out,
+            "expired_time_cap_reached_count:{}",
+            g(&ss.expired_time_cap_reached_count)
+        );
+        line!(out, "expire_cycle_cpu_milliseconds:0");
+        line!(out, "evicted_keys:{}", g(&st.evicted_keys));
+        line!(out, "evicted_clients:0");
+        line!(out, "total_eviction_exceeded_time:0");
+        line!(out, "current_eviction_exceeded_time:0");
+        line!(out, "keyspace_hits:{}", g(&st.keyspace_hits));
+        line!(out, "keyspace_misses:{}", g(&st.keyspace_misses));
+        for l in [
+            "pubsub_channels:0",
+            "pubsub_patterns:0",
+            "pubsubshard_channels:0",
+            "latest_fork_usec:0",
+            "total_forks:0",
+            "migrate_cached_sockets:0",
+            "slave_expires_tracked_keys:0",
+            "active_defrag_hits:0",
+            "active_defrag_misses:0",
+            "active_defrag_key_hits:0",
+            "active_defrag_key_misses:0",
+            "total_active_defrag_time:0",
+            "current_active_defrag_time:0",
+            "tracking_total_keys:0",
+            "tracking_total_items:0",
+            "tracking_total_prefixes:0",
+        ] {
+            line!(out, "{l}");
+        }
+        line!(
+            out,
+            "unexpected_error_replies:{}",
+            g(&st.unexpected_error_replies)
+        );
+        line!(out, "total_error_replies:{}", g(&st.total_error_replies));
+        line!(out, "dump_payload_sanitizations:0");
+        line!(
+            out,
+            "total_reads_processed:{}",
+            g(&st.total_commands_processed)
+        );
+        line!(
+            out,
+            "total_writes_processed:{}",
+            g(&st.total_commands_processed)
+        );
+        line!(out, "io_threaded_reads_processed:0");
+        line!(out, "io_threaded_writes_processed:0");
+        line!(out, "reply_buffer_shrinks:0");
+        line!(out, "reply_buffer_expands:0");
+    }
+    if section_wanted(all, &set, &["replication"]) {
+        let offset = srv.repl.offset();
+        let (first, held) = srv.repl.backlog_span();
+        header(&mut out, "Replication");
+        line!(out, "role:master");
+        line!(out, "connected_slaves:0");
+        line!(out, "master_failover_state:no-failover");
+        line!(out, "master_replid:{}", srv.run_id);
+        line!(out, "master_replid2:{}", srv.replid2.lock());
+        line!(out, "master_repl_offset:{offset}");
+        line!(out, "second_repl_offset:-1");
+        line!(out, "repl_backlog_active:{}", u8::from(held > 0));
+        line!(out, "repl_backlog_size:{}", cfg.repl_backlog_size);
+        line!(
+            out,
+            "repl_backlog_first_byte_offset:{}",
+            if held > 0 { first } else { 0 }
+        );
+        line!(out, "repl_backlog_histlen:{held}");
+    }
+    if section_wanted(all, &set, &["cpu"]) {
+        let (u, s, cu, cs) = cpu_times();
+        header(&mut out, "CPU");
+        line!(out, "used_cpu_sys:{s:.6}");
+        line!(out, "used_cpu_user:{u:.6}");
+        line!(out, "used_cpu_sys_children:{cs:.6}");
+        line!(out, "used_cpu_user_children:{cu:.6}");
+        line!(out, "used_cpu_sys_main_thread:{s:.6}");
+        line!(out, "used_cpu_user_main_thread:{u:.6}");
+    }
+    if section_wanted(all, &set, &["module_list", "modules"]) {
+        header(&mut out, "Modules");
+    }
+    if section_wanted(all, &set, &["commandstats"]) {
+        header(&mut out, "Commandstats");
+        fn one(out: &mut String, c: &Command) {
+            let s = &c.stats;
+            let calls = s.calls.load(Ordering::Relaxed);
+            let usec = s.usec.load(Ordering::Relaxed);
+            let rej = s.rejected_calls.load(Ordering::Relaxed);
+            let failed = s.failed_calls.load(Ordering::Relaxed);
+            if calls != 0 || rej != 0 || failed != 0 {
+                let per = if calls > 0 {
+                    usec as f64 / calls as f64
+                } else {
+                    0.0
+                };
+                let _ = write!(
+                    out,
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rej},failed_calls={failed}\r\n",
+                    c.name()
+                );
+            }
+            let mut subs: Vec<&Command> = c.subcommands.values().collect();
+            subs.sort_by_key(|s| s.meta.name);
+            for sub in subs {
+                one(out, sub);
+            }
+        }
+        for c in TABLE.sorted() {
+            one(&mut out, c);
+        }
+    }
+    if section_wanted(all, &set, &["errorstats"]) {
+        header(&mut out, "Errorstats");
+        for (code, n) in srv.stats.errors.lock().iter() {
+            line!(out, "errorstat_{code}:count={n}");
+        }
+    }
+    if section_wanted(all, &set, &["cluster"]) {
+        header(&mut out, "Cluster");
+        line!(out, "cluster_enabled:0");
+    }
+    if section_wanted(all, &set, &["keyspace"]) {
+        header(&mut out, "Keyspace");
+        for i in 0..srv.store.db_count() {
+            let db = srv.store.db(i);
+            let keys = db.len();
+            if keys > 0 {
+                line!(
+                    out,
+                    "db{i}:keys={keys},expires={},avg_ttl=0",
+                    db.volatile_len()
+                );
+            }
+        }
+    }
+    out
+}
+
+fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let sections: Vec<String> = args[1..]
+        .iter()
+        .map(|a| lossy(a).to_ascii_lowercase())
+        .collect();
+    let text = info_text(ctx.srv, ctx.now, &sections);
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- CONFIG
+
+fn config_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let cfg = ctx.srv.config.read();
+    let mut seen: HashSet<&'static str> = HashSet::new();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for pat in &args[2..] {
+        let has_glob = pat.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+        if !has_glob {
+            let name = lossy(pat);
+            if let Some(p) = find_param(&name) {
+                if seen.insert(p.name) {
+                    pairs.push((name.clone(), p.get(&cfg)));
+                }
+            }
+            continue;
+        }
+        for p in PARAMS {
+            if seen.contains(p.name) {
+                continue;
+            }
+            let shown = if glob_match(pat, p.name.as_bytes(), true) {
+                Some(p.name)
+            } else {
+                p.alias.filter(|a| glob_match(pat, a.as_bytes(), true))
+            };
+            if let Some(n) = shown {
+                seen.insert(p.name);
+                pairs.push((n.to_string(), p.get(&cfg)));
+            }
+        }
+    }
+    ctx.out.map(pairs.len());
+    for (k, v) in pairs {
+        ctx.out.bulk(k.as_bytes());
+        ctx.out.bulk(v.as_bytes());
+    }
+    Ok(())
+}
+
+fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if !args.len().is_multiple_of(2) {
+        return Err(ctx.arity_error());
+    }
+    let fail = |name: &str, why: &str| {
+        CmdError::err(format!(
+            "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+        ))
+    };
+    let mut changes = Vec::new();
+    let mut seen: HashSet<&'static str> = HashSet::new();
+    for pair in args[2..].chunks(2) {
+        let name = lossy(&pair[0]);
+        let value = lossy(&pair[1]);
+        let p = find_param(&name).ok_or_else(|| {
+            CmdError::err(format!(
+                "Unknown option or number of arguments for CONFIG SET - '{name}'"
+            ))
+        })?;
+        if p.immutable {
+            return Err(fail(&name, "can't set immutable config"));
+        }
+        if !seen.insert(p.name) {
+            return Err(fail(&name, "duplicate parameter"));
+        }
+        let vals: Vec<String> = match p.kind {
+            Kind::List | Kind::Save => value.split_whitespace().map(String::from).collect(),
+            _ => vec![value],
+        };
+        let v = p.normalise(&vals).map_err(|e| match e {
+            crate::config::ConfigError::Unknown => fail(&name, "wrong number of arguments"),
+            other => fail(&name, &other.to_string()),
+        })?;
+        changes.push((p, v));
+    }
+    {
+        let mut cfg = ctx.srv.config.write();
+        for (p, v) in changes {
+            p.apply(&mut cfg, v);
+        }
+    }
+    ctx.srv.apply_config();
+    ctx.out.ok();
+    Ok(())
+}
+
+fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    srv.stats.reset();
+    TABLE.reset_stats();
+    let ss = srv.store.stats();
+    ss.expired_keys.store(0, Ordering::Relaxed);
+    ss.expired_stale_perc_x100.store(0, Ordering::Relaxed);
+    ss.expired_time_cap_reached_count
+        .store(0, Ordering::Relaxed);
+    PEAK_MEMORY.store(0, Ordering::Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn config_rewrite(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let res = ctx.srv.config.read().rewrite();
+    match res {
+        Ok(()) => {
+            ctx.out.ok();
+            Ok(())
+        }
+        Err(e) => Err(CmdError::Other(e)),
+    }
+}
+
+fn config_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    write_help(
+        ctx,
+        "config",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- misc
+
+fn time(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let us = unix_us();
+    ctx.out.array(2);
+    ctx.out.bulk_int(us / 1_000_000);
+    ctx.out.bulk_int(us % 1_000_000);
+    Ok(())
+}
+
+fn lastsave(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out.integer(ctx.srv.lastsave_s.load(Ordering::Relaxed));
+    Ok(())
+}
+
+fn slowlog_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let log = ctx.srv.slowlog.lock();
+    let n = match args.get(2) {
+        None => 10,
+        Some(a) => {
+            let n = ferrite_protocol::parse_i64(a)
+                .filter(|&n| n >= -1)
+                .ok_or_else(|| CmdError::err("count should be greater than or equal to -1"))?;
+            if n == -1 {
+                log.entries.len()
+            } else {
+                n as usize
+            }
+        }
+    };
+    let n = n.min(log.entries.len());
+    ctx.out.array(n);
+    for e in log.entries.iter().take(n) {
+        ctx.out.array(6);
+        ctx.out.integer(e.id as i64);
+        ctx.out.integer(e.time_s);
+        ctx.out.integer(e.duration_us as i64);
+        ctx.out.array(e.args.len());
+        for a in &e.args {
+            ctx.out.bulk(a);
+        }
+        ctx.out.bulk(e.addr.as_bytes());
+        ctx.out.bulk(&e.name);
+    }
+    Ok(())
+}
+
+fn slowlog_len(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let n = ctx.srv.slowlog.lock().entries.len();
+    ctx.out.integer(n as i64);
+    Ok(())
+}
+
+fn slowlog_reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.srv.slowlog.lock().entries.clear();
+    ctx.out.ok();
+    Ok(())
+}
+
+fn slowlog_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    write_help(
+        ctx,
+        "slowlog",
+        &[
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+        ],
+    );
+    Ok(())
+}
+
+fn monitor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.client.start_monitor = true;
+    ctx.client.handle.monitor.store(true, Ordering::Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut save = false;
+    let mut abort = false;
+    for a in &args[1..] {
+        if is(a, "nosave") {
+            save = false;
+        } else if is(a, "save") {
+            save = true;
+        } else if is(a, "now") || is(a, "force") {
+        } else if is(a, "abort") {
+            abort = true;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if abort {
+        if args.len() > 2 {
+            return Err(CmdError::Syntax);
+        }
+        return Err(CmdError::err("No shutdown in progress."));
+    }
+    if save {
+        tracing::warn!("SHUTDOWN SAVE: persistence is not implemented; nothing saved");
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.srv.request_shutdown();
+    ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- MEMORY
+
+fn round8(n: usize) -> usize {
+    n.div_ceil(8) * 8
+}
+
+/// Estimated bytes of one key: dict entry, key, object header and value.
+pub fn key_memory(key: &[u8], value: &Value, expires: bool) -> usize {
+    let entry = 24 + round8(key.len() + 4);
+    let val = match value {
+        Value::Str { .. } => match value.encoding() {
+            "int" => 16,
+            "embstr" => round8(16 + 3 + value.mem_usage() + 1),
+            _ => 16 + round8(value.mem_usage() + 9),
+        },
+        #[allow(unreachable_patterns)]
+        _ => 16 + value.mem_usage(),
+    };
+    entry + val + if expires { 24 } else { 0 }
+}
+
+fn memory_usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut i = 3;
+    while i < args.len() {
+        if is(&args[i], "samples") && i + 1 < args.len() {
+            let n = int_arg(&args[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::Syntax);
+            }
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let now = ctx.now;
+    let key = &args[2];
+    let size = ctx.db().with_shard(key, |s| {
+        s.peek(key, now)
+            .map(|e| key_memory(key, &e.value, e.expire_at != ferrite_storage::NO_EXPIRE))
+    });
+    match size {
+        Some(n) => ctx.out.integer(n as i64),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    let used = used_memory(srv);
+    let peak = PEAK_MEMORY.load(Ordering::Relaxed).max(used);
+    let rss = rss_bytes();
+    let keys: usize = (0..srv.store.db_count())
+        .map(|i| srv.store.db(i).len())
+        .sum();
+    let dataset = used - BASELINE_MEMORY;
+    let dbs: Vec<(usize, usize)> = (0..srv.store.db_count())
+        .filter_map(|i| {
+            let n = srv.store.db(i).len();
+            (n > 0).then_some((i, n))
+        })
+        .collect();
+    let out = &mut *ctx.out;
+    out.map(26 + dbs.len());
+    let int = |out: &mut ferrite_protocol::ReplyBuf, k: &str, v: i64| {
+        out.bulk(k.as_bytes());
+        out.integer(v);
+    };
+    int(out, "peak.allocated", peak);
+    int(out, "total.allocated", used);
+    int(out, "startup.allocated", BASELINE_MEMORY);
+    int(out, "replication.backlog", srv.repl.backlog_span().1 as i64);
+    int(out, "clients.slaves", 0);
+    int(out, "clients.normal", 0);
+    int(out, "cluster.links", 0);
+    int(out, "aof.buffer", 0);
+    int(out, "lua.caches", 0);
+    int(out, "functions.caches", 0);
+    for (i, n) in &dbs {
+        out.bulk(format!("db.{i}").as_bytes());
+        out.map(2);
+        int(out, "overhead.hashtable.main", (*n * 24) as i64);
+        int(out, "overhead.hashtable.expires", 0);
+    }
+    int(out, "overhead.total", BASELINE_MEMORY);
+    int(out, "keys.count", keys as i64);
+    int(
+        out,
+        "keys.bytes-per-key",
+        if keys > 0 { dataset / keys as i64 } else { 0 },
+    );
+    int(out, "dataset.bytes", dataset);
+    out.bulk(b"dataset.percentage");
+    out.double(dataset as f64 * 100.0 / used.max(1) as f64);
+    out.bulk(b"peak.percentage");
+    out.double(used as f64 * 100.0 / peak.max(1) as f64);
+    int(out, "allocator.allocated", used);
+    int(out, "allocator.active", used);
+    int(out, "allocator.resident", rss);
+    out.bulk(b"allocator-fragmentation.ratio");
+    out.double(1.0);
+    int(out, "allocator-fragmentation.bytes", 0);
+    out.bulk(b"allocator-rss.ratio");
+    out.double(rss as f64 / used.max(1) as f64);
+    int(out, "allocator-rss.bytes", rss - used);
+    out.bulk(b"rss-overhead.ratio");
+    out.double(1.0);
+    int(out, "rss-overhead.bytes", 0);
+    out.bulk(b"fragmentation");
+    out.double(rss as f64 / used.max(1) as f64);
+    int(out, "fragmentation.bytes", rss - used);
+    Ok(())
+}
+
+fn memory_doctor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let used = used_memory(ctx.srv);
+    let text: &[u8] = if used < 5 * 1024 * 1024 {
+        b"Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting."
+    } else {
+        b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base."
+    };
+    ctx.out.verbatim(text);
+    Ok(())
+}
+
+fn memory_malloc_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out
+        .verbatim(b"Stats not supported for the current allocator");
+    Ok(())
+}
+
+fn memory_purge(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.out.ok();
+    Ok(())
+}
+
+fn memory_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    write_help(
+        ctx,
+        "memory",
+        &[
+            "DOCTOR",
+            "    Return memory problems reports.",
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
+            "STATS",
+            "    Return information about the memory usage of the server.",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+        ],
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- LATENCY
+
+fn latency_latest(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let lat = ctx.srv.latency.lock();
+    let rows: Vec<_> = lat
+        .events
+        .iter()
+        .filter_map(|(name, (samples, max))| samples.back().map(|l| (name, *l, *max)))
+        .collect();
+    ctx.out.array(rows.len());
+    for (name, (t, ms), max) in rows {
+        ctx.out.array(4);
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.integer(t);
+        ctx.out.integer(ms as i64);
+        ctx.out.integer(max as i64);
+    }
+    Ok(())
+}
+
+fn latency_history(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let lat = ctx.srv.latency.lock();
+    match lat.events.get(&lossy(&args[2])) {
+        Some((samples, _)) => {
+            ctx.out.array(samples.len());
+            for (t, ms) in samples {
+                ctx.out.array(2);
+                ctx.out.integer(*t);
+                ctx.out.integer(*ms as i64);
+            }
+        }
+        None => ctx.out.array(0),
+    }
+    Ok(())
+}
+
+fn latency_reset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut lat = ctx.srv.latency.lock();
+    let n = if args.len() == 2 {
+        let n = lat.events.len();
+        lat.events.clear();
+        n
+    } else {
+        args[2..]
+            .iter()
+            .filter(|a| lat.events.remove(&lossy(a)).is_some())
+            .count()
+    };
+    ctx.out.integer(n as i64);
+    Ok(())
+}
+
+fn latency_doctor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let threshold = ctx.srv.hot.latency_threshold_ms.load(Ordering::Relaxed);
+    let lat = ctx.srv.latency.lock();
+    let mut text = String::new();
+    if threshold == 0 && lat.events.is_empty() {
+        text.push_str("I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n");
+    } else if lat.events.is_empty() {
+        text.push_str("Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep better tonight.\n");
+    } else {
+        text.push_str("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
+        for (i, (name, (samples, max))) in lat.events.iter().enumerate() {
+            let avg = samples.iter().map(|s| s.1).sum::<u64>() / samples.len().max(1) as u64;
+            let _ = writeln!(
+                text,
+                "{}. {}: {} latency spikes (average {}ms, mean deviation 0ms, period 0 sec). Worst all time event {}ms.",
+                i + 1,
+                name,
+                samples.len(),
+                avg,
+                max
+            );
+        }
+        text.push_str("\nI have a few advices for you:\n\n- Check your system for slow commands using SLOWLOG GET.\n");
+    }
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+fn latency_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    write_help(
+        ctx,
+        "latency",
+        &[
+            "DOCTOR",
+            "    Return a human readable latency analysis report.",
+            "GRAPH <event>",
+            "    Return an ASCII latency graph for the <event> class.",
+            "HISTORY <event>",
+            "    Return time-latency samples for the <event> class.",
+            "LATEST",
+            "    Return the latest latency samples for all events.",
+            "RESET [<event> ...]",
+            "    Reset latency data of one or more <event> classes.",
+            "    (default: reset all data for all event classes)",
+            "HISTOGRAM [COMMAND ...]",
+            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+            "    If no commands are specified then all histograms are replied.",
+        ],
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- DEBUG
+
+fn is_local(addr: &str) -> bool {
+    addr.starts_with("127.") || addr.starts_with("[::1]") || addr.starts_with("::1")
+}
+
+/// Redis's RDB length of a string value, for `serializedlength`.
+fn serialized_len(v: &Value) -> usize {
+    let Some(b) = v.as_str() else {
+        return v.mem_usage();
+    };
+    if let Some(n) = ferrite_protocol::parse_i64(b).filter(|_| b.len() <= 11) {
+        if i8::try_from(n).is_ok() {
+            return 2;
+        } else if i16::try_from(n).is_ok() {
+            return 3;
+        } else if i32::try_from(n).is_ok() {
+            return 5;
+        }
+    }
+    let prefix = if b.len() < 64 {
+        1
+    } else if b.len() < 16384 {
+        2
+    } else {
+        5
+    };
+    prefix + b.len()
+}
+
+fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let allowed = {
+        let cfg = ctx.srv.config.read();
+        match cfg.enable_debug_command.as_str() {
+            "yes" => true,
+            "local" => is_local(&ctx.client.handle.addr),
+            _ => false,
+        }
+    };
+    if !allowed {
+        return Err(CmdError::err("DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."));
+    }
+    let sub = lossy(&args[1]).to_ascii_lowercase();
+    let unknown = || {
+        CmdError::err(format!(
+            "Unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            lossy(&args[1])
+        ))
+    };
+    match (sub.as_str(), args.len()) {
+        ("help", 2) => {
+            write_help(
+                ctx,
+                "debug",
+                &[
+                    "CHANGE-REPL-ID",
+                    "    Change the replication IDs of the instance.",
+                    "    Dangerous: should be used only for testing the replication subsystem.",
+                    "LOG <message>",
+                    "    Write <message> to the server log.",
+                    "OBJECT <key>",
+                    "    Show low level info about the `key` and associated value.",
+                    "PROTOCOL <type>",
+                    "    Reply with a test value of the specified type. <type> can be: string,",
+                    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+                    "    true, false.",
+                    "SET-ACTIVE-EXPIRE <0|1>",
+                    "    Setting it to 0 disables expiring keys in background when they are not",
+                    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+                    "    default.",
+                    "SLEEP <seconds>",
+                    "    Stop the server for <seconds>. Decimals allowed.",
+                ],
+            );
+            Ok(())
+        }
+        ("sleep", 3) => {
+            let s = ferrite_protocol::parse_f64(&args[2]).unwrap_or(0.0);
+            if s > 0.0 && s.is_finite() {
+                std::thread::sleep(std::time::Duration::from_secs_f64(s));
+            }
+            ctx.out.ok();
+            Ok(())
+        }
+        ("set-active-expire", 3) => {
+            let on = ferrite_protocol::parse_i64(&args[2]).unwrap_or(0) != 0;
+            ctx.srv.store.set_active_expire(on);
+            ctx.out.ok();
+            Ok(())
+        }
+        ("log", 3) => {
+            tracing::warn!("DEBUG LOG: {}", lossy(&args[2]));
+            ctx.out.ok();
+            Ok(())
+        }
+        ("change-repl-id", 2) => {
+            use rand::Rng;
+            let mut r = rand::thread_rng();
+            let id: String = (0..40)
+                .map(|_| char::from(b"0123456789abcdef"[r.gen_range(0..16)]))
+                .collect();
+            *ctx.srv.replid2.lock() = id;
+            ctx.out.ok();
+            Ok(())
+        }
+        ("object", 3) => {
+            let now = ctx.now;
+            let key = &args[2];
+            let line = ctx.db().with_shard(key, |s| {
+                s.peek(key, now).map(|e| {
+                    format!(
+                        "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+                        e as *const _,
+                        e.value.encoding(),
+                        serialized_len(&e.value),
+                        e.lru,
+                        idle_seconds(e.lru, now)
+                    )
+                })
+            });
+            match line {
+                Some(l) => {
+                    ctx.out.simple(l.as_bytes());
+                    Ok(())
+                }
+                None => Err(CmdError::NoSuchKey),
+            }
+        }
+        ("protocol", 3) => debug_protocol(ctx, &args[2]),
+        _ => Err(unknown()),
+    }
+}
+
+fn debug_protocol(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
+    let out = &mut *ctx.out;
+    if is(name, "string") {
+        out.bulk(b"Hello World");
+    } else if is(name, "integer") {
+        out.integer(12345);
+    } else if is(name, "double") {
+        // Redis's own test value, not an approximation of pi.
+        #[allow(clippy::approx_constant)]
+        out.double(3.141);
+    } else if is(name, "bignum") {
+        let n = b"1234567999999999999999999999999999999";
+        if out.resp3 {
+            out.raw(b"(");
+            out.raw(n);
+            out.raw(b"\r\n");
+        } else {
+            out.bulk(n);
+        }
+    } else if is(name, "null") {
+        out.null();
+    } else if is(name, "array") {
+        out.array(3);
+        (0..3).for_each(|j| out.integer(j));
+    } else if is(name, "set") {
+        out.set(3);
+        (0..3).for_each(|j| out.integer(j));
+    } else if is(name, "map") {
+        out.map(3);
+        for j in 0..3 {
+            out.integer(j);
+            out.boolean(j == 1);
+        }
+    } else if is(name, "attrib") {
+        if out.resp3 {
+            out.raw(b"|1\r\n");
+            out.bulk(b"key-popularity");
+            out.array(2);
+            out.bulk(b"key:123");
+            out.integer(90);
+        }
+        out.bulk(b"Some real reply following the attribute");
+    } else if is(name, "push") {
+        if !out.resp3 {
+            return Err(CmdError::err("RESP2 is not supported by this command"));
+        }
+        out.push(2);
+        out.bulk(b"server-cpu-usage");
+        out.integer(42);
+        out.bulk(b"Some real reply following the push reply");
+    } else if is(name, "true") {
+        out.boolean(true);
+    } else if is(name, "false") {
+        out.boolean(false);
+    } else if is(name, "verbatim") {
+        out.verbatim(b"This is a verbatim\nstring");
+    } else {
+        return Err(CmdError::err("Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes() {
+        assert_eq!(bytes_to_human(0), "0B");
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1024), "1.00K");
+        assert_eq!(bytes_to_human(1_506_592), "1.44M");
+        assert_eq!(bytes_to_human(25_276_514_304), "23.54G");
+    }
+
+    #[test]
+    fn proc_stat_parsing() {
+        let line = "123 (my prog) S 1 2 3 4 5 6 7 8 9 10 250 75 3 4 20 0 1 0";
+        let (u, s, cu, cs) = parse_proc_stat(line);
+        assert_eq!((u, s, cu, cs), (2.5, 0.75, 0.03, 0.04));
+    }
+
+    #[test]
+    fn string_serialized_len() {
+        assert_eq!(serialized_len(&Value::string("12")), 2);
+        assert_eq!(serialized_len(&Value::string("1000")), 3);
+        assert_eq!(serialized_len(&Value::string("bar")), 4);
+    }
+
+    #[test]
+    fn getkeys_by_key_specs() {
+        let argv: Vec<Bytes> = ["mset", "a", "1", "b", "2"]
+            .iter()
+            .map(|s| Bytes::from_static(s.as_bytes()))
+            .collect();
+        let m = crate::command::meta_redis::REDIS_COMMANDS
+            .iter()
+            .find(|m| m.name == "mset")
+            .unwrap();
+        let k: Vec<usize> = keys_of(m, &argv).into_iter().map(|x| x.0).collect();
+        assert_eq!(k, vec![1, 3]);
+    }
+}
