@@ -1,1 +1,323 @@
+//! End-to-end test harness for Ferrite.
+//!
+//! [`TestServer`] runs the real `ferrite-server` binary on a free port and
+//! kills it on drop. Tests talk to it through the `redis` crate
+//! ([`TestServer::client`]) or through raw bytes ([`TestServer::raw`],
+//! [`RawConn`]) when the exact wire format matters.
+//!
+//! The binary is found next to the test executable (`<target>/<profile>/`)
+//! and is (re)built once per test process with `cargo build -p
+//! ferrite-server`, so a stale binary is never tested by accident. Set
+//! `FERRITE_SERVER_BIN` to test a binary built elsewhere.
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start accepting connections.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a raw read waits for more bytes before deciding the reply is complete.
+const RAW_IDLE: Duration = Duration::from_millis(300);
+
+/// The `<target>/<profile>` directory holding the running test executable
+/// (`<target>/<profile>/deps/<test>-<hash>`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("test executable has a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("deps has a parent");
+    }
+    dir.to_path_buf()
+}
+
+/// Path of the server binary, built once per process.
+pub fn server_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("FERRITE_SERVER_BIN") {
+            return PathBuf::from(p);
+        }
+        let profile = profile_dir();
+        let bin = profile.join(format!("ferrite-server{}", std::env::consts::EXE_SUFFIX));
+        let target = profile.parent().expect("profile dir has a parent");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ lives in the workspace");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace)
+            .args(["build", "--quiet", "-p", "ferrite-server", "--bin", "ferrite-server"])
+            .env("CARGO_TARGET_DIR", target);
+        match profile.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => {}
+            Some("release") => {
+                cmd.arg("--release");
+            }
+            Some(other) => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let status = cmd.status();
+        match status {
+            Ok(s) if s.success() => {}
+            other if bin.exists() => {
+                eprintln!("warning: `cargo build -p ferrite-server` failed ({other:?}); testing the existing {}", bin.display());
+            }
+            other => panic!("cannot build ferrite-server: {other:?}"),
+        }
+        assert!(bin.exists(), "no server binary at {}", bin.display());
+        bin
+    })
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// A `ferrite-server` child process, killed on drop.
+pub struct TestServer {
+    child: Child,
+    port: u16,
+}
+
+impl TestServer {
+    /// Starts a server with the default test arguments.
+    pub fn start() -> Self {
+        Self::with_args(&[])
+    }
+
+    /// Starts a server with extra Redis-style arguments (`["--requirepass", "secret"]`).
+    pub fn with_args(extra: &[&str]) -> Self {
+        let bin = server_binary();
+        let mut last = String::new();
+        // The port may be taken between `free_port` and the child's bind: retry.
+        for _ in 0..3 {
+            let port = free_port();
+            let child = Command::new(bin)
+                .args(["--port", &port.to_string(), "--save", ""])
+                .args(["--enable-debug-command", "yes"])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+            let mut server = TestServer { child, port };
+            match server.wait_ready() {
+                Ok(()) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("ferrite-server did not start: {last}");
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(format!("exited with {status}: {err}"));
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "not accepting on port {} after {START_TIMEOUT:?}",
+                    self.port
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `redis://127.0.0.1:<port>/`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A fresh synchronous client connection (RESP2, no auth).
+    pub fn client(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).expect("client url");
+        let con = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connect to ferrite-server");
+        con.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("set read timeout");
+        con
+    }
+
+    /// A fresh raw TCP connection.
+    pub fn raw_conn(&self) -> RawConn {
+        RawConn::connect(self.addr())
+    }
+
+    /// Sends `bytes` on a fresh connection and returns everything the server
+    /// answers until it stays silent for a moment or closes the connection.
+    pub fn raw(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut c = self.raw_conn();
+        c.send(bytes);
+        c.read_idle()
+    }
+
+    /// Whether the child process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw TCP connection for protocol-level tests.
+pub struct RawConn {
+    stream: TcpStream,
+    closed: bool,
+}
+
+impl RawConn {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("raw connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("write timeout");
+        RawConn {
+            stream,
+            closed: false,
+        }
+    }
+
+    /// Writes all of `bytes` (a write error, e.g. after the server closed, is ignored).
+    pub fn send(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Reads until the server is silent for [`RAW_IDLE`] or closes.
+    pub fn read_idle(&mut self) -> Vec<u8> {
+        self.read_while(|_| true, Duration::from_secs(5), RAW_IDLE)
+    }
+
+    /// Reads until `done(buf)` holds, the server closes, or `timeout` passes.
+    pub fn read_until(&mut self, done: impl Fn(&[u8]) -> bool, timeout: Duration) -> Vec<u8> {
+        self.read_while(|b| !done(b), timeout, timeout)
+    }
+
+    /// Reads exactly `n` bytes (fewer if the server closes or 5 s pass).
+    pub fn read_n(&mut self, n: usize) -> Vec<u8> {
+        self.read_until(|b| b.len() >= n, Duration::from_secs(5))
+    }
+
+    fn read_while(
+        &mut self,
+        more: impl Fn(&[u8]) -> bool,
+        total: Duration,
+        idle: Duration,
+    ) -> Vec<u8> {
+        let deadline = Instant::now() + total;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        while more(&out) && !self.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let wait = idle.min(deadline - now).max(Duration::from_millis(1));
+            self.stream
+                .set_read_timeout(Some(wait))
+                .expect("read timeout");
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.closed = true,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => self.closed = true,
+            }
+        }
+        out
+    }
+
+    /// Whether the server has closed the connection (waits up to 2 s for it).
+    pub fn is_closed(&mut self) -> bool {
+        if !self.closed {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !self.closed && Instant::now() < deadline {
+                let extra = self.read_until(|_| false, Duration::from_millis(100));
+                if !extra.is_empty() {
+                    // More data means the connection is still talking.
+                    return false;
+                }
+            }
+        }
+        self.closed
+    }
+}
+
+/// Encodes a command as a RESP2 array of bulk strings.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Lossy text of a raw reply, for assertion messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a command with string arguments, returning the typed reply.
+pub fn cmd<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")))
+}
+
+/// Runs a command that must fail and returns its error text as Redis sends
+/// it (`ERR syntax error`, `WRONGTYPE ...`).
+pub fn err(con: &mut redis::Connection, args: &[&str]) -> String {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    match c.query::<redis::Value>(con) {
+        Ok(v) => panic!("{}: expected an error, got {v:?}", args.join(" ")),
+        Err(e) => error_text(&e),
+    }
+}
+
+/// The full `CODE message` text of a server error.
+pub fn error_text(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
+    }
+}

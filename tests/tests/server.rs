@@ -1,0 +1,224 @@
+//! Server commands: INFO, CONFIG, COMMAND, DBSIZE, TIME, DEBUG, SLOWLOG.
+
+use ferrite_tests::{cmd, err, TestServer};
+use redis::{Connection, Value};
+
+fn setup() -> (TestServer, Connection) {
+    let server = TestServer::start();
+    let con = server.client();
+    (server, con)
+}
+
+#[test]
+fn info_has_sections_and_redis_field_names() {
+    let (_s, mut con) = setup();
+    let _: String = cmd(&mut con, &["SET", "k", "v"]);
+    let _: Option<String> = cmd(&mut con, &["GET", "k"]);
+    let info: String = cmd(&mut con, &["INFO"]);
+    for section in ["# Server", "# Clients", "# Memory", "# Stats", "# Keyspace"] {
+        assert!(info.contains(section), "missing {section}");
+    }
+    for field in [
+        "redis_version:",
+        "connected_clients:",
+        "used_memory:",
+        "keyspace_hits:",
+    ] {
+        assert!(
+            info.lines().any(|l| l.starts_with(field)),
+            "missing {field}"
+        );
+    }
+    assert!(
+        info.lines().any(|l| l.starts_with("db0:keys=1,expires=0")),
+        "{info}"
+    );
+    let hits = info
+        .lines()
+        .find_map(|l| l.strip_prefix("keyspace_hits:"))
+        .expect("hits");
+    assert_eq!(hits.trim(), "1");
+}
+
+#[test]
+fn info_with_a_section_returns_only_that_section() {
+    let (_s, mut con) = setup();
+    let info: String = cmd(&mut con, &["INFO", "keyspace"]);
+    assert!(info.starts_with("# Keyspace"), "{info}");
+    assert!(!info.contains("# Server"));
+    let none: String = cmd(&mut con, &["INFO", "nope"]);
+    assert_eq!(none, "");
+}
+
+#[test]
+fn config_get_with_a_glob_returns_matching_pairs() {
+    let (_s, mut con) = setup();
+    let pairs: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "maxmemory*"]);
+    let names: Vec<&str> = pairs.iter().step_by(2).map(String::as_str).collect();
+    for n in [
+        "maxmemory",
+        "maxmemory-policy",
+        "maxmemory-samples",
+        "maxmemory-clients",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let exact: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "maxmemory"]);
+    assert_eq!(exact, ["maxmemory", "0"]);
+    let none: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "nope"]);
+    assert!(none.is_empty());
+}
+
+#[test]
+fn config_set_validates_with_redis_error_texts() {
+    let (_s, mut con) = setup();
+    assert_eq!(
+        err(&mut con, &["CONFIG", "SET", "maxmemory", "abc"]),
+        "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value"
+    );
+    assert_eq!(
+        err(&mut con, &["CONFIG", "SET", "nope", "1"]),
+        "ERR Unknown option or number of arguments for CONFIG SET - 'nope'"
+    );
+    assert_eq!(
+        err(&mut con, &["CONFIG", "SET", "appendonly", "maybe"]),
+        "ERR CONFIG SET failed (possibly related to argument 'appendonly') - argument must be 'yes' or 'no'"
+    );
+    assert_eq!(
+        err(
+            &mut con,
+            &["CONFIG", "SET", "maxmemory", "1", "maxmemory", "2"]
+        ),
+        "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - duplicate parameter"
+    );
+    assert_eq!(
+        cmd::<String>(&mut con, &["CONFIG", "SET", "hz", "50"]),
+        "OK"
+    );
+    assert_eq!(
+        cmd::<Vec<String>>(&mut con, &["CONFIG", "GET", "hz"]),
+        ["hz", "50"]
+    );
+}
+
+#[test]
+fn command_count_covers_the_implemented_commands() {
+    let (_s, mut con) = setup();
+    let n: i64 = cmd(&mut con, &["COMMAND", "COUNT"]);
+    assert!(n >= 80, "COMMAND COUNT = {n}");
+}
+
+#[test]
+fn command_info_get_has_arity_2_and_readonly_fast_flags() {
+    let (_s, mut con) = setup();
+    let rows: Vec<Value> = cmd(&mut con, &["COMMAND", "INFO", "get"]);
+    let Value::Array(row) = &rows[0] else {
+        panic!("{rows:?}")
+    };
+    assert_eq!(row[0], Value::BulkString(b"get".to_vec()));
+    assert_eq!(row[1], Value::Int(2));
+    assert_eq!(
+        row[2],
+        Value::Array(vec![
+            Value::SimpleString("readonly".into()),
+            Value::SimpleString("fast".into())
+        ])
+    );
+    assert_eq!(&row[3..6], &[Value::Int(1), Value::Int(1), Value::Int(1)]);
+    assert_eq!(row.len(), 10);
+}
+
+#[test]
+fn command_docs_get_has_summary_and_group() {
+    let (_s, mut con) = setup();
+    let docs: Vec<Value> = cmd(&mut con, &["COMMAND", "DOCS", "get"]);
+    assert_eq!(docs[0], Value::BulkString(b"get".to_vec()));
+    let Value::Array(fields) = &docs[1] else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(fields[0], Value::BulkString(b"summary".to_vec()));
+    assert_eq!(
+        fields[1],
+        Value::BulkString(b"Get the value of a key".to_vec())
+    );
+    assert!(fields.contains(&Value::BulkString(b"group".to_vec())));
+    assert!(fields.contains(&Value::BulkString(b"string".to_vec())));
+}
+
+#[test]
+fn command_getkeys_extracts_key_arguments() {
+    let (_s, mut con) = setup();
+    assert_eq!(
+        cmd::<Vec<String>>(&mut con, &["COMMAND", "GETKEYS", "SET", "a", "b"]),
+        ["a"]
+    );
+    assert_eq!(
+        cmd::<Vec<String>>(
+            &mut con,
+            &["COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2"]
+        ),
+        ["a", "b"]
+    );
+    assert_eq!(
+        err(&mut con, &["COMMAND", "GETKEYS", "PING", "x"]),
+        "ERR The command has no key arguments"
+    );
+    assert_eq!(
+        err(&mut con, &["COMMAND", "GETKEYS", "FOO", "x"]),
+        "ERR Invalid command specified"
+    );
+    assert_eq!(
+        err(&mut con, &["COMMAND", "GETKEYS", "GET", "a", "b"]),
+        "ERR Invalid number of arguments specified for command"
+    );
+}
+
+#[test]
+fn dbsize_counts_keys_of_the_selected_database() {
+    let (_s, mut con) = setup();
+    assert_eq!(cmd::<i64>(&mut con, &["DBSIZE"]), 0);
+    let _: String = cmd(&mut con, &["MSET", "a", "1", "b", "2"]);
+    assert_eq!(cmd::<i64>(&mut con, &["DBSIZE"]), 2);
+    let _: String = cmd(&mut con, &["SELECT", "1"]);
+    assert_eq!(cmd::<i64>(&mut con, &["DBSIZE"]), 0);
+}
+
+#[test]
+fn time_returns_seconds_and_microseconds() {
+    let (_s, mut con) = setup();
+    let t: Vec<String> = cmd(&mut con, &["TIME"]);
+    assert_eq!(t.len(), 2);
+    let secs: u64 = t[0].parse().expect("seconds");
+    let micros: u64 = t[1].parse().expect("micros");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(secs.abs_diff(now) <= 2, "{secs} vs {now}");
+    assert!(micros < 1_000_000);
+}
+
+#[test]
+fn debug_sleep_0_returns_ok() {
+    let (_s, mut con) = setup();
+    assert_eq!(cmd::<String>(&mut con, &["DEBUG", "SLEEP", "0"]), "OK");
+}
+
+#[test]
+fn slowlog_records_slow_commands_and_resets() {
+    let server = TestServer::with_args(&["--slowlog-log-slower-than", "0"]);
+    let mut con = server.client();
+    assert_eq!(cmd::<String>(&mut con, &["SLOWLOG", "RESET"]), "OK");
+    let _: String = cmd(&mut con, &["DEBUG", "SLEEP", "0"]);
+    let len: i64 = cmd(&mut con, &["SLOWLOG", "LEN"]);
+    assert!(len >= 1, "{len}");
+    let entries: Vec<Value> = cmd(&mut con, &["SLOWLOG", "GET"]);
+    let Value::Array(e) = &entries[0] else {
+        panic!("{entries:?}")
+    };
+    assert_eq!(e.len(), 6, "id, time, duration, args, addr, name");
+    assert_eq!(
+        err(&mut con, &["SLOWLOG", "FOO"]),
+        "ERR unknown subcommand 'FOO'. Try SLOWLOG HELP."
+    );
+}
