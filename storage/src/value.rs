@@ -36,10 +36,12 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str { bytes, raw } => {
-                if bytes.len() <= 20 && ferrite_protocol_int(bytes) {
-                    "int"
-                } else if *raw || bytes.len() > EMBSTR_LIMIT {
+                // A string modified in place stays raw even when its bytes
+                // read as an integer (Redis only re-encodes on SET/INCR).
+                if *raw || bytes.len() > EMBSTR_LIMIT {
                     "raw"
+                } else if bytes.len() <= 20 && ferrite_protocol_int(bytes) {
+                    "int"
                 } else {
                     "embstr"
                 }
