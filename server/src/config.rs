@@ -70,6 +70,13 @@ pub struct Config {
     pub enable_protected_configs: String,
     pub enable_module_command: String,
     pub shards: i64,
+    pub list_max_listpack_size: i64,
+    pub list_compress_depth: i64,
+    pub hash_max_listpack_entries: i64,
+    pub hash_max_listpack_value: i64,
+    pub set_max_intset_entries: i64,
+    pub zset_max_listpack_entries: i64,
+    pub zset_max_listpack_value: i64,
     /// The config file given on the command line, for `CONFIG REWRITE`.
     pub config_file: Option<PathBuf>,
 }
@@ -121,6 +128,13 @@ impl Default for Config {
             enable_protected_configs: "no".into(),
             enable_module_command: "no".into(),
             shards: 32,
+            list_max_listpack_size: -2,
+            list_compress_depth: 0,
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
             config_file: None,
         }
     }
@@ -386,6 +400,83 @@ pub static PARAMS: &[Param] = &[
         false
     ),
     p!("protected-mode", None, protected_mode, bool, false),
+    p!(
+        "list-max-listpack-size",
+        Some("list-max-ziplist-size"),
+        list_max_listpack_size,
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "list-compress-depth",
+        None,
+        list_compress_depth,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "hash-max-listpack-entries",
+        Some("hash-max-ziplist-entries"),
+        hash_max_listpack_entries,
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "hash-max-listpack-value",
+        Some("hash-max-ziplist-value"),
+        hash_max_listpack_value,
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "set-max-intset-entries",
+        None,
+        set_max_intset_entries,
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "zset-max-listpack-entries",
+        Some("zset-max-ziplist-entries"),
+        zset_max_listpack_entries,
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "zset-max-listpack-value",
+        Some("zset-max-ziplist-value"),
+        zset_max_listpack_value,
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
     p!(
         "hz",
         None,

@@ -29,6 +29,8 @@ pub struct Hot {
     pub maxclients: AtomicI64,
     pub requirepass_set: AtomicBool,
     pub protected_mode: AtomicBool,
+    /// Collection encoding thresholds (`hash-max-listpack-entries` ...).
+    pub enc: parking_lot::RwLock<ferrite_storage::EncodingLimits>,
 }
 
 /// Turns storage effects into stream entries: an expiry becomes `DEL`.
@@ -129,6 +131,15 @@ impl Shared {
         h.requirepass_set
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
         h.protected_mode.store(c.protected_mode, Ordering::Relaxed);
+        let clamp = |v: i64| v.max(0) as usize;
+        *h.enc.write() = ferrite_storage::EncodingLimits {
+            list_max_listpack_size: c.list_max_listpack_size,
+            hash_max_listpack_entries: clamp(c.hash_max_listpack_entries),
+            hash_max_listpack_value: clamp(c.hash_max_listpack_value),
+            set_max_intset_entries: clamp(c.set_max_intset_entries),
+            zset_max_listpack_entries: clamp(c.zset_max_listpack_entries),
+            zset_max_listpack_value: clamp(c.zset_max_listpack_value),
+        };
     }
 
     /// Sends a command to every `MONITOR` client, in Redis's format.

@@ -265,6 +265,33 @@ impl<V> Dict<V> {
     }
 }
 
+impl<V: Clone> Clone for Dict<V> {
+    /// A deep copy (`COPY`); chains are rebuilt in the same buckets.
+    fn clone(&self) -> Self {
+        let mut d = Dict::new();
+        if !self.table.is_empty() {
+            d.table.resize_with(self.table.len(), || None);
+            for (k, v) in self.iter() {
+                let slot = bucket_hash(hash_key(k)) & (d.table.len() - 1);
+                let next = d.table[slot].take();
+                d.table[slot] = Some(Box::new(Node {
+                    key: k.into(),
+                    value: v.clone(),
+                    next,
+                }));
+            }
+            d.len = self.len;
+        }
+        d
+    }
+}
+
+impl<V> std::fmt::Debug for Dict<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dict(len={})", self.len)
+    }
+}
+
 impl<V> Drop for Dict<V> {
     fn drop(&mut self) {
         self.clear();

@@ -8,15 +8,25 @@
 pub mod db;
 pub mod dict;
 pub mod glob;
+pub mod hash;
+pub mod limits;
+pub mod list;
 mod number;
+pub mod set;
 pub mod shard;
 pub mod store;
 pub mod value;
+pub mod zset;
 
 pub use db::{Db, ShardGroup, MAX_SHARDS};
 pub use dict::{hash_key, Dict};
 pub use glob::glob_match;
+pub use hash::Hash;
+pub use limits::EncodingLimits;
+pub use list::List;
 pub use number::is_canonical_i64;
+pub use set::Set;
 pub use shard::{idle_seconds, lru_clock, Entry, Shard, NO_EXPIRE};
 pub use store::{NoObserver, Observer, Store, StoreStats};
 pub use value::{Value, EMBSTR_LIMIT};
+pub use zset::ZSet;

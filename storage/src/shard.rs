@@ -170,6 +170,9 @@ impl Shard {
     /// or [`NO_EXPIRE`]. Returns the previous entry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) -> Option<Entry> {
         let h = hash_key(key);
+        if value.is_blockable() {
+            self.observer.key_ready(self.db, key);
+        }
         let entry = Entry {
             value,
             expire_at,

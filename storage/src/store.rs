@@ -13,6 +13,10 @@ use crate::shard::Shard;
 pub trait Observer: Send + Sync {
     /// `key` in database `db` was removed because its TTL passed.
     fn expired(&self, db: usize, key: &[u8]);
+
+    /// `key` in database `db` now holds a list or sorted set: clients blocked
+    /// on it may be served (Redis's `signalKeyAsReady`).
+    fn key_ready(&self, _db: usize, _key: &[u8]) {}
 }
 
 /// An observer that ignores everything (unit tests, tools).

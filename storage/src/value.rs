@@ -1,15 +1,27 @@
 //! The values a key can hold.
 //!
-//! Strings are the only type of the spine; lists, hashes, sets, sorted sets,
 //! Bloom filters and throttle state join this enum in their own issues.
 
+use crate::hash::Hash;
+use crate::list::List;
+use crate::set::Set;
+use crate::zset::ZSet;
+
 /// A stored value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Value {
     /// A string. `raw` records that it was modified in place (`APPEND`,
     /// `SETRANGE`, `SETBIT`), after which Redis reports the `raw` encoding
     /// whatever its length.
     Str { bytes: Vec<u8>, raw: bool },
+    /// A list.
+    List(List),
+    /// A hash.
+    Hash(Hash),
+    /// A set.
+    Set(Set),
+    /// A sorted set.
+    ZSet(ZSet),
 }
 
 /// Redis keeps strings up to this length in one allocation with the object
@@ -29,6 +41,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str { .. } => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -46,6 +62,10 @@ impl Value {
                     "embstr"
                 }
             }
+            Value::List(_) => "quicklist",
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -53,6 +73,10 @@ impl Value {
     pub fn mem_usage(&self) -> usize {
         match self {
             Value::Str { bytes, .. } => bytes.capacity(),
+            Value::List(l) => l.mem_usage(),
+            Value::Hash(h) => h.mem_usage(),
+            Value::Set(s) => s.mem_usage(),
+            Value::ZSet(z) => z.mem_usage(),
         }
     }
 
@@ -60,7 +84,30 @@ impl Value {
     pub fn as_str(&self) -> Option<&[u8]> {
         match self {
             Value::Str { bytes, .. } => Some(bytes),
+            _ => None,
         }
+    }
+
+    /// Whether a client blocked on this key could be served by it (lists and
+    /// sorted sets, Redis's `signalKeyAsReady` types).
+    pub fn is_blockable(&self) -> bool {
+        matches!(self, Value::List(_) | Value::ZSet(_))
+    }
+
+    /// Number of elements of a collection (1 for a string).
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Str { .. } => 1,
+            Value::List(l) => l.len(),
+            Value::Hash(h) => h.len(),
+            Value::Set(s) => s.len(),
+            Value::ZSet(z) => z.len(),
+        }
+    }
+
+    /// A collection with no elements (such a key must be deleted).
+    pub fn is_empty(&self) -> bool {
+        !matches!(self, Value::Str { .. }) && self.len() == 0
     }
 }
 

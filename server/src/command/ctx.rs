@@ -39,6 +39,11 @@ impl<'a> Ctx<'a> {
         self.srv.repl.feed(self.client.db, &v);
     }
 
+    /// The collection encoding thresholds in force for this command.
+    pub fn enc(&self) -> ferrite_storage::EncodingLimits {
+        *self.srv.hot.enc.read()
+    }
+
     /// `ERR wrong number of arguments for '<cmd>' command` for this command.
     pub fn arity_error(&self) -> CmdError {
         CmdError::WrongArity(self.cmd.name().to_string())

@@ -5,9 +5,14 @@
 use crate::command::Handler;
 
 pub mod connection;
+pub mod hash;
 pub mod keys;
+pub mod list;
 pub mod server;
+pub mod set;
+pub mod sort;
 pub mod string;
+pub mod zset;
 
 /// Every handler of every family.
 pub fn handlers() -> Vec<(&'static str, Handler)> {
@@ -16,5 +21,10 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(string::HANDLERS);
     v.extend_from_slice(keys::HANDLERS);
     v.extend_from_slice(server::HANDLERS);
+    v.extend_from_slice(list::HANDLERS);
+    v.extend_from_slice(hash::HANDLERS);
+    v.extend_from_slice(set::HANDLERS);
+    v.extend_from_slice(sort::HANDLERS);
+    v.extend_from_slice(zset::HANDLERS);
     v
 }

@@ -1,0 +1,6 @@
+//! set commands (being written).
+
+use crate::command::Handler;
+
+/// Handlers of this family.
+pub const HANDLERS: &[(&str, Handler)] = &[];

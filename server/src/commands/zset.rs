@@ -1,0 +1,6 @@
+//! zset commands (being written).
+
+use crate::command::Handler;
+
+/// Handlers of this family.
+pub const HANDLERS: &[(&str, Handler)] = &[];
