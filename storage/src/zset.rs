@@ -30,6 +30,12 @@ impl ZSet {
         "listpack"
     }
 
+    /// Members with their scores in ascending order (score, then member
+    /// bytes). `SORT` and the conversions rely on this order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], f64)> {
+        self.entries.iter().map(|(s, m)| (&**m, *s))
+    }
+
     /// Approximate heap bytes.
     pub fn mem_usage(&self) -> usize {
         self.entries.iter().map(|(_, m)| m.len() + 32).sum()
