@@ -38,6 +38,8 @@ pub struct ClientHandle {
     pub resp: AtomicUsize,
     pub no_evict: AtomicBool,
     pub monitor: AtomicBool,
+    /// Waiting in a blocking command (`CLIENT LIST` flag `b`).
+    pub blocked: AtomicBool,
     pub qbuf: AtomicUsize,
     pub commands: AtomicU64,
     /// Set by `CLIENT KILL`, timeouts and shutdown; the task closes the connection.
@@ -78,6 +80,9 @@ impl ClientHandle {
         if self.monitor.load(Ordering::Relaxed) {
             flags.push('O');
         }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
         }
@@ -113,6 +118,12 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Set by `MONITOR`: the task starts forwarding the monitor feed.
     pub start_monitor: bool,
+    /// Set by a blocking command that found nothing: the task waits for
+    /// the reply before reading further commands.
+    pub blocked: Option<crate::blocking::Blocked>,
+    /// Blocking commands answer as on timeout instead of blocking (inside
+    /// `MULTI`/`EXEC`, as Redis's `CLIENT_DENY_BLOCKING`).
+    pub deny_blocking: bool,
 }
 
 impl Client {
@@ -125,7 +136,14 @@ impl Client {
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             start_monitor: false,
+            blocked: None,
+            deny_blocking: false,
         }
+    }
+
+    /// Whether blocking commands must not block now.
+    pub fn deny_blocking(&self) -> bool {
+        self.deny_blocking
     }
 
     /// The client's id.

@@ -94,6 +94,20 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                     }
                     execute(&srv, &mut client, &mut out, &argv);
                     argv.clear();
+                    if let Some(b) = client.blocked.take() {
+                        // Replies so far go out before the client waits.
+                        if !out.is_empty() && write_all(&srv, &stream, &mut out.buf).await.is_err()
+                        {
+                            srv.blocking.cancel(&b.waiter);
+                            break 'conn;
+                        }
+                        if wait_blocked(&srv, &stream, &handle, &mut inbuf, &mut out, b)
+                            .await
+                            .is_err()
+                        {
+                            break 'conn;
+                        }
+                    }
                     if client.close_after_reply || handle.killed.load(Ordering::Acquire) {
                         let _ = write_all(&srv, &stream, &mut out.buf).await;
                         break 'conn;
@@ -136,6 +150,101 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
         }
         if inbuf.is_empty() && inbuf.capacity() > 1024 * 1024 {
             inbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+    }
+}
+
+/// Waits while the client is blocked on keys: for the reply of whoever
+/// serves it, its timeout, `CLIENT UNBLOCK`, a kill or EOF. Input that
+/// arrives meanwhile is buffered, not executed, as Redis does. `Err` means
+/// the connection must close.
+async fn wait_blocked(
+    srv: &Shared,
+    stream: &TcpStream,
+    handle: &crate::client::ClientHandle,
+    inbuf: &mut BytesMut,
+    out: &mut ReplyBuf,
+    b: crate::blocking::Blocked,
+) -> Result<(), ()> {
+    let crate::blocking::Blocked {
+        waiter,
+        mut rx,
+        deadline_ms,
+    } = b;
+    let deadline = async {
+        if deadline_ms == 0 {
+            std::future::pending::<()>().await;
+        }
+        let wait = deadline_ms - crate::command::ctx::unix_ms();
+        if wait > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+        }
+    };
+    tokio::pin!(deadline);
+    handle.blocked.store(true, Ordering::Relaxed);
+    let r = wait_reply(srv, stream, handle, inbuf, out, &waiter, &mut rx, deadline).await;
+    handle.blocked.store(false, Ordering::Relaxed);
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn wait_reply(
+    srv: &Shared,
+    stream: &TcpStream,
+    handle: &crate::client::ClientHandle,
+    inbuf: &mut BytesMut,
+    out: &mut ReplyBuf,
+    waiter: &std::sync::Arc<crate::blocking::Waiter>,
+    rx: &mut tokio::sync::oneshot::Receiver<BytesMut>,
+    mut deadline: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<(), ()> {
+    loop {
+        if handle.killed.load(Ordering::Acquire) {
+            srv.blocking.cancel(waiter);
+            return Err(());
+        }
+        tokio::select! {
+            r = &mut *rx => {
+                match r {
+                    Ok(reply) => out.raw(&reply),
+                    Err(_) => out.buf.extend_from_slice(&waiter.timeout_reply()),
+                }
+                return Ok(());
+            }
+            _ = deadline.as_mut() => {
+                if srv.blocking.cancel(waiter) {
+                    out.raw(&waiter.timeout_reply());
+                } else if let Ok(reply) = (&mut *rx).await {
+                    // Served just as the timeout fired.
+                    out.raw(&reply);
+                }
+                return Ok(());
+            }
+            _ = handle.kill_notify.notified() => continue,
+            r = stream.readable() => {
+                if r.is_err() {
+                    srv.blocking.cancel(waiter);
+                    return Err(());
+                }
+                inbuf.reserve(READ_CHUNK);
+                match stream.try_read_buf(inbuf) {
+                    Ok(0) => {
+                        srv.blocking.cancel(waiter);
+                        return Err(());
+                    }
+                    Ok(_) => {
+                        if inbuf.len() as i64 > srv.hot.client_query_buffer_limit.load(Ordering::Relaxed) {
+                            srv.blocking.cancel(waiter);
+                            return Err(());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        srv.blocking.cancel(waiter);
+                        return Err(());
+                    }
+                }
+            }
         }
     }
 }

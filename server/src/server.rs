@@ -171,6 +171,7 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
                     resp: 2.into(),
                     no_evict: false.into(),
                     monitor: false.into(),
+                    blocked: false.into(),
                     qbuf: 0.into(),
                     commands: 0.into(),
                     killed: false.into(),

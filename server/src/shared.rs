@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
+use crate::blocking::Blocking;
 use crate::client::{Client, Registry};
 use crate::command::ctx::unix_us;
 use crate::config::Config;
@@ -36,11 +37,16 @@ pub struct Hot {
 /// Turns storage effects into stream entries: an expiry becomes `DEL`.
 struct ExpiryFeed {
     repl: Arc<Propagator>,
+    blocking: Arc<Blocking>,
 }
 
 impl Observer for ExpiryFeed {
     fn expired(&self, db: usize, key: &[u8]) {
         self.repl.feed(db, &[b"DEL", key]);
+    }
+
+    fn key_ready(&self, db: usize, key: &[u8]) {
+        self.blocking.key_ready(db, key);
     }
 }
 
@@ -52,6 +58,8 @@ pub struct Shared {
     pub stats: Stats,
     pub clients: Registry,
     pub repl: Arc<Propagator>,
+    /// Clients blocked on keys.
+    pub blocking: Arc<Blocking>,
     pub slowlog: Mutex<SlowLog>,
     pub latency: Mutex<Latency>,
     /// 40 hex characters, new at every start (`run_id`, `master_replid`).
@@ -81,10 +89,14 @@ impl Shared {
     /// Builds the state for `config`.
     pub fn new(config: Config) -> Arc<Shared> {
         let repl = Arc::new(Propagator::new(config.repl_backlog_size as usize));
+        let blocking = Arc::new(Blocking::default());
         let store = Store::new(
             config.databases as usize,
             config.shards as usize,
-            Arc::new(ExpiryFeed { repl: repl.clone() }),
+            Arc::new(ExpiryFeed {
+                repl: repl.clone(),
+                blocking: blocking.clone(),
+            }),
         );
         let now_s = unix_us() / 1_000_000;
         let config_file = config.config_file.clone();
@@ -95,6 +107,7 @@ impl Shared {
             stats: Stats::default(),
             clients: Registry::default(),
             repl,
+            blocking,
             slowlog: Mutex::new(SlowLog::default()),
             latency: Mutex::new(Latency::default()),
             run_id: random_hex40(),

@@ -52,6 +52,11 @@ pub fn execute(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[By
     if skipping && client.reply_mode == ReplyMode::Skipping {
         client.reply_mode = ReplyMode::On;
     }
+    // Serve clients blocked on keys this command made ready (Redis's
+    // `handleClientsBlockedOnKeys` after `call()`).
+    if srv.blocking.has_ready() {
+        crate::commands::list::serve_ready(srv);
+    }
 }
 
 fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {

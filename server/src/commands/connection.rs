@@ -27,6 +27,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("client|no-evict", client_no_evict),
     ("client|reply", client_reply),
     ("client|help", client_help),
+    ("client|unblock", client_unblock),
 ];
 
 /// The version we answer as: clients gate features on it.
@@ -187,8 +188,30 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::DbIndexOutOfRange);
     }
     ctx.srv.store.swap_dbs(a as usize, b as usize);
+    // Clients blocked in either database may now find their keys.
+    ctx.srv.blocking.db_ready(a as usize);
+    ctx.srv.blocking.db_ready(b as usize);
     ctx.srv.repl.feed_global(&[b"SWAPDB", &args[1], &args[2]]);
     ctx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: ends another client's blocking
+/// command as if it timed out, or with an `UNBLOCKED` error.
+fn client_unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let id = crate::command::ctx::int_arg(&args[2])?;
+    let error = match args.get(3) {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case(b"timeout") => false,
+        Some(a) if a.eq_ignore_ascii_case(b"error") => true,
+        Some(_) => {
+            return Err(CmdError::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let done = id > 0 && ctx.srv.blocking.unblock(id as u64, error);
+    ctx.out.integer(i64::from(done));
     Ok(())
 }
 

@@ -510,7 +510,7 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(out, "maxclients:{}", cfg.maxclients);
         line!(out, "client_recent_max_input_buffer:0");
         line!(out, "client_recent_max_output_buffer:0");
-        line!(out, "blocked_clients:0");
+        line!(out, "blocked_clients:{}", srv.blocking.blocked_clients());
         line!(out, "tracking_clients:0");
         line!(out, "clients_in_timeout_table:0");
     }
@@ -1457,6 +1457,23 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
         ("protocol", 3) => debug_protocol(ctx, &args[2]),
+        ("quicklist-packed-threshold", 3) => {
+            // Redis stores list elements above this size in their own
+            // "plain" quicklist node. Our lists keep every element in its own
+            // allocation whatever its size, so there is nothing to switch;
+            // the argument is validated as Redis does.
+            let ok = std::str::from_utf8(&args[2])
+                .ok()
+                .and_then(crate::config::parse_memory)
+                .is_some_and(|n| (1..=u32::MAX as i64).contains(&n));
+            if !ok {
+                return Err(CmdError::err(
+                    "argument must be a memory value bigger than 1 and smaller than 4gb",
+                ));
+            }
+            ctx.out.ok();
+            Ok(())
+        }
         _ => Err(unknown()),
     }
 }
