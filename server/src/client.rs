@@ -34,7 +34,9 @@ pub struct ClientHandle {
     pub name: Mutex<Option<Bytes>>,
     pub lib_name: Mutex<Option<Bytes>>,
     pub lib_ver: Mutex<Option<Bytes>>,
-    pub last_cmd: Mutex<&'static str>,
+    /// The id of the last command run (`Command::id`, 0 before the first):
+    /// one relaxed store per command instead of a lock.
+    pub last_cmd: std::sync::atomic::AtomicU32,
     pub resp: AtomicUsize,
     pub no_evict: AtomicBool,
     pub monitor: AtomicBool,
@@ -52,6 +54,11 @@ impl ClientHandle {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill_notify.notify_one();
+    }
+
+    /// The name of the last command, `NULL` before the first (as Redis).
+    pub fn last_cmd_name(&self) -> &'static str {
+        crate::command::table::TABLE.name_of(self.last_cmd.load(Ordering::Relaxed))
     }
 
     /// The `CLIENT LIST` / `CLIENT INFO` line for this client.
@@ -102,7 +109,7 @@ impl ClientHandle {
             flags,
             self.db.load(Ordering::Relaxed),
             self.qbuf.load(Ordering::Relaxed),
-            self.last_cmd.lock(),
+            self.last_cmd_name(),
             self.resp.load(Ordering::Relaxed),
         )
     }

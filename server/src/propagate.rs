@@ -6,8 +6,6 @@
 //! this stream; nothing else writes to them. Today the stream feeds the
 //! backlog, whose end is `master_repl_offset`.
 
-use std::collections::VecDeque;
-
 use parking_lot::Mutex;
 
 /// The replication backlog: the last `repl-backlog-size` bytes of the stream.
@@ -15,8 +13,12 @@ pub struct Propagator {
     inner: Mutex<Backlog>,
 }
 
+/// The stream's tail in one contiguous vector: appends are `memcpy`s, and
+/// the front is cut only when the vector reaches twice the capacity, so each
+/// byte is moved at most once (a `VecDeque<u8>` fed byte-wise was 20% of a
+/// pipelined SET profile).
 struct Backlog {
-    buf: VecDeque<u8>,
+    buf: Vec<u8>,
     capacity: usize,
     /// Total bytes ever appended (`master_repl_offset`).
     offset: u64,
@@ -24,10 +26,10 @@ struct Backlog {
     selected: usize,
 }
 
-fn encode(out: &mut VecDeque<u8>, args: &[&[u8]]) -> usize {
+fn encode(out: &mut Vec<u8>, args: &[&[u8]]) -> usize {
     let mut n = 0;
     let mut put = |b: &[u8]| {
-        out.extend(b);
+        out.extend_from_slice(b);
         n += b.len();
     };
     let mut tmp = itoa::Buffer::new();
@@ -49,7 +51,7 @@ impl Propagator {
     pub fn new(capacity: usize) -> Self {
         Propagator {
             inner: Mutex::new(Backlog {
-                buf: VecDeque::new(),
+                buf: Vec::new(),
                 capacity: capacity.max(16 * 1024),
                 offset: 0,
                 selected: usize::MAX,
@@ -70,10 +72,7 @@ impl Propagator {
         }
         let n = encode(&mut b.buf, args);
         b.offset += n as u64;
-        let excess = b.buf.len().saturating_sub(b.capacity);
-        if excess > 0 {
-            b.buf.drain(..excess);
-        }
+        b.trim();
     }
 
     /// Appends a command that is not tied to a database (`FLUSHALL`).
@@ -81,12 +80,26 @@ impl Propagator {
         let mut b = self.inner.lock();
         let n = encode(&mut b.buf, args);
         b.offset += n as u64;
-        let excess = b.buf.len().saturating_sub(b.capacity);
-        if excess > 0 {
-            b.buf.drain(..excess);
-        }
+        b.trim();
+    }
+}
+
+impl Backlog {
+    /// The bytes held: the last `capacity` of the vector.
+    fn held(&self) -> &[u8] {
+        &self.buf[self.buf.len().saturating_sub(self.capacity)..]
     }
 
+    /// Cuts the front once the vector holds twice the capacity.
+    fn trim(&mut self) {
+        if self.buf.len() >= 2 * self.capacity {
+            let cut = self.buf.len() - self.capacity;
+            self.buf.drain(..cut);
+        }
+    }
+}
+
+impl Propagator {
     /// `master_repl_offset`.
     pub fn offset(&self) -> u64 {
         self.inner.lock().offset
@@ -95,23 +108,19 @@ impl Propagator {
     /// (first offset held, bytes held) for `INFO replication`.
     pub fn backlog_span(&self) -> (u64, usize) {
         let b = self.inner.lock();
-        (b.offset - b.buf.len() as u64 + 1, b.buf.len())
+        let held = b.held().len();
+        (b.offset - held as u64 + 1, held)
     }
 
     /// The stream bytes from `offset` to the end, if still in the backlog.
     pub fn read_from(&self, offset: u64) -> Option<Vec<u8>> {
         let b = self.inner.lock();
-        let start = b.offset.checked_sub(b.buf.len() as u64)?;
+        let held = b.held();
+        let start = b.offset.checked_sub(held.len() as u64)?;
         if offset < start || offset > b.offset {
             return None;
         }
-        Some(
-            b.buf
-                .iter()
-                .skip((offset - start) as usize)
-                .copied()
-                .collect(),
-        )
+        Some(held[(offset - start) as usize..].to_vec())
     }
 }
 

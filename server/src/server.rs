@@ -167,7 +167,7 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
                     name: Default::default(),
                     lib_name: Default::default(),
                     lib_ver: Default::default(),
-                    last_cmd: parking_lot::Mutex::new("NULL"),
+                    last_cmd: std::sync::atomic::AtomicU32::new(0),
                     resp: 2.into(),
                     no_evict: false.into(),
                     monitor: false.into(),

@@ -110,7 +110,7 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
     if srv.monitors_active.load(Ordering::Relaxed) && !cmd.has(flag::SKIP_MONITOR | flag::ADMIN) {
         srv.feed_monitors(client, argv);
     }
-    *client.handle.last_cmd.lock() = cmd.name();
+    client.handle.last_cmd.store(cmd.id, Ordering::Relaxed);
     let Some(handler) = cmd.handler else { return };
     let start = Instant::now();
     let mut ctx = Ctx {
