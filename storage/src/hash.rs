@@ -131,6 +131,12 @@ impl Hash {
         }
     }
 
+    /// Total length of every field and value, for estimating reply sizes
+    /// before building them.
+    pub fn byte_len(&self) -> usize {
+        self.bytes
+    }
+
     /// The value of `field`.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
