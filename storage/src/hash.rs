@@ -63,21 +63,24 @@ pub enum SetOutcome {
     Updated,
 }
 
+/// The table's own iterator, boxed so [`Iter`] can name it.
+type TableIter<'a> = Box<dyn Iterator<Item = (&'a [u8], &'a Box<[u8]>)> + 'a>;
+
 /// Iterator over a hash's pairs, in listpack order or table bucket order.
-pub enum Iter<'a> {
-    /// Over the flat encoding.
+pub struct Iter<'a>(IterRepr<'a>);
+
+enum IterRepr<'a> {
     Listpack(std::slice::Iter<'a, Pair>),
-    /// Over the table.
-    Table(Box<dyn Iterator<Item = (&'a [u8], &'a Box<[u8]>)> + 'a>),
+    Table(TableIter<'a>),
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            Iter::Listpack(it) => it.next().map(|(f, v)| (&**f, &**v)),
-            Iter::Table(it) => it.next().map(|(f, v)| (f, &**v)),
+        match &mut self.0 {
+            IterRepr::Listpack(it) => it.next().map(|(f, v)| (&**f, &**v)),
+            IterRepr::Table(it) => it.next().map(|(f, v)| (f, &**v)),
         }
     }
 }
@@ -255,8 +258,8 @@ impl Hash {
     /// in the table (as Redis's `hashTypeNext`).
     pub fn iter(&self) -> Iter<'_> {
         match &self.repr {
-            Repr::Listpack(v) => Iter::Listpack(v.iter()),
-            Repr::Table(d) => Iter::Table(Box::new(d.iter())),
+            Repr::Listpack(v) => Iter(IterRepr::Listpack(v.iter())),
+            Repr::Table(d) => Iter(IterRepr::Table(Box::new(d.iter()))),
         }
     }
 

@@ -48,7 +48,11 @@ const MAX_RANDOM_REPLY_BYTES: usize = 1 << 30;
 
 /// A read lookup counting keyspace hits and misses (`lookupKeyRead`): the
 /// hash, `None` when absent, WRONGTYPE for other types.
-fn read_hash<'s>(ctx: &Ctx<'_>, s: &'s mut Shard, key: &[u8]) -> Result<Option<&'s Hash>, CmdError> {
+fn read_hash<'s>(
+    ctx: &Ctx<'_>,
+    s: &'s mut Shard,
+    key: &[u8],
+) -> Result<Option<&'s Hash>, CmdError> {
     match s.get(key, ctx.now) {
         None => {
             ctx.srv.stats.miss();
@@ -422,7 +426,11 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], l: i64, withvalues: bool) -> 
             if estimate > MAX_RANDOM_REPLY_BYTES {
                 return Err(CmdError::err("value is out of range"));
             }
-            out.array(if resp2_flat { count.saturating_mul(2) } else { count });
+            out.array(if resp2_flat {
+                count.saturating_mul(2)
+            } else {
+                count
+            });
             h.random_pairs(count, &mut rand, |k, v| random_reply(out, k, v, withvalues));
             return Ok(());
         }
@@ -491,7 +499,9 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else {
             // COUNT counts fields and values, like Redis's doubled count;
             // at most ten times as many buckets are visited.
-            let want = usize::try_from(count).unwrap_or(usize::MAX).saturating_mul(2);
+            let want = usize::try_from(count)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(2);
             let mut budget = want.saturating_mul(10);
             let mut cur = cursor;
             let mut items = 0usize;
