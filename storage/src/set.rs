@@ -449,3 +449,253 @@ impl OwnedMember {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use std::collections::{BTreeSet, HashMap};
+
+    fn members(s: &Set) -> BTreeSet<Vec<u8>> {
+        s.iter().map(Member::to_vec).collect()
+    }
+
+    #[test]
+    fn int_parsing_is_string2ll() {
+        assert_eq!(member_as_int(b"0"), Some(0));
+        assert_eq!(member_as_int(b"-1"), Some(-1));
+        assert_eq!(member_as_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(member_as_int(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"1.0",
+            b"99999999999999999999999",
+        ] {
+            assert_eq!(
+                member_as_int(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn integers_print_like_ll2string() {
+        for n in [0, 1, -1, 42, i64::MAX, i64::MIN] {
+            assert_eq!(itoa_i64(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn encoding_follows_set_type_create_and_add() {
+        let mut s = Set::for_member(b"1");
+        assert_eq!(s.encoding(), "intset");
+        assert!(s.add(b"1", 512));
+        assert!(!s.add(b"1", 512));
+        // A non-canonical integer is a string member.
+        assert!(s.add(b"01", 512));
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.contains(b"1") && s.contains(b"01") && !s.contains(b"2"));
+
+        let s = Set::for_member(b"a");
+        assert_eq!(s.encoding(), "hashtable");
+
+        // Past the limit: converted at limit + 1 members, not before.
+        let mut s = Set::new();
+        for i in 0..4 {
+            s.add(i.to_string().as_bytes(), 4);
+        }
+        assert_eq!(s.encoding(), "intset");
+        s.add(b"4", 4);
+        assert_eq!(s.encoding(), "hashtable");
+        // Never converted back.
+        for i in 0..5 {
+            assert!(s.remove(i.to_string().as_bytes()));
+        }
+        s.add(b"7", 4);
+        assert_eq!(s.encoding(), "hashtable");
+
+        // A limit of 0 still creates an intset, converted by its first add.
+        let mut s = Set::for_member(b"5");
+        s.add(b"5", 0);
+        assert_eq!(s.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn intset_iterates_in_ascending_order() {
+        let mut s = Set::new();
+        for m in ["5", "-3", "100", "0"] {
+            s.add(m.as_bytes(), 512);
+        }
+        let got: Vec<Vec<u8>> = s.iter().map(Member::to_vec).collect();
+        assert_eq!(got, [&b"-3"[..], b"0", b"5", b"100"]);
+        let mut scanned = Vec::new();
+        assert_eq!(s.scan(0, |m| scanned.push(m.to_vec())), 0);
+        assert_eq!(scanned, got);
+    }
+
+    #[test]
+    fn mem_usage_tracks_members() {
+        let mut s = Set::for_member(b"a");
+        let empty = s.mem_usage();
+        s.add(b"hello", 512);
+        let one = s.mem_usage();
+        assert!(one > empty);
+        s.remove(b"hello");
+        assert_eq!(s.table_bytes, 0);
+    }
+
+    #[test]
+    fn random_is_roughly_uniform() {
+        // Ten members in a table: plain "random bucket, random chain entry"
+        // would favour members alone in their bucket.
+        let mut s = Set::for_member(b"a");
+        for i in 0..10 {
+            s.add(format!("m{i}").as_bytes(), 512);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut hist: HashMap<Vec<u8>, u32> = HashMap::new();
+        let draws = 20_000;
+        for _ in 0..draws {
+            let m = s.random(&mut rng).map(Member::to_vec);
+            *hist.entry(m.unwrap_or_default()).or_default() += 1;
+        }
+        assert_eq!(hist.len(), 10);
+        let expected = f64::from(draws) / 10.0;
+        let chi2: f64 = hist
+            .values()
+            .map(|&c| (f64::from(c) - expected).powi(2) / expected)
+            .sum();
+        // df = 9: 40 is a 0.001% tail, the bound Redis's own test uses.
+        assert!(chi2 < 40.0, "chi-square {chi2}: {hist:?}");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(Vec<u8>),
+        Remove(Vec<u8>),
+        Contains(Vec<u8>),
+        Pop,
+    }
+
+    fn member() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (-40i64..40).prop_map(|n| n.to_string().into_bytes()),
+            Just(b"-0".to_vec()),
+            Just(b"007".to_vec()),
+            "[a-c]{1,2}".prop_map(String::into_bytes),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => member().prop_map(Op::Add),
+            2 => member().prop_map(Op::Remove),
+            1 => member().prop_map(Op::Contains),
+            1 => Just(Op::Pop),
+        ]
+    }
+
+    proptest! {
+        // The set behaves as a BTreeSet of byte strings whatever its
+        // encoding, and its encoding is what Redis's rules give.
+        #[test]
+        fn behaves_like_a_btreeset(ops in proptest::collection::vec(op(), 0..300), limit in 0usize..20, seed in any::<u64>()) {
+            let mut s = Set::new();
+            let mut model: BTreeSet<Vec<u8>> = BTreeSet::new();
+            let mut ever_table = false;
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            for op in ops {
+                match op {
+                    Op::Add(m) => {
+                        prop_assert_eq!(s.add(&m, limit), model.insert(m));
+                    }
+                    Op::Remove(m) => prop_assert_eq!(s.remove(&m), model.remove(&m)),
+                    Op::Contains(m) => prop_assert_eq!(s.contains(&m), model.contains(&m)),
+                    Op::Pop => {
+                        let got = s.pop_random(&mut rng);
+                        match got {
+                            Some(m) => prop_assert!(model.remove(&m)),
+                            None => prop_assert!(model.is_empty()),
+                        }
+                    }
+                }
+                prop_assert_eq!(s.len(), model.len());
+                ever_table |= !s.is_intset();
+                // Once a table, always a table; an intset only while every
+                // member is an integer and within the limit.
+                prop_assert_eq!(s.is_intset(), !ever_table);
+                if s.is_intset() {
+                    prop_assert!(model.len() <= limit);
+                    prop_assert!(model.iter().all(|m| member_as_int(m).is_some()));
+                }
+                if let Some(m) = s.random(&mut rng) {
+                    prop_assert!(model.contains(&m.to_vec()));
+                }
+                let table_bytes: usize = if s.is_intset() { 0 } else {
+                    model.iter().map(|m| m.len() + TABLE_MEMBER_OVERHEAD).sum()
+                };
+                prop_assert_eq!(s.table_bytes, table_bytes);
+            }
+            prop_assert_eq!(members(&s), model);
+        }
+
+        // Members present for the whole scan are returned, whatever is
+        // added or removed between steps (and however the table resizes).
+        #[test]
+        fn scan_returns_every_stable_member(stable in 1u32..200, churn in proptest::collection::vec((any::<bool>(), 0u32..400), 0..300)) {
+            let mut s = Set::for_member(b"x");
+            for i in 0..stable {
+                s.add(format!("s{i}").as_bytes(), 512);
+            }
+            let mut seen = BTreeSet::new();
+            let mut cursor = 0;
+            let mut churn = churn.into_iter();
+            loop {
+                cursor = s.scan(cursor, |m| { seen.insert(m.to_vec()); });
+                for _ in 0..3 {
+                    if let Some((add, k)) = churn.next() {
+                        let m = format!("c{k}");
+                        if add { s.add(m.as_bytes(), 512); } else { s.remove(m.as_bytes()); }
+                    }
+                }
+                if cursor == 0 { break; }
+            }
+            for i in 0..stable {
+                let m = format!("s{}", i);
+                prop_assert!(seen.contains(m.as_bytes()), "missing {}", m);
+            }
+        }
+
+        // Members taken from another set (`Member::Int` from an intset)
+        // behave exactly like their bytes.
+        #[test]
+        fn member_ops_match_byte_ops(a in proptest::collection::vec(member(), 0..40), b in proptest::collection::vec(member(), 0..40)) {
+            let mut src = Set::new();
+            for m in &a { src.add(m, 16); }
+            let mut via_member = Set::new();
+            let mut via_bytes = Set::new();
+            for m in &b { via_member.add(m, 16); via_bytes.add(m, 16); }
+            for m in src.iter() {
+                prop_assert_eq!(via_member.contains_member(m), via_bytes.contains(&m.to_vec()));
+                prop_assert_eq!(via_member.add_member(m, 16), via_bytes.add(&m.to_vec(), 16));
+            }
+            prop_assert_eq!(via_member.encoding(), via_bytes.encoding());
+            prop_assert_eq!(members(&via_member), members(&via_bytes));
+            for m in src.iter() {
+                prop_assert_eq!(via_member.remove_member(m), via_bytes.remove(&m.to_vec()));
+            }
+            prop_assert_eq!(members(&via_member), members(&via_bytes));
+        }
+    }
+}
