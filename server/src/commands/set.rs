@@ -645,6 +645,21 @@ fn sinter_generic(
                 InterOut::Card(l) if l > 0 => l,
                 _ => u64::MAX,
             };
+            // One distinct set (SMEMBERS, SINTER k k): no copy needed.
+            if others.is_empty() && !matches!(mode, InterOut::Store(_)) {
+                let set = peek_set(g, first, now);
+                let n = set.map_or(0, Set::len);
+                match mode {
+                    InterOut::Card(_) => ctx.out.integer((n as u64).min(limit) as i64),
+                    _ => {
+                        ctx.out.set(n);
+                        for m in set.iter().flat_map(|s| s.iter()) {
+                            reply_member(ctx.out, m);
+                        }
+                    }
+                }
+                return Ok(());
+            }
             let mut cursor = 0u64;
             'outer: loop {
                 // Copy the next chunk of the smallest set's members.
