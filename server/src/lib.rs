@@ -10,6 +10,7 @@ pub mod command;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod digest;
 pub mod propagate;
 pub mod server;
 pub mod shared;

@@ -217,7 +217,13 @@ fn getkeys_common(args: &[Bytes]) -> Result<Vec<(usize, &'static [&'static str])
             "Invalid number of arguments specified for command",
         ));
     }
-    let mut keys = keys_of(cmd.meta, argv);
+    // SORT's STORE key is found by a parser, as Redis's `sortGetKeys`
+    // getkeys_proc does; every other command's keys come from its specs.
+    let mut keys = if cmd.meta.name == "sort" {
+        crate::commands::sort::sort_key_positions(argv)
+    } else {
+        keys_of(cmd.meta, argv)
+    };
     if keys.is_empty() && !cmd.has(flag::MOVABLEKEYS) {
         keys = cmd
             .key_positions(argv.len())
@@ -1457,6 +1463,53 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
         ("protocol", 3) => debug_protocol(ctx, &args[2]),
+        ("digest", 2) => {
+            use crate::digest;
+            let mut acc = [0u8; 20];
+            let mut any = false;
+            for i in 0..ctx.srv.store.db_count() {
+                let db = ctx.srv.store.db(i);
+                for sh in 0..db.shard_count() {
+                    db.with_shard_at(sh, |s| {
+                        for (k, e) in s.iter() {
+                            if e.expire_at != ferrite_storage::NO_EXPIRE && e.expire_at <= ctx.now {
+                                continue;
+                            }
+                            any = true;
+                            digest::accumulate(
+                                &mut acc,
+                                &digest::key_digest(i, k, &e.value, e.expire_at),
+                            );
+                        }
+                    });
+                }
+            }
+            // Redis answers all zeros for an empty dataset.
+            let text = if any {
+                digest::hex(&acc)
+            } else {
+                "0".repeat(40)
+            };
+            ctx.out.simple(text.as_bytes());
+            Ok(())
+        }
+        ("digest-value", n) if n >= 2 => {
+            let now = ctx.now;
+            let db = ctx.db();
+            ctx.out.array(n - 2);
+            for key in &args[2..] {
+                let d = db.with_shard(key, |s| {
+                    s.peek(key, now)
+                        .map(|e| crate::digest::value_digest(&e.value))
+                });
+                let text = match d {
+                    Some(d) => crate::digest::hex(&d),
+                    None => "0".repeat(40),
+                };
+                ctx.out.simple(text.as_bytes());
+            }
+            Ok(())
+        }
         ("quicklist-packed-threshold", 3) => {
             // Redis stores list elements above this size in their own
             // "plain" quicklist node. Our lists keep every element in its own

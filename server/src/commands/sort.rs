@@ -488,13 +488,7 @@ fn lookup_by_pattern(
 
 /// The value of a hash field.
 fn hash_field<'h>(h: &'h Hash, field: &[u8]) -> Option<&'h [u8]> {
-    match h {
-        Hash::Listpack(pairs) => pairs
-            .iter()
-            .find(|(f, _)| &f[..] == field)
-            .map(|(_, v)| &v[..]),
-        Hash::Table(d) => d.get(field).map(|v| &v[..]),
-    }
+    h.get(field)
 }
 
 /// Parses a sort weight as Redis does: `strtod` over the C string, failing
