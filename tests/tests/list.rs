@@ -368,3 +368,137 @@ fn swapdb_wakes_a_client_blocked_in_the_swapped_db() {
     let _: String = cmd(&mut con, &["SWAPDB", "0", "1"]);
     assert_eq!(h.join().unwrap().1, "from-db1");
 }
+
+/// Parses the BRPOP replies found in `buf` (`*2 key job` or `*-1`), returning
+/// the jobs.
+fn jobs_in(buf: &[u8]) -> Vec<u64> {
+    let text = String::from_utf8_lossy(buf);
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    let mut jobs = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i] == "*2" && i + 4 < lines.len() {
+            jobs.push(lines[i + 4].parse().expect("job id"));
+            i += 5;
+        } else {
+            i += 1;
+        }
+    }
+    jobs
+}
+
+/// The job-queue pattern (Sidekiq, RQ, Celery): 4 producers push 100k jobs
+/// while 4 consumers wait in BRPOP and 2 flaky consumers keep blocking and
+/// hanging up mid-wait. Every job is delivered exactly once: a consumer that
+/// hangs up is never handed a job it cannot receive. The flaky consumers
+/// half-close (shutdown of their write side) and then read until the server
+/// closes, so a job served just before the hang-up is still seen by the test.
+#[test]
+fn job_queue_delivers_every_job_exactly_once_through_disconnects() {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const PRODUCERS: u64 = 4;
+    const PER_PRODUCER: u64 = 25_000;
+    const TOTAL: usize = (PRODUCERS * PER_PRODUCER) as usize;
+
+    let s = TestServer::start();
+    let received = Arc::new(Mutex::new(Vec::<u64>::with_capacity(TOTAL)));
+    let count = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+
+    for _ in 0..4 {
+        let (mut c, received, count, done) =
+            (s.client(), received.clone(), count.clone(), done.clone());
+        threads.push(thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let v: Option<(String, u64)> = cmd(&mut c, &["BRPOP", "jobs", "0.2"]);
+                if let Some((_, job)) = v {
+                    received.lock().unwrap().push(job);
+                    if count.fetch_add(1, Ordering::Relaxed) + 1 == TOTAL {
+                        done.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let hangups = Arc::new(AtomicUsize::new(0));
+    for _ in 0..2 {
+        let (addr, received, count, done, hangups) = (
+            s.addr(),
+            received.clone(),
+            count.clone(),
+            done.clone(),
+            hangups.clone(),
+        );
+        threads.push(thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let mut sock = TcpStream::connect(addr).expect("connect");
+                sock.write_all(b"*3\r\n$5\r\nBRPOP\r\n$4\r\njobs\r\n$1\r\n0\r\n")
+                    .expect("send");
+                thread::sleep(Duration::from_millis(2));
+                // Hang up mid-wait, then collect whatever was already sent.
+                let _ = sock.shutdown(Shutdown::Write);
+                sock.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                let mut buf = Vec::new();
+                let _ = sock.read_to_end(&mut buf);
+                let jobs = jobs_in(&buf);
+                if jobs.is_empty() {
+                    hangups.fetch_add(1, Ordering::Relaxed);
+                }
+                for job in jobs {
+                    received.lock().unwrap().push(job);
+                    if count.fetch_add(1, Ordering::Relaxed) + 1 == TOTAL {
+                        done.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let mut producers = Vec::new();
+    for p in 0..PRODUCERS {
+        let mut c = s.client();
+        producers.push(thread::spawn(move || {
+            for chunk in (0..PER_PRODUCER).collect::<Vec<_>>().chunks(100) {
+                let mut pipe = redis::pipe();
+                for i in chunk {
+                    pipe.cmd("LPUSH")
+                        .arg("jobs")
+                        .arg(p * PER_PRODUCER + i)
+                        .ignore();
+                }
+                pipe.query::<()>(&mut c).expect("push");
+            }
+        }));
+    }
+    for p in producers {
+        p.join().expect("producer");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done.load(Ordering::Relaxed) {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {TOTAL} jobs delivered",
+            count.load(Ordering::Relaxed)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    for t in threads {
+        t.join().expect("consumer");
+    }
+    let mut all = received.lock().unwrap().clone();
+    all.sort_unstable();
+    assert_eq!(all.len(), TOTAL, "every job once, none twice");
+    all.dedup();
+    assert_eq!(all.len(), TOTAL, "no job delivered twice");
+    assert!(
+        hangups.load(Ordering::Relaxed) > 0,
+        "the flaky consumers did hang up mid-wait"
+    );
+    let mut con = s.client();
+    assert_eq!(cmd::<i64>(&mut con, &["LLEN", "jobs"]), 0);
+}
