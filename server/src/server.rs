@@ -24,16 +24,22 @@ use crate::shared::Shared;
 
 const PROTECTED_MODE_ERR: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
-/// Number of worker threads: one per core unless `FERRITE_WORKERS` says otherwise.
+/// Number of worker threads: half the cores (at least one) unless
+/// `FERRITE_WORKERS` says otherwise. The other half is left to the kernel's
+/// network stack and to clients on the same host: on a 2-core machine, one
+/// worker per core made the server spend ~20% more CPU per request than
+/// Redis (threads time-slicing with the benchmark client), one worker spent
+/// the same (bench-vs-redis, 2026-11-23).
 fn worker_count() -> usize {
     std::env::var("FERRITE_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n: &usize| n > 0)
         .unwrap_or_else(|| {
-            std::thread::available_parallelism()
+            let cores = std::thread::available_parallelism()
                 .map(|n| n.get())
-                .unwrap_or(1)
+                .unwrap_or(1);
+            (cores / 2).max(1)
         })
 }
 
