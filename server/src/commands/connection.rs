@@ -187,7 +187,7 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if a < 0 || b < 0 || a >= n || b >= n {
         return Err(CmdError::DbIndexOutOfRange);
     }
-    ctx.srv.store.swap_dbs(a as usize, b as usize);
+    ctx.srv.store.swap_dbs(a as usize, b as usize, ctx.now);
     // Clients blocked in either database may now find their keys.
     ctx.srv.blocking.db_ready(a as usize);
     ctx.srv.blocking.db_ready(b as usize);
