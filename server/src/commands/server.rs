@@ -126,7 +126,7 @@ fn command_docs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// Key positions (with their key-spec flags) of `argv` by the command's key
 /// specs, falling back to the legacy triple.
-fn keys_of(meta: &CommandMeta, argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
+pub(crate) fn keys_of(meta: &CommandMeta, argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
     let argc = argv.len() as i32;
     let mut out = Vec::new();
     if meta.key_specs.is_empty() {
