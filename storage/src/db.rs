@@ -51,7 +51,7 @@ impl ShardGroup<'_> {
             .iter()
             .position(|(i, _)| *i == idx)
             .expect("key outside the locked shard group");
-        &mut *self.guards[pos].1
+        &mut self.guards[pos].1
     }
 
     /// The database index.
