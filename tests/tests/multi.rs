@@ -320,6 +320,16 @@ fn blocking_commands_do_not_block_inside_exec() {
         query(&mut con, &["EXEC"]),
         Value::Array(vec![Value::Nil, Value::Nil, Value::Nil, Value::Nil])
     );
+    // Nor does MONITOR take the connection over.
+    ok(&mut con, &["MULTI"]);
+    queued(&mut con, &["MONITOR"]);
+    queued(&mut con, &["PING"]);
+    let e = redis::cmd("EXEC").query::<Value>(&mut con).unwrap_err();
+    assert_eq!(
+        ferrite_tests::error_text(&e),
+        "ERR MONITOR isn't allowed for DENY BLOCKING client"
+    );
+    assert_eq!(cmd::<String>(&mut con, &["PING"]), "PONG");
 }
 
 #[test]

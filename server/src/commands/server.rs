@@ -1037,6 +1037,12 @@ fn slowlog_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn monitor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    // Inside EXEC the client expects one reply per command (as Redis).
+    if ctx.client.deny_blocking() {
+        return Err(CmdError::err(
+            "MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
     ctx.client.start_monitor = true;
     ctx.client.handle.monitor.store(true, Ordering::Relaxed);
     ctx.out.ok();
