@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ferrite_storage::WatchFlag;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+use crate::command::Command;
 
 /// `CLIENT REPLY` mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +50,40 @@ pub struct ClientHandle {
     /// Set by `CLIENT KILL`, timeouts and shutdown; the task closes the connection.
     pub killed: AtomicBool,
     pub kill_notify: Notify,
+    /// Set by the shards when a key this client `WATCH`es changes.
+    pub watch: Arc<WatchFlag>,
+    /// Commands queued since `MULTI`, -1 outside a transaction (`CLIENT LIST` `multi=`).
+    pub multi_len: AtomicI64,
 }
 
 impl ClientHandle {
+    /// A handle with everything else at its initial state.
+    pub fn new(id: u64, addr: String, laddr: String, fd: i64, now_ms: i64) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            fd,
+            created_ms: now_ms,
+            last_interaction_ms: now_ms.into(),
+            db: 0.into(),
+            name: Default::default(),
+            lib_name: Default::default(),
+            lib_ver: Default::default(),
+            last_cmd: std::sync::atomic::AtomicU32::new(0),
+            resp: 2.into(),
+            no_evict: false.into(),
+            monitor: false.into(),
+            blocked: false.into(),
+            qbuf: 0.into(),
+            commands: 0.into(),
+            killed: false.into(),
+            kill_notify: Default::default(),
+            watch: WatchFlag::new(),
+            multi_len: (-1).into(),
+        }
+    }
+
     /// Asks the connection to close after its current command.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
@@ -93,12 +127,18 @@ impl ClientHandle {
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
         }
+        if self.multi_len.load(Ordering::Relaxed) >= 0 {
+            flags.push('x');
+        }
+        if self.watch.is_dirty() {
+            flags.push('d');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
         let _ = (lib_name, lib_ver);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -108,11 +148,27 @@ impl ClientHandle {
             idle,
             flags,
             self.db.load(Ordering::Relaxed),
+            self.multi_len.load(Ordering::Relaxed),
             self.qbuf.load(Ordering::Relaxed),
             self.last_cmd_name(),
             self.resp.load(Ordering::Relaxed),
         )
     }
+}
+
+/// A command queued between `MULTI` and `EXEC`, checked when queued.
+pub struct Queued {
+    pub cmd: &'static Command,
+    pub argv: Vec<Bytes>,
+}
+
+/// The state of a transaction being queued.
+#[derive(Default)]
+pub struct MultiState {
+    pub queue: Vec<Queued>,
+    /// A command failed its checks while queueing: `EXEC` answers
+    /// `EXECABORT` (Redis's `CLIENT_DIRTY_EXEC`).
+    pub aborted: bool,
 }
 
 /// What the connection task owns.
@@ -131,6 +187,10 @@ pub struct Client {
     /// Blocking commands answer as on timeout instead of blocking (inside
     /// `MULTI`/`EXEC`, as Redis's `CLIENT_DENY_BLOCKING`).
     pub deny_blocking: bool,
+    /// `Some` between `MULTI` and `EXEC`/`DISCARD`.
+    pub multi: Option<MultiState>,
+    /// Keys `WATCH`ed, with their database, in the order watched.
+    pub watched: Vec<(usize, Bytes)>,
 }
 
 impl Client {
@@ -145,6 +205,8 @@ impl Client {
             start_monitor: false,
             blocked: None,
             deny_blocking: false,
+            multi: None,
+            watched: Vec::new(),
         }
     }
 

@@ -152,6 +152,8 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
             inbuf = BytesMut::with_capacity(READ_CHUNK);
         }
     }
+    // The shards must forget this client's watched keys.
+    crate::commands::multi::unwatch_all(&srv, &mut client);
 }
 
 /// Waits while the client is blocked on keys: for the reply of whoever

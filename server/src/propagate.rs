@@ -5,8 +5,27 @@
 //! Replicas, the replication backlog (partial resync) and the AOF consume
 //! this stream; nothing else writes to them. Today the stream feeds the
 //! backlog, whose end is `master_repl_offset`.
+//!
+//! A transaction's effects reach the stream as one block: while
+//! [`Propagator::transaction`] runs on a thread, that thread's effects are
+//! captured instead of appended, and at its end they are appended in one
+//! locked step, wrapped in `MULTI`/`EXEC` when there is more than one (as
+//! Redis 7.0's `propagatePendingCommands`), so other threads' effects can
+//! never interleave with them.
+
+use std::cell::{Cell, RefCell};
 
 use parking_lot::Mutex;
+
+/// One captured effect: its database (`None` for database-less commands
+/// such as `FLUSHALL`) and its arguments.
+type Effect = (Option<usize>, Vec<Vec<u8>>);
+
+thread_local! {
+    /// Address of the propagator capturing this thread's effects, 0 when none.
+    static CAPTURING: Cell<usize> = const { Cell::new(0) };
+    static CAPTURED: RefCell<Vec<Effect>> = const { RefCell::new(Vec::new()) };
+}
 
 /// The replication backlog: the last `repl-backlog-size` bytes of the stream.
 pub struct Propagator {
@@ -46,6 +65,19 @@ fn encode(out: &mut Vec<u8>, args: &[&[u8]]) -> usize {
     n
 }
 
+/// Ends a capture, also when the transaction unwinds.
+struct CaptureScope {
+    saved: Vec<Effect>,
+}
+
+impl Drop for CaptureScope {
+    fn drop(&mut self) {
+        CAPTURING.with(|c| c.set(0));
+        let saved = std::mem::take(&mut self.saved);
+        CAPTURED.with(|c| *c.borrow_mut() = saved);
+    }
+}
+
 impl Propagator {
     /// A backlog keeping the last `capacity` bytes.
     pub fn new(capacity: usize) -> Self {
@@ -62,29 +94,91 @@ impl Propagator {
     /// Appends the effect `args` of a write in database `db`, preceded by a
     /// `SELECT` when the stream's database changes (as Redis does).
     pub fn feed(&self, db: usize, args: &[&[u8]]) {
-        let mut b = self.inner.lock();
-        if b.selected != db {
-            let mut tmp = itoa::Buffer::new();
-            let idx = tmp.format(db).as_bytes().to_vec();
-            let n = encode(&mut b.buf, &[b"SELECT", &idx]);
-            b.offset += n as u64;
-            b.selected = db;
+        if self.capture(Some(db), args) {
+            return;
         }
-        let n = encode(&mut b.buf, args);
-        b.offset += n as u64;
-        b.trim();
+        self.inner.lock().push(Some(db), args);
     }
 
     /// Appends a command that is not tied to a database (`FLUSHALL`).
     pub fn feed_global(&self, args: &[&[u8]]) {
+        if self.capture(None, args) {
+            return;
+        }
+        self.inner.lock().push(None, args);
+    }
+
+    /// Keeps the effect for the end of the transaction if this thread runs
+    /// one on this propagator; true if it did.
+    #[inline]
+    fn capture(&self, db: Option<usize>, args: &[&[u8]]) -> bool {
+        if CAPTURING.with(Cell::get) != self as *const Propagator as usize {
+            return false;
+        }
+        let effect = (db, args.iter().map(|a| a.to_vec()).collect());
+        CAPTURED.with(|c| c.borrow_mut().push(effect));
+        true
+    }
+
+    /// Runs `f` (a transaction's commands) with this thread's effects
+    /// captured, then appends them as one block: nothing for none, the
+    /// effect alone for one, `MULTI` ... `EXEC` for more. Call it with the
+    /// transaction's shard locks held, so the block's place in the stream
+    /// matches execution order. Nested calls join the outer block.
+    pub fn transaction<R>(&self, f: impl FnOnce() -> R) -> R {
+        let me = self as *const Propagator as usize;
+        if CAPTURING.with(Cell::get) == me {
+            return f();
+        }
+        let saved = CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        let scope = CaptureScope { saved };
+        CAPTURING.with(|c| c.set(me));
+        let r = f();
+        let effects = CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        drop(scope);
+        self.append_block(&effects);
+        r
+    }
+
+    fn append_block(&self, effects: &[Effect]) {
+        if effects.is_empty() {
+            return;
+        }
         let mut b = self.inner.lock();
-        let n = encode(&mut b.buf, args);
-        b.offset += n as u64;
-        b.trim();
+        let wrap = effects.len() > 1;
+        if wrap {
+            // MULTI goes in the first effect's database, so its SELECT
+            // comes first, as in Redis.
+            b.push(effects[0].0, &[b"MULTI"]);
+        }
+        for (db, args) in effects {
+            let v: smallvec::SmallVec<[&[u8]; 8]> = args.iter().map(|a| &a[..]).collect();
+            b.push(*db, &v);
+        }
+        if wrap {
+            b.push(None, &[b"EXEC"]);
+        }
     }
 }
 
 impl Backlog {
+    /// Appends one command, preceded by a `SELECT` when `db` is set and
+    /// differs from the stream's.
+    fn push(&mut self, db: Option<usize>, args: &[&[u8]]) {
+        if let Some(db) = db {
+            if self.selected != db {
+                let mut tmp = itoa::Buffer::new();
+                let idx = tmp.format(db).as_bytes().to_vec();
+                let n = encode(&mut self.buf, &[b"SELECT", &idx]);
+                self.offset += n as u64;
+                self.selected = db;
+            }
+        }
+        let n = encode(&mut self.buf, args);
+        self.offset += n as u64;
+        self.trim();
+    }
+
     /// The bytes held: the last `capacity` of the vector.
     fn held(&self) -> &[u8] {
         &self.buf[self.buf.len().saturating_sub(self.capacity)..]
@@ -144,5 +238,52 @@ mod tests {
         p.feed(3, &[b"SET", b"k", &big]);
         assert!(p.read_from(0).is_none(), "trimmed past capacity");
         assert_eq!(p.backlog_span().1, 16 * 1024);
+    }
+
+    fn stream(p: &Propagator) -> String {
+        String::from_utf8(p.read_from(0).unwrap())
+            .unwrap()
+            .replace("\r\n", " ")
+    }
+
+    #[test]
+    fn transactions_are_one_block() {
+        let p = Propagator::new(16 * 1024);
+        // No effect: nothing.
+        p.transaction(|| ());
+        assert_eq!(p.offset(), 0);
+        // One effect: not wrapped.
+        p.transaction(|| p.feed(0, &[b"SET", b"a", b"1"]));
+        assert_eq!(stream(&p), "*2 $6 SELECT $1 0 *3 $3 SET $1 a $1 1 ");
+        // Several: MULTI in the first database, SELECTs inside, EXEC last.
+        let p = Propagator::new(16 * 1024);
+        p.transaction(|| {
+            p.feed(2, &[b"SET", b"a", b"1"]);
+            p.feed(3, &[b"DEL", b"b"]);
+            p.feed_global(&[b"FLUSHALL"]);
+        });
+        assert_eq!(
+            stream(&p),
+            "*2 $6 SELECT $1 2 *1 $5 MULTI *3 $3 SET $1 a $1 1 *2 $6 SELECT $1 3 \
+             *2 $3 DEL $1 b *1 $8 FLUSHALL *1 $4 EXEC "
+        );
+    }
+
+    #[test]
+    fn other_threads_do_not_interleave_with_a_transaction() {
+        let p = std::sync::Arc::new(Propagator::new(1 << 20));
+        p.transaction(|| {
+            p.feed(0, &[b"SET", b"a", b"1"]);
+            let q = p.clone();
+            std::thread::spawn(move || q.feed(0, &[b"SET", b"other", b"x"]))
+                .join()
+                .unwrap();
+            p.feed(0, &[b"SET", b"b", b"2"]);
+        });
+        assert_eq!(
+            stream(&p),
+            "*2 $6 SELECT $1 0 *3 $3 SET $5 other $1 x *1 $5 MULTI *3 $3 SET $1 a $1 1 \
+             *3 $3 SET $1 b $1 2 *1 $4 EXEC "
+        );
     }
 }

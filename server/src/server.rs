@@ -162,27 +162,13 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 let id = srv.clients.next_id();
-                let handle = Arc::new(ClientHandle {
+                let handle = Arc::new(ClientHandle::new(
                     id,
-                    addr: peer.to_string(),
+                    peer.to_string(),
                     laddr,
-                    fd: fd_of(&stream),
-                    created_ms: unix_ms(),
-                    last_interaction_ms: unix_ms().into(),
-                    db: 0.into(),
-                    name: Default::default(),
-                    lib_name: Default::default(),
-                    lib_ver: Default::default(),
-                    last_cmd: std::sync::atomic::AtomicU32::new(0),
-                    resp: 2.into(),
-                    no_evict: false.into(),
-                    monitor: false.into(),
-                    blocked: false.into(),
-                    qbuf: 0.into(),
-                    commands: 0.into(),
-                    killed: false.into(),
-                    kill_notify: Default::default(),
-                });
+                    fd_of(&stream),
+                    unix_ms(),
+                ));
                 srv.clients.add(handle.clone());
                 let authenticated = !srv.hot.requirepass_set.load(Ordering::Relaxed);
                 let client = Client::new(handle, authenticated);

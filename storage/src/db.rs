@@ -5,13 +5,18 @@
 //! discipline lives here: a multi-key command locks the shards of its keys
 //! in ascending shard order, which can never deadlock. Handlers run inside
 //! the closure and never `.await`.
+//!
+//! Every lock taken here goes through [`ShardRef::lock`], so that inside a
+//! transaction scope (see [`crate::held`]) the shards `EXEC` already holds
+//! are reused instead of locked again.
 
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use crate::dict::hash_key;
+use crate::held::{self, ShardRef};
 use crate::shard::Shard;
 use crate::store::{Observer, StoreStats};
 
@@ -21,14 +26,16 @@ pub const MAX_SHARDS: usize = 64;
 /// One database.
 pub struct Db {
     index: usize,
-    shards: Box<[Mutex<Shard>]>,
+    /// Each shard is its own allocation so a transaction scope can own its
+    /// guard (`ArcMutexGuard`).
+    shards: Box<[Arc<Mutex<Shard>>]>,
     mask: u64,
 }
 
 /// The shards a multi-key command holds, locked in ascending order.
 pub struct ShardGroup<'a> {
     db: &'a Db,
-    guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 8]>,
+    guards: SmallVec<[(usize, ShardRef<'a>); 8]>,
 }
 
 impl ShardGroup<'_> {
@@ -62,7 +69,13 @@ impl Db {
     ) -> Self {
         let n = shards.clamp(1, MAX_SHARDS).next_power_of_two();
         let shards = (0..n)
-            .map(|_| Mutex::new(Shard::new(index, observer.clone(), stats.clone())))
+            .map(|_| {
+                Arc::new(Mutex::new(Shard::new(
+                    index,
+                    observer.clone(),
+                    stats.clone(),
+                )))
+            })
             .collect();
         Db {
             index,
@@ -87,10 +100,28 @@ impl Db {
         (hash_key(key) & self.mask) as usize
     }
 
+    /// The mutex of shard `i` (for [`ShardRef::lock`] and transaction scopes).
+    pub(crate) fn mutex(&self, i: usize) -> &Arc<Mutex<Shard>> {
+        &self.shards[i]
+    }
+
     /// Runs `f` with the shard of `key` locked.
     #[inline]
     pub fn with_shard<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
-        let mut g = self.shards[self.shard_of(key)].lock();
+        let i = self.shard_of(key);
+        if held::active() {
+            return self.with_shard_scoped(i, f);
+        }
+        let mut g = self.shards[i].lock();
+        f(&mut g)
+    }
+
+    /// `with_shard` inside a transaction scope, kept out of line so the
+    /// common path stays one branch.
+    #[cold]
+    #[inline(never)]
+    fn with_shard_scoped<R>(&self, i: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let mut g = ShardRef::lock(self, i);
         f(&mut g)
     }
 
@@ -111,25 +142,29 @@ impl Db {
         while set != 0 {
             let i = set.trailing_zeros() as usize;
             set &= set - 1;
-            group.guards.push((i, self.shards[i].lock()));
+            group.guards.push((i, ShardRef::lock(self, i)));
         }
         f(&mut group)
     }
 
     /// Runs `f` on shard `i` alone (whole-database commands visit shards one at a time).
     pub fn with_shard_at<R>(&self, i: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
-        let mut g = self.shards[i].lock();
+        let mut g = ShardRef::lock(self, i);
         f(&mut g)
     }
 
     /// Locks every shard in order (atomic whole-database operations).
-    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
-        self.shards.iter().map(|s| s.lock()).collect()
+    pub fn lock_all(&self) -> Vec<ShardRef<'_>> {
+        (0..self.shards.len())
+            .map(|i| ShardRef::lock(self, i))
+            .collect()
     }
 
     /// Number of keys (expired ones not yet collected included, as Redis's `DBSIZE`).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        (0..self.shards.len())
+            .map(|i| ShardRef::lock(self, i).len())
+            .sum()
     }
 
     /// Whether the database holds no keys.
@@ -139,16 +174,20 @@ impl Db {
 
     /// Number of keys with a TTL.
     pub fn volatile_len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().volatile_len()).sum()
+        (0..self.shards.len())
+            .map(|i| ShardRef::lock(self, i).volatile_len())
+            .sum()
     }
 
     /// Removes every key, one shard at a time; returns how many were removed.
     pub fn clear(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().clear()).sum()
+        (0..self.shards.len())
+            .map(|i| ShardRef::lock(self, i).clear())
+            .sum()
     }
 
     /// The shard lock for position `i` (used by `Store` for cross-database operations).
-    pub(crate) fn lock_at(&self, i: usize) -> MutexGuard<'_, Shard> {
-        self.shards[i].lock()
+    pub(crate) fn lock_at(&self, i: usize) -> ShardRef<'_> {
+        ShardRef::lock(self, i)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::dict::{hash_key, Dict};
 use crate::store::{Observer, StoreStats};
 use crate::value::Value;
+use crate::watch::{WatchFlag, WatchTable, Watcher};
 
 /// `expire_at` of a key without a TTL.
 pub const NO_EXPIRE: i64 = -1;
@@ -49,6 +50,48 @@ pub struct Shard {
     expire_cursor: u64,
     observer: Arc<dyn Observer>,
     stats: Arc<StoreStats>,
+    /// Keys some client `WATCH`es; `None` while there are none, so a change
+    /// costs one check.
+    watched: Option<Box<WatchTable>>,
+}
+
+fn logically_expired(e: &Entry, now: i64) -> bool {
+    e.expire_at != NO_EXPIRE && e.expire_at <= now
+}
+
+/// Marks the watchers of the keys of `emptied` that exist in it (or, for
+/// `SWAPDB`, in `replaced_with`) as Redis's `touchAllWatchedKeysInDb` does:
+/// an already-expired key that disappears, or stays expired, is no change.
+fn touch_all(
+    watched: &mut WatchTable,
+    emptied: &Dict<Entry>,
+    replaced_with: Option<&Dict<Entry>>,
+    now: i64,
+) {
+    for (key, watchers) in watched.iter_mut() {
+        let in_emptied = emptied.get(key).is_some();
+        let replacement = replaced_with.and_then(|d| d.get(key));
+        if !in_emptied && replacement.is_none() {
+            continue;
+        }
+        let replacement_expired = replacement.is_some_and(|e| logically_expired(e, now));
+        for w in watchers.iter_mut() {
+            if w.expired {
+                if replacement.is_none() {
+                    // The expired key is gone: no logical change.
+                    w.expired = false;
+                    continue;
+                } else if replacement_expired {
+                    continue;
+                }
+            } else if !in_emptied && replacement_expired {
+                // A missing key replaced by an expired one.
+                w.expired = true;
+                continue;
+            }
+            w.flag.mark();
+        }
+    }
 }
 
 fn entry_mem(key: &[u8], e: &Entry) -> usize {
@@ -71,6 +114,7 @@ impl Shard {
             expire_cursor: 0,
             observer,
             stats,
+            watched: None,
         }
     }
 
@@ -144,7 +188,8 @@ impl Shard {
     }
 
     /// Changes a live key's entry in place, keeping memory accounting right.
-    /// Returns `None` when the key is absent.
+    /// Returns `None` when the key is absent. It counts as a change for
+    /// `WATCH`, so call it only to change the entry.
     pub fn modify<R>(
         &mut self,
         key: &[u8],
@@ -163,6 +208,7 @@ impl Shard {
         } else {
             self.sub_mem(before - after);
         }
+        self.touch(key);
         Some(r)
     }
 
@@ -196,6 +242,7 @@ impl Shard {
             self.expires.insert_new_hashed(h, key.into(), ());
         }
         self.add_mem(add);
+        self.touch(key);
         // An old value that had already expired is not a previous value.
         old.filter(|o| o.expire_at == NO_EXPIRE || o.expire_at > now)
     }
@@ -206,6 +253,7 @@ impl Shard {
             self.expires.remove_entry_hashed(h, key);
         }
         self.sub_mem(entry_mem(&k, &e));
+        self.touch(key);
         Some(e)
     }
 
@@ -238,11 +286,16 @@ impl Shard {
             }
             _ => {}
         }
+        self.touch(key);
         true
     }
 
     /// Removes every key (`FLUSHDB`/`FLUSHALL`); returns how many there were.
     pub fn clear(&mut self) -> usize {
+        if let Some(w) = self.watched.as_mut() {
+            // `now` only matters with a replacement database.
+            touch_all(w, &self.keys, None, 0);
+        }
         let n = self.keys.len();
         let mut mem = 0;
         for (k, e) in self.keys.iter() {
@@ -255,12 +308,100 @@ impl Shard {
     }
 
     /// Swaps the contents of two shards at the same position of two
-    /// databases (`SWAPDB`), keeping each shard's database index.
-    pub fn swap_contents(&mut self, other: &mut Shard) {
+    /// databases (`SWAPDB`), keeping each shard's database index and its
+    /// watchers (clients watch a key of a database, whatever it holds), who
+    /// are told of the keys that change; `now` decides which are expired.
+    pub fn swap_contents(&mut self, other: &mut Shard, now: i64) {
+        if let Some(w) = self.watched.as_mut() {
+            touch_all(w, &self.keys, Some(&other.keys), now);
+        }
+        if let Some(w) = other.watched.as_mut() {
+            touch_all(w, &other.keys, Some(&self.keys), now);
+        }
         std::mem::swap(&mut self.keys, &mut other.keys);
         std::mem::swap(&mut self.expires, &mut other.expires);
         self.expire_cursor = 0;
         other.expire_cursor = 0;
+    }
+
+    /// Marks the watchers of `key` after it changed (Redis's
+    /// `touchWatchedKey`).
+    #[inline]
+    fn touch(&mut self, key: &[u8]) {
+        if self.watched.is_some() {
+            self.touch_watchers(key);
+        }
+    }
+
+    #[cold]
+    fn touch_watchers(&mut self, key: &[u8]) {
+        let present = self.keys.get(key).is_some();
+        let Some(watchers) = self.watched.as_mut().and_then(|t| t.get_mut(key)) else {
+            return;
+        };
+        for w in watchers.iter_mut() {
+            if w.expired && !present {
+                // The already-expired key was deleted: no logical change.
+                w.expired = false;
+                continue;
+            }
+            w.flag.mark();
+        }
+    }
+
+    /// Starts telling `flag` of changes to `key` (`WATCH`). The caller
+    /// watches a key once per client.
+    pub fn watch(&mut self, key: &[u8], flag: &Arc<WatchFlag>, now: i64) {
+        let expired = self
+            .keys
+            .get(key)
+            .is_some_and(|e| logically_expired(e, now));
+        self.watched
+            .get_or_insert_with(Default::default)
+            .entry(key.into())
+            .or_default()
+            .push(Watcher {
+                flag: flag.clone(),
+                expired,
+            });
+    }
+
+    /// Stops telling `flag` of changes to `key`.
+    pub fn unwatch(&mut self, key: &[u8], flag: &Arc<WatchFlag>) {
+        let Some(table) = self.watched.as_mut() else {
+            return;
+        };
+        if let Some(watchers) = table.get_mut(key) {
+            watchers.retain(|w| !Arc::ptr_eq(&w.flag, flag));
+            if watchers.is_empty() {
+                table.remove(key);
+            }
+        }
+        if table.is_empty() {
+            self.watched = None;
+        }
+    }
+
+    /// Whether `key`, live when `flag`'s client watched it, is now present
+    /// but logically expired (Redis's `isWatchedKeyExpired` for one key):
+    /// `EXEC` fails then even though no access deleted it yet.
+    pub fn watched_key_expired(&self, key: &[u8], flag: &Arc<WatchFlag>, now: i64) -> bool {
+        let Some(watchers) = self.watched.as_ref().and_then(|t| t.get(key)) else {
+            return false;
+        };
+        let watched_live = watchers
+            .iter()
+            .any(|w| Arc::ptr_eq(&w.flag, flag) && !w.expired);
+        watched_live
+            && self
+                .keys
+                .get(key)
+                .is_some_and(|e| logically_expired(e, now))
+    }
+
+    /// Number of watched keys in this shard.
+    pub fn watched_len(&self) -> usize {
+        self.watched.as_ref().map_or(0, |t| t.len())
     }
 
     /// One step of a `SCAN` over this shard's buckets; `f` sees each key and

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::db::Db;
+use crate::held::{self, HeldSet, LockSet};
 use crate::shard::Shard;
 
 /// Told of effects that happen inside storage, with the shard lock held, so
@@ -92,9 +93,38 @@ impl Store {
         self.active_expire.load(Ordering::Relaxed)
     }
 
+    /// Runs `f` with every shard of `set` locked for its whole duration, so
+    /// that everything `f` does through this store is one atomic step
+    /// (`EXEC`). Shards are locked in the global order (shard position, then
+    /// database), the order every other multi-shard operation follows, so
+    /// this cannot deadlock with them. Inside `f`, accesses on this thread
+    /// to a shard of the set reuse its guard (see [`crate::held`]); other
+    /// shards are locked as usual, so `set` must cover every shard `f`
+    /// touches for the lock order to hold.
+    ///
+    /// A nested call runs `f` under the outer scope.
+    pub fn with_locked<R>(&self, set: &LockSet, f: impl FnOnce() -> R) -> R {
+        if held::active() {
+            return f();
+        }
+        let n = self.dbs[0].shard_count();
+        let addrs = self.dbs.iter().map(|d| d as *const Db as usize).collect();
+        let mut held = HeldSet::new(addrs, n);
+        for i in 0..n {
+            for (d, db) in self.dbs.iter().enumerate() {
+                if set.contains(d, i) {
+                    held.hold(d, i, db.mutex(i).lock_arc());
+                }
+            }
+        }
+        let _scope = held::install(held);
+        f()
+    }
+
     /// Swaps two databases' contents atomically (`SWAPDB`): all shards of
     /// both are locked, in the global order (shard position, then database).
-    pub fn swap_dbs(&self, a: usize, b: usize) {
+    /// `now` decides which watched keys count as expired.
+    pub fn swap_dbs(&self, a: usize, b: usize, now: i64) {
         if a == b {
             return;
         }
@@ -107,7 +137,7 @@ impl Store {
             guards.push((g1, g2));
         }
         for (g1, g2) in guards.iter_mut() {
-            g1.swap_contents(g2);
+            g1.swap_contents(g2, now);
         }
     }
 

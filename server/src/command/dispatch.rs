@@ -1,5 +1,7 @@
 //! The dispatcher: lookup, arity and auth checks, the call, its counters,
-//! the slow log, `MONITOR` feed and `CLIENT REPLY` handling.
+//! the slow log, `MONITOR` feed and `CLIENT REPLY` handling; between
+//! `MULTI` and `EXEC`, queueing instead of calling (Redis's
+//! `processCommand`).
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -10,16 +12,36 @@ use ferrite_protocol::ReplyBuf;
 use super::ctx::{unix_ms, unix_us, Ctx};
 use super::error::CmdError;
 use super::table::{flag, Command, TABLE};
-use crate::client::{Client, ReplyMode};
+use crate::client::{Client, Queued, ReplyMode};
 use crate::shared::Shared;
 use crate::stats::SlowEntry;
 
-fn reject(srv: &Shared, out: &mut ReplyBuf, cmd: Option<&Command>, msg: &str) {
+/// Refuses a command before it runs. Inside `MULTI` this dooms the
+/// transaction, and a refused `EXEC` ends it (Redis's `rejectCommand`).
+fn reject(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, cmd: Option<&Command>, msg: &str) {
     if let Some(c) = cmd {
         c.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
     }
+    if let Some(m) = client.multi.as_mut() {
+        m.aborted = true;
+        if cmd.is_some_and(|c| c.name() == "exec") {
+            crate::commands::multi::discard_transaction(srv, client);
+            let msg = format!("EXECABORT Transaction discarded because of: {msg}");
+            srv.stats.count_error(msg.as_bytes());
+            out.error(msg.as_bytes());
+            return;
+        }
+    }
     srv.stats.count_error(msg.as_bytes());
     out.error(msg.as_bytes());
+}
+
+/// The commands that act at once inside `MULTI` instead of being queued.
+fn runs_inside_multi(cmd: &Command) -> bool {
+    matches!(
+        cmd.name(),
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
 }
 
 fn quoted_args(argv: &[Bytes]) -> String {
@@ -71,7 +93,7 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
             String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)]),
             quoted_args(argv)
         );
-        return reject(srv, out, None, &msg);
+        return reject(srv, client, out, None, &msg);
     };
     // A container runs a subcommand when one is named; one that also has
     // its own handler (`COMMAND`) runs it when called alone.
@@ -79,6 +101,7 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
         if argv.len() < 2 {
             return reject(
                 srv,
+                client,
                 out,
                 Some(cmd),
                 &CmdError::WrongArity(cmd.name().into()).to_string(),
@@ -92,25 +115,79 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
                     String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)]),
                     cmd.name().to_ascii_uppercase()
                 );
-                return reject(srv, out, Some(cmd), &msg);
+                return reject(srv, client, out, Some(cmd), &msg);
             }
         }
     }
     if !cmd.arity_ok(argv.len()) {
         return reject(
             srv,
+            client,
             out,
             Some(cmd),
             &CmdError::WrongArity(cmd.name().into()).to_string(),
         );
     }
     if !client.authenticated && !cmd.has(flag::NO_AUTH) {
-        return reject(srv, out, Some(cmd), &CmdError::NoAuth.to_string());
+        return reject(srv, client, out, Some(cmd), &CmdError::NoAuth.to_string());
     }
+    client.handle.last_cmd.store(cmd.id, Ordering::Relaxed);
+    if client.multi.is_some() && !runs_inside_multi(cmd) {
+        if cmd.has(flag::NO_MULTI) {
+            return reject(
+                srv,
+                client,
+                out,
+                Some(cmd),
+                "ERR Command not allowed inside a transaction",
+            );
+        }
+        if let Some(m) = client.multi.as_mut() {
+            // A doomed transaction keeps nothing (as Redis).
+            if !m.aborted {
+                m.queue.push(Queued {
+                    cmd,
+                    argv: argv.to_vec(),
+                });
+                client
+                    .handle
+                    .multi_len
+                    .store(m.queue.len() as i64, Ordering::Relaxed);
+            }
+        }
+        out.simple(b"QUEUED");
+        return;
+    }
+    // EXEC reaches MONITOR after the commands it ran, as in Redis.
+    let is_exec = cmd.name() == "exec";
+    if !is_exec {
+        feed_monitor(srv, client, cmd, argv);
+    }
+    call(srv, client, out, cmd, argv, now);
+    if is_exec {
+        feed_monitor(srv, client, cmd, argv);
+    }
+}
+
+/// Sends a command to `MONITOR` clients unless it is hidden from them.
+pub(crate) fn feed_monitor(srv: &Shared, client: &Client, cmd: &Command, argv: &[Bytes]) {
     if srv.monitors_active.load(Ordering::Relaxed) && !cmd.has(flag::SKIP_MONITOR | flag::ADMIN) {
         srv.feed_monitors(client, argv);
     }
-    client.handle.last_cmd.store(cmd.id, Ordering::Relaxed);
+}
+
+/// Runs a checked command: the handler, its counters, the slow log and the
+/// latency monitor. `EXEC` calls it for each queued command. Inlined so the
+/// common path pays no extra call.
+#[inline(always)]
+pub(crate) fn call(
+    srv: &Shared,
+    client: &mut Client,
+    out: &mut ReplyBuf,
+    cmd: &'static Command,
+    argv: &[Bytes],
+    now: i64,
+) {
     let Some(handler) = cmd.handler else { return };
     let start = Instant::now();
     let mut ctx = Ctx {

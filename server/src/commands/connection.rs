@@ -56,6 +56,7 @@ fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    crate::commands::multi::discard_transaction(ctx.srv, ctx.client);
     let c = &mut *ctx.client;
     c.db = 0;
     c.handle.db.store(0, Ordering::Relaxed);
@@ -187,7 +188,7 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if a < 0 || b < 0 || a >= n || b >= n {
         return Err(CmdError::DbIndexOutOfRange);
     }
-    ctx.srv.store.swap_dbs(a as usize, b as usize);
+    ctx.srv.store.swap_dbs(a as usize, b as usize, ctx.now);
     // Clients blocked in either database may now find their keys.
     ctx.srv.blocking.db_ready(a as usize);
     ctx.srv.blocking.db_ready(b as usize);

@@ -126,7 +126,7 @@ fn command_docs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// Key positions (with their key-spec flags) of `argv` by the command's key
 /// specs, falling back to the legacy triple.
-fn keys_of(meta: &CommandMeta, argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
+pub(crate) fn keys_of(meta: &CommandMeta, argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
     let argc = argv.len() as i32;
     let mut out = Vec::new();
     if meta.key_specs.is_empty() {
@@ -1037,6 +1037,12 @@ fn slowlog_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn monitor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    // Inside EXEC the client expects one reply per command (as Redis).
+    if ctx.client.deny_blocking() {
+        return Err(CmdError::err(
+            "MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
     ctx.client.start_monitor = true;
     ctx.client.handle.monitor.store(true, Ordering::Relaxed);
     ctx.out.ok();

@@ -14,8 +14,7 @@
 use std::cmp::Ordering;
 
 use bytes::Bytes;
-use ferrite_storage::{Db, Hash, List, Shard, ShardGroup, Value, NO_EXPIRE};
-use parking_lot::MutexGuard;
+use ferrite_storage::{Db, Hash, List, Shard, ShardGroup, ShardRef, Value, NO_EXPIRE};
 
 use crate::command::ctx::{int_arg, is};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
@@ -163,7 +162,7 @@ impl Locked for ShardGroup<'_> {
 /// Every shard of a database, locked in ascending order.
 struct AllShards<'a> {
     db: &'a Db,
-    guards: Vec<MutexGuard<'a, Shard>>,
+    guards: Vec<ShardRef<'a>>,
 }
 
 impl Locked for AllShards<'_> {
