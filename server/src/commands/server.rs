@@ -1524,7 +1524,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let ok = std::str::from_utf8(&args[2])
                 .ok()
                 .and_then(crate::config::parse_memory)
-                .is_some_and(|n| (1..=u32::MAX as i64).contains(&n));
+                .is_some_and(|n| (0..=(1i64 << 32) - (1 << 20)).contains(&n));
             if !ok {
                 return Err(CmdError::err(
                     "argument must be a memory value bigger than 1 and smaller than 4gb",

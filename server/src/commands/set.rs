@@ -532,7 +532,12 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             g.shard(src).remove(src, now);
         }
         if dst_exists {
-            modify_set(g.shard(dst), dst, now, |set| set.add(member, max));
+            // A member already in the destination leaves it untouched (no
+            // WATCH invalidation), as Redis only signals dst on a real add.
+            let present = peek_set(g, dst, now).is_some_and(|set| set.contains(member));
+            if !present {
+                modify_set(g.shard(dst), dst, now, |set| set.add(member, max));
+            }
         } else {
             let mut set = Set::for_member(member);
             set.add(member, max);
