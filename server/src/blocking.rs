@@ -54,6 +54,11 @@ pub enum BlockOp {
 }
 
 impl BlockOp {
+    /// Whether the op waits for a sorted set rather than a list.
+    pub fn wants_zset(&self) -> bool {
+        false
+    }
+
     /// The timeout reply is a null array (pops) or a null bulk (moves).
     fn null_array_on_timeout(&self) -> bool {
         !matches!(self, BlockOp::ListMove { .. })
@@ -210,12 +215,13 @@ impl Blocking {
         r
     }
 
-    /// The first waiter on a key, if any.
-    pub fn first_waiter(&self, db: usize, key: &Bytes) -> Option<Arc<Waiter>> {
+    /// The waiters on a key, in the order they blocked.
+    pub fn waiters(&self, db: usize, key: &Bytes) -> Vec<Arc<Waiter>> {
         let g = self.inner.lock();
         g.by_key
             .get(&(db, key.clone()))
-            .and_then(|q| q.front().cloned())
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Removes a waiter from every queue and takes its reply channel; None

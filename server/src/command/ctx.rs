@@ -81,3 +81,24 @@ pub fn unix_us() -> i64 {
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
 }
+
+/// Parses a blocking timeout in seconds with decimals into an absolute
+/// deadline in unix ms (0 = forever), as `getTimeoutFromObjectOrReply`.
+pub fn timeout_arg(ctx: &Ctx<'_>, arg: &[u8]) -> Result<i64, CmdError> {
+    let t = ferrite_protocol::parse_f64(arg)
+        .filter(|t| t.is_finite())
+        .ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
+    let ms = (t * 1000.0).ceil();
+    if ms < 0.0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    if ms >= i64::MAX as f64 {
+        return Err(CmdError::err("timeout is out of range"));
+    }
+    let ms = ms as i64;
+    if ms == 0 {
+        return Ok(0);
+    }
+    ms.checked_add(ctx.now)
+        .ok_or_else(|| CmdError::err("timeout is out of range"))
+}

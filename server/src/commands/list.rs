@@ -12,7 +12,7 @@ use ferrite_protocol::ReplyBuf;
 use ferrite_storage::{List, Shard, Value, NO_EXPIRE};
 
 use crate::blocking::{BlockOp, End, Waiter};
-use crate::command::ctx::{int_arg, is};
+use crate::command::ctx::{int_arg, is, timeout_arg};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::shared::Shared;
 
@@ -189,27 +189,6 @@ fn norm_index(i: i64, len: usize) -> Option<usize> {
     let len = len as i64;
     let i = if i < 0 { i.saturating_add(len) } else { i };
     (0..len).contains(&i).then_some(i as usize)
-}
-
-/// Parses a blocking timeout in seconds with decimals into an absolute
-/// deadline in unix ms (0 = forever), as `getTimeoutFromObjectOrReply`.
-fn timeout_arg(ctx: &Ctx<'_>, arg: &[u8]) -> Result<i64, CmdError> {
-    let t = ferrite_protocol::parse_f64(arg)
-        .filter(|t| t.is_finite())
-        .ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
-    let ms = (t * 1000.0).ceil();
-    if ms < 0.0 {
-        return Err(CmdError::err("timeout is negative"));
-    }
-    if ms >= i64::MAX as f64 {
-        return Err(CmdError::err("timeout is out of range"));
-    }
-    let ms = ms as i64;
-    if ms == 0 {
-        return Ok(0);
-    }
-    ms.checked_add(ctx.now)
-        .ok_or_else(|| CmdError::err("timeout is out of range"))
 }
 
 // ---------------------------------------------------------------------------
@@ -804,7 +783,7 @@ fn brpoplpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// What serving one waiter did.
-enum Served {
+pub(crate) enum Served {
     /// The key has nothing for this waiter: stop serving this key.
     NoData,
     /// The waiter was served (or had already left): try the next one.
@@ -822,18 +801,40 @@ pub fn serve_ready(srv: &Shared) {
         }
         let now = crate::command::ctx::unix_ms();
         for (db, key) in ready {
-            while let Some(w) = srv.blocking.first_waiter(db, &key) {
+            // In blocking order; a waiter the key cannot serve (a sorted-set
+            // pop on a list) is skipped, as Redis's serve loop does.
+            for w in srv.blocking.waiters(db, &key) {
                 let r = match &w.op {
                     BlockOp::ListPop { .. } | BlockOp::ListMove { .. } => {
                         serve_list_waiter(srv, &w, &key, now)
                     }
                 };
-                if matches!(r, Served::NoData) {
-                    break;
+                if matches!(r, Served::NoData) && !w.op.wants_zset() {
+                    // Stop at the first list waiter the key cannot feed.
+                    if matches!(kind_at(srv, db, &key, now), Kind::List | Kind::None) {
+                        break;
+                    }
                 }
             }
         }
     }
+}
+
+/// What a ready key holds now.
+enum Kind {
+    None,
+    List,
+    Other,
+}
+
+fn kind_at(srv: &Shared, db: usize, key: &[u8], now: i64) -> Kind {
+    srv.store
+        .db(db)
+        .with_shard(key, |s| match s.peek(key, now) {
+            None => Kind::None,
+            Some(e) if matches!(e.value, Value::List(_)) => Kind::List,
+            Some(_) => Kind::Other,
+        })
 }
 
 /// Serves one list waiter from `key`.
