@@ -51,12 +51,14 @@ pub enum BlockOp {
         dest: Bytes,
         rpoplpush: bool,
     },
+    /// `BZPOPMIN`/`BZPOPMAX` (`count` = None) or `BZMPOP` (`count` = Some).
+    ZPop { max: bool, count: Option<usize> },
 }
 
 impl BlockOp {
     /// Whether the op waits for a sorted set rather than a list.
     pub fn wants_zset(&self) -> bool {
-        false
+        matches!(self, BlockOp::ZPop { .. })
     }
 
     /// The timeout reply is a null array (pops) or a null bulk (moves).

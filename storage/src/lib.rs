@@ -15,9 +15,11 @@ pub mod list;
 mod number;
 pub mod set;
 pub mod shard;
+pub mod skiplist;
 pub mod store;
 pub mod value;
 pub mod watch;
+pub mod zlistpack;
 pub mod zset;
 
 pub use db::{Db, ShardGroup, MAX_SHARDS};
@@ -33,4 +35,4 @@ pub use shard::{idle_seconds, lru_clock, Entry, Shard, NO_EXPIRE};
 pub use store::{NoObserver, Observer, Store, StoreStats};
 pub use value::{Value, EMBSTR_LIMIT};
 pub use watch::WatchFlag;
-pub use zset::ZSet;
+pub use zset::{AddFlags, AddOutcome, LexBound, LexRange, ScoreRange, ZSet};

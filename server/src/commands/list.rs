@@ -808,6 +808,9 @@ pub fn serve_ready(srv: &Shared) {
                     BlockOp::ListPop { .. } | BlockOp::ListMove { .. } => {
                         serve_list_waiter(srv, &w, &key, now)
                     }
+                    BlockOp::ZPop { .. } => {
+                        crate::commands::zblock::serve_zset_waiter(srv, &w, &key, now)
+                    }
                 };
                 if matches!(r, Served::NoData) && !w.op.wants_zset() {
                     // Stop at the first list waiter the key cannot feed.
@@ -897,6 +900,8 @@ fn serve_list_waiter(srv: &Shared, w: &std::sync::Arc<Waiter>, key: &Bytes, now:
             let _ = tx.send(out.buf);
             Served::Next
         }),
+        // Sorted-set waiters are served by `zblock`.
+        BlockOp::ZPop { .. } => Served::NoData,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod server;
 pub mod set;
 pub mod sort;
 pub mod string;
+pub mod zblock;
 pub mod zset;
 
 /// Every handler of every family.
@@ -28,5 +29,6 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(set::HANDLERS);
     v.extend_from_slice(sort::HANDLERS);
     v.extend_from_slice(zset::HANDLERS);
+    v.extend_from_slice(zblock::HANDLERS);
     v
 }
