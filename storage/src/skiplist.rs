@@ -912,7 +912,7 @@ mod tests {
 
     fn member(m: u8) -> Vec<u8> {
         // Short members, plus a few long ones to exercise the arena.
-        if m % 17 == 0 {
+        if m.is_multiple_of(17) {
             vec![b'L'; 300 + m as usize]
         } else {
             format!("m{}", m % 40).into_bytes()
