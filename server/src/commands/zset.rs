@@ -1210,17 +1210,8 @@ fn aggregate(target: &mut f64, val: f64, agg: Aggregate) {
     }
 }
 
-/// Plain sets as inputs of sorted-set operations (every member scores 1).
-/// A private adapter over the set type's current variants.
-fn set_members(s: &Set) -> Vec<Vec<u8>> {
-    match s {
-        Set::Intset(v) => v
-            .iter()
-            .map(|i| itoa::Buffer::new().format(*i).as_bytes().to_vec())
-            .collect(),
-        Set::Table(d) => d.iter().map(|(m, _)| m.to_vec()).collect(),
-    }
-}
+// Plain sets as inputs of sorted-set operations (every member scores 1):
+// a private adapter over the set type's current variants.
 
 fn set_contains(s: &Set, m: &[u8]) -> bool {
     match s {
@@ -1231,13 +1222,25 @@ fn set_contains(s: &Set, m: &[u8]) -> bool {
     }
 }
 
-/// Every (member, score) of a sorted set or set value.
-fn source_items(v: &Value) -> Vec<(Vec<u8>, f64)> {
+/// Calls `f` with every (member, score) of a sorted set or set value.
+fn for_each_item(v: &Value, mut f: impl FnMut(&[u8], f64)) {
     match v {
-        Value::ZSet(z) => z.iter().map(|(m, s)| (m.to_vec(), s)).collect(),
-        Value::Set(s) => set_members(s).into_iter().map(|m| (m, 1.0)).collect(),
-        _ => Vec::new(),
+        Value::ZSet(z) => z.iter().for_each(|(m, s)| f(m, s)),
+        Value::Set(Set::Intset(ints)) => {
+            for i in ints {
+                f(itoa::Buffer::new().format(*i).as_bytes(), 1.0);
+            }
+        }
+        Value::Set(Set::Table(d)) => d.iter().for_each(|(m, _)| f(m, 1.0)),
+        _ => {}
     }
+}
+
+/// Every (member, score) of a sorted set or set value, copied.
+fn source_items(v: &Value) -> Vec<(Vec<u8>, f64)> {
+    let mut out = Vec::with_capacity(source_len(v));
+    for_each_item(v, |m, s| out.push((m.to_vec(), s)));
+    out
 }
 
 /// The score of `m` in a sorted set or set value.
@@ -1420,16 +1423,16 @@ fn zset_op_generic(
                     let Some(e) = g.shard(k).peek(k, now) else {
                         continue;
                     };
-                    for (m, s) in source_items(&e.value) {
+                    for_each_item(&e.value, |m, s| {
                         let v = w * s;
                         let v = if v.is_nan() { 0.0 } else { v };
-                        match acc.get_mut(&m) {
+                        match acc.get_mut(m) {
                             Some(t) => aggregate(t, v, opts.agg),
                             None => {
-                                acc.insert(m, v);
+                                acc.insert(m.to_vec(), v);
                             }
                         }
-                    }
+                    });
                 }
                 cardinality = acc.len();
                 result = acc.into_iter().collect();
@@ -1649,6 +1652,32 @@ mod tests {
         assert_eq!(parse_score_bound(b"(nan"), None);
         assert_eq!(parse_score_bound(b"1 "), None);
         assert_eq!(parse_score_bound(b"[1"), None);
+    }
+
+    #[test]
+    fn plain_sets_read_as_members_scoring_one() {
+        let ints = Value::Set(Set::Intset(vec![-5, 3, 10]));
+        let mut d = ferrite_storage::Dict::new();
+        d.insert(b"a", ());
+        d.insert(b"b", ());
+        let table = Value::Set(Set::Table(d));
+        let mut items = source_items(&ints);
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            items,
+            [
+                (b"-5".to_vec(), 1.0),
+                (b"10".to_vec(), 1.0),
+                (b"3".to_vec(), 1.0)
+            ]
+        );
+        assert_eq!(source_score(&ints, b"10"), Some(1.0));
+        assert_eq!(source_score(&ints, b"010"), None);
+        assert_eq!(source_score(&ints, b"4"), None);
+        assert_eq!(source_len(&ints), 3);
+        assert_eq!(source_score(&table, b"b"), Some(1.0));
+        assert_eq!(source_score(&table, b"c"), None);
+        assert_eq!(source_items(&table).len(), 2);
     }
 
     #[test]
