@@ -165,7 +165,7 @@ impl ZSet {
             || member_len > limits.zset_max_listpack_value
         {
             ZSet {
-                repr: Repr::SkipList(Box::new(SkipList::new())),
+                repr: Repr::SkipList(Box::default()),
             }
         } else {
             ZSet::new()
@@ -305,7 +305,7 @@ impl ZSet {
         (start, end.max(start))
     }
 
-    fn to_skiplist(&mut self) {
+    fn convert_to_skiplist(&mut self) {
         if let Repr::Listpack(lp) = &self.repr {
             let mut sl = SkipList::new();
             sl.extend_sorted(lp.iter());
@@ -359,7 +359,7 @@ impl ZSet {
                         || member.len() > limits.zset_max_listpack_value
                         || lp.bytes() + member.len() > LISTPACK_MAX_BYTES
                     {
-                        self.to_skiplist();
+                        self.convert_to_skiplist();
                     }
                 }
                 match &mut self.repr {
@@ -494,7 +494,7 @@ mod tests {
     }
 
     fn member(m: u8) -> Vec<u8> {
-        if m % 23 == 0 {
+        if m.is_multiple_of(23) {
             format!("long-member-{m}").into_bytes()
         } else {
             vec![b'a' + m % 26]

@@ -418,7 +418,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult 
         idx += 1;
     }
     let rest = &args[idx..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if flags.nx && flags.xx {
@@ -426,7 +426,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult 
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    if ((flags.gt || flags.lt) && flags.nx) || (flags.gt && flags.lt) {
         return Err(CmdError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -1081,7 +1081,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let withscores = args.len() == 4;
-    if withscores && (l < -(i64::MAX / 2) || l > i64::MAX / 2) {
+    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
         return Err(CmdError::err("value is out of range"));
     }
     let db = ctx.db();
@@ -1210,22 +1210,26 @@ fn aggregate(target: &mut f64, val: f64, agg: Aggregate) {
     }
 }
 
-/// Plain sets as inputs of sorted-set operations (every member scores 1).
-fn set_members(s: &Set) -> Vec<Vec<u8>> {
-    s.iter().map(|m| m.to_vec()).collect()
-}
+// Plain sets as inputs of sorted-set operations (every member scores 1).
 
 fn set_contains(s: &Set, m: &[u8]) -> bool {
     s.contains(m)
 }
 
-/// Every (member, score) of a sorted set or set value.
-fn source_items(v: &Value) -> Vec<(Vec<u8>, f64)> {
+/// Calls `f` with every (member, score) of a sorted set or set value.
+fn for_each_item(v: &Value, mut f: impl FnMut(&[u8], f64)) {
     match v {
-        Value::ZSet(z) => z.iter().map(|(m, s)| (m.to_vec(), s)).collect(),
-        Value::Set(s) => set_members(s).into_iter().map(|m| (m, 1.0)).collect(),
-        _ => Vec::new(),
+        Value::ZSet(z) => z.iter().for_each(|(m, s)| f(m, s)),
+        Value::Set(s) => s.iter().for_each(|m| m.with_bytes(|b| f(b, 1.0))),
+        _ => {}
     }
+}
+
+/// Every (member, score) of a sorted set or set value, copied.
+fn source_items(v: &Value) -> Vec<(Vec<u8>, f64)> {
+    let mut out = Vec::with_capacity(source_len(v));
+    for_each_item(v, |m, s| out.push((m.to_vec(), s)));
+    out
 }
 
 /// The score of `m` in a sorted set or set value.
@@ -1408,16 +1412,16 @@ fn zset_op_generic(
                     let Some(e) = g.shard(k).peek(k, now) else {
                         continue;
                     };
-                    for (m, s) in source_items(&e.value) {
+                    for_each_item(&e.value, |m, s| {
                         let v = w * s;
                         let v = if v.is_nan() { 0.0 } else { v };
-                        match acc.get_mut(&m) {
+                        match acc.get_mut(m) {
                             Some(t) => aggregate(t, v, opts.agg),
                             None => {
-                                acc.insert(m, v);
+                                acc.insert(m.to_vec(), v);
                             }
                         }
-                    }
+                    });
                 }
                 cardinality = acc.len();
                 result = acc.into_iter().collect();
@@ -1637,6 +1641,38 @@ mod tests {
         assert_eq!(parse_score_bound(b"(nan"), None);
         assert_eq!(parse_score_bound(b"1 "), None);
         assert_eq!(parse_score_bound(b"[1"), None);
+    }
+
+    #[test]
+    fn plain_sets_read_as_members_scoring_one() {
+        let mut ints = Set::new();
+        for m in [&b"-5"[..], b"3", b"10"] {
+            ints.add(m, 512);
+        }
+        assert_eq!(ints.encoding(), "intset");
+        let ints = Value::Set(ints);
+        let mut t = Set::new();
+        t.add(b"a", 512);
+        t.add(b"b", 512);
+        assert_eq!(t.encoding(), "hashtable");
+        let table = Value::Set(t);
+        let mut items = source_items(&ints);
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            items,
+            [
+                (b"-5".to_vec(), 1.0),
+                (b"10".to_vec(), 1.0),
+                (b"3".to_vec(), 1.0)
+            ]
+        );
+        assert_eq!(source_score(&ints, b"10"), Some(1.0));
+        assert_eq!(source_score(&ints, b"010"), None);
+        assert_eq!(source_score(&ints, b"4"), None);
+        assert_eq!(source_len(&ints), 3);
+        assert_eq!(source_score(&table, b"b"), Some(1.0));
+        assert_eq!(source_score(&table, b"c"), None);
+        assert_eq!(source_items(&table).len(), 2);
     }
 
     #[test]
