@@ -66,6 +66,8 @@ COMMANDS = {
     "time": None, "lastsave": None,
     "slowlog": ["get", "len", "reset", "help"],
     "monitor": None, "shutdown": None,
+    # replication, primary side
+    "sync": None, "psync": None, "replconf": None,
     "memory": ["usage", "stats", "doctor", "malloc-stats", "purge", "help"],
     "latency": ["latest", "reset", "history", "doctor", "graph", "help"],
     "debug": None, "save": None, "bgsave": None, "bgrewriteaof": None,

@@ -181,6 +181,8 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Set by `MONITOR`: the task starts forwarding the monitor feed.
     pub start_monitor: bool,
+    /// `REPLCONF` options; `SYNC`/`PSYNC` set `start` to hand the connection over.
+    pub repl: crate::replica::ReplState,
     /// Set by a blocking command that found nothing: the task waits for
     /// the reply before reading further commands.
     pub blocked: Option<crate::blocking::Blocked>,
@@ -203,6 +205,7 @@ impl Client {
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             start_monitor: false,
+            repl: Default::default(),
             blocked: None,
             deny_blocking: false,
             multi: None,

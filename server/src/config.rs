@@ -63,6 +63,9 @@ pub struct Config {
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
     pub repl_backlog_size: i64,
+    /// Seconds between the `PING`s a primary puts into the replication
+    /// stream, so replicas can tell a quiet primary from a dead link.
+    pub repl_ping_replica_period: i64,
     pub io_threads: i64,
     pub daemonize: bool,
     pub pidfile: String,
@@ -121,6 +124,7 @@ impl Default for Config {
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
             repl_backlog_size: 1024 * 1024,
+            repl_ping_replica_period: 10,
             io_threads: 1,
             daemonize: false,
             pidfile: String::new(),
@@ -579,6 +583,17 @@ pub static PARAMS: &[Param] = &[
         Kind::Memory {
             min: 1,
             max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "repl-ping-replica-period",
+        Some("repl-ping-slave-period"),
+        repl_ping_replica_period,
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64
         },
         int,
         false

@@ -119,6 +119,13 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                         srv.monitors_active.store(true, Ordering::Relaxed);
                         monitor_rx = Some(rx);
                     }
+                    if client.repl.start.is_some() {
+                        if write_all(&srv, &stream, &mut out.buf).await.is_ok() {
+                            let rest = std::mem::take(&mut inbuf);
+                            crate::replica::serve(&srv, &stream, &mut client, rest).await;
+                        }
+                        break 'conn;
+                    }
                 }
                 Ok(Parsed::Incomplete { hint: h }) => {
                     hint = h;

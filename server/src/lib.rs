@@ -12,6 +12,8 @@ pub mod config;
 pub mod connection;
 pub mod digest;
 pub mod propagate;
+pub mod rdb;
+pub mod replica;
 pub mod server;
 pub mod shared;
 pub mod stats;

@@ -14,8 +14,10 @@
 //! never interleave with them.
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
+use tokio::sync::watch;
 
 /// One captured effect: its database (`None` for database-less commands
 /// such as `FLUSHALL`) and its arguments.
@@ -30,6 +32,11 @@ thread_local! {
 /// The replication backlog: the last `repl-backlog-size` bytes of the stream.
 pub struct Propagator {
     inner: Mutex<Backlog>,
+    /// Attached replicas. Appends publish the new end only when this is
+    /// non-zero, so a primary without replicas pays one relaxed load.
+    replicas: AtomicUsize,
+    /// The stream's end, published for replica links to wait on.
+    end: watch::Sender<u64>,
 }
 
 /// The stream's tail in one contiguous vector: appends are `memcpy`s, and
@@ -88,7 +95,44 @@ impl Propagator {
                 offset: 0,
                 selected: usize::MAX,
             }),
+            replicas: AtomicUsize::new(0),
+            end: watch::channel(0).0,
         }
+    }
+
+    /// Wakes the replica links after an append (nothing when none is attached).
+    #[inline]
+    fn publish(&self, end: u64) {
+        if self.replicas.load(Ordering::Relaxed) > 0 {
+            self.end.send_replace(end);
+        }
+    }
+
+    /// Attaches a replica link at the current end of the stream: returns
+    /// that offset (where the replica's snapshot stands) and a receiver that
+    /// changes whenever the stream grows. The next database effect is
+    /// preceded by a `SELECT`, as Redis resets `slaveseldb` for a new
+    /// replica: the replica cannot know the stream's current database.
+    ///
+    /// Call it with every shard held, so no effect falls between the
+    /// snapshot and the offset.
+    pub fn attach(&self) -> (u64, watch::Receiver<u64>) {
+        let mut b = self.inner.lock();
+        b.selected = usize::MAX;
+        // Under the backlog lock: every append after this one sees it.
+        self.replicas.fetch_add(1, Ordering::Relaxed);
+        (b.offset, self.end.subscribe())
+    }
+
+    /// Undoes [`Propagator::attach`] when a replica link ends.
+    pub fn detach(&self) {
+        let _b = self.inner.lock();
+        self.replicas.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Number of attached replica links.
+    pub fn replica_count(&self) -> usize {
+        self.replicas.load(Ordering::Relaxed)
     }
 
     /// Appends the effect `args` of a write in database `db`, preceded by a
@@ -97,7 +141,12 @@ impl Propagator {
         if self.capture(Some(db), args) {
             return;
         }
-        self.inner.lock().push(Some(db), args);
+        let end = {
+            let mut b = self.inner.lock();
+            b.push(Some(db), args);
+            b.offset
+        };
+        self.publish(end);
     }
 
     /// Appends a command that is not tied to a database (`FLUSHALL`).
@@ -105,7 +154,12 @@ impl Propagator {
         if self.capture(None, args) {
             return;
         }
-        self.inner.lock().push(None, args);
+        let end = {
+            let mut b = self.inner.lock();
+            b.push(None, args);
+            b.offset
+        };
+        self.publish(end);
     }
 
     /// Keeps the effect for the end of the transaction if this thread runs
@@ -158,6 +212,9 @@ impl Propagator {
         if wrap {
             b.push(None, &[b"EXEC"]);
         }
+        let end = b.offset;
+        drop(b);
+        self.publish(end);
     }
 }
 

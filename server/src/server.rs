@@ -70,6 +70,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
         threads.push(t);
     }
     let cron = tokio::spawn(cron(srv.clone()));
+    let repl_cron = tokio::spawn(crate::replica::ping_cron(srv.clone()));
     tokio::pin!(shutdown);
     let mut next = 0usize;
     loop {
@@ -104,6 +105,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     srv.request_shutdown();
     drop(senders);
     cron.abort();
+    repl_cron.abort();
     let _ = tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();

@@ -60,6 +60,8 @@ pub struct Shared {
     pub repl: Arc<Propagator>,
     /// Clients blocked on keys.
     pub blocking: Arc<Blocking>,
+    /// Attached replicas (`INFO replication`).
+    pub replicas: crate::replica::Replicas,
     pub slowlog: Mutex<SlowLog>,
     pub latency: Mutex<Latency>,
     /// 40 hex characters, new at every start (`run_id`, `master_replid`).
@@ -108,6 +110,7 @@ impl Shared {
             clients: Registry::default(),
             repl,
             blocking,
+            replicas: Default::default(),
             slowlog: Mutex::new(SlowLog::default()),
             latency: Mutex::new(Latency::default()),
             run_id: random_hex40(),

@@ -734,7 +734,7 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         let (first, held) = srv.repl.backlog_span();
         header(&mut out, "Replication");
         line!(out, "role:master");
-        line!(out, "connected_slaves:0");
+        out.push_str(&crate::replica::info_lines(srv));
         line!(out, "master_failover_state:no-failover");
         line!(out, "master_replid:{}", srv.run_id);
         line!(out, "master_replid2:{}", srv.replid2.lock());

@@ -1,0 +1,299 @@
+//! The primary side of replication: a full resync (`SYNC`, `PSYNC`) and
+//! the replica link that follows it.
+//!
+//! A full resync is a snapshot at stream offset O plus the stream from O
+//! (see the design's "Persistence and sync"). The snapshot is serialized
+//! with every shard of every database held ([`Store::with_locked`]), and
+//! the replica is attached to the propagation stream inside that same
+//! locked step: writes append their effects while holding their shard
+//! locks, so no effect can fall between the snapshot and O, and none can be
+//! both in the snapshot and after O.
+//!
+//! After the RDB payload the connection only carries the stream, read from
+//! the backlog ([`Propagator::read_from`]); a replica too slow to keep
+//! inside the backlog is disconnected, as Redis does when a replica's
+//! output buffer overflows. What the replica sends back is parsed only for
+//! `REPLCONF ACK`, which `INFO replication` reports.
+//!
+//! [`Store::with_locked`]: ferrite_storage::Store::with_locked
+//! [`Propagator::read_from`]: crate::propagate::Propagator::read_from
+
+use std::io;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ferrite_protocol::{parse_command, Limits, Parsed};
+use ferrite_storage::LockSet;
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+
+use crate::client::Client;
+use crate::command::ctx::unix_ms;
+use crate::shared::Shared;
+
+/// Replication state a connection gathers before it becomes a replica
+/// link (`REPLCONF` options, then the `SYNC`/`PSYNC` that hands it over).
+#[derive(Debug, Default, Clone)]
+pub struct ReplState {
+    /// `REPLCONF listening-port`: the port the replica serves clients on,
+    /// which `INFO replication` shows instead of the link's own port.
+    pub listening_port: Option<u16>,
+    /// `REPLCONF ip-address`: the address the replica announces.
+    pub announced_ip: Option<String>,
+    /// `REPLCONF rdb-only 1` (`redis-cli --rdb`): close after the snapshot.
+    pub rdb_only: bool,
+    /// Set by `SYNC` (`Some(false)`) or `PSYNC` (`Some(true)`): once the
+    /// reply is written the connection hands itself to [`serve`].
+    pub start: Option<bool>,
+}
+
+/// One attached replica, as `INFO replication` lists it.
+pub struct ReplicaInfo {
+    pub client_id: u64,
+    pub ip: String,
+    pub port: u16,
+    /// Last offset the replica acknowledged (`REPLCONF ACK`).
+    pub ack_offset: AtomicU64,
+    /// When that acknowledgement came, unix ms.
+    pub ack_ms: AtomicI64,
+}
+
+/// The attached replicas, in attach order.
+#[derive(Default)]
+pub struct Replicas {
+    list: Mutex<Vec<Arc<ReplicaInfo>>>,
+}
+
+impl Replicas {
+    fn add(&self, r: Arc<ReplicaInfo>) {
+        self.list.lock().push(r);
+    }
+
+    fn remove(&self, client_id: u64) {
+        self.list.lock().retain(|r| r.client_id != client_id);
+    }
+
+    /// A snapshot of the attached replicas.
+    pub fn all(&self) -> Vec<Arc<ReplicaInfo>> {
+        self.list.lock().clone()
+    }
+}
+
+/// The `connected_slaves` and `slaveN:` lines of `INFO replication`.
+pub fn info_lines(srv: &Shared) -> String {
+    let list = srv.replicas.all();
+    let now = unix_ms();
+    let mut s = format!("connected_slaves:{}\r\n", list.len());
+    for (i, r) in list.iter().enumerate() {
+        let lag = (now - r.ack_ms.load(Ordering::Relaxed)).max(0) / 1000;
+        s.push_str(&format!(
+            "slave{i}:ip={},port={},state=online,offset={},lag={lag}\r\n",
+            r.ip,
+            r.port,
+            r.ack_offset.load(Ordering::Relaxed)
+        ));
+    }
+    s
+}
+
+/// Takes the snapshot and attaches to the stream in one locked step:
+/// (the RDB file, its stream offset, a receiver for stream growth).
+fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
+    let mut all = LockSet::new();
+    all.add_all();
+    let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
+    srv.store.with_locked(&all, || {
+        let (offset, rx) = srv.repl.attach();
+        let rdb = crate::rdb::dump(&srv.store, unix_ms(), used);
+        (rdb, offset, rx)
+    })
+}
+
+/// Detaches the link from the stream and the registry however it ends.
+struct Attached<'a> {
+    srv: &'a Shared,
+    client_id: u64,
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        self.srv.replicas.remove(self.client_id);
+        self.srv.repl.detach();
+    }
+}
+
+/// Serves a connection that sent `SYNC`/`PSYNC` for the rest of its life:
+/// the full resync (`+FULLRESYNC` for `PSYNC`, then `$<len>\r\n<rdb>`), then
+/// every stream byte from the snapshot's offset on. `inbuf` holds whatever
+/// the connection had read past the `SYNC`. Returns when the link ends.
+pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, inbuf: BytesMut) {
+    let state = std::mem::take(&mut client.repl);
+    let psync = state.start.unwrap_or(false);
+    let handle = client.handle.clone();
+    let srv2 = srv.clone();
+    let Ok((rdb, offset, mut rx)) = tokio::task::spawn_blocking(move || snapshot(&srv2)).await
+    else {
+        tracing::warn!(client = client.id(), "snapshot for replica failed");
+        return;
+    };
+    let ip = state.announced_ip.clone().unwrap_or_else(|| {
+        handle
+            .addr
+            .rsplit_once(':')
+            .map_or(handle.addr.clone(), |(ip, _)| ip.to_string())
+    });
+    let port = state.listening_port.unwrap_or(0);
+    let _attached = Attached {
+        srv,
+        client_id: client.id(),
+    };
+    tracing::info!(
+        "Replica {ip}:{port} asks for synchronization; full resync at offset {offset} ({} RDB bytes)",
+        rdb.len()
+    );
+    let mut head = Vec::new();
+    if psync {
+        head.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", srv.run_id).as_bytes());
+    }
+    head.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
+    if write_all(srv, stream, &head).await.is_err() || write_all(srv, stream, &rdb).await.is_err()
+    {
+        return;
+    }
+    drop(rdb);
+    if state.rdb_only {
+        return;
+    }
+    let info = Arc::new(ReplicaInfo {
+        client_id: client.id(),
+        ip,
+        port,
+        ack_offset: AtomicU64::new(0),
+        ack_ms: AtomicI64::new(unix_ms()),
+    });
+    srv.replicas.add(info.clone());
+    tracing::info!("Synchronization with replica {}:{} succeeded", info.ip, info.port);
+    let mut inbuf = inbuf;
+    handle_input(&mut inbuf, &info);
+    let mut sent = offset;
+    loop {
+        if handle.killed.load(Ordering::Acquire) {
+            break;
+        }
+        // Mark the current end seen before reading, so growth after the
+        // read wakes the wait below.
+        rx.borrow_and_update();
+        match srv.repl.read_from(sent) {
+            None => {
+                tracing::warn!(
+                    "Replica {}:{} fell out of the replication backlog at offset {sent}; disconnecting",
+                    info.ip,
+                    info.port
+                );
+                break;
+            }
+            Some(data) if !data.is_empty() => {
+                if write_all(srv, stream, &data).await.is_err() {
+                    break;
+                }
+                sent += data.len() as u64;
+                handle
+                    .last_interaction_ms
+                    .store(unix_ms(), Ordering::Relaxed);
+                continue;
+            }
+            Some(_) => {}
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { break },
+            _ = handle.kill_notify.notified() => {}
+            r = stream.readable() => {
+                if r.is_err() {
+                    break;
+                }
+                inbuf.reserve(4096);
+                match stream.try_read_buf(&mut inbuf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        handle.last_interaction_ms.store(unix_ms(), Ordering::Relaxed);
+                        if !handle_input(&mut inbuf, &info) {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    tracing::info!("Connection with replica {}:{} lost", info.ip, info.port);
+}
+
+/// Parses what the replica sent: records `REPLCONF ACK <offset>`, ignores
+/// the rest (a replica sends nothing else). False on a protocol error or
+/// a runaway buffer, which ends the link.
+fn handle_input(inbuf: &mut BytesMut, info: &ReplicaInfo) -> bool {
+    let limits = Limits {
+        max_bulk_len: 512 * 1024 * 1024,
+        authenticated: true,
+    };
+    let mut argv: Vec<Bytes> = Vec::new();
+    loop {
+        match parse_command(inbuf, &mut argv, &limits) {
+            Ok(Parsed::Command) => {
+                if argv.len() >= 3
+                    && argv[0].eq_ignore_ascii_case(b"replconf")
+                    && argv[1].eq_ignore_ascii_case(b"ack")
+                {
+                    if let Some(off) = std::str::from_utf8(&argv[2])
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                    {
+                        info.ack_offset.store(off, Ordering::Relaxed);
+                        info.ack_ms.store(unix_ms(), Ordering::Relaxed);
+                    }
+                }
+                argv.clear();
+            }
+            Ok(Parsed::Incomplete { .. }) => return inbuf.len() < 64 * 1024 * 1024,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn write_all(srv: &Shared, stream: &TcpStream, buf: &[u8]) -> io::Result<()> {
+    let mut off = 0;
+    while off < buf.len() {
+        match stream.try_write(&buf[off..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => off += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    srv.stats
+        .net_output_bytes
+        .fetch_add(buf.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Puts a `PING` into the stream every `repl-ping-replica-period` seconds
+/// while replicas are attached (Redis's `replicationCron`), so they can
+/// tell a quiet primary from a broken link.
+pub async fn ping_cron(srv: Arc<Shared>) {
+    let mut loops: i64 = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if srv.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
+        let period = srv.config.read().repl_ping_replica_period.max(1);
+        if loops % period == 0 && srv.repl.replica_count() > 0 {
+            srv.repl.feed_global(&[b"PING"]);
+        }
+        loops += 1;
+    }
+}
