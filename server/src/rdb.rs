@@ -299,7 +299,10 @@ mod tests {
             match b >> 6 {
                 0 => (u64::from(b & 0x3f), None),
                 1 => (u64::from(b & 0x3f) << 8 | u64::from(self.byte()), None),
-                2 if b == 0x80 => (u64::from(u32::from_be_bytes(self.take(4).try_into().unwrap())), None),
+                2 if b == 0x80 => (
+                    u64::from(u32::from_be_bytes(self.take(4).try_into().unwrap())),
+                    None,
+                ),
                 2 => (u64::from_be_bytes(self.take(8).try_into().unwrap()), None),
                 _ => (0, Some(b)),
             }
@@ -319,6 +322,9 @@ mod tests {
         }
     }
 
+    /// (expiry, key, value) of one string key read back.
+    type KeyRow = (Option<i64>, Vec<u8>, Vec<u8>);
+
     #[test]
     fn round_trip_shape() {
         let store = Store::new(16, 4, Arc::new(NoObserver));
@@ -326,22 +332,22 @@ mod tests {
         store.db(0).with_shard(b"s", |s| {
             s.set(b"s", Value::string("hello"), NO_EXPIRE, now)
         });
-        store.db(0).with_shard(b"n", |s| {
-            s.set(b"n", Value::string("42"), now + 5000, now)
-        });
+        store
+            .db(0)
+            .with_shard(b"n", |s| s.set(b"n", Value::string("42"), now + 5000, now));
         store.db(0).with_shard(b"gone", |s| {
             s.set(b"gone", Value::string("x"), now - 1, now - 10)
         });
-        store.db(3).with_shard(b"s3", |s| {
-            s.set(b"s3", Value::string("v"), NO_EXPIRE, now)
-        });
+        store
+            .db(3)
+            .with_shard(b"s3", |s| s.set(b"s3", Value::string("v"), NO_EXPIRE, now));
         let rdb = dump(&store, now, 0);
         assert_eq!(&rdb[..9], b"REDIS0010");
         let (body, crc) = rdb.split_at(rdb.len() - 8);
         assert_eq!(crc64(0, body), u64::from_le_bytes(crc.try_into().unwrap()));
         let mut r = Reader(&body[9..]);
         let mut aux = Vec::new();
-        let mut dbs: Vec<(u64, u64, u64, Vec<(Option<i64>, Vec<u8>, Vec<u8>)>)> = Vec::new();
+        let mut dbs: Vec<(u64, u64, u64, Vec<KeyRow>)> = Vec::new();
         let mut expire = None;
         loop {
             match r.byte() {
@@ -369,7 +375,10 @@ mod tests {
             }
         }
         assert!(r.0.is_empty());
-        assert_eq!(aux, ["redis-ver", "redis-bits", "ctime", "used-mem", "aof-base"]);
+        assert_eq!(
+            aux,
+            ["redis-ver", "redis-bits", "ctime", "used-mem", "aof-base"]
+        );
         assert_eq!(dbs.len(), 2);
         let (d0, keys0, exp0, mut e0) = dbs.remove(0);
         assert_eq!((d0, keys0, exp0), (0, 2, 1));

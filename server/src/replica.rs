@@ -158,8 +158,7 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
         head.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", srv.run_id).as_bytes());
     }
     head.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
-    if write_all(srv, stream, &head).await.is_err() || write_all(srv, stream, &rdb).await.is_err()
-    {
+    if write_all(srv, stream, &head).await.is_err() || write_all(srv, stream, &rdb).await.is_err() {
         return;
     }
     drop(rdb);
@@ -174,7 +173,11 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
         ack_ms: AtomicI64::new(unix_ms()),
     });
     srv.replicas.add(info.clone());
-    tracing::info!("Synchronization with replica {}:{} succeeded", info.ip, info.port);
+    tracing::info!(
+        "Synchronization with replica {}:{} succeeded",
+        info.ip,
+        info.port
+    );
     let mut inbuf = inbuf;
     handle_input(&mut inbuf, &info);
     let mut sent = offset;

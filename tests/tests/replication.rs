@@ -32,7 +32,12 @@ fn read_payload(conn: &mut RawConn, mut buf: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") {
-            assert_eq!(buf[0], b'$', "payload header: {:?}", String::from_utf8_lossy(&buf));
+            assert_eq!(
+                buf[0],
+                b'$',
+                "payload header: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
             let len: usize = std::str::from_utf8(&buf[1..eol]).unwrap().parse().unwrap();
             let start = eol + 2;
             while buf.len() < start + len {
@@ -82,7 +87,10 @@ fn sync_sends_an_rdb_then_the_stream_from_its_offset() {
 
     let info: String = cmd(&mut c, &["info", "replication"]);
     assert!(info.contains("connected_slaves:1\r\n"), "{info}");
-    assert!(info.contains("slave0:ip=127.0.0.1,port=0,state=online"), "{info}");
+    assert!(
+        info.contains("slave0:ip=127.0.0.1,port=0,state=online"),
+        "{info}"
+    );
     drop(link);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -137,7 +145,10 @@ fn replconf_validates_its_options() {
     let e = ferrite_tests::err(&mut c, &["replconf", "bogus", "1"]);
     assert!(e.contains("Unrecognized REPLCONF option: bogus"), "{e}");
     // The periodic PING's period is a config like Redis's.
-    let _: () = cmd(&mut c, &["config", "set", "repl-ping-replica-period", "3600"]);
+    let _: () = cmd(
+        &mut c,
+        &["config", "set", "repl-ping-replica-period", "3600"],
+    );
     let v: Vec<String> = cmd(&mut c, &["config", "get", "repl-ping-replica-period"]);
     assert_eq!(v, ["repl-ping-replica-period", "3600"]);
 }
@@ -153,7 +164,10 @@ fn populate(c: &mut redis::Connection, tag: &str) {
     let _: i64 = cmd(c, &["sadd", &k("iset"), "1", "2", "300000"]);
     let _: i64 = cmd(c, &["sadd", &k("set"), "x", "y", "z"]);
     let _: i64 = cmd(c, &["hset", &k("hash"), "f", "v", "n", "7"]);
-    let _: i64 = cmd(c, &["zadd", &k("zset"), "1.5", "a", "-inf", "b", "1e100", "c"]);
+    let _: i64 = cmd(
+        c,
+        &["zadd", &k("zset"), "1.5", "a", "-inf", "b", "1e100", "c"],
+    );
     let _: i64 = cmd(c, &["expire", &k("zset"), "5000"]);
     for i in 0..200 {
         let n = i.to_string();
@@ -213,7 +227,14 @@ impl Drop for RedisChild {
 
 fn start_redis(port: u16, args: &[&str]) -> (RedisChild, redis::Connection) {
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--bind", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--bind",
+            "127.0.0.1",
+        ])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -285,7 +306,11 @@ fn redis_cli_rdb_loads_into_a_real_redis() {
         .status()
         .expect("redis-cli --rdb");
     assert!(st.success());
-    if Command::new("redis-check-rdb").arg("--version").output().is_ok() {
+    if Command::new("redis-check-rdb")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
         let out = Command::new("redis-check-rdb").arg(&file).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("RDB looks OK"), "{text}");

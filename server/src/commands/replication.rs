@@ -10,11 +10,8 @@ use crate::command::ctx::is;
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 
 /// Handlers of this family.
-pub const HANDLERS: &[(&str, Handler)] = &[
-    ("sync", sync),
-    ("psync", psync),
-    ("replconf", replconf),
-];
+pub const HANDLERS: &[(&str, Handler)] =
+    &[("sync", sync), ("psync", psync), ("replconf", replconf)];
 
 fn sync(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     // `SYNC` has no reply of its own: the payload follows directly.
@@ -30,7 +27,7 @@ fn psync(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn replconf(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     for pair in args[1..].chunks(2) {
