@@ -192,7 +192,7 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Clients blocked in either database may now find their keys.
     ctx.srv.blocking.db_ready(a as usize);
     ctx.srv.blocking.db_ready(b as usize);
-    ctx.srv.repl.feed_global(&[b"SWAPDB", &args[1], &args[2]]);
+    ctx.propagate(&[b"SWAPDB", &args[1], &args[2]]);
     ctx.out.ok();
     Ok(())
 }

@@ -491,8 +491,9 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     flush_flags(args)?;
     ctx.srv.store.flush_all();
-    let v: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-    ctx.srv.repl.feed_global(&v);
+    // Propagated in the client's database, as Redis's call() does (a SELECT
+    // precedes it when the stream was elsewhere).
+    ctx.propagate_argv(args);
     ctx.out.ok();
     Ok(())
 }
