@@ -15,6 +15,7 @@ use crate::client::{Client, Registry};
 use crate::command::ctx::unix_us;
 use crate::config::Config;
 use crate::propagate::Propagator;
+use crate::pubsub::PubSub;
 use crate::stats::{Latency, SlowLog, Stats};
 
 /// Configuration values read on every command, mirrored in atomics so the
@@ -34,15 +35,19 @@ pub struct Hot {
     pub enc: parking_lot::RwLock<ferrite_storage::EncodingLimits>,
 }
 
-/// Turns storage effects into stream entries: an expiry becomes `DEL`.
+/// Turns storage effects into stream entries (an expiry becomes `DEL`)
+/// and `expired` keyspace events.
 struct ExpiryFeed {
     repl: Arc<Propagator>,
     blocking: Arc<Blocking>,
+    pubsub: Arc<PubSub>,
 }
 
 impl Observer for ExpiryFeed {
     fn expired(&self, db: usize, key: &[u8]) {
         self.repl.feed(db, &[b"DEL", key]);
+        self.pubsub
+            .notify(crate::pubsub::notify::EXPIRED, "expired", key, db, None);
     }
 
     fn key_ready(&self, db: usize, key: &[u8]) {
@@ -60,6 +65,8 @@ pub struct Shared {
     pub repl: Arc<Propagator>,
     /// Clients blocked on keys.
     pub blocking: Arc<Blocking>,
+    /// Channel subscribers, keyspace-event classes, subscriber limits.
+    pub pubsub: Arc<PubSub>,
     pub slowlog: Mutex<SlowLog>,
     pub latency: Mutex<Latency>,
     /// 40 hex characters, new at every start (`run_id`, `master_replid`).
@@ -90,12 +97,14 @@ impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
         let repl = Arc::new(Propagator::new(config.repl_backlog_size as usize));
         let blocking = Arc::new(Blocking::default());
+        let pubsub = Arc::new(PubSub::default());
         let store = Store::new(
             config.databases as usize,
             config.shards as usize,
             Arc::new(ExpiryFeed {
                 repl: repl.clone(),
                 blocking: blocking.clone(),
+                pubsub: pubsub.clone(),
             }),
         );
         let now_s = unix_us() / 1_000_000;
@@ -108,6 +117,7 @@ impl Shared {
             clients: Registry::default(),
             repl,
             blocking,
+            pubsub,
             slowlog: Mutex::new(SlowLog::default()),
             latency: Mutex::new(Latency::default()),
             run_id: random_hex40(),
@@ -144,6 +154,17 @@ impl Shared {
         h.requirepass_set
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
         h.protected_mode.store(c.protected_mode, Ordering::Relaxed);
+        self.pubsub.notify_flags.store(
+            crate::pubsub::notify::parse(&c.notify_keyspace_events).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        if let Some((hard, soft, secs)) =
+            crate::config::obuf_limit(&c.client_output_buffer_limit, "pubsub")
+        {
+            self.pubsub.limit_hard.store(hard, Ordering::Relaxed);
+            self.pubsub.limit_soft.store(soft, Ordering::Relaxed);
+            self.pubsub.limit_soft_secs.store(secs, Ordering::Relaxed);
+        }
         let clamp = |v: i64| v.max(0) as usize;
         *h.enc.write() = ferrite_storage::EncodingLimits {
             list_max_listpack_size: c.list_max_listpack_size,

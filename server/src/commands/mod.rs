@@ -9,6 +9,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod multi;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -25,6 +26,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(server::HANDLERS);
     v.extend_from_slice(list::HANDLERS);
     v.extend_from_slice(multi::HANDLERS);
+    v.extend_from_slice(pubsub::HANDLERS);
     v.extend_from_slice(hash::HANDLERS);
     v.extend_from_slice(set::HANDLERS);
     v.extend_from_slice(sort::HANDLERS);
