@@ -219,7 +219,7 @@ pub struct Client {
     /// it published to itself). The dispatcher places them before the
     /// command's reply and keeps them under `CLIENT REPLY OFF`, as Redis's
     /// `CLIENT_PUSHING` does.
-    pub push: ferrite_protocol::ReplyBuf,
+    pub push: std::cell::RefCell<ferrite_protocol::ReplyBuf>,
 }
 
 impl Client {
@@ -238,7 +238,7 @@ impl Client {
             watched: Vec::new(),
             sub: None,
             pubsub: false,
-            push: ferrite_protocol::ReplyBuf::default(),
+            push: Default::default(),
         }
     }
 

@@ -53,6 +53,11 @@ impl Observer for ExpiryFeed {
     fn key_ready(&self, db: usize, key: &[u8]) {
         self.blocking.key_ready(db, key);
     }
+
+    fn key_created(&self, db: usize, key: &[u8]) {
+        self.pubsub
+            .notify(crate::pubsub::notify::NEW, "new", key, db, None);
+    }
 }
 
 /// The server's shared state.
@@ -154,8 +159,11 @@ impl Shared {
         h.requirepass_set
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
         h.protected_mode.store(c.protected_mode, Ordering::Relaxed);
-        self.pubsub.notify_flags.store(
-            crate::pubsub::notify::parse(&c.notify_keyspace_events).unwrap_or(0),
+        let nf = crate::pubsub::notify::parse(&c.notify_keyspace_events).unwrap_or(0);
+        self.pubsub.notify_flags.store(nf, Ordering::Relaxed);
+        self.store.stats().notify_new.store(
+            nf & crate::pubsub::notify::NEW != 0
+                && nf & (crate::pubsub::notify::KEYSPACE | crate::pubsub::notify::KEYEVENT) != 0,
             Ordering::Relaxed,
         );
         if let Some((hard, soft, secs)) =

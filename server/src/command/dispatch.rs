@@ -182,17 +182,18 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
 /// its reply, which starts at `at`. Costs one length check when empty.
 #[inline]
 pub(crate) fn merge_push(client: &mut Client, out: &mut ReplyBuf, at: usize) {
-    if client.push.buf.is_empty() {
+    let push = client.push.get_mut();
+    if push.buf.is_empty() {
         return;
     }
     if at == out.buf.len() {
-        out.buf.extend_from_slice(&client.push.buf);
+        out.buf.extend_from_slice(&push.buf);
     } else {
         let tail = out.buf.split_off(at);
-        out.buf.extend_from_slice(&client.push.buf);
+        out.buf.extend_from_slice(&push.buf);
         out.buf.unsplit(tail);
     }
-    client.push.buf.clear();
+    push.buf.clear();
 }
 
 /// The commands a RESP2 client with subscriptions may still run.

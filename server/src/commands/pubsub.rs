@@ -35,7 +35,7 @@ fn state<'c>(ctx: &'c mut Ctx<'_>) -> &'c mut SubState {
 
 /// One `[word, channel-or-nil, count]` confirmation.
 fn confirm(ctx: &mut Ctx<'_>, word: &[u8], channel: Option<&[u8]>, count: usize) {
-    let p = &mut ctx.client.push;
+    let p = ctx.client.push.get_mut();
     p.resp3 = ctx.out.resp3;
     p.push(3);
     p.bulk(word);
@@ -158,11 +158,12 @@ fn punsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn publish_kind(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CmdResult {
     let id = ctx.client.id();
-    ctx.client.push.resp3 = ctx.out.resp3;
+    let push = ctx.client.push.get_mut();
+    push.resp3 = ctx.out.resp3;
     let n = ctx
         .srv
         .pubsub
-        .publish(&args[1], &args[2], kind, Some((id, &mut ctx.client.push)));
+        .publish(&args[1], &args[2], kind, Some((id, push)));
     // Redis propagates PUBLISH to replicas so their subscribers hear it too.
     ctx.propagate_argv(args);
     ctx.out.integer(n);
