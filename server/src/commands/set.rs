@@ -555,6 +555,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if src_empty {
             g.shard(src).remove(src, now);
         }
+        let mut added = true;
         if dst_exists {
             // A member already in the destination leaves it untouched (no
             // WATCH invalidation), as Redis only signals dst on a real add.
@@ -562,6 +563,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             if !present {
                 modify_set(g.shard(dst), dst, now, |set| set.add(member, max));
             }
+            added = !present;
         } else {
             let mut set = Set::for_member(member);
             set.add(member, max);
@@ -572,7 +574,9 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if src_empty {
             ctx.notify(GENERIC, "del", src);
         }
-        ctx.notify(SET, "sadd", dst);
+        if added {
+            ctx.notify(SET, "sadd", dst);
+        }
         ctx.out.integer(1);
         Ok(())
     })
