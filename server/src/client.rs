@@ -54,6 +54,11 @@ pub struct ClientHandle {
     pub watch: Arc<WatchFlag>,
     /// Commands queued since `MULTI`, -1 outside a transaction (`CLIENT LIST` `multi=`).
     pub multi_len: AtomicI64,
+    /// Channel, pattern and shard-channel subscriptions (`CLIENT LIST`
+    /// `sub=` `psub=` `ssub=`, flag `P`).
+    pub sub: AtomicUsize,
+    pub psub: AtomicUsize,
+    pub ssub: AtomicUsize,
 }
 
 impl ClientHandle {
@@ -81,6 +86,9 @@ impl ClientHandle {
             kill_notify: Default::default(),
             watch: WatchFlag::new(),
             multi_len: (-1).into(),
+            sub: 0.into(),
+            psub: 0.into(),
+            ssub: 0.into(),
         }
     }
 
@@ -121,6 +129,14 @@ impl ClientHandle {
         if self.monitor.load(Ordering::Relaxed) {
             flags.push('O');
         }
+        let (sub, psub, ssub) = (
+            self.sub.load(Ordering::Relaxed),
+            self.psub.load(Ordering::Relaxed),
+            self.ssub.load(Ordering::Relaxed),
+        );
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
         if self.blocked.load(Ordering::Relaxed) {
             flags.push('b');
         }
@@ -138,7 +154,7 @@ impl ClientHandle {
         }
         let _ = (lib_name, lib_ver);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -148,6 +164,9 @@ impl ClientHandle {
             idle,
             flags,
             self.db.load(Ordering::Relaxed),
+            sub,
+            psub,
+            ssub,
             self.multi_len.load(Ordering::Relaxed),
             self.qbuf.load(Ordering::Relaxed),
             self.last_cmd_name(),
@@ -193,6 +212,16 @@ pub struct Client {
     pub multi: Option<MultiState>,
     /// Keys `WATCH`ed, with their database, in the order watched.
     pub watched: Vec<(usize, Bytes)>,
+    /// Subscriptions and the message feed, created by the first subscribe.
+    pub sub: Option<Box<crate::pubsub::SubState>>,
+    /// Has subscriptions (Redis's `CLIENT_PUBSUB`): in RESP2 only the
+    /// subscribe family, `PING`, `QUIT` and `RESET` may run.
+    pub pubsub: bool,
+    /// Push frames this command produced (subscribe confirmations, messages
+    /// it published to itself). The dispatcher places them before the
+    /// command's reply and keeps them under `CLIENT REPLY OFF`, as Redis's
+    /// `CLIENT_PUSHING` does.
+    pub push: std::cell::RefCell<ferrite_protocol::ReplyBuf>,
 }
 
 impl Client {
@@ -210,6 +239,9 @@ impl Client {
             deny_blocking: false,
             multi: None,
             watched: Vec::new(),
+            sub: None,
+            pubsub: false,
+            push: Default::default(),
         }
     }
 

@@ -56,6 +56,9 @@ pub struct Config {
     pub slowlog_max_len: i64,
     pub latency_monitor_threshold: i64,
     pub notify_keyspace_events: String,
+    /// `client-output-buffer-limit`, canonical: `normal h s secs slave h s
+    /// secs pubsub h s secs` in bytes.
+    pub client_output_buffer_limit: String,
     pub active_expire_effort: i64,
     pub lazyfree_lazy_eviction: bool,
     pub lazyfree_lazy_expire: bool,
@@ -117,6 +120,8 @@ impl Default for Config {
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,
             notify_keyspace_events: String::new(),
+            client_output_buffer_limit:
+                "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60".into(),
             active_expire_effort: 1,
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_expire: false,
@@ -165,6 +170,8 @@ pub enum Kind {
     Save,
     /// Keyspace-events class letters.
     NotifyFlags,
+    /// `client-output-buffer-limit` class triples.
+    ObufLimit,
 }
 
 /// One parameter of the table.
@@ -533,6 +540,16 @@ pub static PARAMS: &[Param] = &[
         str,
         false
     ),
+    Param {
+        name: "client-output-buffer-limit",
+        alias: None,
+        kind: Kind::ObufLimit,
+        immutable: false,
+        get: |c| c.client_output_buffer_limit.clone(),
+        set: |c, v| {
+            c.client_output_buffer_limit = merge_obuf_limits(&c.client_output_buffer_limit, &v)
+        },
+    },
     p!(
         "active-expire-effort",
         None,
@@ -675,7 +692,61 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     num.parse::<i64>().ok()?.checked_mul(mul)
 }
 
-const NOTIFY_CLASSES: &str = "KEg$lshzxetmdnA";
+/// The `(hard, soft, soft_seconds)` of one class (`normal`, `slave`,
+/// `pubsub`) in a canonical `client-output-buffer-limit` value.
+pub fn obuf_limit(v: &str, class: &str) -> Option<(i64, i64, i64)> {
+    let p: Vec<&str> = v.split_whitespace().collect();
+    p.chunks(4)
+        .find(|c| c.len() == 4 && c[0] == class)
+        .and_then(|c| Some((c[1].parse().ok()?, c[2].parse().ok()?, c[3].parse().ok()?)))
+}
+
+/// Overlays the classes named in `new` on `old`, keeping Redis's order.
+fn merge_obuf_limits(old: &str, new: &str) -> String {
+    let mut out = Vec::new();
+    for class in ["normal", "slave", "pubsub"] {
+        let (h, s, t) = obuf_limit(new, class)
+            .or_else(|| obuf_limit(old, class))
+            .unwrap_or((0, 0, 0));
+        out.push(format!("{class} {h} {s} {t}"));
+    }
+    out.join(" ")
+}
+
+/// Validates `client-output-buffer-limit` arguments as Redis's
+/// `updateClientOutputBufferLimit`, into canonical triples.
+fn parse_obuf_limits(args: &[String]) -> Result<String, ConfigError> {
+    let joined = args.join(" ");
+    let parts: Vec<&str> = joined.split_whitespace().collect();
+    if !parts.len().is_multiple_of(4) {
+        return Err(ConfigError::Invalid(
+            "Wrong number of arguments in buffer limit configuration.".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for c in parts.chunks(4) {
+        let class = match c[0].to_ascii_lowercase().as_str() {
+            "normal" => "normal",
+            "slave" | "replica" => "slave",
+            "pubsub" => "pubsub",
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "Invalid client class specified in buffer limit configuration.".into(),
+                ))
+            }
+        };
+        let bad = || {
+            ConfigError::Invalid(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
+            )
+        };
+        let hard = parse_memory(c[1]).ok_or_else(bad)?;
+        let soft = parse_memory(c[2]).ok_or_else(bad)?;
+        let secs: i64 = c[3].parse().ok().filter(|s| *s >= 0).ok_or_else(bad)?;
+        out.push(format!("{class} {hard} {soft} {secs}"));
+    }
+    Ok(out.join(" "))
+}
 
 impl Param {
     /// Validates and normalises `args` (already split) into the stored text.
@@ -744,10 +815,11 @@ impl Param {
                 }
                 Ok(parts.join(" "))
             }
+            Kind::ObufLimit => parse_obuf_limits(args),
             Kind::NotifyFlags => {
                 let v = single()?;
-                if v.chars().all(|c| NOTIFY_CLASSES.contains(c)) {
-                    Ok(v.to_string())
+                if let Some(f) = crate::pubsub::notify::parse(v) {
+                    Ok(crate::pubsub::notify::render(f))
                 } else {
                     Err(ConfigError::Invalid(
                         "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into(),

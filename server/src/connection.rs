@@ -30,6 +30,9 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
     let mut monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>> = None;
     let handle = client.handle.clone();
     let mut hint = 0usize;
+    // Subscriber bytes moved into `out` and not yet written: subtracted
+    // from the subscriber's queued count once written.
+    let mut sub_pending = 0usize;
     'conn: loop {
         if handle.killed.load(Ordering::Acquire) {
             break;
@@ -42,11 +45,29 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                 }
             }
             _ = handle.kill_notify.notified() => continue,
+            m = async { client.sub.as_mut().expect("guarded").rx.recv().await }, if client.sub.is_some() => {
+                let Some(m) = m else { continue };
+                out.raw(&m);
+                sub_pending += m.len();
+                if let Some(st) = client.sub.as_mut() {
+                    // Batch what else is queued into one write.
+                    while out.len() < READ_CHUNK * 4 {
+                        let Ok(m) = st.rx.try_recv() else { break };
+                        out.raw(&m);
+                        sub_pending += m.len();
+                    }
+                }
+                if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
+                    break;
+                }
+                sub_written(&srv, &client, &mut sub_pending);
+                continue;
+            }
             m = async { monitor_rx.as_mut().expect("guarded").recv().await }, if monitor_rx.is_some() => {
                 match m {
                     Some(line) => {
                         out.raw(&line);
-                        if write_all(&srv, &stream, &mut out.buf).await.is_err() {
+                        if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
                             break;
                         }
                         continue;
@@ -92,11 +113,21 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                     if argv.is_empty() {
                         continue;
                     }
+                    if let Some(st) = client.sub.as_mut() {
+                        // Messages that arrived first precede this reply.
+                        while let Ok(m) = st.rx.try_recv() {
+                            out.raw(&m);
+                            sub_pending += m.len();
+                        }
+                    }
                     execute(&srv, &mut client, &mut out, &argv);
                     argv.clear();
                     if let Some(b) = client.blocked.take() {
                         // Replies so far go out before the client waits.
-                        if !out.is_empty() && write_all(&srv, &stream, &mut out.buf).await.is_err()
+                        if !out.is_empty()
+                            && write_all(&srv, &stream, &handle, &mut out.buf)
+                                .await
+                                .is_err()
                         {
                             srv.blocking.cancel(&b.waiter);
                             break 'conn;
@@ -109,7 +140,7 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                         }
                     }
                     if client.close_after_reply || handle.killed.load(Ordering::Acquire) {
-                        let _ = write_all(&srv, &stream, &mut out.buf).await;
+                        let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
                         break 'conn;
                     }
                     if client.start_monitor {
@@ -120,7 +151,10 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                         monitor_rx = Some(rx);
                     }
                     if client.repl.start.is_some() {
-                        if write_all(&srv, &stream, &mut out.buf).await.is_ok() {
+                        if write_all(&srv, &stream, &handle, &mut out.buf)
+                            .await
+                            .is_ok()
+                        {
                             let rest = std::mem::take(&mut inbuf);
                             crate::replica::serve(&srv, &stream, &mut client, rest).await;
                         }
@@ -135,7 +169,7 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                     let msg = format!("ERR {e}");
                     srv.stats.count_error(msg.as_bytes());
                     out.error(msg.as_bytes());
-                    let _ = write_all(&srv, &stream, &mut out.buf).await;
+                    let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
                     tracing::debug!(client = client.id(), error = %e, "protocol error, closing");
                     break 'conn;
                 }
@@ -149,9 +183,14 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
             );
             break;
         }
-        if !out.is_empty() && write_all(&srv, &stream, &mut out.buf).await.is_err() {
+        if !out.is_empty()
+            && write_all(&srv, &stream, &handle, &mut out.buf)
+                .await
+                .is_err()
+        {
             break;
         }
+        sub_written(&srv, &client, &mut sub_pending);
         if out.buf.capacity() > 1024 * 1024 {
             out.buf = BytesMut::with_capacity(READ_CHUNK);
         }
@@ -159,8 +198,23 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
             inbuf = BytesMut::with_capacity(READ_CHUNK);
         }
     }
-    // The shards must forget this client's watched keys.
+    // The shards must forget this client's watched keys, the registry its
+    // subscriptions.
     crate::commands::multi::unwatch_all(&srv, &mut client);
+    if let Some(st) = client.sub.as_mut() {
+        srv.pubsub.remove_all(st);
+    }
+}
+
+/// Tells the subscriber's limit accounting that its pending bytes went out.
+#[inline]
+fn sub_written(srv: &Shared, client: &Client, pending: &mut usize) {
+    if *pending > 0 {
+        if let Some(st) = client.sub.as_ref() {
+            srv.pubsub.written(&st.sub, *pending);
+        }
+        *pending = 0;
+    }
 }
 
 /// Waits while the client is blocked on keys: for the reply of whoever
@@ -259,14 +313,30 @@ async fn wait_reply(
 }
 
 /// Writes the whole buffer, waiting for writability when the socket is full.
-async fn write_all(srv: &Shared, stream: &TcpStream, buf: &mut BytesMut) -> io::Result<()> {
+/// A kill (`CLIENT KILL`, a subscriber over its output-buffer limit) ends
+/// the wait for a client that does not read.
+async fn write_all(
+    srv: &Shared,
+    stream: &TcpStream,
+    handle: &crate::client::ClientHandle,
+    buf: &mut BytesMut,
+) -> io::Result<()> {
     let total = buf.len();
     let mut off = 0;
     while off < total {
         match stream.try_write(&buf[off..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => off += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::select! {
+                    r = stream.writable() => r?,
+                    _ = handle.kill_notify.notified() => {
+                        if handle.killed.load(Ordering::Acquire) {
+                            return Err(io::ErrorKind::ConnectionAborted.into());
+                        }
+                    }
+                }
+            }
             Err(e) => return Err(e),
         }
     }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod connection;
 pub mod digest;
 pub mod propagate;
+pub mod pubsub;
 pub mod rdb;
 pub mod replica;
 pub mod server;

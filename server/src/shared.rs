@@ -15,6 +15,7 @@ use crate::client::{Client, Registry};
 use crate::command::ctx::unix_us;
 use crate::config::Config;
 use crate::propagate::Propagator;
+use crate::pubsub::PubSub;
 use crate::stats::{Latency, SlowLog, Stats};
 
 /// Configuration values read on every command, mirrored in atomics so the
@@ -34,19 +35,28 @@ pub struct Hot {
     pub enc: parking_lot::RwLock<ferrite_storage::EncodingLimits>,
 }
 
-/// Turns storage effects into stream entries: an expiry becomes `DEL`.
+/// Turns storage effects into stream entries (an expiry becomes `DEL`)
+/// and `expired` keyspace events.
 struct ExpiryFeed {
     repl: Arc<Propagator>,
     blocking: Arc<Blocking>,
+    pubsub: Arc<PubSub>,
 }
 
 impl Observer for ExpiryFeed {
     fn expired(&self, db: usize, key: &[u8]) {
         self.repl.feed(db, &[b"DEL", key]);
+        self.pubsub
+            .notify(crate::pubsub::notify::EXPIRED, "expired", key, db, None);
     }
 
     fn key_ready(&self, db: usize, key: &[u8]) {
         self.blocking.key_ready(db, key);
+    }
+
+    fn key_created(&self, db: usize, key: &[u8]) {
+        self.pubsub
+            .notify(crate::pubsub::notify::NEW, "new", key, db, None);
     }
 }
 
@@ -62,6 +72,8 @@ pub struct Shared {
     pub blocking: Arc<Blocking>,
     /// Attached replicas (`INFO replication`).
     pub replicas: crate::replica::Replicas,
+    /// Channel subscribers, keyspace-event classes, subscriber limits.
+    pub pubsub: Arc<PubSub>,
     pub slowlog: Mutex<SlowLog>,
     pub latency: Mutex<Latency>,
     /// 40 hex characters, new at every start (`run_id`, `master_replid`).
@@ -92,12 +104,14 @@ impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
         let repl = Arc::new(Propagator::new(config.repl_backlog_size as usize));
         let blocking = Arc::new(Blocking::default());
+        let pubsub = Arc::new(PubSub::default());
         let store = Store::new(
             config.databases as usize,
             config.shards as usize,
             Arc::new(ExpiryFeed {
                 repl: repl.clone(),
                 blocking: blocking.clone(),
+                pubsub: pubsub.clone(),
             }),
         );
         let now_s = unix_us() / 1_000_000;
@@ -111,6 +125,7 @@ impl Shared {
             repl,
             blocking,
             replicas: Default::default(),
+            pubsub,
             slowlog: Mutex::new(SlowLog::default()),
             latency: Mutex::new(Latency::default()),
             run_id: random_hex40(),
@@ -147,6 +162,20 @@ impl Shared {
         h.requirepass_set
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
         h.protected_mode.store(c.protected_mode, Ordering::Relaxed);
+        let nf = crate::pubsub::notify::parse(&c.notify_keyspace_events).unwrap_or(0);
+        self.pubsub.notify_flags.store(nf, Ordering::Relaxed);
+        self.store.stats().notify_new.store(
+            nf & crate::pubsub::notify::NEW != 0
+                && nf & (crate::pubsub::notify::KEYSPACE | crate::pubsub::notify::KEYEVENT) != 0,
+            Ordering::Relaxed,
+        );
+        if let Some((hard, soft, secs)) =
+            crate::config::obuf_limit(&c.client_output_buffer_limit, "pubsub")
+        {
+            self.pubsub.limit_hard.store(hard, Ordering::Relaxed);
+            self.pubsub.limit_soft.store(soft, Ordering::Relaxed);
+            self.pubsub.limit_soft_secs.store(secs, Ordering::Relaxed);
+        }
         let clamp = |v: i64| v.max(0) as usize;
         *h.enc.write() = ferrite_storage::EncodingLimits {
             list_max_listpack_size: c.list_max_listpack_size,

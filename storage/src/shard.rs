@@ -244,7 +244,16 @@ impl Shard {
         self.add_mem(add);
         self.touch(key);
         // An old value that had already expired is not a previous value.
-        old.filter(|o| o.expire_at == NO_EXPIRE || o.expire_at > now)
+        let old = old.filter(|o| o.expire_at == NO_EXPIRE || o.expire_at > now);
+        if old.is_none()
+            && self
+                .stats
+                .notify_new
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.observer.key_created(self.db, key);
+        }
+        old
     }
 
     fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Entry> {

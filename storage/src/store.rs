@@ -18,6 +18,11 @@ pub trait Observer: Send + Sync {
     /// `key` in database `db` now holds a list or sorted set: clients blocked
     /// on it may be served (Redis's `signalKeyAsReady`).
     fn key_ready(&self, _db: usize, _key: &[u8]) {}
+
+    /// `key` in database `db` was just created (the `new` keyspace event).
+    /// Called only while [`StoreStats::notify_new`] is set, so a server
+    /// without `n` notifications pays one relaxed load per new key.
+    fn key_created(&self, _db: usize, _key: &[u8]) {}
 }
 
 /// An observer that ignores everything (unit tests, tools).
@@ -30,6 +35,8 @@ impl Observer for NoObserver {
 /// Counters shared by all shards, read by `INFO`.
 #[derive(Debug, Default)]
 pub struct StoreStats {
+    /// Report new keys to [`Observer::key_created`] (`notify-keyspace-events` has `n`).
+    pub notify_new: std::sync::atomic::AtomicBool,
     /// Keys removed because their TTL passed (`expired_keys`).
     pub expired_keys: AtomicU64,
     /// Approximate bytes held by the dataset (`used_memory` minus the baseline).

@@ -39,6 +39,49 @@ impl<'a> Ctx<'a> {
         self.srv.repl.feed(self.client.db, &v);
     }
 
+    /// Publishes a keyspace event for `key` in the client's database when
+    /// `class` is enabled in `notify-keyspace-events`; a relaxed atomic load
+    /// when notifications are off. A message this client itself subscribed
+    /// to arrives before the command's reply, as in Redis.
+    #[inline]
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        self.notify_db(class, event, key, self.client.db);
+    }
+
+    /// Whether any keyspace-event class is on: lets callers skip work that
+    /// only a notification needs (checking whether a list became empty).
+    #[inline]
+    pub fn notify_enabled(&self) -> bool {
+        self.srv
+            .pubsub
+            .notify_flags
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != 0
+    }
+
+    /// [`Ctx::notify`] for a key in another database (`MOVE`, `COPY ... DB`).
+    #[inline]
+    pub fn notify_db(&self, class: u32, event: &str, key: &[u8], db: usize) {
+        let flags = self
+            .srv
+            .pubsub
+            .notify_flags
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if flags & class != 0 {
+            self.notify_slow(class, event, key, db);
+        }
+    }
+
+    #[cold]
+    fn notify_slow(&self, class: u32, event: &str, key: &[u8], db: usize) {
+        let id = self.client.id();
+        let mut push = self.client.push.borrow_mut();
+        push.resp3 = self.out.resp3;
+        self.srv
+            .pubsub
+            .notify(class, event, key, db, Some((id, &mut push)));
+    }
+
     /// The collection encoding thresholds in force for this command.
     pub fn enc(&self) -> ferrite_storage::EncodingLimits {
         *self.srv.hot.enc.read()

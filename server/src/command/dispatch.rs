@@ -71,6 +71,8 @@ pub fn execute(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[By
     if client.reply_mode == ReplyMode::Off || skipping {
         out.buf.truncate(reply_start);
     }
+    // Push frames survive CLIENT REPLY OFF (Redis's CLIENT_PUSHING).
+    merge_push(client, out, reply_start);
     if skipping && client.reply_mode == ReplyMode::Skipping {
         client.reply_mode = ReplyMode::On;
     }
@@ -131,6 +133,13 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
     if !client.authenticated && !cmd.has(flag::NO_AUTH) {
         return reject(srv, client, out, Some(cmd), &CmdError::NoAuth.to_string());
     }
+    if client.pubsub && !out.resp3 && !allowed_in_pubsub(cmd) {
+        let msg = format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.name()
+        );
+        return reject(srv, client, out, Some(cmd), &msg);
+    }
     client.handle.last_cmd.store(cmd.id, Ordering::Relaxed);
     if client.multi.is_some() && !runs_inside_multi(cmd) {
         if cmd.has(flag::NO_MULTI) {
@@ -167,6 +176,40 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
     if is_exec {
         feed_monitor(srv, client, cmd, argv);
     }
+}
+
+/// Moves the push frames a command produced (`Client::push`) in front of
+/// its reply, which starts at `at`. Costs one length check when empty.
+#[inline]
+pub(crate) fn merge_push(client: &mut Client, out: &mut ReplyBuf, at: usize) {
+    let push = client.push.get_mut();
+    if push.buf.is_empty() {
+        return;
+    }
+    if at == out.buf.len() {
+        out.buf.extend_from_slice(&push.buf);
+    } else {
+        let tail = out.buf.split_off(at);
+        out.buf.extend_from_slice(&push.buf);
+        out.buf.unsplit(tail);
+    }
+    push.buf.clear();
+}
+
+/// The commands a RESP2 client with subscriptions may still run.
+fn allowed_in_pubsub(cmd: &Command) -> bool {
+    matches!(
+        cmd.name(),
+        "ping"
+            | "subscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "sunsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "quit"
+            | "reset"
+    )
 }
 
 /// Sends a command to `MONITOR` clients unless it is hidden from them.

@@ -37,6 +37,13 @@ fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 2 {
         return Err(ctx.arity_error());
     }
+    if ctx.client.pubsub && !ctx.out.resp3 {
+        // RESP2 subscribers can only read arrays (Redis's pingCommand).
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).map_or(&b""[..], |m| &m[..]));
+        return Ok(());
+    }
     match args.get(1) {
         Some(m) => ctx.out.bulk(m),
         None => ctx.out.simple(b"PONG"),
@@ -57,6 +64,10 @@ fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 
 fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     crate::commands::multi::discard_transaction(ctx.srv, ctx.client);
+    if let Some(st) = ctx.client.sub.as_mut() {
+        ctx.srv.pubsub.remove_all(st);
+    }
+    ctx.client.pubsub = false;
     let c = &mut *ctx.client;
     c.db = 0;
     c.handle.db.store(0, Ordering::Relaxed);

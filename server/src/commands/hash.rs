@@ -15,6 +15,7 @@ use rand::Rng;
 use crate::command::ctx::{int_arg, is};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::commands::string::format_incrbyfloat;
+use crate::pubsub::notify::{GENERIC, HASH};
 
 /// Handlers of this family.
 pub const HANDLERS: &[(&str, Handler)] = &[
@@ -142,6 +143,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, args: &[Bytes], hmset: bool) -> CmdResult {
         })?
         .unwrap_or(0);
         ctx.propagate_argv(args);
+        ctx.notify(HASH, "hset", key);
         if hmset {
             ctx.out.ok();
         } else {
@@ -175,6 +177,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .unwrap_or(false);
         if done {
             ctx.propagate_argv(args);
+            ctx.notify(HASH, "hset", key);
         }
         ctx.out.integer(i64::from(done));
         Ok(())
@@ -201,6 +204,10 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .unwrap_or(0);
         if deleted > 0 {
             ctx.propagate_argv(args);
+            ctx.notify(HASH, "hdel", key);
+            if ctx.notify_enabled() && !s.contains(key, ctx.now) {
+                ctx.notify(GENERIC, "del", key);
+            }
         }
         ctx.out.integer(deleted);
         Ok(())
@@ -225,6 +232,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         })?
         .unwrap_or(0);
         ctx.propagate_argv(args);
+        ctx.notify(HASH, "hincrby", key);
         ctx.out.integer(new);
         Ok(())
     })
@@ -255,6 +263,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         })?
         .unwrap_or_default();
         ctx.propagate(&[b"HSET", key, field, text.as_bytes()]);
+        ctx.notify(HASH, "hincrbyfloat", key);
         ctx.out.bulk(text.as_bytes());
         Ok(())
     })

@@ -7,6 +7,7 @@ use ferrite_storage::{glob_match, idle_seconds, Shard, Value, NO_EXPIRE};
 
 use crate::command::ctx::{int_arg, is};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
+use crate::pubsub::notify::GENERIC;
 
 /// Handlers of this family.
 pub const HANDLERS: &[(&str, Handler)] = &[
@@ -77,6 +78,7 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         for k in keys {
             if g.shard(k).remove(k, now).is_some() {
                 n += 1;
+                c.notify(GENERIC, "del", k);
             }
         }
         if n > 0 {
@@ -152,6 +154,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
         let e = g.shard(src).remove(src, now)?;
         g.shard(dst).set(dst, e.value, e.expire_at, now);
         c.propagate_argv(args);
+        c.notify(GENERIC, "rename_from", src);
+        c.notify(GENERIC, "rename_to", dst);
         Some(true)
     });
     match r {
@@ -213,8 +217,10 @@ fn copy_locked(
         }
         ds.remove(dst, now);
     }
+    let dstdb = ds.db();
     ds.set(dst, value, expire_at, now);
     c.propagate_argv(args);
+    c.notify_db(GENERIC, "copy_to", dst, dstdb);
     1
 }
 
@@ -265,6 +271,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 }
                 ds.set(dst, value, expire_at, now);
                 c.propagate_argv(args);
+                c.notify(GENERIC, "copy_to", dst);
                 1
             }
         })
@@ -300,6 +307,8 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             };
             sb.set(key, e.value, e.expire_at, now);
             c.propagate_argv(args);
+            c.notify_db(GENERIC, "move_from", key, srcdb);
+            c.notify_db(GENERIC, "move_to", key, dstdb);
             1
         });
     ctx.out.integer(n);
@@ -592,10 +601,12 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], relative: bool, seconds: bo
         if when <= now {
             s.remove(key, now);
             c.propagate(&[b"DEL", key]);
+            c.notify(GENERIC, "del", key);
         } else {
             s.set_expire(key, when, now);
             let mut buf = itoa::Buffer::new();
             c.propagate(&[b"PEXPIREAT", key, buf.format(when).as_bytes()]);
+            c.notify(GENERIC, "expire", key);
         }
         1
     });
@@ -671,6 +682,7 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             Some(at) if at != NO_EXPIRE => {
                 s.set_expire(key, NO_EXPIRE, now);
                 c.propagate_argv(args);
+                c.notify(GENERIC, "persist", key);
                 1
             }
             _ => 0,

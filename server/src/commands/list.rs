@@ -14,6 +14,7 @@ use ferrite_storage::{List, Shard, Value, NO_EXPIRE};
 use crate::blocking::{BlockOp, End, Waiter};
 use crate::command::ctx::{int_arg, is, timeout_arg};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
+use crate::pubsub::notify::{GENERIC, LIST};
 use crate::shared::Shared;
 
 /// Handlers of this family.
@@ -95,6 +96,45 @@ fn with_list<R>(s: &mut Shard, key: &[u8], now: i64, f: impl FnOnce(&mut List) -
         s.remove(key, now);
     }
     Some(r)
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
+    }
+}
+
+/// The list event of a change to `key`, then `del` if it emptied the list.
+fn notify_list(ctx: &Ctx<'_>, s: &mut Shard, key: &[u8], event: &str) {
+    if ctx.notify_enabled() {
+        ctx.notify(LIST, event, key);
+        if !s.contains(key, ctx.now) {
+            ctx.notify(GENERIC, "del", key);
+        }
+    }
+}
+
+/// [`notify_list`] for a pop served on behalf of a blocked client.
+fn notify_list_srv(srv: &Shared, s: &mut Shard, db: usize, key: &[u8], event: &str, now: i64) {
+    if srv
+        .pubsub
+        .notify_flags
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != 0
+    {
+        srv.pubsub.notify(LIST, event, key, db, None);
+        if !s.contains(key, now) {
+            srv.pubsub.notify(GENERIC, "del", key, db, None);
+        }
+    }
 }
 
 /// Pushes `elems` at one end, creating the list if needed; returns the new
@@ -205,6 +245,7 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool
         }
         let n = push_into(s, key, end, &elems, ctx.now);
         ctx.propagate_argv(args);
+        ctx.notify(LIST, push_event(end), key);
         ctx.out.integer(n as i64);
         Ok(())
     })
@@ -273,6 +314,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CmdResult {
             }
         }
         ctx.propagate_argv(args);
+        notify_list(ctx, s, key, pop_event(end));
         Ok(())
     })
 }
@@ -369,6 +411,7 @@ fn try_multi_pop(
                 let n = pop_range_with_key(s, key, end, c, ctx.now, ctx.out);
                 debug_assert_eq!(n, c.min(len));
                 propagate_pop(ctx.srv, ctx.client.db, key, end, Some(n));
+                notify_list(ctx, s, key, pop_event(end));
             }
             None => {
                 let v = with_list(s, key, ctx.now, |l| pop_one(l, end)).flatten();
@@ -378,6 +421,7 @@ fn try_multi_pop(
                     ctx.out.bulk(&v);
                 }
                 propagate_pop(ctx.srv, ctx.client.db, key, end, None);
+                notify_list(ctx, s, key, pop_event(end));
             }
         }
         return Ok(true);
@@ -547,6 +591,7 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         };
         with_list(s, key, ctx.now, |l| l.set(i, &args[3]));
         ctx.propagate_argv(args);
+        ctx.notify(LIST, "lset", key);
         ctx.out.ok();
         Ok(())
     })
@@ -567,6 +612,7 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .unwrap_or(0);
         if n > 0 {
             ctx.propagate_argv(args);
+            notify_list(ctx, s, key, "lrem");
         }
         ctx.out.integer(n as i64);
         Ok(())
@@ -591,6 +637,7 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
         ctx.propagate_argv(args);
+        notify_list(ctx, s, key, "ltrim");
         ctx.out.ok();
         Ok(())
     })
@@ -619,6 +666,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         match r {
             Some(n) => {
                 ctx.propagate_argv(args);
+                ctx.notify(LIST, "linsert", key);
                 ctx.out.integer(n as i64);
             }
             None => ctx.out.integer(-1),
@@ -656,6 +704,8 @@ fn lmove_generic(ctx: &mut Ctx<'_>, args: &[Bytes], from: End, to: End) -> CmdRe
             Some(v) => {
                 ctx.out.bulk(&v);
                 ctx.propagate_argv(args);
+                notify_list(ctx, g.shard(src), src, pop_event(from));
+                ctx.notify(LIST, push_event(to), dst);
             }
             None => ctx.out.null(),
         }
@@ -753,6 +803,8 @@ fn blmove_generic(
             } else {
                 ctx.propagate(&[b"LMOVE", src, dst, from.name(), to.name()]);
             }
+            notify_list(ctx, g.shard(src), src, pop_event(from));
+            ctx.notify(LIST, push_event(to), dst);
             return Ok(());
         }
         if ctx.client.deny_blocking() {
@@ -858,6 +910,7 @@ fn serve_list_waiter(srv: &Shared, w: &std::sync::Arc<Waiter>, key: &Bytes, now:
                 Some(c) => {
                     let n = pop_range_with_key(s, key, *end, *c, now, &mut out);
                     propagate_pop(srv, w.db, key, *end, Some(n));
+                    notify_list_srv(srv, s, w.db, key, pop_event(*end), now);
                 }
                 None => {
                     if let Some(v) = with_list(s, key, now, |l| pop_one(l, *end)).flatten() {
@@ -866,6 +919,7 @@ fn serve_list_waiter(srv: &Shared, w: &std::sync::Arc<Waiter>, key: &Bytes, now:
                         out.bulk(&v);
                     }
                     propagate_pop(srv, w.db, key, *end, None);
+                    notify_list_srv(srv, s, w.db, key, pop_event(*end), now);
                 }
             }
             let _ = tx.send(out.buf);
@@ -893,6 +947,8 @@ fn serve_list_waiter(srv: &Shared, w: &std::sync::Arc<Waiter>, key: &Bytes, now:
                         srv.repl
                             .feed(w.db, &[b"LMOVE", key, dest, from.name(), to.name()]);
                     }
+                    notify_list_srv(srv, g.shard(key), w.db, key, pop_event(*from), now);
+                    srv.pubsub.notify(LIST, push_event(*to), dest, w.db, None);
                 }
                 Ok(None) => out.null(),
                 Err(e) => out.error(e.to_string().as_bytes()),

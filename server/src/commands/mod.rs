@@ -9,6 +9,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod multi;
+pub mod pubsub;
 pub mod replication;
 pub mod server;
 pub mod set;
@@ -27,6 +28,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(list::HANDLERS);
     v.extend_from_slice(multi::HANDLERS);
     v.extend_from_slice(replication::HANDLERS);
+    v.extend_from_slice(pubsub::HANDLERS);
     v.extend_from_slice(hash::HANDLERS);
     v.extend_from_slice(set::HANDLERS);
     v.extend_from_slice(sort::HANDLERS);

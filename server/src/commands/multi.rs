@@ -139,7 +139,9 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             out.array(state.queue.len());
             for q in &state.queue {
                 feed_monitor(srv, client, q.cmd, &q.argv);
+                let at = out.len();
                 call(srv, client, out, q.cmd, &q.argv, unix_ms());
+                crate::command::dispatch::merge_push(client, out, at);
             }
             client.deny_blocking = deny;
         })

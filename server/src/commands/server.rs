@@ -687,10 +687,19 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(out, "current_eviction_exceeded_time:0");
         line!(out, "keyspace_hits:{}", g(&st.keyspace_hits));
         line!(out, "keyspace_misses:{}", g(&st.keyspace_misses));
+        let ps = &srv.pubsub;
+        line!(
+            out,
+            "pubsub_channels:{}",
+            ps.num_channels(crate::pubsub::Kind::Global)
+        );
+        line!(out, "pubsub_patterns:{}", ps.numpat());
+        line!(
+            out,
+            "pubsubshard_channels:{}",
+            ps.num_channels(crate::pubsub::Kind::Shard)
+        );
         for l in [
-            "pubsub_channels:0",
-            "pubsub_patterns:0",
-            "pubsubshard_channels:0",
             "latest_fork_usec:0",
             "total_forks:0",
             "migrate_cached_sockets:0",

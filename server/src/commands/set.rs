@@ -21,6 +21,7 @@ use rand::Rng;
 
 use crate::command::ctx::{int_arg, is};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
+use crate::pubsub::notify::{GENERIC, SET};
 
 /// Handlers of this family.
 pub const HANDLERS: &[(&str, Handler)] = &[
@@ -162,12 +163,23 @@ fn lookup_sources(
 /// Stores the result of a `*STORE` command (`setKey`, clearing any TTL),
 /// or deletes the destination when the result is empty. Returns whether
 /// the keyspace changed (Redis's `dirty`), which decides propagation.
-fn store_result(ctx: &Ctx<'_>, g: &mut ShardGroup<'_>, dst: &[u8], result: Set) -> bool {
+fn store_result(
+    ctx: &Ctx<'_>,
+    g: &mut ShardGroup<'_>,
+    dst: &[u8],
+    result: Set,
+    event: &str,
+) -> bool {
     let s = g.shard(dst);
     if result.is_empty() {
-        s.remove(dst, ctx.now).is_some()
+        let removed = s.remove(dst, ctx.now).is_some();
+        if removed {
+            ctx.notify(GENERIC, "del", dst);
+        }
+        removed
     } else {
         s.set(dst, Value::Set(result), NO_EXPIRE, ctx.now);
+        ctx.notify(SET, event, dst);
         true
     }
 }
@@ -199,6 +211,7 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         };
         if added > 0 {
             ctx.propagate_argv(args);
+            ctx.notify(SET, "sadd", key);
         }
         ctx.out.integer(added as i64);
         Ok(())
@@ -233,6 +246,10 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         if removed > 0 {
             ctx.propagate_argv(args);
+            ctx.notify(SET, "srem", key);
+            if empty {
+                ctx.notify(GENERIC, "del", key);
+            }
         }
         ctx.out.integer(removed);
         Ok(())
@@ -318,6 +335,10 @@ fn spop_one(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         // The effect, not the command: the replica must drop the same member.
         ctx.propagate(&[b"SREM", key, &m]);
+        ctx.notify(SET, "spop", key);
+        if empty {
+            ctx.notify(GENERIC, "del", key);
+        }
         ctx.out.bulk(&m);
         Ok(())
     })
@@ -354,6 +375,8 @@ fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
             s.remove(key, now);
             ctx.propagate(&[b"DEL", key]);
+            ctx.notify(SET, "spop", key);
+            ctx.notify(GENERIC, "del", key);
             ctx.out.set(all.len());
             for m in all.iter() {
                 reply_member(ctx.out, m);
@@ -399,6 +422,7 @@ fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         argv.push(key);
         argv.extend(popped.iter().map(|m| &m[..]));
         ctx.propagate(&argv);
+        ctx.notify(SET, "spop", key);
         ctx.out.set(popped.len());
         for m in &popped {
             ctx.out.bulk(m);
@@ -531,6 +555,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if src_empty {
             g.shard(src).remove(src, now);
         }
+        let mut added = true;
         if dst_exists {
             // A member already in the destination leaves it untouched (no
             // WATCH invalidation), as Redis only signals dst on a real add.
@@ -538,12 +563,20 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             if !present {
                 modify_set(g.shard(dst), dst, now, |set| set.add(member, max));
             }
+            added = !present;
         } else {
             let mut set = Set::for_member(member);
             set.add(member, max);
             g.shard(dst).set(dst, Value::Set(set), NO_EXPIRE, now);
         }
         ctx.propagate_argv(args);
+        ctx.notify(SET, "srem", src);
+        if src_empty {
+            ctx.notify(GENERIC, "del", src);
+        }
+        if added {
+            ctx.notify(SET, "sadd", dst);
+        }
         ctx.out.integer(1);
         Ok(())
     })
@@ -717,7 +750,7 @@ fn sinter_generic(
                     result.add_member(m.member(), max);
                 }
                 let n = result.len();
-                if store_result(ctx, g, d, result) {
+                if store_result(ctx, g, d, result, "sinterstore") {
                     ctx.propagate_argv(args);
                 }
                 ctx.out.integer(n as i64);
@@ -808,7 +841,11 @@ fn sunion_diff_generic(
             }
             Some(d) => {
                 let n = result.len();
-                if store_result(ctx, g, d, result) {
+                let event = match op {
+                    SetOp::Union => "sunionstore",
+                    _ => "sdiffstore",
+                };
+                if store_result(ctx, g, d, result, event) {
                     ctx.propagate_argv(args);
                 }
                 ctx.out.integer(n as i64);

@@ -396,6 +396,11 @@ fn sort_locked(
             };
             if dirty {
                 ctx.propagate_argv(args);
+                if n > 0 {
+                    ctx.notify(crate::pubsub::notify::LIST, "sortstore", dst);
+                } else {
+                    ctx.notify(crate::pubsub::notify::GENERIC, "del", dst);
+                }
             }
             ctx.out.integer(n as i64);
         }

@@ -13,6 +13,7 @@ use ferrite_storage::{Shard, Value, NO_EXPIRE};
 
 use crate::command::ctx::{float_arg, int_arg, is};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
+use crate::pubsub::notify::{GENERIC, STRING};
 
 /// Handlers of this family.
 pub const HANDLERS: &[(&str, Handler)] = &[
@@ -235,19 +236,25 @@ fn set_generic(
             Some(t) if t <= now => {
                 s.remove(key, now);
                 ctx.propagate(&[b"DEL", key]);
+                ctx.notify(STRING, "set", key);
+                ctx.notify(GENERIC, "expire", key);
             }
             Some(t) => {
                 s.set(key, Value::string(val), t, now);
                 let mut b = itoa::Buffer::new();
                 ctx.propagate(&[b"SET", key, val, b"PXAT", b.format(t).as_bytes()]);
+                ctx.notify(STRING, "set", key);
+                ctx.notify(GENERIC, "expire", key);
             }
             None if flags & F_KEEPTTL != 0 => {
                 s.set(key, Value::string(val), old.unwrap_or(NO_EXPIRE), now);
                 ctx.propagate(&[b"SET", key, val, b"KEEPTTL"]);
+                ctx.notify(STRING, "set", key);
             }
             None => {
                 s.set(key, Value::string(val), NO_EXPIRE, now);
                 ctx.propagate(&[b"SET", key, val]);
+                ctx.notify(STRING, "set", key);
             }
         }
         Ok(true)
@@ -301,6 +308,7 @@ fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         s.set(key, Value::string(val), NO_EXPIRE, ctx.now);
         ctx.propagate(&[b"SET", key, val]);
+        ctx.notify(STRING, "set", key);
         Ok(())
     })
 }
@@ -318,6 +326,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         s.remove(key, ctx.now);
         ctx.propagate(&[b"DEL", key]);
+        ctx.notify(GENERIC, "del", key);
         Ok(())
     })
 }
@@ -342,16 +351,19 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             if t <= now {
                 s.remove(key, now);
                 ctx.propagate(&[b"DEL", key]);
+                ctx.notify(GENERIC, "del", key);
             } else {
                 s.set_expire(key, t, now);
                 let mut buf = itoa::Buffer::new();
                 ctx.propagate(&[b"PEXPIREAT", key, buf.format(t).as_bytes()]);
+                ctx.notify(GENERIC, "expire", key);
             }
         } else if flags & F_PERSIST != 0 {
             let had_ttl = s.peek(key, now).is_some_and(|e| e.expire_at != NO_EXPIRE);
             if had_ttl {
                 s.set_expire(key, NO_EXPIRE, now);
                 ctx.propagate(&[b"PERSIST", key]);
+                ctx.notify(GENERIC, "persist", key);
             }
         }
         Ok(())
@@ -405,6 +417,9 @@ fn mset_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, Cmd
         v.push(b"MSET");
         v.extend(pairs.iter().map(|b| &b[..]));
         ctx.propagate(&v);
+        for k in pairs.iter().step_by(2) {
+            ctx.notify(STRING, "set", k);
+        }
         true
     });
     Ok(done)
@@ -443,6 +458,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         };
         ctx.propagate_argv(args);
+        ctx.notify(STRING, "append", key);
         ctx.out.integer(len as i64);
         Ok(())
     })
@@ -540,6 +556,9 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             })
             .unwrap_or(0);
         ctx.propagate_argv(args);
+        if !val.is_empty() {
+            ctx.notify(STRING, "setrange", key);
+        }
         ctx.out.integer(len as i64);
         Ok(())
     })
@@ -559,6 +578,7 @@ fn incr_decr(ctx: &mut Ctx<'_>, args: &[Bytes], incr: i64) -> CmdResult {
         let new = old.checked_add(incr).ok_or(CmdError::Overflow)?;
         store_keepttl(s, key, i64_bytes(new), ctx.now);
         ctx.propagate_argv(args);
+        ctx.notify(STRING, "incrby", key);
         ctx.out.integer(new);
         Ok(())
     })
@@ -667,6 +687,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let text = format_incrbyfloat(v);
         store_keepttl(s, key, text.as_bytes().to_vec(), ctx.now);
         ctx.propagate(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
+        ctx.notify(STRING, "incrbyfloat", key);
         ctx.out.bulk(text.as_bytes());
         Ok(())
     })
@@ -733,6 +754,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         // Like Redis, only a real change (new key, growth, flipped bit) is a write.
         if dirty || old != on {
             ctx.propagate_argv(args);
+            ctx.notify(STRING, "setbit", key);
         }
         ctx.out.integer(i64::from(old));
         Ok(())
@@ -945,8 +967,10 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             };
             s.set(dest, v, NO_EXPIRE, now);
             ctx.propagate_argv(args);
+            ctx.notify(STRING, "set", dest);
         } else if s.remove(dest, now).is_some() {
             ctx.propagate(&[b"DEL", dest]);
+            ctx.notify(GENERIC, "del", dest);
         }
         ctx.out.integer(maxlen as i64);
         Ok(())
@@ -1209,6 +1233,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
             .unwrap_or_default();
         if dirty || replies.iter().any(|r| r.1) {
             ctx.propagate_argv(args);
+            ctx.notify(STRING, "setbit", key);
         }
         ctx.out.array(replies.len());
         for (r, _) in replies {
