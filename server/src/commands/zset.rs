@@ -302,6 +302,8 @@ fn positive_arg(arg: &[u8]) -> Result<i64, CmdError> {
 // ---------------------------------------------------------------------------
 // Lookups and replies
 
+use crate::pubsub::notify::{GENERIC as GENERIC_EV, ZSET as ZSET_EV};
+
 fn zset_of(v: &Value) -> Result<&ZSet, CmdError> {
     match v {
         Value::ZSet(z) => Ok(z),
@@ -486,6 +488,12 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult 
         };
         if r.0 + r.1 > 0 {
             ctx.propagate_argv(args);
+            let event = if incr_cmd || flags.incr {
+                "zincr"
+            } else {
+                "zadd"
+            };
+            ctx.notify(ZSET_EV, event, key);
         }
         Ok::<_, CmdError>(r)
     })?;
@@ -523,6 +531,10 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         });
         if deleted > 0 {
             ctx.propagate_argv(args);
+            ctx.notify(ZSET_EV, "zrem", key);
+            if !s.contains(key, now) {
+                ctx.notify(GENERIC_EV, "del", key);
+            }
         }
         Ok::<_, CmdError>(deleted)
     })?;
@@ -815,12 +827,17 @@ fn store_result(
     if items.is_empty() {
         if s.remove(dst, ctx.now).is_some() {
             ctx.propagate(&[b"DEL", dst]);
+            ctx.notify(GENERIC_EV, "del", dst);
         }
         return 0;
     }
     let z = ZSet::from_sorted(items.iter().map(|(m, s)| (&m[..], *s)), limits);
     s.set(dst, Value::ZSet(z), NO_EXPIRE, ctx.now);
     ctx.propagate_argv(args);
+    // The event is the command's name: zunionstore, zinterstore,
+    // zdiffstore, zrangestore.
+    let event = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    ctx.notify(ZSET_EV, &event, dst);
     items.len()
 }
 
@@ -881,6 +898,15 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, args: &[Bytes], kind: RangeKind) -> CmdR
         }
         let n = modify_zset(s, key, now, |z| z.remove_range(lo, hi));
         ctx.propagate_argv(args);
+        let event = match kind {
+            RangeKind::Score => "zremrangebyscore",
+            RangeKind::Lex => "zremrangebylex",
+            _ => "zremrangebyrank",
+        };
+        ctx.notify(ZSET_EV, event, key);
+        if !s.contains(key, now) {
+            ctx.notify(GENERIC_EV, "del", key);
+        }
         Ok::<_, CmdError>(n)
     })?;
     ctx.out.integer(deleted as i64);
@@ -917,12 +943,10 @@ pub(crate) fn zpop_into(
     count: usize,
     now: i64,
 ) -> Option<Vec<(Vec<u8>, f64)>> {
-    // Kept in the signature for keyspace notifications ("zpopmin" events).
-    let _ = (srv, db);
     if !matches!(s.peek(key, now)?.value, Value::ZSet(_)) {
         return None;
     }
-    Some(modify_zset(s, key, now, |z| {
+    let popped = modify_zset(s, key, now, |z| {
         let n = count.min(z.len());
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -932,7 +956,23 @@ pub(crate) fn zpop_into(
             }
         }
         out
-    }))
+    });
+    // Keyspace events as Redis's genericZpopCommand: zpopmin/zpopmax, then
+    // del when the pop emptied the key.
+    if !popped.is_empty()
+        && srv
+            .pubsub
+            .notify_flags
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != 0
+    {
+        let event = if max { "zpopmax" } else { "zpopmin" };
+        srv.pubsub.notify(ZSET_EV, event, key, db, None);
+        if !s.contains(key, now) {
+            srv.pubsub.notify(GENERIC_EV, "del", key, db, None);
+        }
+    }
+    Some(popped)
 }
 
 fn zpopmin(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
