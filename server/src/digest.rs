@@ -86,6 +86,21 @@ pub fn value_digest(v: &Value) -> Digest {
             }
             acc = widen(o.finish(), 4);
         }
+        Value::Bloom(b) => {
+            // Parameters and bits of every sub-filter, in chain order.
+            let mut o = Ordered(b"MBbloom--".to_vec());
+            o.mix(&b.expansion().unwrap_or(0).to_le_bytes());
+            o.mix(&b.items().to_le_bytes());
+            for f in b.filters() {
+                o.mix(&f.capacity().to_le_bytes());
+                o.mix(&f.count().to_le_bytes());
+                o.mix(&f.error().to_bits().to_le_bytes());
+                o.mix(&f.nbits().to_le_bytes());
+                let bits: Vec<u8> = f.words().iter().flat_map(|w| w.to_le_bytes()).collect();
+                o.mix(&bits);
+            }
+            acc = widen(o.finish(), 6);
+        }
     }
     acc
 }

@@ -5,6 +5,7 @@
 //! driven through closures that run with shard locks held, and it reports
 //! effects (expiries) through the [`Observer`] hook.
 
+pub mod bloom;
 pub mod db;
 pub mod dict;
 pub mod glob;
@@ -22,6 +23,7 @@ pub mod watch;
 pub mod zlistpack;
 pub mod zset;
 
+pub use bloom::{Bloom, BloomError};
 pub use db::{Db, ShardGroup, MAX_SHARDS};
 pub use dict::{hash_key, Dict};
 pub use glob::glob_match;

@@ -1,7 +1,9 @@
 //! The values a key can hold.
 //!
-//! Bloom filters and throttle state join this enum in their own issues.
+//! Throttle state (`CL.THROTTLE`) is an ordinary string with a TTL, as
+//! redis-cell stores it, so it needs no variant of its own.
 
+use crate::bloom::Bloom;
 use crate::hash::Hash;
 use crate::list::List;
 use crate::set::Set;
@@ -22,6 +24,9 @@ pub enum Value {
     Set(Set),
     /// A sorted set.
     ZSet(ZSet),
+    /// A scalable Bloom filter (RedisBloom's `MBbloom--` type), boxed so
+    /// the enum stays as small as its most common variants.
+    Bloom(Box<Bloom>),
 }
 
 /// Redis keeps strings up to this length in one allocation with the object
@@ -45,6 +50,8 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            // RedisBloom's module type name, which TYPE reports.
+            Value::Bloom(_) => "MBbloom--",
         }
     }
 
@@ -66,6 +73,8 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            // Module values are OBJ_ENCODING_RAW in Redis.
+            Value::Bloom(_) => "raw",
         }
     }
 
@@ -77,6 +86,7 @@ impl Value {
             Value::Hash(h) => h.mem_usage(),
             Value::Set(s) => s.mem_usage(),
             Value::ZSet(z) => z.mem_usage(),
+            Value::Bloom(b) => b.mem_usage() + std::mem::size_of::<Bloom>(),
         }
     }
 
@@ -102,12 +112,13 @@ impl Value {
             Value::Hash(h) => h.len(),
             Value::Set(s) => s.len(),
             Value::ZSet(z) => z.len(),
+            Value::Bloom(_) => 1,
         }
     }
 
     /// A collection with no elements (such a key must be deleted).
     pub fn is_empty(&self) -> bool {
-        !matches!(self, Value::Str { .. }) && self.len() == 0
+        !matches!(self, Value::Str { .. } | Value::Bloom(_)) && self.len() == 0
     }
 }
 

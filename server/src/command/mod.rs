@@ -4,6 +4,7 @@ pub mod ctx;
 pub mod dispatch;
 pub mod error;
 pub mod meta;
+pub mod meta_modules;
 pub mod meta_redis;
 pub mod render;
 pub mod table;

@@ -173,10 +173,10 @@ impl Table {
     /// Builds the table from metadata and handlers. Metadata without a
     /// handler is skipped (the command is not served); the coverage test
     /// asserts that does not happen for the commands we claim.
-    pub fn build(metas: &'static [CommandMeta], handlers: &[(&'static str, Handler)]) -> Table {
+    pub fn build(metas: &[&'static [CommandMeta]], handlers: &[(&'static str, Handler)]) -> Table {
         let hmap: HashMap<&str, Handler> = handlers.iter().copied().collect();
         let mut commands = NameMap::default();
-        for m in metas {
+        for m in metas.iter().flat_map(|s| s.iter()) {
             if let Some(c) = make(m, &hmap) {
                 commands.insert(m.name.as_bytes(), c);
             }
@@ -249,10 +249,14 @@ fn make(m: &'static CommandMeta, handlers: &HashMap<&str, Handler>) -> Option<Co
     })
 }
 
-/// The server's table: Redis's metadata joined with our handlers.
+/// The server's table: Redis's metadata and the built-in module commands'
+/// metadata, joined with our handlers.
 pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
     Table::build(
-        super::meta_redis::REDIS_COMMANDS,
+        &[
+            super::meta_redis::REDIS_COMMANDS,
+            super::meta_modules::MODULE_COMMANDS,
+        ],
         &crate::commands::handlers(),
     )
 });
@@ -381,6 +385,7 @@ mod tests {
         fn declared(name: &str) -> bool {
             super::super::meta_redis::REDIS_COMMANDS
                 .iter()
+                .chain(super::super::meta_modules::MODULE_COMMANDS)
                 .any(|m| m.name == name || m.subcommands.iter().any(|s| s.name == name))
         }
         let orphans: Vec<&str> = crate::commands::handlers()

@@ -4,6 +4,7 @@
 
 use crate::command::Handler;
 
+pub mod bloom;
 pub mod connection;
 pub mod hash;
 pub mod keys;
@@ -15,6 +16,7 @@ pub mod server;
 pub mod set;
 pub mod sort;
 pub mod string;
+pub mod throttle;
 pub mod zblock;
 pub mod zset;
 
@@ -34,5 +36,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(sort::HANDLERS);
     v.extend_from_slice(zset::HANDLERS);
     v.extend_from_slice(zblock::HANDLERS);
+    v.extend_from_slice(bloom::HANDLERS);
+    v.extend_from_slice(throttle::HANDLERS);
     v
 }
