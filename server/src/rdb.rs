@@ -157,6 +157,8 @@ pub fn put_entry(out: &mut Vec<u8>, key: &[u8], value: &Value) {
                 put_string(out, v);
             }
         }
+        // Left out by `dump` (see there); nothing to write.
+        Value::Bloom(_) => {}
         Value::ZSet(z) => {
             out.push(TYPE_ZSET_2);
             put_string(out, key);
@@ -193,6 +195,7 @@ pub fn dump(store: &Store, now_ms: i64, used_mem: u64) -> Vec<u8> {
     let mut out = Vec::new();
     put_header(&mut out, now_ms, used_mem);
     let mut body = Vec::new();
+    let mut skipped = 0u64;
     for d in 0..store.db_count() {
         let db = store.db(d);
         body.clear();
@@ -200,6 +203,13 @@ pub fn dump(store: &Store, now_ms: i64, used_mem: u64) -> Vec<u8> {
         for i in 0..db.shard_count() {
             db.with_shard_at(i, |s| {
                 for (key, e) in s.iter() {
+                    if matches!(e.value, Value::Bloom(_)) {
+                        // RedisBloom keeps filters as a module type
+                        // (RDB_TYPE_MODULE_2, "MBbloom--"), whose payload
+                        // we do not write yet: the key is left out, loudly.
+                        skipped += 1;
+                        continue;
+                    }
                     if e.expire_at != NO_EXPIRE {
                         if e.expire_at <= now_ms {
                             continue;
@@ -224,6 +234,12 @@ pub fn dump(store: &Store, now_ms: i64, used_mem: u64) -> Vec<u8> {
         out.extend_from_slice(&body);
     }
     put_trailer(&mut out);
+    if skipped > 0 {
+        tracing::warn!(
+            keys = skipped,
+            "RDB snapshot left out Bloom filter keys: their module encoding is not written yet"
+        );
+    }
     out
 }
 
