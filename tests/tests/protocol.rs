@@ -263,38 +263,54 @@ fn inline_quoting_on_the_wire_matches_the_protocol_crate() {
     assert_eq!(text(&server.raw(&input)), "+OK\r\n$3\r\naA\n\r\n");
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
-
-    #[test]
-    fn random_bytes_never_kill_the_server(
-        chunks in proptest::collection::vec(
-            prop_oneof![
-                proptest::collection::vec(any::<u8>(), 0..64),
-                // RESP-looking fragments make the parser go deeper.
-                proptest::sample::select(vec![
-                    b"*".to_vec(), b"$".to_vec(), b"\r\n".to_vec(), b"-1".to_vec(),
-                    b"3".to_vec(), b"99999".to_vec(), b"PING".to_vec(), b"\"".to_vec(),
-                    b"*2\r\n$4\r\nECHO\r\n".to_vec(), b"HELLO 3\r\n".to_vec(),
-                ]),
-            ],
-            0..16,
-        )
-    ) {
-        static SERVER: std::sync::OnceLock<TestServer> = std::sync::OnceLock::new();
-        let server = SERVER.get_or_init(TestServer::start);
-        let input: Vec<u8> = chunks.concat();
-        // QUIT/SHUTDOWN/DEBUG in random bytes would be legitimate ways to
-        // stop; keep the fuzz about parsing.
-        let upper = text(&input).to_ascii_uppercase();
-        prop_assume!(!upper.contains("SHUTDOWN") && !upper.contains("DEBUG"));
-        let mut c = server.raw_conn();
-        c.send(&input);
-        let _ = c.read_until(|_| false, Duration::from_millis(30));
-        drop(c);
-        let mut other = server.raw_conn();
-        other.send(b"PING\r\n");
-        let reply = other.read_n(7);
-        prop_assert_eq!(text(&reply), "+PONG\r\n");
-    }
+/// Random byte sequences, RESP-looking fragments mixed in, never take the
+/// server down: after each, a fresh connection still gets PONG. The cases
+/// share one server, owned by this function so it is stopped at the end (a
+/// `static` server would outlive the test process's destructors).
+#[test]
+fn random_bytes_never_kill_the_server() {
+    use proptest::test_runner::{Config, TestRunner};
+    let server = TestServer::start();
+    let chunks = proptest::collection::vec(
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            // RESP-looking fragments make the parser go deeper.
+            proptest::sample::select(vec![
+                b"*".to_vec(),
+                b"$".to_vec(),
+                b"\r\n".to_vec(),
+                b"-1".to_vec(),
+                b"3".to_vec(),
+                b"99999".to_vec(),
+                b"PING".to_vec(),
+                b"\"".to_vec(),
+                b"*2\r\n$4\r\nECHO\r\n".to_vec(),
+                b"HELLO 3\r\n".to_vec(),
+            ]),
+        ],
+        0..16,
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&chunks, |chunks| {
+            let input: Vec<u8> = chunks.concat();
+            // QUIT/SHUTDOWN/DEBUG in random bytes would be legitimate ways to
+            // stop; keep the fuzz about parsing.
+            let upper = text(&input).to_ascii_uppercase();
+            prop_assume!(!upper.contains("SHUTDOWN") && !upper.contains("DEBUG"));
+            let mut c = server.raw_conn();
+            c.send(&input);
+            let _ = c.read_until(|_| false, Duration::from_millis(30));
+            drop(c);
+            let mut other = server.raw_conn();
+            other.send(b"PING\r\n");
+            let reply = other.read_n(7);
+            prop_assert_eq!(text(&reply), "+PONG\r\n");
+            Ok(())
+        })
+        .expect("the server survives every input");
 }
