@@ -445,7 +445,7 @@ impl Bloom {
         let links = (buf.len() - DUMP_HEADER_LEN) / DUMP_LINK_LEN;
         if nfilters == 0
             || links != nfilters as usize
-            || (buf.len() - DUMP_HEADER_LEN) % DUMP_LINK_LEN != 0
+            || !(buf.len() - DUMP_HEADER_LEN).is_multiple_of(DUMP_LINK_LEN)
             || options & !OPT_NO_SCALING != DUMP_BASE_OPTIONS
         {
             return Err(DumpError::BadData);
