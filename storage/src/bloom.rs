@@ -268,6 +268,283 @@ impl Bloom {
     }
 }
 
+/// `BF.SCANDUMP`'s largest data chunk, RedisBloom's `MAX_SCANDUMP_SIZE`.
+pub const MAX_SCANDUMP_CHUNK: usize = 16 * 1024 * 1024;
+/// The most bit-array bytes a loaded header may claim across all its
+/// sub-filters. Memory is taken when the header is loaded, before any data
+/// arrives, so a forged header must not be able to ask for unbounded room.
+pub const MAX_CHAIN_BYTES: u64 = 4 * MAX_FILTER_BYTES;
+
+/// Bytes of the chain part of a dump header (`dumpedChainHeader`).
+pub const DUMP_HEADER_LEN: usize = 8 + 4 + 4 + 4;
+/// Bytes of one sub-filter's record in a dump header (`dumpedChainLink`).
+pub const DUMP_LINK_LEN: usize = 8 + 8 + 8 + 8 + 8 + 4 + 8 + 1;
+
+/// RedisBloom's `BLOOM_OPT_NOROUND`: bit counts are not rounded to powers of 2.
+pub const OPT_NOROUND: u32 = 1;
+/// RedisBloom's `BLOOM_OPT_FORCE64`: 64-bit hashing.
+pub const OPT_FORCE64: u32 = 4;
+/// RedisBloom's `BLOOM_OPT_NO_SCALING`.
+pub const OPT_NO_SCALING: u32 = 8;
+/// Ferrite's own option bit: the bits were set with xxh3-128 and
+/// Kirsch–Mitzenmacher probing modulo `bits`, not RedisBloom's
+/// MurmurHash64A probing. RedisBloom rejects a header carrying an option it
+/// does not know ("ERR received bad data"), and Ferrite rejects a header
+/// without this bit, so a dump can never be loaded by the other server
+/// into a filter that would silently give false negatives.
+pub const OPT_FERRITE_XXH3: u32 = 1 << 16;
+/// The options every Ferrite dump carries (plus [`OPT_NO_SCALING`]).
+const DUMP_BASE_OPTIONS: u32 = OPT_NOROUND | OPT_FORCE64 | OPT_FERRITE_XXH3;
+
+/// Why a dump could not be written or a chunk could not be loaded. The
+/// texts are RedisBloom's (`sb.c`), given by [`DumpError::message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpError {
+    /// A malformed or foreign header, or a chunk whose iterator does not
+    /// fit its length: "ERR received bad data".
+    BadData,
+    /// The chunk's offset lies beyond the bit arrays: "ERR invalid offset -
+    /// no link found".
+    NoLink,
+    /// The chunk runs past the end of its sub-filter: "ERR invalid chunk -
+    /// Too big for current filter".
+    TooBig,
+    /// The expansion factor does not fit the header's 32-bit field (Ferrite
+    /// accepts larger ones than RedisBloom can encode).
+    Unencodable,
+}
+
+impl DumpError {
+    /// The error reply, with its code.
+    pub fn message(self) -> &'static str {
+        match self {
+            DumpError::BadData => "ERR received bad data",
+            DumpError::NoLink => "ERR invalid offset - no link found",
+            DumpError::TooBig => "ERR invalid chunk - Too big for current filter",
+            DumpError::Unencodable => "ERR expansion rate too large to dump",
+        }
+    }
+}
+
+/// Little-endian field reader over a header that was length-checked.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DumpError> {
+        let (head, rest) = self.0.split_at_checked(N).ok_or(DumpError::BadData)?;
+        self.0 = rest;
+        head.try_into().map_err(|_| DumpError::BadData)
+    }
+    fn u8(&mut self) -> Result<u8, DumpError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, DumpError> {
+        self.take().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Result<u64, DumpError> {
+        self.take().map(u64::from_le_bytes)
+    }
+    fn f64(&mut self) -> Result<f64, DumpError> {
+        self.take().map(f64::from_le_bytes)
+    }
+}
+
+/// `BF.SCANDUMP` / `BF.LOADCHUNK`: the chain in RedisBloom's dump layout.
+///
+/// The header is RedisBloom 2.x's packed little-endian `dumpedChainHeader`
+/// (`u64 items, u32 nfilters, u32 options, u32 growth`) followed by one
+/// `dumpedChainLink` per sub-filter (`u64 bytes, u64 bits, u64 count,
+/// f64 error, f64 bits-per-item, u32 hashes, u64 capacity, u8 n2`); the
+/// data chunks are the sub-filters' bit arrays back to back, bit `i` at
+/// byte `i / 8`, bit `i % 8`, as in RedisBloom. An iterator is 1 + the byte
+/// offset into that concatenation just past the chunk: `SCANDUMP` answers
+/// the header with iterator 1, each chunk with the iterator to ask for next,
+/// and `0` with no data at the end; `LOADCHUNK` takes the same pairs.
+///
+/// Differences from RedisBloom's files, which make dumps deliberately
+/// non-interchangeable (each server refuses the other's header with "ERR
+/// received bad data" rather than loading bits its hashing cannot read):
+/// the options carry [`OPT_FERRITE_XXH3`]; `bits` is Ferrite's probe modulus
+/// (not rounded up to `bytes × 8`, which RedisBloom requires); `bytes` is
+/// the bit array rounded up to whole 64-bit words, as in RedisBloom.
+impl Bloom {
+    /// The dump header (`BF.SCANDUMP key 0`).
+    pub fn dump_header(&self) -> Result<Vec<u8>, DumpError> {
+        let growth = u32::try_from(self.expansion).map_err(|_| DumpError::Unencodable)?;
+        let nfilters = u32::try_from(self.filters.len()).map_err(|_| DumpError::Unencodable)?;
+        let mut options = DUMP_BASE_OPTIONS;
+        if self.nonscaling {
+            options |= OPT_NO_SCALING;
+        }
+        let mut out = Vec::with_capacity(DUMP_HEADER_LEN + DUMP_LINK_LEN * self.filters.len());
+        out.extend_from_slice(&self.items.to_le_bytes());
+        out.extend_from_slice(&nfilters.to_le_bytes());
+        out.extend_from_slice(&options.to_le_bytes());
+        out.extend_from_slice(&growth.to_le_bytes());
+        for f in &self.filters {
+            out.extend_from_slice(&(f.words.len() as u64 * 8).to_le_bytes());
+            out.extend_from_slice(&f.nbits.to_le_bytes());
+            out.extend_from_slice(&f.count.to_le_bytes());
+            out.extend_from_slice(&f.error.to_le_bytes());
+            out.extend_from_slice(&bits_per_item(f.error).to_le_bytes());
+            out.extend_from_slice(&f.hashes.to_le_bytes());
+            out.extend_from_slice(&f.capacity.to_le_bytes());
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    /// The sub-filter holding dump byte `pos` (0-based) and the offset in
+    /// its bit array, like RedisBloom's `getLinkPos`.
+    fn link_at(&self, pos: u64) -> Option<(usize, u64)> {
+        let mut start = 0u64;
+        for (i, f) in self.filters.iter().enumerate() {
+            let len = f.words.len() as u64 * 8;
+            if pos - start < len {
+                return Some((i, pos - start));
+            }
+            start += len;
+        }
+        None
+    }
+
+    /// The data chunk at iterator `iter` (`BF.SCANDUMP key iter`, `iter ≥
+    /// 1`), at most `max` bytes: the next iterator and the bytes, or
+    /// `(0, [])` past the end (or for an iterator below 1).
+    pub fn dump_chunk(&self, iter: i64, max: usize) -> (i64, Vec<u8>) {
+        let Some(pos) = iter.checked_sub(1).and_then(|p| u64::try_from(p).ok()) else {
+            return (0, Vec::new());
+        };
+        let Some((i, off)) = self.link_at(pos) else {
+            return (0, Vec::new());
+        };
+        let words = &self.filters[i].words;
+        let len = (words.len() as u64 * 8 - off).min(max as u64);
+        let mut out = Vec::with_capacity(len as usize);
+        let (mut at, end) = (off, off + len);
+        while at < end {
+            let bytes = words[(at / 8) as usize].to_le_bytes();
+            let from = (at % 8) as usize;
+            let to = (8).min(from as u64 + end - at) as usize;
+            out.extend_from_slice(&bytes[from..to]);
+            at += (to - from) as u64;
+        }
+        (iter.saturating_add(len as i64), out)
+    }
+
+    /// A filter with the header's geometry and empty bit arrays
+    /// (`BF.LOADCHUNK key 1 header`). Every field is checked, so a forged
+    /// header cannot make later lookups misbehave or allocate more than
+    /// [`MAX_FILTER_BYTES`] per sub-filter and [`MAX_CHAIN_BYTES`] in all.
+    pub fn from_dump_header(buf: &[u8]) -> Result<Bloom, DumpError> {
+        let mut r = Fields(buf);
+        let items = r.u64()?;
+        let nfilters = r.u32()?;
+        let options = r.u32()?;
+        let growth = r.u32()?;
+        let links = (buf.len() - DUMP_HEADER_LEN) / DUMP_LINK_LEN;
+        if nfilters == 0
+            || links != nfilters as usize
+            || !(buf.len() - DUMP_HEADER_LEN).is_multiple_of(DUMP_LINK_LEN)
+            || options & !OPT_NO_SCALING != DUMP_BASE_OPTIONS
+        {
+            return Err(DumpError::BadData);
+        }
+        let nonscaling = options & OPT_NO_SCALING != 0;
+        if growth == 0 && !nonscaling {
+            return Err(DumpError::BadData);
+        }
+        let (mut total_bytes, mut total_items) = (0u64, 0u64);
+        let mut specs = Vec::with_capacity(links);
+        for _ in 0..links {
+            let bytes = r.u64()?;
+            let nbits = r.u64()?;
+            let count = r.u64()?;
+            let error = r.f64()?;
+            let _bpe = r.f64()?;
+            let hashes = r.u32()?;
+            let capacity = r.u64()?;
+            let n2 = r.u8()?;
+            let want_hashes = (std::f64::consts::LN_2 * bits_per_item(error))
+                .ceil()
+                .max(1.0);
+            let ok = error > 0.0
+                && error < 1.0
+                && n2 == 0
+                && nbits >= 1
+                && capacity >= 1
+                && f64::from(hashes) == want_hashes
+                && bytes == nbits.div_ceil(64) * 8
+                && bytes <= MAX_FILTER_BYTES;
+            if !ok {
+                return Err(DumpError::BadData);
+            }
+            total_bytes += bytes;
+            total_items = total_items.checked_add(count).ok_or(DumpError::BadData)?;
+            if total_bytes > MAX_CHAIN_BYTES {
+                return Err(DumpError::BadData);
+            }
+            specs.push((nbits, count, error, hashes, capacity));
+        }
+        if total_items != items {
+            return Err(DumpError::BadData);
+        }
+        let filters: Vec<SubFilter> = specs
+            .into_iter()
+            .map(|(nbits, count, error, hashes, capacity)| SubFilter {
+                words: vec![0u64; nbits.div_ceil(64) as usize],
+                nbits,
+                hashes,
+                capacity,
+                count,
+                error,
+            })
+            .collect();
+        let heap = filters.iter().map(|f| f.words.capacity() * 8).sum();
+        Ok(Bloom {
+            filters,
+            expansion: u64::from(growth.max(1)),
+            nonscaling,
+            items,
+            heap,
+        })
+    }
+
+    /// Where a chunk of `len` bytes loaded at iterator `iter` goes: the
+    /// sub-filter and the byte offset in it. RedisBloom's checks, in its
+    /// order: `iter` must be at least `len` and positive (the iterator
+    /// points just past the chunk), the chunk must start inside a
+    /// sub-filter and end inside the same one.
+    pub fn check_chunk(&self, iter: i64, len: usize) -> Result<(usize, u64), DumpError> {
+        let len = len as u64;
+        let iter = u64::try_from(iter).map_err(|_| DumpError::BadData)?;
+        if iter == 0 || iter < len {
+            return Err(DumpError::BadData);
+        }
+        let (i, off) = (iter - len)
+            .checked_sub(1)
+            .and_then(|pos| self.link_at(pos))
+            .ok_or(DumpError::NoLink)?;
+        if len > self.filters[i].words.len() as u64 * 8 - off {
+            return Err(DumpError::TooBig);
+        }
+        Ok((i, off))
+    }
+
+    /// Writes a data chunk (`BF.LOADCHUNK key iter data`, `iter > 1`).
+    pub fn load_chunk(&mut self, iter: i64, data: &[u8]) -> Result<(), DumpError> {
+        let (i, off) = self.check_chunk(iter, data.len())?;
+        let words = &mut self.filters[i].words;
+        for (k, &byte) in data.iter().enumerate() {
+            let at = off + k as u64;
+            let w = &mut words[(at / 8) as usize];
+            let shift = (at % 8) * 8;
+            *w = (*w & !(0xffu64 << shift)) | (u64::from(byte) << shift);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +662,165 @@ mod tests {
             .count();
         assert!(errs > 90, "{errs}");
         assert_eq!(b.filters().len(), 1);
+    }
+
+    /// Dumps `b` the way a client does (`max`-byte chunks) and loads it back.
+    fn round_trip(b: &Bloom, max: usize) -> Bloom {
+        let mut copy = Bloom::from_dump_header(&b.dump_header().unwrap()).unwrap();
+        let mut iter = 1;
+        loop {
+            let (next, data) = b.dump_chunk(iter, max);
+            if next == 0 {
+                assert!(data.is_empty());
+                break;
+            }
+            assert!(!data.is_empty() && data.len() <= max);
+            copy.load_chunk(next, &data).unwrap();
+            iter = next;
+        }
+        copy
+    }
+
+    fn assert_same(a: &Bloom, b: &Bloom) {
+        assert_eq!(a.dump_header(), b.dump_header());
+        assert_eq!(
+            (a.capacity(), a.size(), a.items(), a.expansion()),
+            (b.capacity(), b.size(), b.items(), b.expansion())
+        );
+        assert_eq!(a.filters().len(), b.filters().len());
+        for (x, y) in a.filters().iter().zip(b.filters()) {
+            assert_eq!(x.words(), y.words());
+            assert_eq!(x.nbits(), y.nbits());
+        }
+    }
+
+    #[test]
+    fn dump_round_trips_a_scaled_chain() {
+        let mut b = Bloom::new(0.01, 50, 2, false).unwrap();
+        for i in 0..1000 {
+            b.add(&item(b'a', i)).unwrap();
+        }
+        assert!(b.filters().len() >= 4, "{}", b.filters().len());
+        let hdr = b.dump_header().unwrap();
+        assert_eq!(
+            hdr.len(),
+            DUMP_HEADER_LEN + DUMP_LINK_LEN * b.filters().len()
+        );
+        for max in [MAX_SCANDUMP_CHUNK, 7, 64, 100] {
+            let mut copy = round_trip(&b, max);
+            assert_same(&b, &copy);
+            for i in 0..1000 {
+                assert!(copy.contains(&item(b'a', i)));
+            }
+            for i in 0..5000 {
+                assert_eq!(b.contains(&item(b'z', i)), copy.contains(&item(b'z', i)));
+            }
+            // The copy keeps growing like the original.
+            let mut orig = b.clone();
+            for i in 0..500 {
+                assert_eq!(orig.add(&item(b'c', i)), copy.add(&item(b'c', i)));
+            }
+            assert_same(&orig, &copy);
+        }
+        let mut n = Bloom::new(0.001, 10, 2, true).unwrap();
+        n.add(b"x").unwrap();
+        let copy = round_trip(&n, 16);
+        assert_same(&n, &copy);
+        assert!(copy.is_nonscaling() && copy.contains(b"x"));
+    }
+
+    #[test]
+    fn dump_header_layout_is_redisbloom_s() {
+        let mut b = Bloom::new(0.01, 100, 3, false).unwrap();
+        b.add(b"a").unwrap();
+        let h = b.dump_header().unwrap();
+        assert_eq!(h.len(), 20 + 53);
+        assert_eq!(u64::from_le_bytes(h[0..8].try_into().unwrap()), 1);
+        assert_eq!(u32::from_le_bytes(h[8..12].try_into().unwrap()), 1);
+        assert_eq!(
+            u32::from_le_bytes(h[12..16].try_into().unwrap()),
+            OPT_NOROUND | OPT_FORCE64 | OPT_FERRITE_XXH3
+        );
+        assert_eq!(u32::from_le_bytes(h[16..20].try_into().unwrap()), 3);
+        let l = &h[20..];
+        assert_eq!(u64::from_le_bytes(l[0..8].try_into().unwrap()), 120);
+        assert_eq!(u64::from_le_bytes(l[8..16].try_into().unwrap()), 958);
+        assert_eq!(u64::from_le_bytes(l[16..24].try_into().unwrap()), 1);
+        assert_eq!(f64::from_le_bytes(l[24..32].try_into().unwrap()), 0.01);
+        assert_eq!(u32::from_le_bytes(l[40..44].try_into().unwrap()), 7);
+        assert_eq!(u64::from_le_bytes(l[44..52].try_into().unwrap()), 100);
+        assert_eq!(l[52], 0);
+        // Chunks: iterator 1 + offset past the chunk, then (0, []).
+        assert_eq!(b.dump_chunk(1, 1 << 20).0, 121);
+        assert_eq!(b.dump_chunk(121, 1 << 20), (0, vec![]));
+        assert_eq!(b.dump_chunk(-5, 10), (0, vec![]));
+        assert_eq!(b.dump_chunk(i64::MAX, 10), (0, vec![]));
+    }
+
+    #[test]
+    fn bad_dumps_are_errors() {
+        let mut b = Bloom::new(0.01, 100, 2, false).unwrap();
+        b.add(b"a").unwrap();
+        let h = b.dump_header().unwrap();
+        // Every truncation and a trailing byte.
+        for n in 0..h.len() {
+            assert_eq!(
+                Bloom::from_dump_header(&h[..n]).err(),
+                Some(DumpError::BadData)
+            );
+        }
+        let mut long = h.clone();
+        long.push(0);
+        assert!(Bloom::from_dump_header(&long).is_err());
+        let patched = |at: usize, bytes: &[u8]| {
+            let mut x = h.clone();
+            x[at..at + bytes.len()].copy_from_slice(bytes);
+            Bloom::from_dump_header(&x).err()
+        };
+        let bad = Some(DumpError::BadData);
+        assert_eq!(patched(0, &2u64.to_le_bytes()), bad); // items != sum
+        assert_eq!(patched(8, &0u32.to_le_bytes()), bad); // no filters
+        assert_eq!(patched(8, &2u32.to_le_bytes()), bad); // length mismatch
+        assert_eq!(patched(12, &5u32.to_le_bytes()), bad); // RedisBloom's options
+        assert_eq!(patched(16, &0u32.to_le_bytes()), bad); // growth 0
+        assert_eq!(patched(20, &(1u64 << 40).to_le_bytes()), bad); // huge bytes
+        assert_eq!(patched(28, &(1u64 << 40).to_le_bytes()), bad); // bits vs bytes
+        assert_eq!(patched(44, &2.0f64.to_le_bytes()), bad); // error rate
+        assert_eq!(patched(60, &u32::MAX.to_le_bytes()), bad); // hashes
+        assert_eq!(patched(64, &0u64.to_le_bytes()), bad); // capacity
+        assert_eq!(patched(72, &[1]), bad); // n2
+                                            // Many sub-filters each claiming 1 GiB: refused before allocating.
+        let mut big = Vec::new();
+        big.extend_from_slice(&0u64.to_le_bytes());
+        big.extend_from_slice(&8u32.to_le_bytes());
+        big.extend_from_slice(&DUMP_BASE_OPTIONS.to_le_bytes());
+        big.extend_from_slice(&2u32.to_le_bytes());
+        for _ in 0..8 {
+            big.extend_from_slice(&MAX_FILTER_BYTES.to_le_bytes());
+            big.extend_from_slice(&(MAX_FILTER_BYTES * 8).to_le_bytes());
+            big.extend_from_slice(&0u64.to_le_bytes());
+            big.extend_from_slice(&0.5f64.to_le_bytes());
+            big.extend_from_slice(&bits_per_item(0.5).to_le_bytes());
+            let k = (std::f64::consts::LN_2 * bits_per_item(0.5)).ceil() as u32;
+            big.extend_from_slice(&k.to_le_bytes());
+            big.extend_from_slice(&1u64.to_le_bytes());
+            big.push(0);
+        }
+        assert_eq!(Bloom::from_dump_header(&big).err(), bad);
+
+        let mut c = Bloom::from_dump_header(&h).unwrap();
+        assert_eq!(c.load_chunk(0, b""), Err(DumpError::BadData));
+        assert_eq!(c.load_chunk(-1, b"x"), Err(DumpError::BadData));
+        assert_eq!(c.load_chunk(2, b"xyz"), Err(DumpError::BadData));
+        assert_eq!(c.load_chunk(i64::MAX, b"x"), Err(DumpError::NoLink));
+        assert_eq!(c.load_chunk(122, b"x"), Err(DumpError::NoLink));
+        assert_eq!(c.load_chunk(1, b""), Ok(()));
+        assert_eq!(c.load_chunk(130, &[0xff; 125]), Err(DumpError::TooBig));
+        assert_eq!(c.load_chunk(121, &[0xff; 120]), Ok(()));
+        assert!(c.contains(b"anything"));
+
+        let huge = Bloom::new(0.999, 1, 1 << 40, false).unwrap();
+        assert_eq!(huge.dump_header().err(), Some(DumpError::Unencodable));
     }
 
     proptest! {

@@ -23,7 +23,7 @@ pub mod watch;
 pub mod zlistpack;
 pub mod zset;
 
-pub use bloom::{Bloom, BloomError};
+pub use bloom::{Bloom, BloomError, DumpError};
 pub use db::{Db, ShardGroup, MAX_SHARDS};
 pub use dict::{hash_key, Dict};
 pub use glob::glob_match;

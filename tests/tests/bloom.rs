@@ -2,7 +2,7 @@
 //! filter behaving like any key (TYPE, OBJECT ENCODING, DEL, EXPIRE,
 //! RENAME, COPY, MEMORY USAGE, DEBUG DIGEST-VALUE, COMMAND INFO).
 
-use ferrite_tests::{cmd, err, resp, text, TestServer};
+use ferrite_tests::{cmd, err, error_text, resp, text, TestServer};
 use redis::Value;
 
 fn setup() -> (TestServer, redis::Connection) {
@@ -339,4 +339,184 @@ fn command_info_lists_module_commands() {
     assert_eq!(&add[3..6], &[Value::Int(1), Value::Int(1), Value::Int(1)]);
     let keys: Vec<String> = cmd(&mut c, &["COMMAND", "GETKEYS", "BF.ADD", "k", "x"]);
     assert_eq!(keys, vec!["k"]);
+}
+
+/// Every `(iterator, data)` pair `BF.SCANDUMP` gives for `key`, header
+/// first, up to (not including) the final `[0, ""]`.
+fn scandump(c: &mut redis::Connection, key: &str) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut iter = 0i64;
+    loop {
+        let (next, data): (i64, Vec<u8>) = redis::cmd("BF.SCANDUMP")
+            .arg(key)
+            .arg(iter)
+            .query(c)
+            .unwrap();
+        if next == 0 {
+            assert!(data.is_empty());
+            return out;
+        }
+        out.push((next, data));
+        iter = next;
+    }
+}
+
+fn loadchunk(
+    c: &mut redis::Connection,
+    key: &str,
+    iter: i64,
+    data: &[u8],
+) -> redis::RedisResult<String> {
+    redis::cmd("BF.LOADCHUNK")
+        .arg(key)
+        .arg(iter)
+        .arg(data)
+        .query(c)
+}
+
+#[test]
+fn scandump_loadchunk_round_trip() {
+    let (_s, mut c) = setup();
+    let _: String = cmd(&mut c, &["BF.RESERVE", "a", "0.01", "20", "EXPANSION", "3"]);
+    let items: Vec<String> = (0..500).map(|i| format!("item:{i}")).collect();
+    let mut madd = redis::cmd("BF.MADD");
+    madd.arg("a").arg(&items);
+    let _: Vec<i64> = madd.query(&mut c).unwrap();
+    let chunks = scandump(&mut c, "a");
+    assert!(chunks.len() >= 2);
+    // The header reply is iterator 1; RedisBloom's layout: 20 + 53 per filter.
+    let filters: i64 = cmd::<Vec<i64>>(&mut c, &["BF.INFO", "a", "FILTERS"])[0];
+    assert!(filters >= 3, "{filters}");
+    assert_eq!(chunks[0].0, 1);
+    assert_eq!(chunks[0].1.len() as i64, 20 + 53 * filters);
+    for (iter, data) in &chunks {
+        assert_eq!(loadchunk(&mut c, "b", *iter, data).unwrap(), "OK");
+    }
+    let info_a: Vec<Value> = cmd(&mut c, &["BF.INFO", "a"]);
+    let info_b: Vec<Value> = cmd(&mut c, &["BF.INFO", "b"]);
+    assert_eq!(info_a, info_b);
+    let probes: Vec<String> = (0..2000).map(|i| format!("item:{i}")).collect();
+    let mut ex = |k: &str| {
+        let mut m = redis::cmd("BF.MEXISTS");
+        m.arg(k).arg(&probes);
+        m.query::<Vec<i64>>(&mut c).unwrap()
+    };
+    let (ea, eb) = (ex("a"), ex("b"));
+    assert_eq!(ea, eb);
+    assert!(ea[..500].iter().all(|&x| x == 1));
+    assert_eq!(chunks, scandump(&mut c, "b"));
+    assert_eq!(cmd::<String>(&mut c, &["TYPE", "b"]), "MBbloom--");
+    // Past the end, and below the start: [0, ""].
+    let v: (i64, Vec<u8>) = redis::cmd("BF.SCANDUMP")
+        .arg("a")
+        .arg(1i64 << 40)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, (0, vec![]));
+    let v: (i64, Vec<u8>) = redis::cmd("BF.SCANDUMP")
+        .arg("a")
+        .arg(-3)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, (0, vec![]));
+    // A non-scaling filter keeps its flag.
+    let _: String = cmd(&mut c, &["BF.RESERVE", "n", "0.01", "10", "NONSCALING"]);
+    let _: i64 = cmd(&mut c, &["BF.ADD", "n", "x"]);
+    for (iter, data) in scandump(&mut c, "n") {
+        assert_eq!(loadchunk(&mut c, "n2", iter, &data).unwrap(), "OK");
+    }
+    let v: Vec<Value> = cmd(&mut c, &["BF.INFO", "n2", "EXPANSION"]);
+    assert_eq!(v, vec![Value::Nil]);
+    assert_eq!(cmd::<i64>(&mut c, &["BF.EXISTS", "n2", "x"]), 1);
+}
+
+#[test]
+fn scandump_loadchunk_errors() {
+    let (_s, mut c) = setup();
+    let e = |c: &mut redis::Connection, k: &str, iter: i64, data: &[u8]| {
+        error_text(&loadchunk(c, k, iter, data).unwrap_err())
+    };
+    assert_eq!(
+        err(&mut c, &["BF.SCANDUMP", "missing", "0"]),
+        "ERR not found"
+    );
+    let _: i64 = cmd(&mut c, &["BF.ADD", "bf", "a"]);
+    assert_eq!(
+        err(&mut c, &["BF.SCANDUMP", "bf", "x"]),
+        "Second argument must be numeric"
+    );
+    assert_eq!(
+        err(&mut c, &["BF.LOADCHUNK", "bf", "x", "d"]),
+        "ERR Second argument must be numeric"
+    );
+    assert_eq!(
+        err(&mut c, &["BF.SCANDUMP", "bf"]),
+        "ERR wrong number of arguments for 'bf.scandump' command"
+    );
+    assert_eq!(
+        err(&mut c, &["BF.LOADCHUNK", "bf", "1"]),
+        "ERR wrong number of arguments for 'bf.loadchunk' command"
+    );
+    let chunks = scandump(&mut c, "bf");
+    let hdr = chunks[0].1.clone();
+    // A missing key needs the header first.
+    assert_eq!(e(&mut c, "new", 121, &chunks[1].1), "ERR not found");
+    // Truncated, padded or garbage headers.
+    assert_eq!(
+        e(&mut c, "new", 1, &hdr[..hdr.len() - 1]),
+        "ERR received bad data"
+    );
+    assert_eq!(e(&mut c, "new", 1, b""), "ERR received bad data");
+    assert_eq!(e(&mut c, "new", 1, &[0xff; 73]), "ERR received bad data");
+    let mut long = hdr.clone();
+    long.push(0);
+    assert_eq!(e(&mut c, "new", 1, &long), "ERR received bad data");
+    assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "new"]), 0);
+    // A header sent to an existing key is a (bad) chunk, as in RedisBloom.
+    assert_eq!(e(&mut c, "bf", 1, &hdr), "ERR received bad data");
+    assert_eq!(e(&mut c, "bf", 0, b""), "ERR received bad data");
+    assert_eq!(e(&mut c, "bf", -7, b"x"), "ERR received bad data");
+    assert_eq!(
+        e(&mut c, "bf", i64::MAX, b"x"),
+        "ERR invalid offset - no link found"
+    );
+    assert_eq!(
+        e(&mut c, "bf", 130, &[0u8; 125]),
+        "ERR invalid chunk - Too big for current filter"
+    );
+    // Failed loads changed nothing.
+    assert_eq!(cmd::<i64>(&mut c, &["BF.EXISTS", "bf", "a"]), 1);
+    // Wrong type.
+    let _: String = cmd(&mut c, &["SET", "s", "v"]);
+    assert!(err(&mut c, &["BF.SCANDUMP", "s", "0"]).starts_with("WRONGTYPE"));
+    assert!(e(&mut c, "s", 1, &hdr).starts_with("WRONGTYPE"));
+    assert!(e(&mut c, "s", 121, b"x").starts_with("WRONGTYPE"));
+    // COMMAND INFO knows both.
+    let v: Vec<Value> = cmd(&mut c, &["COMMAND", "INFO", "bf.scandump", "bf.loadchunk"]);
+    assert!(v.iter().all(|x| matches!(x, Value::Array(_))), "{v:?}");
+}
+
+#[test]
+fn info_is_a_map_in_resp3() {
+    let s = TestServer::start();
+    let mut c = s.raw_conn();
+    c.send(&resp(&[b"BF.RESERVE", b"bf", b"0.01", b"100"]));
+    assert_eq!(text(&c.read_idle()), "+OK\r\n");
+    c.send(b"HELLO 3\r\n");
+    let _ = c.read_idle();
+    c.send(&resp(&[b"BF.INFO", b"bf"]));
+    assert_eq!(
+        text(&c.read_idle()),
+        "%5\r\n+Capacity\r\n:100\r\n+Size\r\n:240\r\n+Number of filters\r\n:1\r\n\
+         +Number of items inserted\r\n:0\r\n+Expansion rate\r\n:2\r\n"
+    );
+    c.send(&resp(&[b"BF.INFO", b"bf", b"ITEMS"]));
+    assert_eq!(
+        text(&c.read_idle()),
+        "%1\r\n+Number of items inserted\r\n:0\r\n"
+    );
+    c.send(&resp(&[b"HELLO", b"2"]));
+    let _ = c.read_idle();
+    c.send(&resp(&[b"BF.INFO", b"bf", b"ITEMS"]));
+    assert_eq!(text(&c.read_idle()), "*1\r\n:0\r\n");
 }

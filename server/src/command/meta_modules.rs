@@ -65,8 +65,10 @@ pub static MODULE_COMMANDS: &[CommandMeta] = &[
     module_cmd("bf.exists", READONLY_FAST),
     module_cmd("bf.info", READONLY_FAST),
     module_cmd("bf.insert", WRITE_DENYOOM),
+    module_cmd("bf.loadchunk", WRITE_DENYOOM),
     module_cmd("bf.madd", WRITE_DENYOOM),
     module_cmd("bf.mexists", READONLY_FAST),
     module_cmd("bf.reserve", WRITE_DENYOOM),
+    module_cmd("bf.scandump", READONLY_FAST),
     module_cmd("cl.throttle", WRITE),
 ];

@@ -1,5 +1,6 @@
 //! Bloom filter commands with RedisBloom 2.x's replies and error texts:
-//! `BF.RESERVE BF.ADD BF.MADD BF.INSERT BF.EXISTS BF.MEXISTS BF.INFO BF.CARD`.
+//! `BF.RESERVE BF.ADD BF.MADD BF.INSERT BF.EXISTS BF.MEXISTS BF.INFO BF.CARD
+//! BF.SCANDUMP BF.LOADCHUNK`.
 //!
 //! The module registers these without an arity (Redis reports -1), so each
 //! handler checks its argument count as RedisBloom does, with the same
@@ -8,8 +9,10 @@
 //! insertion are deterministic, so replaying it rebuilds the same bits.
 
 use bytes::Bytes;
-use ferrite_storage::bloom::{DEFAULT_CAPACITY, DEFAULT_ERROR_RATE, DEFAULT_EXPANSION};
-use ferrite_storage::{Bloom, BloomError, Shard, Value, NO_EXPIRE};
+use ferrite_storage::bloom::{
+    DEFAULT_CAPACITY, DEFAULT_ERROR_RATE, DEFAULT_EXPANSION, MAX_SCANDUMP_CHUNK,
+};
+use ferrite_storage::{Bloom, BloomError, DumpError, Shard, Value, NO_EXPIRE};
 
 use crate::command::ctx::is;
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
@@ -24,6 +27,8 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("bf.mexists", mexists),
     ("bf.info", info),
     ("bf.card", card),
+    ("bf.scandump", scandump),
+    ("bf.loadchunk", loadchunk),
 ];
 
 fn not_found() -> CmdError {
@@ -324,7 +329,8 @@ fn mexists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     check(ctx, args, true)
 }
 
-/// `BF.INFO key [CAPACITY | SIZE | FILTERS | ITEMS | EXPANSION]`.
+/// `BF.INFO key [CAPACITY | SIZE | FILTERS | ITEMS | EXPANSION]`: a flat
+/// name/value array in RESP2, a map in RESP3 (as RedisBloom 2.x).
 fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() != 2 && args.len() != 3 {
         return Err(ctx.arity_error());
@@ -349,11 +355,18 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 .iter()
                 .position(|w| is(which, w))
                 .ok_or_else(|| CmdError::err("Invalid information value"))?;
-            ctx.out.array(1);
+            // RedisBloom's `ReplyWithMapOrArray`: a one-pair map in RESP3,
+            // the bare value in a one-element array in RESP2.
+            if ctx.out.resp3 {
+                ctx.out.map(1);
+                ctx.out.simple(fields[i].0.as_bytes());
+            } else {
+                ctx.out.array(1);
+            }
             put(ctx.out, fields[i].1);
             return Ok(());
         }
-        ctx.out.array(fields.len() * 2);
+        ctx.out.map(fields.len());
         for (name, v) in fields {
             ctx.out.simple(name.as_bytes());
             put(ctx.out, v);
@@ -371,6 +384,76 @@ fn card(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.db().with_shard(key, |s| {
         let n = read_bloom(ctx, s, key)?.map_or(0, |b| b.items());
         ctx.out.integer(i64::try_from(n).unwrap_or(i64::MAX));
+        Ok(())
+    })
+}
+
+fn dump_error(e: DumpError) -> CmdError {
+    CmdError::Other(e.message().to_owned())
+}
+
+/// `BF.SCANDUMP key iterator`: `[1, header]` for iterator 0, then
+/// `[next, chunk]` of at most 16 MiB of bit array per call, and `[0, ""]`
+/// when done (see `Bloom::dump_header` for the layout).
+fn scandump(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() != 3 {
+        return Err(ctx.arity_error());
+    }
+    let key = &args[1];
+    ctx.db().with_shard(key, |s| {
+        let b = read_bloom(ctx, s, key)?.ok_or_else(not_found)?;
+        // RedisBloom words this one without an error code.
+        let iter = parse_i64(&args[2])
+            .ok_or_else(|| CmdError::Other("Second argument must be numeric".into()))?;
+        let (next, data) = if iter == 0 {
+            (1, b.dump_header().map_err(dump_error)?)
+        } else {
+            b.dump_chunk(iter, MAX_SCANDUMP_CHUNK)
+        };
+        ctx.out.array(2);
+        ctx.out.integer(next);
+        ctx.out.bulk(&data);
+        Ok(())
+    })
+}
+
+/// `BF.LOADCHUNK key iterator data`: iterator 1 with a header creates the
+/// filter on a missing key; other pairs write a `BF.SCANDUMP` chunk into
+/// an existing filter. As in RedisBloom, a header sent to an existing key
+/// is taken as a chunk (and refused as bad data) rather than replacing it.
+/// Propagated as received: the result depends only on the arguments and
+/// the filter.
+fn loadchunk(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() != 4 {
+        return Err(ctx.arity_error());
+    }
+    let iter =
+        parse_i64(&args[2]).ok_or_else(|| CmdError::err("Second argument must be numeric"))?;
+    let (key, data) = (&args[1], &args[3]);
+    ctx.db().with_shard(key, |s| {
+        match s.peek(key, ctx.now) {
+            Some(e) => match &e.value {
+                Value::Bloom(b) => {
+                    b.check_chunk(iter, data.len()).map_err(dump_error)?;
+                }
+                _ => return Err(CmdError::WrongType),
+            },
+            None if iter == 1 => {
+                let b = Bloom::from_dump_header(data).map_err(dump_error)?;
+                s.set(key, Value::Bloom(Box::new(b)), NO_EXPIRE, ctx.now);
+                ctx.propagate_argv(args);
+                ctx.out.ok();
+                return Ok(());
+            }
+            None => return Err(not_found()),
+        }
+        let r = s.modify(key, ctx.now, |e| match &mut e.value {
+            Value::Bloom(b) => b.load_chunk(iter, data),
+            _ => Err(DumpError::BadData),
+        });
+        r.unwrap_or(Err(DumpError::BadData)).map_err(dump_error)?;
+        ctx.propagate_argv(args);
+        ctx.out.ok();
         Ok(())
     })
 }
