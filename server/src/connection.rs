@@ -37,8 +37,13 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
         if handle.killed.load(Ordering::Acquire) {
             break;
         }
-        // Wait for input, a kill, or monitor output.
+        // Wait for input, a kill, or monitor output. Input is polled first
+        // (`biased`): it is what is ready almost every time, and then the
+        // kill notifier is never polled, so it never takes its lock. (A
+        // `Notified` kept registered across iterations would swallow the
+        // `notify_one` meant for the one `write_all` waits on.)
         tokio::select! {
+            biased;
             r = stream.readable() => {
                 if r.is_err() {
                     break;
