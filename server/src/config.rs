@@ -888,7 +888,13 @@ impl Config {
     /// Builds the configuration like `redis-server [file] [--name value ...]`:
     /// the file first, then the command-line options over it.
     pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
-        let mut c = Config::default();
+        Config::from_args_over(Config::default(), args)
+    }
+
+    /// As [`Config::from_args`], starting from `base` instead of the
+    /// defaults: the config file and then the options override it.
+    pub fn from_args_over(base: Config, args: &[String]) -> Result<Config, ConfigError> {
+        let mut c = base;
         let mut rest = args;
         if let Some(first) = args.first() {
             if !first.starts_with("--") {
