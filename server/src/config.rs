@@ -1008,6 +1008,28 @@ mod tests {
     }
 
     #[test]
+    fn container_defaults_are_overridden_by_file_and_options() {
+        let base = Config {
+            bind: vec!["0.0.0.0".into()],
+            protected_mode: false,
+            dir: "/data".into(),
+            ..Config::default()
+        };
+        let c = Config::from_args_over(base.clone(), &[]).unwrap();
+        assert_eq!(c.bind, vec!["0.0.0.0"]);
+        assert!(!c.protected_mode);
+        assert_eq!(c.dir, "/data");
+        let args: Vec<String> = ["--protected-mode", "yes", "--dir", "/tmp"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let c = Config::from_args_over(base, &args).unwrap();
+        assert!(c.protected_mode);
+        assert_eq!(c.dir, "/tmp");
+        assert_eq!(c.bind, vec!["0.0.0.0"]);
+    }
+
+    #[test]
     fn bad_values_are_refused_with_redis_text() {
         let mut c = Config::default();
         assert_eq!(
