@@ -39,9 +39,10 @@ fail() {
     exit 1
 }
 
-# One command, one reply, printed the way `redis-cli` prints without a tty.
+# One command, one reply, printed the way `redis-cli` prints without a tty
+# (FERRITE_TEST_CLIENT=tcp forces the bash client).
 port=
-if command -v redis-cli >/dev/null 2>&1; then
+if [ "${FERRITE_TEST_CLIENT:-}" != tcp ] && command -v redis-cli >/dev/null 2>&1; then
     rcmd() { redis-cli -h 127.0.0.1 -p "$port" "$@"; }
     echo "client: redis-cli"
 else
