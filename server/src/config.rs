@@ -888,7 +888,13 @@ impl Config {
     /// Builds the configuration like `redis-server [file] [--name value ...]`:
     /// the file first, then the command-line options over it.
     pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
-        let mut c = Config::default();
+        Config::from_args_over(Config::default(), args)
+    }
+
+    /// As [`Config::from_args`], starting from `base` instead of the
+    /// defaults: the config file and then the options override it.
+    pub fn from_args_over(base: Config, args: &[String]) -> Result<Config, ConfigError> {
+        let mut c = base;
         let mut rest = args;
         if let Some(first) = args.first() {
             if !first.starts_with("--") {
@@ -999,6 +1005,28 @@ mod tests {
         assert_eq!(c.maxmemory, 100 * 1024 * 1024);
         assert_eq!(c.save, "");
         assert_eq!(c.bind, vec!["0.0.0.0", "::"]);
+    }
+
+    #[test]
+    fn container_defaults_are_overridden_by_file_and_options() {
+        let base = Config {
+            bind: vec!["0.0.0.0".into()],
+            protected_mode: false,
+            dir: "/data".into(),
+            ..Config::default()
+        };
+        let c = Config::from_args_over(base.clone(), &[]).unwrap();
+        assert_eq!(c.bind, vec!["0.0.0.0"]);
+        assert!(!c.protected_mode);
+        assert_eq!(c.dir, "/data");
+        let args: Vec<String> = ["--protected-mode", "yes", "--dir", "/tmp"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let c = Config::from_args_over(base, &args).unwrap();
+        assert!(c.protected_mode);
+        assert_eq!(c.dir, "/tmp");
+        assert_eq!(c.bind, vec!["0.0.0.0"]);
     }
 
     #[test]

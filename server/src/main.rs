@@ -25,6 +25,12 @@ struct Cli {
     /// PING the configured port and exit 0 if it answers PONG (container health checks).
     #[arg(long)]
     healthcheck: bool,
+    /// Container defaults (`bind 0.0.0.0`, `protected-mode no`, `dir /data`)
+    /// that a config file and the options after it override; the Docker
+    /// image's ENTRYPOINT passes it, so `docker run IMAGE [config] [--opts]`
+    /// keeps redis-server's argument order.
+    #[arg(long)]
+    container: bool,
     /// `[config-file] [--name value ...]` with Redis's parameter names.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
@@ -136,7 +142,13 @@ async fn bind(config: &Config) -> std::io::Result<TcpListener> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_args(&cli.args) {
+    let mut base = Config::default();
+    if cli.container {
+        base.bind = vec!["0.0.0.0".into()];
+        base.protected_mode = false;
+        base.dir = "/data".into();
+    }
+    let config = match Config::from_args_over(base, &cli.args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
