@@ -16,6 +16,7 @@ cd "$root"
 tag="ferrite:test-$$"
 name="ferrite-test-$$"
 name2="ferrite-test-conf-$$"
+name0="ferrite-test-protected-$$"
 project="ferritetest$$"
 tmp="$(mktemp -d)"
 compose=(docker-compose)
@@ -25,7 +26,7 @@ compose_down() {
     FERRITE_IMAGE="$tag" "${compose[@]}" -p "$project" -f docker/compose.yaml down -v --remove-orphans >/dev/null 2>&1 || true
 }
 cleanup() {
-    docker rm -f -v "$name" "$name2" >/dev/null 2>&1 || true
+    docker rm -f -v "$name0" "$name" "$name2" >/dev/null 2>&1 || true
     compose_down
     docker rmi -f "$tag" >/dev/null 2>&1 || true
     rm -rf "$tmp"
@@ -88,9 +89,22 @@ expect() { # expect WANT CMD...
 echo "== build"
 docker/build.sh "$tag"
 
+echo "== protected mode: no password, so a client from the host is refused"
+docker run -d --name "$name0" -p 127.0.0.1::6379 "$tag" >/dev/null
+port=$(docker port "$name0" 6379/tcp | head -1)
+port=${port##*:}
+denied=
+for _ in $(seq 1 50); do
+    if rcmd PING 2>&1 | grep -q DENIED; then denied=1; break; fi
+    sleep 0.2
+done
+[ -n "$denied" ] || fail "a host client was not refused by protected mode"
+echo "ok: PING from the host -> DENIED (protected mode)"
+docker rm -f -v "$name0" >/dev/null
+
 echo "== run: published loopback port, options after the image name"
 docker run -d --name "$name" -p 127.0.0.1::6379 "$tag" \
-    --maxmemory 50mb --maxmemory-policy allkeys-lru >/dev/null
+    --protected-mode no --maxmemory 50mb --maxmemory-policy allkeys-lru >/dev/null
 port=$(docker port "$name" 6379/tcp | head -1)
 port=${port##*:}
 echo "published on 127.0.0.1:$port"
@@ -125,7 +139,7 @@ echo "ok: stopped in ${elapsed_ms} ms, exit code 0"
 docker logs "$name" 2>&1 | tail -3
 
 echo "== a mounted config file as the first argument"
-printf 'maxmemory 10mb\nmaxmemory-policy allkeys-lru\n' >"$tmp/ferrite.conf"
+printf 'protected-mode no\nmaxmemory 10mb\nmaxmemory-policy allkeys-lru\n' >"$tmp/ferrite.conf"
 chmod 644 "$tmp/ferrite.conf"
 docker run -d --name "$name2" -p 127.0.0.1::6379 \
     -v "$tmp/ferrite.conf:/etc/ferrite.conf:ro" "$tag" /etc/ferrite.conf --maxmemory-policy volatile-lru >/dev/null

@@ -25,8 +25,9 @@ struct Cli {
     /// PING the configured port and exit 0 if it answers PONG (container health checks).
     #[arg(long)]
     healthcheck: bool,
-    /// Container defaults (`bind 0.0.0.0`, `protected-mode no`, `dir /data`)
-    /// that a config file and the options after it override; the Docker
+    /// Container defaults (`bind 0.0.0.0`, `dir /data`) that a config file
+    /// and the options after it override; protected mode keeps Redis's rule
+    /// (no password: only loopback clients). The Docker
     /// image's ENTRYPOINT passes it, so `docker run IMAGE [config] [--opts]`
     /// keeps redis-server's argument order.
     #[arg(long)]
@@ -96,14 +97,18 @@ fn healthcheck(config: &Config) -> ExitCode {
         s.write_all(cmd.as_bytes())?;
         let mut buf = [0u8; 64];
         let mut got = Vec::new();
-        while !got.windows(7).any(|w| w == b"+PONG\r\n") && got.len() < 256 {
+        // PONG, or NOAUTH from a server with a password the check was not
+        // given (the image's HEALTHCHECK runs without the user's options):
+        // either way the server is up and answering.
+        let alive = |g: &[u8]| g.windows(7).any(|w| w == b"+PONG\r\n") || g.starts_with(b"-NOAUTH");
+        while !alive(&got) && got.len() < 256 {
             let n = s.read(&mut buf)?;
             if n == 0 {
                 break;
             }
             got.extend_from_slice(&buf[..n]);
         }
-        Ok(got.windows(7).any(|w| w == b"+PONG\r\n"))
+        Ok(alive(&got))
     })()
     .unwrap_or(false);
     if ok {
@@ -145,7 +150,6 @@ fn main() -> ExitCode {
     let mut base = Config::default();
     if cli.container {
         base.bind = vec!["0.0.0.0".into()];
-        base.protected_mode = false;
         base.dir = "/data".into();
     }
     let config = match Config::from_args_over(base, &cli.args) {
