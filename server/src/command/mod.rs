@@ -7,6 +7,7 @@ pub mod meta;
 pub mod meta_modules;
 pub mod meta_redis;
 pub mod render;
+pub mod scan;
 pub mod table;
 
 pub use ctx::Ctx;

@@ -13,6 +13,7 @@ use ferrite_storage::{glob_match, Hash, Shard, Value, NO_EXPIRE};
 use rand::Rng;
 
 use crate::command::ctx::{int_arg, is};
+use crate::command::scan::{cursor_arg, scan_options, ScanOptions};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::commands::string::format_incrbyfloat;
 use crate::pubsub::notify::{GENERIC, HASH};
@@ -453,26 +454,8 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], l: i64, withvalues: bool) -> 
 // ---------------------------------------------------------------------------
 // HSCAN
 
-/// Parses a cursor as Redis's `strtoul`-based `parseScanCursorOrReply`
-/// (a leading sign is accepted and `-n` wraps, as in C).
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let (neg, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
-        Some(b'+') => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let cursor = parse_cursor(&args[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = cursor_arg(&args[2])?;
     let key = &args[1][..];
     let db = ctx.db();
     db.with_shard(key, |s| {
@@ -483,24 +466,7 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Ok(());
         };
         // Options are parsed after the lookup, as in `scanGenericCommand`.
-        let mut count: i64 = 10;
-        let mut pattern: Option<&[u8]> = None;
-        let mut i = 3;
-        while i < args.len() {
-            let more = args.len() - i;
-            if is(&args[i], "count") && more >= 2 {
-                count = int_arg(&args[i + 1])?;
-                if count < 1 {
-                    return Err(CmdError::Syntax);
-                }
-            } else if is(&args[i], "match") && more >= 2 {
-                let p = &args[i + 1][..];
-                pattern = if p == b"*" { None } else { Some(p) };
-            } else {
-                return Err(CmdError::Syntax);
-            }
-            i += 2;
-        }
+        let ScanOptions { count, pattern, .. } = scan_options(args, 3, false)?;
         let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut collect = |k: &[u8], v: &[u8]| found.push((k.to_vec(), v.to_vec()));
         let next = if h.is_listpack() {
@@ -537,20 +503,4 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_parse() {
-        assert_eq!(parse_cursor(b"0"), Some(0));
-        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551616"), None);
-        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
-        assert_eq!(parse_cursor(b""), None);
-        assert_eq!(parse_cursor(b" 1"), None);
-        assert_eq!(parse_cursor(b"1x"), None);
-    }
 }

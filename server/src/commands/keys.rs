@@ -6,6 +6,7 @@ use bytes::Bytes;
 use ferrite_storage::{glob_match, idle_seconds, Shard, Value, NO_EXPIRE};
 
 use crate::command::ctx::{int_arg, is};
+use crate::command::scan::{cursor_arg, scan_options, ScanOptions};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::pubsub::notify::GENERIC;
 
@@ -351,46 +352,13 @@ fn decode_cursor(cursor: u64, shards: usize) -> (usize, u64) {
     ((cursor & (shards as u64 - 1)) as usize, cursor >> bits)
 }
 
-/// Parses a cursor as Redis's `strtoul`-based `parseScanCursorOrReply`.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let (neg, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
-        Some(b'+') => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let cursor = parse_cursor(&args[1]).ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let mut count: i64 = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut typename: Option<&[u8]> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let more = args.len() - i;
-        if is(&args[i], "count") && more >= 2 {
-            count = int_arg(&args[i + 1])?;
-            if count < 1 {
-                return Err(CmdError::Syntax);
-            }
-        } else if is(&args[i], "match") && more >= 2 {
-            let p = &args[i + 1][..];
-            pattern = if p == b"*" { None } else { Some(p) };
-        } else if is(&args[i], "type") && more >= 2 {
-            typename = Some(&args[i + 1][..]);
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
+    let cursor = cursor_arg(&args[1])?;
+    let ScanOptions {
+        count,
+        pattern,
+        typename,
+    } = scan_options(args, 2, true)?;
     let now = ctx.now;
     let db = ctx.db();
     let shards = db.shard_count();
@@ -818,17 +786,6 @@ mod tests {
             }
         }
         assert_eq!(encode_cursor(0, 0, 16), 0);
-    }
-
-    #[test]
-    fn cursor_parse() {
-        assert_eq!(parse_cursor(b"0"), Some(0));
-        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551616"), None);
-        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
-        assert_eq!(parse_cursor(b""), None);
-        assert_eq!(parse_cursor(b" 1"), None);
-        assert_eq!(parse_cursor(b"1x"), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use ferrite_storage::{glob_match, Set, Shard, ShardGroup, Value, NO_EXPIRE};
 use rand::Rng;
 
 use crate::command::ctx::{int_arg, is};
+use crate::command::scan::{scan_options, ScanOptions};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::pubsub::notify::{GENERIC, SET};
 
@@ -906,46 +907,15 @@ fn diff_algo_two(g: &mut ShardGroup<'_>, keys: &[Bytes], now: i64, max: usize, r
 // ---------------------------------------------------------------------------
 // SSCAN
 
-/// Parses a cursor as Redis's `parseScanCursorOrReply` (`strtoul`): no
-/// leading space, an optional sign (a negative cursor wraps), digits, and
-/// nothing after them; the empty string is cursor 0.
+/// A cursor as Redis's `parseScanCursorOrReply` (`strtoul`) reads it: as
+/// the shared parser, except that the empty string is cursor 0, which is
+/// what `strtoul` gives (`SCAN`/`HSCAN`/`ZSCAN` still refuse it: see the
+/// issue note).
 fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let (neg, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
-        Some(b'+') => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if !digits.iter().all(u8::is_ascii_digit) || (digits.is_empty() && !arg.is_empty()) {
-        return None;
+    if arg.is_empty() {
+        return Some(0);
     }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
-/// `SSCAN` options, parsed by Redis only once the key is known to be a set.
-fn parse_scan_options(args: &[Bytes]) -> Result<(u64, Option<&[u8]>), CmdError> {
-    let mut count: i64 = 10;
-    let mut pattern = None;
-    let mut i = 3;
-    while i < args.len() {
-        let more = args.len() - i;
-        if is(&args[i], "count") && more >= 2 {
-            count = int_arg(&args[i + 1])?;
-            if count < 1 {
-                return Err(CmdError::Syntax);
-            }
-        } else if is(&args[i], "match") && more >= 2 {
-            let p = &args[i + 1][..];
-            pattern = if p == b"*" { None } else { Some(p) };
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
-    Ok((count as u64, pattern))
+    crate::command::scan::parse_cursor(arg)
 }
 
 fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -959,7 +929,8 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.out.array(0);
             return Ok(());
         };
-        let (count, pattern) = parse_scan_options(args)?;
+        let ScanOptions { count, pattern, .. } = scan_options(args, 3, false)?;
+        let count = count as u64;
         let mut found: Vec<Owned> = Vec::new();
         let mut cursor = cursor;
         // Ten bucket visits per requested element at most, so a sparse

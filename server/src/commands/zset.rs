@@ -22,6 +22,7 @@ use ferrite_storage::{
 use rand::Rng;
 
 use crate::command::ctx::{int_arg, is};
+use crate::command::scan::{cursor_arg, scan_options, ScanOptions};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::shared::Shared;
 
@@ -1558,49 +1559,15 @@ fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 // ---------------------------------------------------------------------------
 // ZSCAN
 
-/// A cursor as Redis's `strtoul`-based `parseScanCursorOrReply` reads it.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let (neg, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
-        Some(b'+') => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let cursor = parse_cursor(&args[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = cursor_arg(&args[2])?;
     let db = ctx.db();
     let key = &args[1][..];
     let (next, found) = db.with_shard(key, |s| {
         let Some(z) = read_zset(ctx, s, key)? else {
             return Ok((0, Vec::new()));
         };
-        let mut count: i64 = 10;
-        let mut pattern: Option<&[u8]> = None;
-        let mut i = 3;
-        while i < args.len() {
-            let more = args.len() - i;
-            if is(&args[i], "count") && more >= 2 {
-                count = int_arg(&args[i + 1])?;
-                if count < 1 {
-                    return Err(CmdError::Syntax);
-                }
-            } else if is(&args[i], "match") && more >= 2 {
-                let p = &args[i + 1][..];
-                pattern = if p == b"*" { None } else { Some(p) };
-            } else {
-                return Err(CmdError::Syntax);
-            }
-            i += 2;
-        }
+        let ScanOptions { count, pattern, .. } = scan_options(args, 3, false)?;
         let mut found: Vec<(Vec<u8>, f64)> = Vec::new();
         let mut visit = |m: &[u8], s: f64| {
             if pattern.is_none_or(|p| glob_match(p, m, false)) {
