@@ -104,6 +104,49 @@ pub fn int_arg(arg: &[u8]) -> Result<i64, CmdError> {
     ferrite_protocol::parse_i64(arg).ok_or(CmdError::NotInteger)
 }
 
+/// `getRangeLongFromObjectOrReply`: an integer in `min..=max`, else `ERR
+/// <msg>` (also for a non-integer, as Redis).
+pub fn range_arg(arg: &[u8], min: i64, max: i64, msg: &str) -> Result<i64, CmdError> {
+    match ferrite_protocol::parse_i64(arg) {
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(CmdError::err(msg)),
+    }
+}
+
+/// The tail shared by `LMPOP`, `BLMPOP`, `ZMPOP` and `BZMPOP`:
+/// `numkeys key [key ...] <which[0]|which[1]> [COUNT count]` from
+/// `args[numkeys_idx]`. Returns the keys, which word was given (0 or 1) and
+/// the count (default 1).
+pub fn mpop_args<'a>(
+    args: &'a [Bytes],
+    numkeys_idx: usize,
+    which: [&str; 2],
+) -> Result<(&'a [Bytes], usize, usize), CmdError> {
+    let positive = |arg: &[u8], msg: &str| {
+        range_arg(arg, 1, i64::MAX, msg).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    let numkeys = positive(&args[numkeys_idx], "numkeys should be greater than 0")?;
+    let where_idx = numkeys
+        .checked_add(numkeys_idx + 1)
+        .filter(|&i| i < args.len())
+        .ok_or(CmdError::Syntax)?;
+    let side = which
+        .iter()
+        .position(|w| is(&args[where_idx], w))
+        .ok_or(CmdError::Syntax)?;
+    let mut count = None;
+    let mut j = where_idx + 1;
+    while j < args.len() {
+        if count.is_none() && is(&args[j], "count") && j + 1 < args.len() {
+            count = Some(positive(&args[j + 1], "count should be greater than 0")?);
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok((&args[numkeys_idx + 1..where_idx], side, count.unwrap_or(1)))
+}
+
 /// Parses a float argument (`ERR value is not a valid float`).
 pub fn float_arg(arg: &[u8]) -> Result<f64, CmdError> {
     ferrite_protocol::parse_f64(arg).ok_or(CmdError::NotFloat)

@@ -12,7 +12,7 @@ use ferrite_protocol::ReplyBuf;
 use ferrite_storage::{List, Shard, Value, NO_EXPIRE};
 
 use crate::blocking::{BlockOp, End, Waiter};
-use crate::command::ctx::{int_arg, is, timeout_arg};
+use crate::command::ctx::{int_arg, is, mpop_args, timeout_arg};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::pubsub::notify::{GENERIC, LIST};
 use crate::shared::Shared;
@@ -190,15 +190,6 @@ fn positive_arg(arg: &[u8], msg: &str) -> Result<i64, CmdError> {
     Ok(n)
 }
 
-/// `getRangeLongFromObjectOrReply(1, LONG_MAX)`: `msg` also for a
-/// non-integer, as Redis.
-fn at_least_one(arg: &[u8], msg: &str) -> Result<usize, CmdError> {
-    match ferrite_protocol::parse_i64(arg) {
-        Some(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-        _ => Err(CmdError::err(msg)),
-    }
-}
-
 /// Redis's range normalisation (`LRANGE`/`LTRIM`): `None` for an empty range.
 fn norm_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
@@ -370,26 +361,9 @@ fn propagate_pop(srv: &Shared, db: usize, key: &[u8], end: End, n: Option<usize>
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]` and the same
 /// after `BLMPOP`'s timeout: returns (keys, end, count).
 fn parse_mpop(args: &[Bytes], numkeys_idx: usize) -> Result<(&[Bytes], End, usize), CmdError> {
-    let numkeys = at_least_one(&args[numkeys_idx], "numkeys should be greater than 0")?;
-    let where_idx = numkeys
-        .checked_add(numkeys_idx + 1)
-        .filter(|&i| i < args.len())
-        .ok_or(CmdError::Syntax)?;
-    let end = end_arg(&args[where_idx])?;
-    let mut count = None;
-    let mut j = where_idx + 1;
-    while j < args.len() {
-        if count.is_none() && is(&args[j], "count") && j + 1 < args.len() {
-            count = Some(at_least_one(
-                &args[j + 1],
-                "count should be greater than 0",
-            )?);
-            j += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    Ok((&args[numkeys_idx + 1..where_idx], end, count.unwrap_or(1)))
+    let (keys, side, count) = mpop_args(args, numkeys_idx, ["left", "right"])?;
+    let end = if side == 0 { End::Left } else { End::Right };
+    Ok((keys, end, count))
 }
 
 /// Tries to pop from the first non-empty list of `keys` (all locked in `g`);

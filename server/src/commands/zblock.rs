@@ -8,7 +8,7 @@ use ferrite_protocol::ReplyBuf;
 use ferrite_storage::{Shard, Value};
 
 use crate::blocking::{BlockOp, Waiter};
-use crate::command::ctx::{is, timeout_arg};
+use crate::command::ctx::{mpop_args, timeout_arg};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::commands::list::Served;
 use crate::commands::zset::zpop_into;
@@ -20,15 +20,6 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("bzpopmax", bzpopmax),
     ("bzmpop", bzmpop),
 ];
-
-/// `getRangeLongFromObjectOrReply(1, LONG_MAX)` with Redis's message also
-/// for a non-integer.
-fn at_least_one(arg: &[u8], msg: &str) -> Result<usize, CmdError> {
-    match ferrite_protocol::parse_i64(arg) {
-        Some(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-        _ => Err(CmdError::err(msg)),
-    }
-}
 
 /// Writes a pop's reply: `[key, member, score]` for `BZPOP*` (`count` None),
 /// `[key, [[member, score], ...]]` for `BZMPOP`.
@@ -131,39 +122,9 @@ fn bzpopmax(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`.
 fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let numkeys = at_least_one(&args[2], "numkeys should be greater than 0")?;
-    let where_idx = numkeys
-        .checked_add(3)
-        .filter(|&i| i < args.len())
-        .ok_or(CmdError::Syntax)?;
-    let max = if is(&args[where_idx], "max") {
-        true
-    } else if is(&args[where_idx], "min") {
-        false
-    } else {
-        return Err(CmdError::Syntax);
-    };
-    let mut count = None;
-    let mut j = where_idx + 1;
-    while j < args.len() {
-        if count.is_none() && is(&args[j], "count") && j + 1 < args.len() {
-            count = Some(at_least_one(
-                &args[j + 1],
-                "count should be greater than 0",
-            )?);
-            j += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
+    let (keys, side, count) = mpop_args(args, 2, ["min", "max"])?;
     let deadline = timeout_arg(ctx, &args[1])?;
-    bzpop_generic(
-        ctx,
-        &args[3..where_idx],
-        max,
-        Some(count.unwrap_or(1)),
-        deadline,
-    )
+    bzpop_generic(ctx, keys, side == 1, Some(count), deadline)
 }
 
 /// Serves one sorted-set waiter from `key` (see `list::serve_ready`).

@@ -21,7 +21,7 @@ use ferrite_storage::{
 };
 use rand::Rng;
 
-use crate::command::ctx::{int_arg, is};
+use crate::command::ctx::{int_arg, is, mpop_args, range_arg};
 use crate::command::scan::{cursor_arg, scan_options, ScanOptions};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::shared::Shared;
@@ -280,14 +280,6 @@ fn lex_range(min: &[u8], max: &[u8]) -> Result<LexRange, CmdError> {
     match (parse_lex_bound(min), parse_lex_bound(max)) {
         (Some(min), Some(max)) => Ok(LexRange { min, max }),
         _ => Err(CmdError::err("min or max not valid string range item")),
-    }
-}
-
-/// `getRangeLongFromObjectOrReply` with a custom message for both failures.
-fn ranged_arg(arg: &[u8], min: i64, max: i64, msg: &str) -> Result<i64, CmdError> {
-    match ferrite_protocol::parse_i64(arg) {
-        Some(v) if (min..=max).contains(&v) => Ok(v),
-        _ => Err(CmdError::err(msg)),
     }
 }
 
@@ -1026,36 +1018,8 @@ fn zpop_minmax(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
 
 /// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`.
 fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let numkeys = ranged_arg(&args[1], 1, i64::MAX, "numkeys should be greater than 0")?;
-    let where_idx = usize::try_from(numkeys)
-        .ok()
-        .and_then(|n| n.checked_add(2))
-        .filter(|&w| w < args.len())
-        .ok_or(CmdError::Syntax)?;
-    let max = if is(&args[where_idx], "max") {
-        true
-    } else if is(&args[where_idx], "min") {
-        false
-    } else {
-        return Err(CmdError::Syntax);
-    };
-    let mut count: Option<i64> = None;
-    let mut j = where_idx + 1;
-    while j < args.len() {
-        if count.is_none() && is(&args[j], "count") && j + 1 < args.len() {
-            count = Some(ranged_arg(
-                &args[j + 1],
-                1,
-                i64::MAX,
-                "count should be greater than 0",
-            )?);
-            j += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    let count = usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX);
-    let keys = &args[2..where_idx];
+    let (keys, side, count) = mpop_args(args, 1, ["min", "max"])?;
+    let max = side == 1;
     let now = ctx.now;
     let dbi = ctx.client.db;
     let db = ctx.db();
@@ -1338,7 +1302,7 @@ fn parse_op_options(
             o.withscores = true;
             j += 1;
         } else if card && remaining >= 2 && is(a, "limit") {
-            let l = ranged_arg(&args[j + 1], 0, i64::MAX, "LIMIT can't be negative")?;
+            let l = range_arg(&args[j + 1], 0, i64::MAX, "LIMIT can't be negative")?;
             o.limit = usize::try_from(l).unwrap_or(usize::MAX);
             j += 2;
         } else {
