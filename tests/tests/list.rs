@@ -72,6 +72,11 @@ fn push_pop_and_ranges() {
         err(&mut con, &["LPOP", "l", "-1"]),
         "ERR value is out of range, must be positive"
     );
+    // A non-integer count gets the same message, as Redis.
+    assert_eq!(
+        err(&mut con, &["LPOP", "l", "abc"]),
+        "ERR value is out of range, must be positive"
+    );
     assert_eq!(
         err(&mut con, &["LPOP", "l", "1", "2"]),
         "ERR wrong number of arguments for 'lpop' command"

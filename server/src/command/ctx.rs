@@ -113,6 +113,16 @@ pub fn range_arg(arg: &[u8], min: i64, max: i64, msg: &str) -> Result<i64, CmdEr
     }
 }
 
+/// `getPositiveLongFromObjectOrReply`: a non-negative integer, else `ERR
+/// <msg>` for a negative value and for a non-integer alike; Redis's default
+/// message is [`MUST_BE_POSITIVE`].
+pub fn positive_arg(arg: &[u8], msg: &str) -> Result<i64, CmdError> {
+    range_arg(arg, 0, i64::MAX, msg)
+}
+
+/// Redis's default message of `getPositiveLongFromObjectOrReply`.
+pub const MUST_BE_POSITIVE: &str = "value is out of range, must be positive";
+
 /// The tail shared by `LMPOP`, `BLMPOP`, `ZMPOP` and `BZMPOP`:
 /// `numkeys key [key ...] <which[0]|which[1]> [COUNT count]` from
 /// `args[numkeys_idx]`. Returns the keys, which word was given (0 or 1) and

@@ -12,7 +12,7 @@ use ferrite_protocol::ReplyBuf;
 use ferrite_storage::{List, Shard, Value, NO_EXPIRE};
 
 use crate::blocking::{BlockOp, End, Waiter};
-use crate::command::ctx::{int_arg, is, mpop_args, timeout_arg};
+use crate::command::ctx::{int_arg, is, mpop_args, positive_arg, timeout_arg, MUST_BE_POSITIVE};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::pubsub::notify::{GENERIC, LIST};
 use crate::shared::Shared;
@@ -181,15 +181,6 @@ fn end_arg(arg: &[u8]) -> Result<End, CmdError> {
     }
 }
 
-/// `getPositiveLongFromObjectOrReply` with Redis's default message.
-fn positive_arg(arg: &[u8], msg: &str) -> Result<i64, CmdError> {
-    let n = int_arg(arg)?;
-    if n < 0 {
-        return Err(CmdError::err(msg));
-    }
-    Ok(n)
-}
-
 /// Redis's range normalisation (`LRANGE`/`LTRIM`): `None` for an empty range.
 fn norm_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
@@ -266,7 +257,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CmdResult {
         return Err(ctx.arity_error());
     }
     let count = match args.get(2) {
-        Some(a) => Some(positive_arg(a, "value is out of range, must be positive")?),
+        Some(a) => Some(positive_arg(a, MUST_BE_POSITIVE)?),
         None => None,
     };
     let key = &args[1];

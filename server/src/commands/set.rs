@@ -19,7 +19,7 @@ use ferrite_storage::set::Member;
 use ferrite_storage::{glob_match, Set, Shard, ShardGroup, Value, NO_EXPIRE};
 use rand::Rng;
 
-use crate::command::ctx::{int_arg, is};
+use crate::command::ctx::{int_arg, is, positive_arg, MUST_BE_POSITIVE};
 use crate::command::scan::{scan_options, ScanOptions};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::pubsub::notify::{GENERIC, SET};
@@ -347,9 +347,7 @@ fn spop_one(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn spop_count(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
-    let positive = || CmdError::err("value is out of range, must be positive");
-    let count = ferrite_protocol::parse_i64(&args[2]).ok_or_else(positive)?;
-    let count = u64::try_from(count).map_err(|_| positive())?;
+    let count = positive_arg(&args[2], MUST_BE_POSITIVE)? as u64;
     let max = max_intset(ctx);
     let now = ctx.now;
     let db = ctx.db();

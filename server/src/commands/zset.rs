@@ -21,7 +21,7 @@ use ferrite_storage::{
 };
 use rand::Rng;
 
-use crate::command::ctx::{int_arg, is, mpop_args, range_arg};
+use crate::command::ctx::{int_arg, is, mpop_args, positive_arg, range_arg, MUST_BE_POSITIVE};
 use crate::command::scan::{cursor_arg, scan_options, ScanOptions};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::shared::Shared;
@@ -281,15 +281,6 @@ fn lex_range(min: &[u8], max: &[u8]) -> Result<LexRange, CmdError> {
         (Some(min), Some(max)) => Ok(LexRange { min, max }),
         _ => Err(CmdError::err("min or max not valid string range item")),
     }
-}
-
-/// `getPositiveLongFromObjectOrReply` without a custom message.
-fn positive_arg(arg: &[u8]) -> Result<i64, CmdError> {
-    let v = int_arg(arg)?;
-    if v < 0 {
-        return Err(CmdError::err("value is out of range, must be positive"));
-    }
-    Ok(v)
 }
 
 // ---------------------------------------------------------------------------
@@ -982,7 +973,7 @@ fn zpop_minmax(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let count = match args.get(2) {
-        Some(a) => Some(positive_arg(a)?),
+        Some(a) => Some(positive_arg(a, MUST_BE_POSITIVE)?),
         None => None,
     };
     let nested = ctx.out.resp3 && count.is_some();
