@@ -258,6 +258,16 @@ impl RawConn {
         out
     }
 
+    /// Switches the connection to RESP3 (`HELLO 3`) and returns the whole
+    /// HELLO reply (a map ending with the empty `modules` array).
+    pub fn hello3(&mut self) -> Vec<u8> {
+        self.send(b"HELLO 3\r\n");
+        self.read_until(
+            |b| b.ends_with(b"$7\r\nmodules\r\n*0\r\n"),
+            Duration::from_secs(5),
+        )
+    }
+
     /// Whether the server has closed the connection (waits up to 2 s for it).
     pub fn is_closed(&mut self) -> bool {
         if !self.closed {
@@ -319,5 +329,19 @@ pub fn error_text(e: &redis::RedisError) -> String {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
         (Some(code), None) => code.to_string(),
         _ => e.to_string(),
+    }
+}
+
+/// Waits until `INFO clients` reports exactly `n` blocked clients (a client
+/// sent its blocking command and the server registered it); panics after 10 s.
+pub fn wait_blocked_clients(con: &mut redis::Connection, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = cmd(con, &["INFO", "clients"]);
+        if info.contains(&format!("blocked_clients:{n}\r\n")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -502,8 +502,7 @@ fn info_is_a_map_in_resp3() {
     let mut c = s.raw_conn();
     c.send(&resp(&[b"BF.RESERVE", b"bf", b"0.01", b"100"]));
     assert_eq!(text(&c.read_idle()), "+OK\r\n");
-    c.send(b"HELLO 3\r\n");
-    let _ = c.read_idle();
+    c.hello3();
     c.send(&resp(&[b"BF.INFO", b"bf"]));
     assert_eq!(
         text(&c.read_idle()),

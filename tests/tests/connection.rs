@@ -302,11 +302,7 @@ fn reset_clears_name_and_database() {
 fn reset_returns_to_resp2() {
     let server = TestServer::start();
     let mut c = server.raw_conn();
-    c.send(b"HELLO 3\r\n");
-    c.read_until(
-        |b| b.ends_with(b"modules\r\n*0\r\n"),
-        Duration::from_secs(5),
-    );
+    c.hello3();
     c.send(b"RESET\r\nCLIENT GETNAME\r\n");
     assert_eq!(text(&c.read_n(14)), "+RESET\r\n$-1\r\n");
 }

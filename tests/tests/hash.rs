@@ -445,8 +445,7 @@ fn hrandfield_withvalues_in_resp3_is_an_array_of_pairs() {
     let mut c = s.raw_conn();
     c.send(&resp(&[b"HSET", b"h", b"a", b"1"]));
     assert_eq!(text(&c.read_idle()), ":1\r\n");
-    c.send(b"HELLO 3\r\n");
-    let _ = c.read_idle();
+    c.hello3();
     c.send(&resp(&[b"HRANDFIELD", b"h", b"-2", b"WITHVALUES"]));
     assert_eq!(
         text(&c.read_idle()),

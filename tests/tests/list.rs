@@ -5,7 +5,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, err, TestServer};
+use ferrite_tests::{cmd, err, wait_blocked_clients, TestServer};
 use redis::Connection;
 
 fn setup() -> (TestServer, Connection) {
@@ -16,19 +16,6 @@ fn setup() -> (TestServer, Connection) {
 
 fn range(con: &mut Connection, key: &str) -> Vec<String> {
     cmd(con, &["LRANGE", key, "0", "-1"])
-}
-
-/// Waits until INFO reports `n` blocked clients.
-fn wait_blocked(con: &mut Connection, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info: String = cmd(con, &["INFO", "clients"]);
-        if info.contains(&format!("blocked_clients:{n}\r\n")) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]
@@ -241,19 +228,19 @@ fn blocked_clients_are_served_in_the_order_they_blocked() {
     let mut handles = Vec::new();
     for i in 0..3 {
         let mut c = s.client();
-        wait_blocked(&mut con, i);
+        wait_blocked_clients(&mut con, i);
         handles.push(thread::spawn(move || {
             let v: (String, String) = cmd(&mut c, &["BRPOP", "q", "0"]);
             v.1
         }));
-        wait_blocked(&mut con, i + 1);
+        wait_blocked_clients(&mut con, i + 1);
     }
     // One push of three elements: each waiter gets one, first come first served.
     let _: i64 = cmd(&mut con, &["RPUSH", "q", "1", "2", "3"]);
     let got: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(got, ["3", "2", "1"]);
     assert_eq!(cmd::<i64>(&mut con, &["EXISTS", "q"]), 0);
-    wait_blocked(&mut con, 0);
+    wait_blocked_clients(&mut con, 0);
 }
 
 #[test]
@@ -263,9 +250,9 @@ fn blmove_chain_serves_the_client_blocked_on_the_target() {
     let mut c2 = s.client();
     let h1 =
         thread::spawn(move || cmd::<String>(&mut c1, &["BLMOVE", "a", "b", "LEFT", "RIGHT", "0"]));
-    wait_blocked(&mut con, 1);
+    wait_blocked_clients(&mut con, 1);
     let h2 = thread::spawn(move || cmd::<(String, String)>(&mut c2, &["BLPOP", "b", "0"]));
-    wait_blocked(&mut con, 2);
+    wait_blocked_clients(&mut con, 2);
     let _: i64 = cmd(&mut con, &["LPUSH", "a", "v"]);
     assert_eq!(h1.join().unwrap(), "v");
     assert_eq!(h2.join().unwrap(), ("b".to_string(), "v".to_string()));
@@ -282,7 +269,7 @@ fn blmpop_with_count_and_brpoplpush_wrong_destination() {
             &["BLMPOP", "0", "2", "x", "y", "RIGHT", "COUNT", "2"],
         )
     });
-    wait_blocked(&mut con, 1);
+    wait_blocked_clients(&mut con, 1);
     let _: i64 = cmd(&mut con, &["RPUSH", "y", "1", "2", "3"]);
     assert_eq!(
         h.join().unwrap(),
@@ -300,7 +287,7 @@ fn blmpop_with_count_and_brpoplpush_wrong_destination() {
             .query(&mut c);
         r.map_err(|e| ferrite_tests::error_text(&e))
     });
-    wait_blocked(&mut con, 1);
+    wait_blocked_clients(&mut con, 1);
     let _: i64 = cmd(&mut con, &["RPUSH", "z", "v"]);
     let e = h.join().unwrap().unwrap_err();
     assert!(e.starts_with("WRONGTYPE"), "{e}");
@@ -321,7 +308,7 @@ fn client_unblock_ends_a_blocking_pop() {
             redis::cmd("BLPOP").arg("k").arg("0").query(&mut c);
         (first, r.map_err(|e| ferrite_tests::error_text(&e)))
     });
-    wait_blocked(&mut con, 1);
+    wait_blocked_clients(&mut con, 1);
     let list: String = cmd(&mut con, &["CLIENT", "LIST"]);
     assert!(list
         .lines()
@@ -330,7 +317,7 @@ fn client_unblock_ends_a_blocking_pop() {
         cmd::<i64>(&mut con, &["CLIENT", "UNBLOCK", &id.to_string()]),
         1
     );
-    wait_blocked(&mut con, 1);
+    wait_blocked_clients(&mut con, 1);
     assert_eq!(
         cmd::<i64>(&mut con, &["CLIENT", "UNBLOCK", &id.to_string(), "ERROR"]),
         1
@@ -353,10 +340,10 @@ fn a_disconnected_waiter_never_swallows_an_element() {
     {
         let mut raw = s.raw_conn();
         raw.send(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nk\r\n$1\r\n0\r\n");
-        wait_blocked(&mut con, 1);
+        wait_blocked_clients(&mut con, 1);
     }
     // The connection is gone: the server notices and forgets the waiter.
-    wait_blocked(&mut con, 0);
+    wait_blocked_clients(&mut con, 0);
     let _: i64 = cmd(&mut con, &["RPUSH", "k", "kept"]);
     assert_eq!(range(&mut con, "k"), ["kept"]);
 }
@@ -369,7 +356,7 @@ fn swapdb_wakes_a_client_blocked_in_the_swapped_db() {
     let _: String = cmd(&mut con, &["SELECT", "0"]);
     let mut c = s.client();
     let h = thread::spawn(move || cmd::<(String, String)>(&mut c, &["BLPOP", "k", "0"]));
-    wait_blocked(&mut con, 1);
+    wait_blocked_clients(&mut con, 1);
     let _: String = cmd(&mut con, &["SWAPDB", "0", "1"]);
     assert_eq!(h.join().unwrap().1, "from-db1");
 }

@@ -78,11 +78,7 @@ fn a_command_split_across_writes_is_reassembled() {
 fn hello_3_answers_a_resp3_map_with_seven_fields() {
     let server = TestServer::start();
     let mut c = server.raw_conn();
-    c.send(b"HELLO 3\r\n");
-    let reply = text(&c.read_until(
-        |b| b.ends_with(b"$7\r\nmodules\r\n*0\r\n"),
-        Duration::from_secs(5),
-    ));
+    let reply = text(&c.hello3());
     assert!(
         reply.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n"),
         "{reply}"
@@ -101,11 +97,7 @@ fn hello_3_answers_a_resp3_map_with_seven_fields() {
 fn after_hello_3_a_missing_value_is_the_resp3_null() {
     let server = TestServer::start();
     let mut c = server.raw_conn();
-    c.send(b"HELLO 3\r\n");
-    c.read_until(
-        |b| b.ends_with(b"modules\r\n*0\r\n"),
-        Duration::from_secs(5),
-    );
+    c.hello3();
     // CLIENT GETNAME on an unnamed connection is a null: `_` in RESP3.
     c.send(b"CLIENT GETNAME\r\n");
     assert_eq!(text(&c.read_n(3)), "_\r\n");

@@ -895,8 +895,7 @@ fn every_command_refuses_a_key_of_another_type() {
 fn resp3_replies_use_doubles_and_nested_pairs() {
     let server = TestServer::start();
     let mut c = server.raw_conn();
-    c.send(b"HELLO 3\r\n");
-    let _ = c.read_idle();
+    c.hello3();
     c.send(b"ZADD z 1.5 a 2 b\r\nZRANGE z 0 -1 WITHSCORES\r\nZSCORE z a\r\nZPOPMIN z 1\r\nZPOPMAX z\r\nZSCORE z nope\r\n");
     let got = text(&c.read_idle());
     assert_eq!(

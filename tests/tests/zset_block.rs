@@ -4,22 +4,8 @@
 //! kind (a list waiter never takes a sorted set's member).
 
 use std::thread;
-use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, err, TestServer};
-use redis::Connection;
-
-fn wait_blocked(con: &mut Connection, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info: String = cmd(con, &["INFO", "clients"]);
-        if info.contains(&format!("blocked_clients:{n}\r\n")) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
+use ferrite_tests::{cmd, err, wait_blocked_clients, TestServer};
 
 #[test]
 fn bzpop_returns_at_once_or_times_out() {
@@ -52,14 +38,14 @@ fn zadd_serves_waiters_in_order_and_skips_list_waiters() {
     let mut con = s.client();
     let mut list_waiter = s.client();
     let lw = thread::spawn(move || cmd::<redis::Value>(&mut list_waiter, &["BLPOP", "k", "1"]));
-    wait_blocked(&mut con, 1);
+    wait_blocked_clients(&mut con, 1);
     let mut handles = Vec::new();
     for i in 0..2 {
         let mut c = s.client();
         handles.push(thread::spawn(move || {
             cmd::<(String, String, String)>(&mut c, &["BZPOPMIN", "k", "0"])
         }));
-        wait_blocked(&mut con, i + 2);
+        wait_blocked_clients(&mut con, i + 2);
     }
     let _: i64 = cmd(
         &mut con,
