@@ -7,8 +7,17 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 
-use super::meta::CommandMeta;
+use bytes::Bytes;
+
+use super::meta::{BeginSearch, CommandMeta, FindKeys};
 use super::Handler;
+
+/// The key positions (with their key-spec flags) of one call.
+pub type KeyRefs = Vec<(usize, &'static [&'static str])>;
+
+/// A command's own key finder, for commands whose key specs cannot name
+/// every key (Redis's `getkeys_proc`, e.g. `SORT ... STORE dst`).
+pub type GetKeysFn = fn(&[Bytes]) -> KeyRefs;
 
 /// Flag bits computed from the metadata's flag words, for the dispatcher.
 pub mod flag {
@@ -70,9 +79,29 @@ pub struct Command {
     pub stats: CommandStats,
     /// Position in [`Table::names`] plus one (`CLIENT LIST` `cmd=` without a lock).
     pub id: u32,
+    /// The command's own key finder, if it has one.
+    pub getkeys: Option<GetKeysFn>,
 }
 
 impl Command {
+    /// The keys of one call, as Redis's `getKeysFromCommand` finds them: the
+    /// command's own finder, else its key specs, else (for commands without
+    /// movable keys) the legacy first/last/step triple. `COMMAND GETKEYS`
+    /// and `EXEC`'s lock set both use it.
+    pub fn keys(&self, argv: &[Bytes]) -> KeyRefs {
+        if let Some(f) = self.getkeys {
+            return f(argv);
+        }
+        let keys = keys_of(self.meta, argv);
+        if !keys.is_empty() || self.has(flag::MOVABLEKEYS) {
+            return keys;
+        }
+        self.key_positions(argv.len())
+            .into_iter()
+            .map(|i| (i, &[][..]))
+            .collect()
+    }
+
     /// The lowercase full name (`get`, `config|get`).
     pub fn name(&self) -> &'static str {
         self.meta.name
@@ -246,7 +275,88 @@ fn make(m: &'static CommandMeta, handlers: &HashMap<&str, Handler>) -> Option<Co
         subcommands: subs,
         stats: CommandStats::default(),
         id: 0,
+        getkeys: crate::commands::getkeys_proc(m.name),
     })
+}
+
+/// Key positions (with their key-spec flags) of `argv` by the command's key
+/// specs (Redis's `getKeysUsingKeySpecs`).
+pub fn keys_of(meta: &CommandMeta, argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
+    let argc = argv.len() as i32;
+    let mut out = Vec::new();
+    if meta.key_specs.is_empty() {
+        return out;
+    }
+    for ks in meta.key_specs {
+        let begin = match ks.begin_search {
+            BeginSearch::Index(i) => i,
+            BeginSearch::Keyword { keyword, startfrom } => {
+                let (mut i, end, step) = if startfrom >= 0 {
+                    (startfrom, argc, 1)
+                } else {
+                    (argc + startfrom, 0, -1)
+                };
+                let mut found = None;
+                while (step > 0 && i < end) || (step < 0 && i > end) {
+                    if i >= 1
+                        && i < argc
+                        && argv[i as usize].eq_ignore_ascii_case(keyword.as_bytes())
+                    {
+                        found = Some(i + 1);
+                        break;
+                    }
+                    i += step;
+                }
+                match found {
+                    Some(f) => f,
+                    None => continue,
+                }
+            }
+            BeginSearch::Unknown => continue,
+        };
+        let (first, last, step) = match ks.find_keys {
+            FindKeys::Range {
+                lastkey,
+                step,
+                limit,
+            } => {
+                let last = if lastkey >= 0 {
+                    begin + lastkey
+                } else if limit > 0 {
+                    begin + (argc - begin) / limit + lastkey
+                } else {
+                    argc + lastkey
+                };
+                (begin, last, step.max(1))
+            }
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                step,
+            } => {
+                let idx = begin + keynumidx;
+                if idx >= argc {
+                    continue;
+                }
+                let n = ferrite_protocol::parse_i64(&argv[idx as usize]).unwrap_or(0);
+                if n <= 0 {
+                    continue;
+                }
+                let first = begin + firstkey;
+                let step = step.max(1);
+                (first, first + (n as i32 - 1) * step, step)
+            }
+            FindKeys::Unknown => continue,
+        };
+        let mut i = first;
+        while i <= last && i < argc {
+            if i >= 1 {
+                out.push((i as usize, ks.flags));
+            }
+            i += step;
+        }
+    }
+    out
 }
 
 /// The server's table: Redis's metadata and the built-in module commands'

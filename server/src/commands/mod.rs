@@ -40,3 +40,12 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(throttle::HANDLERS);
     v
 }
+
+/// The commands that find their keys with their own parser (Redis's
+/// `getkeys_proc`) rather than from their key specs alone.
+pub fn getkeys_proc(name: &str) -> Option<crate::command::table::GetKeysFn> {
+    match name {
+        "sort" => Some(sort::sort_key_positions),
+        _ => None,
+    }
+}

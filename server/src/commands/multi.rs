@@ -235,13 +235,7 @@ fn lock_set(srv: &Shared, client: &Client, queue: &[Queued]) -> LockSet {
             set.add_all();
             return set;
         }
-        let keys = crate::commands::server::keys_of(q.cmd.meta, &q.argv);
-        if keys.is_empty() {
-            for i in q.cmd.key_positions(q.argv.len()) {
-                set.add_key(db, &q.argv[i]);
-            }
-        }
-        for (i, _) in keys {
+        for (i, _) in q.cmd.keys(&q.argv) {
             set.add_key(db, &q.argv[i]);
         }
     }

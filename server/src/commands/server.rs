@@ -10,9 +10,8 @@ use ferrite_storage::{glob_match, idle_seconds, Value};
 
 use super::connection::{write_help, REDIS_VERSION};
 use crate::command::ctx::{int_arg, is, unix_us};
-use crate::command::meta::{BeginSearch, CommandMeta, FindKeys};
 use crate::command::render::{write_docs, write_info};
-use crate::command::{flag, CmdError, CmdResult, Command, Ctx, Handler, TABLE};
+use crate::command::{CmdError, CmdResult, Command, Ctx, Handler, TABLE};
 use crate::config::{find_param, Kind, PARAMS};
 use crate::shared::Shared;
 
@@ -124,83 +123,6 @@ fn command_docs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Key positions (with their key-spec flags) of `argv` by the command's key
-/// specs, falling back to the legacy triple.
-pub(crate) fn keys_of(meta: &CommandMeta, argv: &[Bytes]) -> Vec<(usize, &'static [&'static str])> {
-    let argc = argv.len() as i32;
-    let mut out = Vec::new();
-    if meta.key_specs.is_empty() {
-        return out;
-    }
-    for ks in meta.key_specs {
-        let begin = match ks.begin_search {
-            BeginSearch::Index(i) => i,
-            BeginSearch::Keyword { keyword, startfrom } => {
-                let (mut i, end, step) = if startfrom >= 0 {
-                    (startfrom, argc, 1)
-                } else {
-                    (argc + startfrom, 0, -1)
-                };
-                let mut found = None;
-                while (step > 0 && i < end) || (step < 0 && i > end) {
-                    if i >= 1 && i < argc && is(&argv[i as usize], keyword) {
-                        found = Some(i + 1);
-                        break;
-                    }
-                    i += step;
-                }
-                match found {
-                    Some(f) => f,
-                    None => continue,
-                }
-            }
-            BeginSearch::Unknown => continue,
-        };
-        let (first, last, step) = match ks.find_keys {
-            FindKeys::Range {
-                lastkey,
-                step,
-                limit,
-            } => {
-                let last = if lastkey >= 0 {
-                    begin + lastkey
-                } else if limit > 0 {
-                    begin + (argc - begin) / limit + lastkey
-                } else {
-                    argc + lastkey
-                };
-                (begin, last, step.max(1))
-            }
-            FindKeys::Keynum {
-                keynumidx,
-                firstkey,
-                step,
-            } => {
-                let idx = begin + keynumidx;
-                if idx >= argc {
-                    continue;
-                }
-                let n = ferrite_protocol::parse_i64(&argv[idx as usize]).unwrap_or(0);
-                if n <= 0 {
-                    continue;
-                }
-                let first = begin + firstkey;
-                let step = step.max(1);
-                (first, first + (n as i32 - 1) * step, step)
-            }
-            FindKeys::Unknown => continue,
-        };
-        let mut i = first;
-        while i <= last && i < argc {
-            if i >= 1 {
-                out.push((i as usize, ks.flags));
-            }
-            i += step;
-        }
-    }
-    out
-}
-
 fn getkeys_common(args: &[Bytes]) -> Result<Vec<(usize, &'static [&'static str])>, CmdError> {
     let argv = &args[2..];
     let mut cmd =
@@ -217,20 +139,7 @@ fn getkeys_common(args: &[Bytes]) -> Result<Vec<(usize, &'static [&'static str])
             "Invalid number of arguments specified for command",
         ));
     }
-    // SORT's STORE key is found by a parser, as Redis's `sortGetKeys`
-    // getkeys_proc does; every other command's keys come from its specs.
-    let mut keys = if cmd.meta.name == "sort" {
-        crate::commands::sort::sort_key_positions(argv)
-    } else {
-        keys_of(cmd.meta, argv)
-    };
-    if keys.is_empty() && !cmd.has(flag::MOVABLEKEYS) {
-        keys = cmd
-            .key_positions(argv.len())
-            .into_iter()
-            .map(|i| (i, &[][..]))
-            .collect();
-    }
+    let keys = cmd.keys(argv);
     if keys.is_empty() {
         return Err(CmdError::err("The command has no key arguments"));
     }
@@ -1645,7 +1554,10 @@ mod tests {
             .iter()
             .find(|m| m.name == "mset")
             .unwrap();
-        let k: Vec<usize> = keys_of(m, &argv).into_iter().map(|x| x.0).collect();
+        let k: Vec<usize> = crate::command::table::keys_of(m, &argv)
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         assert_eq!(k, vec![1, 3]);
     }
 }
