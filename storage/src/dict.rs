@@ -237,6 +237,54 @@ impl<V> Dict<V> {
         })
     }
 
+    /// Up to `count` entries from a run of buckets starting at a random
+    /// one, like Redis's `dictGetSomeKeys`: much cheaper than `count`
+    /// independent random picks, and random enough for eviction sampling.
+    /// Visits at most `count * 10` buckets; a long run of empty buckets
+    /// jumps to a new random place.
+    pub fn sample(
+        &self,
+        count: usize,
+        mut rand: impl FnMut() -> u64,
+        mut f: impl FnMut(&[u8], &V),
+    ) {
+        if self.len == 0 || count == 0 {
+            return;
+        }
+        let count = count.min(self.len);
+        let mask = self.table.len() - 1;
+        let mut i = (rand() as usize) & mask;
+        let mut found = 0;
+        let mut empty_run = 0;
+        let mut steps = count * 10;
+        while found < count && steps > 0 {
+            steps -= 1;
+            match self.table[i].as_deref() {
+                None => {
+                    empty_run += 1;
+                    if empty_run >= 5 && empty_run > count {
+                        i = (rand() as usize) & mask;
+                        empty_run = 0;
+                        continue;
+                    }
+                }
+                Some(head) => {
+                    empty_run = 0;
+                    let mut cur = Some(head);
+                    while let Some(n) = cur {
+                        f(&n.key, &n.value);
+                        found += 1;
+                        if found == count {
+                            return;
+                        }
+                        cur = n.next.as_deref();
+                    }
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// A uniformly chosen bucket's random entry, like `dictGetFairRandomKey`
     /// without the bias fix; `rand` supplies random numbers.
     pub fn random(&self, mut rand: impl FnMut() -> u64) -> Option<(&[u8], &V)> {
@@ -348,6 +396,44 @@ mod tests {
                 prop_assert!(seen.contains(i.to_be_bytes().as_slice()));
             }
         }
+    }
+
+    #[test]
+    fn sample_returns_distinct_present_keys() {
+        let mut d = Dict::new();
+        for i in 0u32..1000 {
+            d.insert(&i.to_be_bytes(), i);
+        }
+        let mut x = 99u64;
+        let mut rand = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut got = Vec::new();
+            d.sample(5, &mut rand, |k, v| got.push((k.to_vec(), *v)));
+            assert_eq!(got.len(), 5);
+            let distinct: std::collections::HashSet<_> = got.iter().map(|g| g.0.clone()).collect();
+            assert_eq!(distinct.len(), 5);
+            for (k, v) in got {
+                assert_eq!(k, v.to_be_bytes());
+                seen.insert(v);
+            }
+        }
+        // Random starting points spread over the table.
+        assert!(
+            seen.len() > 500,
+            "only {} distinct keys sampled",
+            seen.len()
+        );
+        let mut small = Dict::new();
+        small.insert(b"only", 1);
+        let mut n = 0;
+        small.sample(5, &mut rand, |_, _| n += 1);
+        assert_eq!(n, 1);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::dict::{hash_key, Dict};
+use crate::evict::{EvictionPool, Policy};
 use crate::store::{Observer, StoreStats};
 use crate::value::Value;
 use crate::watch::{WatchFlag, WatchTable, Watcher};
@@ -23,7 +24,10 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in unix milliseconds, or [`NO_EXPIRE`].
     pub expire_at: i64,
-    /// Last access in seconds (Redis's LRU clock resolution), for `OBJECT IDLETIME`.
+    /// Access metadata for eviction, as Redis's `robj.lru`: an LRU clock
+    /// value ([`crate::evict::access_clock`]) or, under an LFU policy, the
+    /// minute of the last decrement and a logarithmic counter
+    /// (`minutes << 8 | counter`).
     pub lru: u32,
 }
 
@@ -32,14 +36,10 @@ pub fn lru_clock(now_ms: i64) -> u32 {
     ((now_ms / 1000) as u64 & ((1 << 24) - 1)) as u32
 }
 
-/// Seconds since `lru` by the 24-bit wrapping clock.
+/// Seconds since the access recorded in an entry's LRU metadata
+/// (`OBJECT IDLETIME`).
 pub fn idle_seconds(lru: u32, now_ms: i64) -> u64 {
-    let now = lru_clock(now_ms);
-    if now >= lru {
-        u64::from(now - lru)
-    } else {
-        u64::from(now) + (1 << 24) - u64::from(lru)
-    }
+    crate::evict::idle_ms(lru, now_ms) / 1000
 }
 
 /// A shard of one database.
@@ -53,6 +53,19 @@ pub struct Shard {
     /// Keys some client `WATCH`es; `None` while there are none, so a change
     /// costs one check.
     watched: Option<Box<WatchTable>>,
+    /// xorshift state for LFU increments and eviction sampling.
+    rng: u64,
+}
+
+/// One xorshift64 step: cheap randomness for sampling, not for secrets.
+#[inline]
+fn next_rand(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
 }
 
 fn logically_expired(e: &Entry, now: i64) -> bool {
@@ -115,6 +128,11 @@ impl Shard {
             observer,
             stats,
             watched: None,
+            rng: {
+                static SEED: std::sync::atomic::AtomicU64 =
+                    std::sync::atomic::AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+                SEED.fetch_add(0x6A09_E667_F3BC_C909, std::sync::atomic::Ordering::Relaxed) | 1
+            },
         }
     }
 
@@ -178,7 +196,8 @@ impl Shard {
         let h = hash_key(key);
         self.expire_if_needed(h, key, now);
         let e = self.keys.get_mut_hashed(h, key)?;
-        e.lru = lru_clock(now);
+        let rng = &mut self.rng;
+        e.lru = self.stats.access.touched(e.lru, now, || next_rand(rng));
         Some(e)
     }
 
@@ -201,7 +220,8 @@ impl Shard {
         let e = self.keys.get_mut_hashed(h, key)?;
         let before = e.value.mem_usage();
         let r = f(e);
-        e.lru = lru_clock(now);
+        let rng = &mut self.rng;
+        e.lru = self.stats.access.touched(e.lru, now, || next_rand(rng));
         let after = e.value.mem_usage();
         if after > before {
             self.add_mem(after - before);
@@ -219,16 +239,27 @@ impl Shard {
         if value.is_blockable() {
             self.observer.key_ready(self.db, key);
         }
-        let entry = Entry {
+        let mut entry = Entry {
             value,
             expire_at,
-            lru: lru_clock(now),
+            lru: self.stats.access.initial(now),
         };
         let add = entry_mem(key, &entry);
         let old = match self.keys.get_mut_hashed(h, key) {
-            Some(slot) => Some(std::mem::replace(slot, entry)),
+            Some(slot) => {
+                // An overwrite keeps the key's access frequency, counting
+                // this write as an access (Redis's `dbSetValue`).
+                if self.stats.access.lfu() {
+                    let rng = &mut self.rng;
+                    entry.lru = self.stats.access.touched(slot.lru, now, || next_rand(rng));
+                }
+                Some(std::mem::replace(slot, entry))
+            }
             None => {
                 self.keys.insert_new_hashed(h, key.into(), entry);
+                self.stats
+                    .keys
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 None
             }
         };
@@ -236,10 +267,16 @@ impl Shard {
             self.sub_mem(entry_mem(key, o));
             if o.expire_at != NO_EXPIRE && expire_at == NO_EXPIRE {
                 self.expires.remove_entry_hashed(h, key);
+                self.stats
+                    .volatile_keys
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         if expire_at != NO_EXPIRE && old.as_ref().is_none_or(|o| o.expire_at == NO_EXPIRE) {
             self.expires.insert_new_hashed(h, key.into(), ());
+            self.stats
+                .volatile_keys
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.add_mem(add);
         self.touch(key);
@@ -258,8 +295,14 @@ impl Shard {
 
     fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
         let (k, e) = self.keys.remove_entry_hashed(h, key)?;
+        self.stats
+            .keys
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if e.expire_at != NO_EXPIRE {
             self.expires.remove_entry_hashed(h, key);
+            self.stats
+                .volatile_keys
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.sub_mem(entry_mem(&k, &e));
         self.touch(key);
@@ -287,10 +330,16 @@ impl Shard {
         match (old == NO_EXPIRE, expire_at == NO_EXPIRE) {
             (true, false) => {
                 self.expires.insert_new_hashed(h, key.into(), ());
+                self.stats
+                    .volatile_keys
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.add_mem(key.len() + EXPIRE_OVERHEAD);
             }
             (false, true) => {
                 self.expires.remove_entry_hashed(h, key);
+                self.stats
+                    .volatile_keys
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 self.sub_mem(key.len() + EXPIRE_OVERHEAD);
             }
             _ => {}
@@ -310,6 +359,13 @@ impl Shard {
         for (k, e) in self.keys.iter() {
             mem += entry_mem(k, e);
         }
+        self.stats
+            .keys
+            .fetch_sub(n as i64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.volatile_keys.fetch_sub(
+            self.expires.len() as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.keys.clear();
         self.expires.clear();
         self.sub_mem(mem);
@@ -436,6 +492,73 @@ impl Shard {
             return Some(k.to_vec());
         }
         None
+    }
+
+    /// Offers up to `count` sampled keys to `pool` as eviction candidates
+    /// under `policy` (Redis's `evictionPoolPopulate` for this shard):
+    /// every key, or only keys with a TTL for the `volatile-*` policies.
+    /// Returns how many were offered.
+    pub fn sample_for_eviction(
+        &mut self,
+        policy: Policy,
+        count: usize,
+        now: i64,
+        pool: &mut EvictionPool,
+    ) -> usize {
+        let db = self.db;
+        let access = &self.stats.access;
+        let rng = &mut self.rng;
+        let mut offered = 0;
+        if policy.volatile_only() {
+            let keys = &self.keys;
+            self.expires.sample(
+                count,
+                || next_rand(rng),
+                |k, _| {
+                    if let Some(e) = keys.get(k) {
+                        pool.offer(access.score(policy, e.lru, e.expire_at, now), db, k);
+                        offered += 1;
+                    }
+                },
+            );
+        } else {
+            self.keys.sample(
+                count,
+                || next_rand(rng),
+                |k, e| {
+                    pool.offer(access.score(policy, e.lru, e.expire_at, now), db, k);
+                    offered += 1;
+                },
+            );
+        }
+        offered
+    }
+
+    /// A random key to evict (`allkeys-random`, or `volatile-random` with
+    /// `volatile`), expired or not.
+    pub fn random_for_eviction(&mut self, volatile: bool) -> Option<Box<[u8]>> {
+        let rng = &mut self.rng;
+        if volatile {
+            self.expires
+                .random(|| next_rand(rng))
+                .map(|(k, _)| k.into())
+        } else {
+            self.keys.random(|| next_rand(rng)).map(|(k, _)| k.into())
+        }
+    }
+
+    /// Evicts `key` if it is still here (and still has a TTL when
+    /// `volatile`): removes it, tells the observer (which propagates `DEL`
+    /// and notifies `evicted`) and returns the bytes it was charged.
+    pub fn evict(&mut self, key: &[u8], volatile: bool) -> Option<usize> {
+        let h = hash_key(key);
+        if volatile && self.expires.get_hashed(h, key).is_none() {
+            return None;
+        }
+        let mem = self.keys.get_hashed(h, key).map(|e| entry_mem(key, e))?;
+        self.remove_hashed(h, key)?;
+        self.observer.evicted(self.db, key);
+        Some(mem)
     }
 
     /// One active-expiry step, like one iteration of Redis's

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::db::Db;
+use crate::evict::{EvictionPool, Policy};
 use crate::held::{self, HeldSet, LockSet};
 use crate::shard::Shard;
 
@@ -14,6 +15,9 @@ use crate::shard::Shard;
 pub trait Observer: Send + Sync {
     /// `key` in database `db` was removed because its TTL passed.
     fn expired(&self, db: usize, key: &[u8]);
+
+    /// `key` in database `db` was evicted to respect `maxmemory`.
+    fn evicted(&self, _db: usize, _key: &[u8]) {}
 
     /// `key` in database `db` now holds a list or sorted set: clients blocked
     /// on it may be served (Redis's `signalKeyAsReady`).
@@ -45,6 +49,13 @@ pub struct StoreStats {
     pub expired_stale_perc_x100: AtomicU64,
     /// Active cycles that stopped on their time budget (`expired_time_cap_reached_count`).
     pub expired_time_cap_reached_count: AtomicU64,
+    /// Keys in every database, expired ones not yet removed included; lets
+    /// eviction see "nothing to evict" without visiting shards.
+    pub keys: AtomicI64,
+    /// Keys with a TTL in every database.
+    pub volatile_keys: AtomicI64,
+    /// Which access metadata keys keep (LRU clock or LFU counter).
+    pub access: crate::evict::AccessConfig,
 }
 
 /// Every database of the server.
@@ -173,6 +184,64 @@ impl Store {
     /// Removes everything in every database.
     pub fn flush_all(&self) -> usize {
         self.dbs.iter().map(Db::clear).sum()
+    }
+
+    /// Evicts one key by `policy` (Redis's `performEvictions` loop body):
+    /// for the LRU, LFU and TTL policies each database with candidates
+    /// offers `samples` sampled keys of one shard (shards taken in turn by
+    /// `cursor`) to `pool`, and the best candidate that still exists is
+    /// evicted; the random policies evict a random key of the next
+    /// database in turn. Returns the bytes freed, or `None` when no key can
+    /// be evicted.
+    pub fn evict_one(
+        &self,
+        policy: Policy,
+        samples: usize,
+        pool: &mut EvictionPool,
+        cursor: &mut usize,
+        now: i64,
+    ) -> Option<usize> {
+        let volatile = policy.volatile_only();
+        let counter = if volatile {
+            &self.stats.volatile_keys
+        } else {
+            &self.stats.keys
+        };
+        let n = self.dbs[0].shard_count();
+        // Enough rounds to visit every shard of every database once.
+        for _ in 0..n * 2 {
+            if counter.load(Ordering::Relaxed) <= 0 {
+                return None;
+            }
+            *cursor = cursor.wrapping_add(1);
+            let shard = *cursor % n;
+            if policy == Policy::NoEviction {
+                return None;
+            }
+            if policy.is_random() {
+                for k in 0..self.dbs.len() {
+                    let db = &self.dbs[(*cursor / n + k) % self.dbs.len()];
+                    let freed = db.with_shard_at(shard, |s| {
+                        let key = s.random_for_eviction(volatile)?;
+                        s.evict(&key, volatile)
+                    });
+                    if freed.is_some() {
+                        return freed;
+                    }
+                }
+                continue;
+            }
+            for db in self.dbs.iter() {
+                db.with_shard_at(shard, |s| s.sample_for_eviction(policy, samples, now, pool));
+            }
+            while let Some((db, key)) = pool.pop_best() {
+                let freed = self.dbs[db].with_shard(&key, |s| s.evict(&key, volatile));
+                if freed.is_some() {
+                    return freed;
+                }
+            }
+        }
+        None
     }
 
     /// One run of the active expiry cycle, like Redis's slow
