@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod digest;
+pub mod evict;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;

@@ -71,6 +71,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     }
     let cron = tokio::spawn(cron(srv.clone()));
     let repl_cron = tokio::spawn(crate::replica::ping_cron(srv.clone()));
+    let evictor = tokio::spawn(crate::evict::background(srv.clone()));
     tokio::pin!(shutdown);
     let mut next = 0usize;
     loop {
@@ -106,6 +107,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     drop(senders);
     cron.abort();
     repl_cron.abort();
+    evictor.abort();
     let _ = tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();

@@ -31,6 +31,12 @@ pub struct Hot {
     pub maxclients: AtomicI64,
     pub requirepass_set: AtomicBool,
     pub protected_mode: AtomicBool,
+    /// `maxmemory` (0 = no limit), read before every command.
+    pub maxmemory: AtomicI64,
+    /// `maxmemory-samples`.
+    pub maxmemory_samples: AtomicI64,
+    /// `maxmemory-eviction-tenacity`.
+    pub eviction_tenacity: AtomicI64,
     /// Collection encoding thresholds (`hash-max-listpack-entries` ...).
     pub enc: parking_lot::RwLock<ferrite_storage::EncodingLimits>,
 }
@@ -48,6 +54,12 @@ impl Observer for ExpiryFeed {
         self.repl.feed(db, &[b"DEL", key]);
         self.pubsub
             .notify(crate::pubsub::notify::EXPIRED, "expired", key, db, None);
+    }
+
+    fn evicted(&self, db: usize, key: &[u8]) {
+        self.repl.feed(db, &[b"DEL", key]);
+        self.pubsub
+            .notify(crate::pubsub::notify::EVICTED, "evicted", key, db, None);
     }
 
     fn key_ready(&self, db: usize, key: &[u8]) {
@@ -70,6 +82,8 @@ pub struct Shared {
     pub repl: Arc<Propagator>,
     /// Clients blocked on keys.
     pub blocking: Arc<Blocking>,
+    /// The eviction pool and background eviction task's state.
+    pub evictor: crate::evict::Evictor,
     /// Attached replicas (`INFO replication`).
     pub replicas: crate::replica::Replicas,
     /// Channel subscribers, keyspace-event classes, subscriber limits.
@@ -124,6 +138,7 @@ impl Shared {
             clients: Registry::default(),
             repl,
             blocking,
+            evictor: Default::default(),
             replicas: Default::default(),
             pubsub,
             slowlog: Mutex::new(SlowLog::default()),
@@ -162,6 +177,21 @@ impl Shared {
         h.requirepass_set
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
         h.protected_mode.store(c.protected_mode, Ordering::Relaxed);
+        h.maxmemory.store(c.maxmemory, Ordering::Relaxed);
+        h.maxmemory_samples
+            .store(c.maxmemory_samples, Ordering::Relaxed);
+        h.eviction_tenacity
+            .store(c.maxmemory_eviction_tenacity, Ordering::Relaxed);
+        self.store.stats().access.set(
+            ferrite_storage::Policy::parse(&c.maxmemory_policy)
+                .unwrap_or(ferrite_storage::Policy::NoEviction),
+            c.lfu_log_factor.clamp(0, i64::from(u32::MAX)) as u32,
+            c.lfu_decay_time.clamp(0, i64::from(u32::MAX)) as u32,
+        );
+        if c.maxmemory != 0 {
+            // As Redis's `startEvictionTimeProc` on `CONFIG SET maxmemory`.
+            self.evictor.start_background();
+        }
         let nf = crate::pubsub::notify::parse(&c.notify_keyspace_events).unwrap_or(0);
         self.pubsub.notify_flags.store(nf, Ordering::Relaxed);
         self.store.stats().notify_new.store(

@@ -140,6 +140,9 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
         );
         return reject(srv, client, out, Some(cmd), &msg);
     }
+    if srv.hot.maxmemory.load(Ordering::Relaxed) != 0 && out_of_memory(srv, client, cmd) {
+        return reject(srv, client, out, Some(cmd), crate::evict::OOM_ERROR);
+    }
     client.handle.last_cmd.store(cmd.id, Ordering::Relaxed);
     if client.multi.is_some() && !runs_inside_multi(cmd) {
         if cmd.has(flag::NO_MULTI) {
@@ -175,6 +178,23 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
     call(srv, client, out, cmd, argv, now);
     if is_exec {
         feed_monitor(srv, client, cmd, argv);
+    }
+}
+
+/// Frees memory by the eviction policy before a command runs and says
+/// whether the command must be refused for lack of it (Redis's
+/// `processCommand`): `denyoom` commands, an `EXEC` that queued one, and
+/// anything queued inside `MULTI` (queueing itself takes memory).
+#[cold]
+fn out_of_memory(srv: &Shared, client: &Client, cmd: &Command) -> bool {
+    if crate::evict::perform_evictions(srv) != crate::evict::Outcome::Fail {
+        return false;
+    }
+    match (&client.multi, cmd.name()) {
+        (Some(m), "exec") => m.queue.iter().any(|q| q.cmd.has(flag::DENYOOM)),
+        (Some(_), "discard" | "quit" | "reset") => false,
+        (Some(_), _) => true,
+        (None, _) => cmd.has(flag::DENYOOM),
     }
 }
 

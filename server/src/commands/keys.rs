@@ -719,24 +719,24 @@ fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(());
     };
     if lfu_policy(ctx) {
-        return Err(CmdError::err("An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+        return Err(CmdError::err("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
     ctx.out.integer(idle_seconds(lru, now) as i64);
     Ok(())
 }
 
-/// `LFU_INIT_VAL`: the counter Redis gives a new key.
-const LFU_INIT_VAL: i64 = 5;
-
 fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if object_lookup(ctx, &args[2], |_| ()).is_none() {
+    let Some(meta) = object_lookup(ctx, &args[2], |e| e.lru) else {
         return Ok(());
-    }
+    };
     if !lfu_policy(ctx) {
         return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    // Access frequency is not tracked by storage yet: report a new key's counter.
-    ctx.out.integer(LFU_INIT_VAL);
+    let decay = ctx.srv.store.stats().access.decay_time();
+    ctx.out
+        .integer(i64::from(ferrite_storage::evict::lfu_decayed(
+            meta, ctx.now, decay,
+        )));
     Ok(())
 }
 

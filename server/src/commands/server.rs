@@ -303,7 +303,8 @@ fn total_system_memory() -> i64 {
         .unwrap_or(0)
 }
 
-fn used_memory(srv: &Shared) -> i64 {
+/// `used_memory`: what `INFO` reports and eviction compares with `maxmemory`.
+pub(crate) fn used_memory(srv: &Shared) -> i64 {
     let used = BASELINE_MEMORY + srv.store.stats().used_memory.load(Ordering::Relaxed).max(0);
     PEAK_MEMORY.fetch_max(used, Ordering::Relaxed);
     used
@@ -592,8 +593,9 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(out, "expire_cycle_cpu_milliseconds:0");
         line!(out, "evicted_keys:{}", g(&st.evicted_keys));
         line!(out, "evicted_clients:0");
-        line!(out, "total_eviction_exceeded_time:0");
-        line!(out, "current_eviction_exceeded_time:0");
+        let (exceeded_total, exceeded_now) = srv.evictor.exceeded_ms();
+        line!(out, "total_eviction_exceeded_time:{exceeded_total}");
+        line!(out, "current_eviction_exceeded_time:{exceeded_now}");
         line!(out, "keyspace_hits:{}", g(&st.keyspace_hits));
         line!(out, "keyspace_misses:{}", g(&st.keyspace_misses));
         let ps = &srv.pubsub;
@@ -843,6 +845,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     ss.expired_time_cap_reached_count
         .store(0, Ordering::Relaxed);
     PEAK_MEMORY.store(0, Ordering::Relaxed);
+    srv.evictor.reset_stats();
     ctx.out.ok();
     Ok(())
 }
