@@ -188,7 +188,7 @@ fn evict_to(srv: &Shared, max: i64) -> Outcome {
         }
         srv.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
         evicted += 1;
-        if evicted % 16 == 0 && limit.is_some_and(|l| start.elapsed() > l) {
+        if evicted.is_multiple_of(16) && limit.is_some_and(|l| start.elapsed() > l) {
             srv.evictor.start_background();
             return Outcome::Running;
         }
