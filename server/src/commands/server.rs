@@ -1323,6 +1323,11 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     "    Write <message> to the server log.",
                     "OBJECT <key>",
                     "    Show low level info about the `key` and associated value.",
+                    "POPULATE <count> [<prefix>] [<size>]",
+                    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+                    "    it is used instead of the 'key' prefix. These are not propagated to",
+                    "    replicas. Cluster slots are not respected so keys not belonging to the",
+                    "    current node can be created in cluster mode.",
                     "PROTOCOL <type>",
                     "    Reply with a test value of the specified type. <type> can be: string,",
                     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
@@ -1390,6 +1395,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
         ("protocol", 3) => debug_protocol(ctx, &args[2]),
+        ("populate", 3..=5) => debug_populate(ctx, args),
         ("digest", 2) => {
             use crate::digest;
             let mut acc = [0u8; 20];
@@ -1456,6 +1462,40 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         _ => Err(unknown()),
     }
+}
+
+/// `DEBUG POPULATE count [prefix] [size]`: `prefix:N` keys (default
+/// `key`) holding `value:N`, padded with zero bytes or cut to `size`;
+/// existing keys are left alone. Not propagated, as in Redis.
+fn debug_populate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    use crate::command::ctx::{positive_arg, MUST_BE_POSITIVE};
+    let count = positive_arg(&args[2], MUST_BE_POSITIVE)?;
+    let size = match args.get(4) {
+        Some(a) => positive_arg(a, MUST_BE_POSITIVE)? as usize,
+        None => 0,
+    };
+    let prefix: &[u8] = args.get(3).map_or(b"key", |p| &p[..]);
+    let now = ctx.now;
+    let db = ctx.db();
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    for j in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.push(b':');
+        key.extend_from_slice(j.to_string().as_bytes());
+        db.with_shard(&key, |s| {
+            if s.contains(&key, now) {
+                return;
+            }
+            let mut val = format!("value:{j}").into_bytes();
+            if size > 0 {
+                val.resize(size, 0);
+            }
+            s.set(&key, Value::string(val), ferrite_storage::NO_EXPIRE, now);
+        });
+    }
+    ctx.out.ok();
+    Ok(())
 }
 
 fn debug_protocol(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
