@@ -1,6 +1,7 @@
 //! What eviction needs from the keyspace, after Redis's `evict.c`: the
-//! per-key access metadata (an LRU clock or an LFU counter in one `u32`),
-//! the policies, and the pool of best candidates that sampling fills.
+//! per-key access metadata (an LRU clock, and Redis's LFU field while an LFU
+//! policy is set), the policies, and the pool of best candidates that
+//! sampling fills.
 //!
 //! Like Redis, LRU and LFU are approximated: each eviction samples
 //! `maxmemory-samples` keys into a pool of [`POOL_SIZE`] candidates kept
@@ -8,7 +9,8 @@
 //! differences, both for a better hit ratio at the same cost: the LRU clock
 //! ticks every [`LRU_RESOLUTION_MS`] ms instead of every second (Redis's
 //! one-second clock cannot tell apart keys touched in the same second),
-//! and the pool never holds the same key twice.
+//! LFU breaks ties between equal counters by idle time, and the pool never
+//! holds the same key twice.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
@@ -154,40 +156,38 @@ impl AccessConfig {
         self.decay_time.load(Ordering::Relaxed)
     }
 
-    /// The metadata a new key starts with.
+    /// The LFU field after an access at `now_ms` (Redis's `updateLFU`):
+    /// decayed, then incremented with the logarithmic probability; `rand`
+    /// is a uniform random `u64`.
     #[inline]
-    pub fn initial(&self, now_ms: i64) -> u32 {
-        if self.lfu() {
-            (lfu_minutes(now_ms) << 8) | u32::from(LFU_INIT_VAL)
-        } else {
-            access_clock(now_ms)
-        }
-    }
-
-    /// The metadata after an access at `now_ms` (Redis's `updateLFU` or a
-    /// fresh LRU clock); `rand` is a uniform random `u64` (LFU only).
-    #[inline]
-    pub fn touched(&self, meta: u32, now_ms: i64, rand: impl FnOnce() -> u64) -> u32 {
-        if self.lfu() {
-            let counter = lfu_decayed(meta, now_ms, self.decay_time());
-            let counter = lfu_log_incr(counter, self.log_factor.load(Ordering::Relaxed), rand());
-            (lfu_minutes(now_ms) << 8) | u32::from(counter)
-        } else {
-            access_clock(now_ms)
-        }
+    pub fn counted(&self, lfu: u32, now_ms: i64, rand: impl FnOnce() -> u64) -> u32 {
+        let counter = lfu_decayed(lfu, now_ms, self.decay_time());
+        let counter = lfu_log_incr(counter, self.log_factor.load(Ordering::Relaxed), rand());
+        (lfu_minutes(now_ms) << 8) | u32::from(counter)
     }
 
     /// How good an eviction candidate a key is: higher is evicted first
     /// (idle time, `255 - frequency`, or the nearness of its expiry).
-    pub fn score(&self, policy: Policy, meta: u32, expire_at: i64, now_ms: i64) -> u64 {
+    /// Equal frequencies are ordered by idle time: of two keys read as
+    /// often, the one not read for longer goes first.
+    pub fn score(&self, policy: Policy, e: &crate::Entry, now_ms: i64) -> u64 {
+        let idle_ticks = u64::from(access_clock(now_ms).wrapping_sub(e.atime));
         match policy {
             Policy::AllKeysLfu | Policy::VolatileLfu => {
-                255 - u64::from(lfu_decayed(meta, now_ms, self.decay_time()))
+                let freq = u64::from(lfu_decayed(e.lfu, now_ms, self.decay_time()));
+                ((255 - freq) << 32) | idle_ticks
             }
-            Policy::VolatileTtl => u64::MAX - expire_at.max(0) as u64,
-            _ => idle_ms(meta, now_ms),
+            Policy::VolatileTtl => u64::MAX - e.expire_at.max(0) as u64,
+            _ => idle_ticks,
         }
     }
+}
+
+/// The LFU field of a new key: `LFU_INIT_VAL`, so it is not evicted
+/// before it had a chance to be read again.
+#[inline]
+pub fn lfu_initial(now_ms: i64) -> u32 {
+    (lfu_minutes(now_ms) << 8) | u32::from(LFU_INIT_VAL)
 }
 
 /// The LRU clock value for `now_ms`.

@@ -24,11 +24,15 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in unix milliseconds, or [`NO_EXPIRE`].
     pub expire_at: i64,
-    /// Access metadata for eviction, as Redis's `robj.lru`: an LRU clock
-    /// value ([`crate::evict::access_clock`]) or, under an LFU policy, the
-    /// minute of the last decrement and a logarithmic counter
-    /// (`minutes << 8 | counter`).
-    pub lru: u32,
+    /// The last access as an LRU clock value ([`crate::evict::access_clock`]),
+    /// kept under every policy: LRU evicts by it, LFU breaks ties with it,
+    /// `OBJECT IDLETIME` reports it.
+    pub atime: u32,
+    /// Redis's LFU field (`robj.lru` under an LFU policy): the minute of the
+    /// last decrement and a logarithmic access counter
+    /// (`minutes << 8 | counter`), counted only while an LFU policy is set.
+    /// It fits in the padding after `atime`, so it costs no memory.
+    pub lfu: u32,
 }
 
 /// Seconds-resolution LRU clock from unix milliseconds (24 bits, like Redis's `LRU_CLOCK`).
@@ -55,6 +59,16 @@ pub struct Shard {
     watched: Option<Box<WatchTable>>,
     /// xorshift state for LFU increments and eviction sampling.
     rng: u64,
+}
+
+/// Records an access: the LRU clock always, the LFU counter under an LFU
+/// policy (Redis's `updateLFU` / `LRU_CLOCK()` in `lookupKey`).
+#[inline]
+fn touch_access(e: &mut Entry, access: &crate::evict::AccessConfig, now: i64, rng: &mut u64) {
+    e.atime = crate::evict::access_clock(now);
+    if access.lfu() {
+        e.lfu = access.counted(e.lfu, now, || next_rand(rng));
+    }
 }
 
 /// One xorshift64 step: cheap randomness for sampling, not for secrets.
@@ -196,8 +210,7 @@ impl Shard {
         let h = hash_key(key);
         self.expire_if_needed(h, key, now);
         let e = self.keys.get_mut_hashed(h, key)?;
-        let rng = &mut self.rng;
-        e.lru = self.stats.access.touched(e.lru, now, || next_rand(rng));
+        touch_access(e, &self.stats.access, now, &mut self.rng);
         Some(e)
     }
 
@@ -220,8 +233,7 @@ impl Shard {
         let e = self.keys.get_mut_hashed(h, key)?;
         let before = e.value.mem_usage();
         let r = f(e);
-        let rng = &mut self.rng;
-        e.lru = self.stats.access.touched(e.lru, now, || next_rand(rng));
+        touch_access(e, &self.stats.access, now, &mut self.rng);
         let after = e.value.mem_usage();
         if after > before {
             self.add_mem(after - before);
@@ -242,7 +254,8 @@ impl Shard {
         let mut entry = Entry {
             value,
             expire_at,
-            lru: self.stats.access.initial(now),
+            atime: crate::evict::access_clock(now),
+            lfu: crate::evict::lfu_initial(now),
         };
         let add = entry_mem(key, &entry);
         let old = match self.keys.get_mut_hashed(h, key) {
@@ -251,7 +264,7 @@ impl Shard {
                 // this write as an access (Redis's `dbSetValue`).
                 if self.stats.access.lfu() {
                     let rng = &mut self.rng;
-                    entry.lru = self.stats.access.touched(slot.lru, now, || next_rand(rng));
+                    entry.lfu = self.stats.access.counted(slot.lfu, now, || next_rand(rng));
                 }
                 Some(std::mem::replace(slot, entry))
             }
@@ -516,7 +529,7 @@ impl Shard {
                 || next_rand(rng),
                 |k, _| {
                     if let Some(e) = keys.get(k) {
-                        pool.offer(access.score(policy, e.lru, e.expire_at, now), db, k);
+                        pool.offer(access.score(policy, e, now), db, k);
                         offered += 1;
                     }
                 },
@@ -526,7 +539,7 @@ impl Shard {
                 count,
                 || next_rand(rng),
                 |k, e| {
-                    pool.offer(access.score(policy, e.lru, e.expire_at, now), db, k);
+                    pool.offer(access.score(policy, e, now), db, k);
                     offered += 1;
                 },
             );

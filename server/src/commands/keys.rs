@@ -715,7 +715,7 @@ fn lfu_policy(ctx: &Ctx<'_>) -> bool {
 
 fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now;
-    let Some(lru) = object_lookup(ctx, &args[2], |e| e.lru) else {
+    let Some(lru) = object_lookup(ctx, &args[2], |e| e.atime) else {
         return Ok(());
     };
     if lfu_policy(ctx) {
@@ -726,7 +726,7 @@ fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let Some(meta) = object_lookup(ctx, &args[2], |e| e.lru) else {
+    let Some(meta) = object_lookup(ctx, &args[2], |e| e.lfu) else {
         return Ok(());
     };
     if !lfu_policy(ctx) {

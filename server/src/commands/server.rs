@@ -1381,8 +1381,8 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                         e as *const _,
                         e.value.encoding(),
                         serialized_len(&e.value),
-                        e.lru,
-                        idle_seconds(e.lru, now)
+                        e.atime,
+                        idle_seconds(e.atime, now)
                     )
                 })
             });
