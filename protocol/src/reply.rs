@@ -72,6 +72,9 @@ impl ReplyBuf {
 
     /// A bulk string.
     pub fn bulk(&mut self, s: &[u8]) {
+        // The whole item at once: growing for the value and then again for
+        // its CRLF would double the buffer for one large value.
+        self.buf.reserve(s.len() + 24);
         self.int_line(b'$', s.len() as i64);
         self.buf.put_slice(s);
         self.buf.put_slice(b"\r\n");

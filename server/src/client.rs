@@ -45,7 +45,26 @@ pub struct ClientHandle {
     pub monitor: AtomicBool,
     /// Waiting in a blocking command (`CLIENT LIST` flag `b`).
     pub blocked: AtomicBool,
+    /// Unparsed bytes in the query buffer after the last batch (`qbuf`).
     pub qbuf: AtomicUsize,
+    /// Allocated query buffer (`qbuf` + `qbuf-free`).
+    pub qbuf_cap: AtomicUsize,
+    /// Allocated reply buffer (`rbs`).
+    pub obuf_cap: AtomicUsize,
+    /// Reply bytes not yet written while a write waits for the socket:
+    /// with `queued`, what `omem` and the pub/sub output limit count.
+    pub obuf_pending: AtomicUsize,
+    /// Argument memory of the commands queued since `MULTI` (`multi-mem`).
+    pub multi_mem: AtomicUsize,
+    /// The connection's own memory, kept by its task
+    /// (`crate::client_mem::MemTracker`); top bit once out of the totals.
+    pub mem: AtomicU64,
+    /// Bytes publishers queued for this subscriber that its connection has
+    /// not yet taken; added by publishers, subtracted by the connection;
+    /// top bit once out of the totals (`crate::client_mem`).
+    pub queued: AtomicU64,
+    /// A replica link (flag `S`): never evicted, counted as replica memory.
+    pub replica: AtomicBool,
     pub commands: AtomicU64,
     /// Set by `CLIENT KILL`, timeouts and shutdown; the task closes the connection.
     pub killed: AtomicBool,
@@ -81,6 +100,13 @@ impl ClientHandle {
             monitor: false.into(),
             blocked: false.into(),
             qbuf: 0.into(),
+            qbuf_cap: 0.into(),
+            obuf_cap: 0.into(),
+            obuf_pending: 0.into(),
+            multi_mem: 0.into(),
+            mem: 0.into(),
+            queued: 0.into(),
+            replica: false.into(),
             commands: 0.into(),
             killed: false.into(),
             kill_notify: Default::default(),
@@ -125,8 +151,11 @@ impl ClientHandle {
             .unwrap_or_default();
         let age = (now_ms - self.created_ms).max(0) / 1000;
         let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
+        // Redis's order (`catClientInfoString`).
         let mut flags = String::new();
-        if self.monitor.load(Ordering::Relaxed) {
+        if self.replica.load(Ordering::Relaxed) {
+            flags.push('S');
+        } else if self.monitor.load(Ordering::Relaxed) {
             flags.push('O');
         }
         let (sub, psub, ssub) = (
@@ -137,24 +166,26 @@ impl ClientHandle {
         if sub + psub + ssub > 0 {
             flags.push('P');
         }
-        if self.blocked.load(Ordering::Relaxed) {
-            flags.push('b');
-        }
-        if self.no_evict.load(Ordering::Relaxed) {
-            flags.push('e');
-        }
         if self.multi_len.load(Ordering::Relaxed) >= 0 {
             flags.push('x');
         }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
         if self.watch.is_dirty() {
             flags.push('d');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
         }
         if flags.is_empty() {
             flags.push('N');
         }
         let _ = (lib_name, lib_ver);
+        let qbuf = self.qbuf.load(Ordering::Relaxed);
+        let rbs = self.obuf_cap.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -168,7 +199,13 @@ impl ClientHandle {
             psub,
             ssub,
             self.multi_len.load(Ordering::Relaxed),
-            self.qbuf.load(Ordering::Relaxed),
+            qbuf,
+            self.qbuf_cap.load(Ordering::Relaxed).saturating_sub(qbuf),
+            self.multi_mem.load(Ordering::Relaxed),
+            rbs,
+            rbs,
+            crate::client_mem::client_output(self),
+            crate::client_mem::client_total(self),
             self.last_cmd_name(),
             self.resp.load(Ordering::Relaxed),
         )
@@ -188,6 +225,9 @@ pub struct MultiState {
     /// A command failed its checks while queueing: `EXEC` answers
     /// `EXECABORT` (Redis's `CLIENT_DIRTY_EXEC`).
     pub aborted: bool,
+    /// Argument bytes of `queue` plus a `Bytes` per argument
+    /// (`multi-mem`), counted in the client's memory.
+    pub argv_bytes: usize,
 }
 
 /// What the connection task owns.
@@ -261,6 +301,13 @@ impl Client {
 pub struct Registry {
     clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
     next_id: AtomicU64,
+    /// Sum of the connected normal clients' own memory
+    /// (`ClientHandle::mem`); see `crate::client_mem`.
+    pub mem: AtomicI64,
+    /// Replica links' memory (`mem_clients_slaves`).
+    pub replica_mem: AtomicI64,
+    /// Held while clients are being evicted (one eviction at a time).
+    pub evicting: Mutex<()>,
 }
 
 impl Registry {

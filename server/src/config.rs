@@ -46,6 +46,9 @@ pub struct Config {
     pub maxmemory_policy: String,
     pub maxmemory_samples: i64,
     pub maxmemory_eviction_tenacity: i64,
+    /// `maxmemory-clients`: bytes, or a percentage of `maxmemory` stored
+    /// negated (Redis's convention), 0 = no client eviction.
+    pub maxmemory_clients: i64,
     pub lfu_log_factor: i64,
     pub lfu_decay_time: i64,
     pub proto_max_bulk_len: i64,
@@ -110,6 +113,7 @@ impl Default for Config {
             maxmemory_policy: "noeviction".into(),
             maxmemory_samples: 5,
             maxmemory_eviction_tenacity: 10,
+            maxmemory_clients: 0,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -161,6 +165,11 @@ pub enum Kind {
     Memory {
         min: i64,
         max: i64,
+    },
+    /// Bytes, or a percentage (`10%`, at most `max_percent`) normalised to
+    /// its negation, as Redis's `MEMORY_CONFIG | PERCENT_CONFIG`.
+    MemoryOrPercent {
+        max_percent: i64,
     },
     Enum(&'static [&'static str]),
     Str,
@@ -358,6 +367,14 @@ pub static PARAMS: &[Param] = &[
         int,
         false
     ),
+    Param {
+        name: "maxmemory-clients",
+        alias: None,
+        kind: Kind::MemoryOrPercent { max_percent: 100 },
+        immutable: false,
+        get: |c| render_percent(c.maxmemory_clients),
+        set: |c, v| c.maxmemory_clients = v.parse().unwrap_or_default(),
+    },
     p!(
         "maxmemory-eviction-tenacity",
         None,
@@ -659,6 +676,16 @@ pub static PARAMS: &[Param] = &[
     ),
 ];
 
+/// A `MemoryOrPercent` value as `CONFIG GET` shows it: bytes, or `N%`
+/// for a negative (percentage) value.
+fn render_percent(v: i64) -> String {
+    if v < 0 {
+        format!("{}%", v.unsigned_abs())
+    } else {
+        v.to_string()
+    }
+}
+
 /// Finds a parameter by name or alias, case-insensitively.
 pub fn find_param(name: &str) -> Option<&'static Param> {
     PARAMS.iter().find(|p| {
@@ -786,6 +813,23 @@ impl Param {
                 if n < min || n > max {
                     return Err(ConfigError::Invalid(format!(
                         "argument must be between {min} and {max} inclusive"
+                    )));
+                }
+                Ok(n.to_string())
+            }
+            Kind::MemoryOrPercent { max_percent } => {
+                let v = single()?;
+                let n = parse_memory(v)
+                    .or_else(|| {
+                        let n = ferrite_protocol::parse_i64(v.strip_suffix('%')?.as_bytes())?;
+                        (n >= 0).then_some(-n)
+                    })
+                    .ok_or_else(|| {
+                        ConfigError::Invalid("argument must be a memory or percent value".into())
+                    })?;
+                if n < -max_percent {
+                    return Err(ConfigError::Invalid(format!(
+                        "percentage argument must be less or equal to {max_percent}"
                     )));
                 }
                 Ok(n.to_string())
@@ -1042,5 +1086,31 @@ mod tests {
         assert_eq!(parse_memory("1kb"), Some(1024));
         assert_eq!(parse_memory("1k"), Some(1000));
         assert_eq!(parse_memory("2GB"), Some(2 << 30));
+    }
+
+    #[test]
+    fn maxmemory_clients_takes_bytes_or_a_percentage() {
+        let mut c = Config::default();
+        let p = find_param("maxmemory-clients").unwrap();
+        c.set("maxmemory-clients", &["3mb".into()]).unwrap();
+        assert_eq!(c.maxmemory_clients, 3 << 20);
+        assert_eq!(p.get(&c), "3145728");
+        c.set("maxmemory-clients", &["10%".into()]).unwrap();
+        assert_eq!(c.maxmemory_clients, -10);
+        assert_eq!(p.get(&c), "10%");
+        c.set("maxmemory-clients", &["0%".into()]).unwrap();
+        assert_eq!(p.get(&c), "0");
+        let bad = Err(ConfigError::Invalid(
+            "argument must be a memory or percent value".into(),
+        ));
+        for v in ["-1", "abc", "1.5mb", "-5%", "5%%", "%"] {
+            assert_eq!(c.set("maxmemory-clients", &[v.into()]), bad, "{v}");
+        }
+        assert_eq!(
+            c.set("maxmemory-clients", &["101%".into()]),
+            Err(ConfigError::Invalid(
+                "percentage argument must be less or equal to 100".into()
+            ))
+        );
     }
 }

@@ -5,6 +5,14 @@
 //! has drained the socket, so readiness is cleared at once instead of
 //! paying one more `read` that would only return `EAGAIN`. Tokio clears
 //! readiness by tick, so an edge that arrives meanwhile is never lost.
+//!
+//! Backpressure: while a write waits for the socket, the task reads
+//! nothing, so a client that does not read its replies holds at most one
+//! batch of output. A batch is written early once its output reaches
+//! [`OUT_FLUSH`], so one batch is never much more than that plus one reply.
+//! The buffers' sizes go to the client's memory figure
+//! ([`MemTracker`]) after each batch, which costs comparisons only while
+//! they keep their size.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -17,10 +25,49 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::client::Client;
+use crate::client_mem::{Buffers, MemTracker};
 use crate::command::dispatch::execute;
 use crate::shared::Shared;
 
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Output that is written before the rest of the batch runs: a pipeline of
+/// large replies (or a client that never reads them) does not pile them up.
+pub const OUT_FLUSH: usize = READ_CHUNK * 4;
+
+/// The sizes [`MemTracker`] counts. `qbuf_cap` is taken right after
+/// `reserve`, where it is the whole allocation (after parsing, consumed
+/// bytes are missing from `capacity()`).
+#[inline]
+fn buffers(qbuf_cap: usize, out: &ReplyBuf, client: &Client) -> Buffers {
+    let (multi_argv, multi_cmds) = client
+        .multi
+        .as_ref()
+        .map_or((0, 0), |m| (m.argv_bytes, m.queue.len()));
+    Buffers {
+        qbuf_cap,
+        obuf_cap: out.buf.capacity(),
+        multi_argv,
+        multi_cmds,
+    }
+}
+
+/// Moves what publishers queued for this subscriber into `out` (at most
+/// about `max` bytes when `max` is set) and tells the accounting.
+fn take_queued(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, max: Option<usize>) {
+    let Some(st) = client.sub.as_mut() else {
+        return;
+    };
+    let mut took = 0usize;
+    while max.is_none_or(|m| out.len() < m) {
+        let Ok(m) = st.rx.try_recv() else { break };
+        out.raw(&m);
+        took += m.len();
+    }
+    if took > 0 {
+        srv.pubsub.taken(&st.sub, took);
+    }
+}
 
 /// Serves one client until it quits, errs, is killed or the server stops.
 pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
@@ -30,9 +77,8 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
     let mut monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>> = None;
     let handle = client.handle.clone();
     let mut hint = 0usize;
-    // Subscriber bytes moved into `out` and not yet written: subtracted
-    // from the subscriber's queued count once written.
-    let mut sub_pending = 0usize;
+    let mut qcap = inbuf.capacity();
+    let mut mem = MemTracker::new(srv.clone(), handle.clone(), buffers(qcap, &out, &client));
     'conn: loop {
         if handle.killed.load(Ordering::Acquire) {
             break;
@@ -53,19 +99,21 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
             m = async { client.sub.as_mut().expect("guarded").rx.recv().await }, if client.sub.is_some() => {
                 let Some(m) = m else { continue };
                 out.raw(&m);
-                sub_pending += m.len();
-                if let Some(st) = client.sub.as_mut() {
-                    // Batch what else is queued into one write.
-                    while out.len() < READ_CHUNK * 4 {
-                        let Ok(m) = st.rx.try_recv() else { break };
-                        out.raw(&m);
-                        sub_pending += m.len();
-                    }
+                if let Some(st) = client.sub.as_ref() {
+                    srv.pubsub.taken(&st.sub, m.len());
+                }
+                // Batch what else is queued into one write.
+                take_queued(&srv, &mut client, &mut out, Some(OUT_FLUSH));
+                if mem.update(buffers(qcap, &out, &client)) && handle.killed.load(Ordering::Acquire) {
+                    break;
                 }
                 if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
                     break;
                 }
-                sub_written(&srv, &client, &mut sub_pending);
+                if out.buf.capacity() > 2 * OUT_FLUSH {
+                    out.buf = BytesMut::with_capacity(READ_CHUNK);
+                    let _ = mem.update(buffers(qcap, &out, &client));
+                }
                 continue;
             }
             m = async { monitor_rx.as_mut().expect("guarded").recv().await }, if monitor_rx.is_some() => {
@@ -83,6 +131,7 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
         }
         let want = READ_CHUNK.max(hint);
         inbuf.reserve(want);
+        qcap = inbuf.capacity();
         let cap = inbuf.capacity() - inbuf.len();
         let mut got = 0usize;
         let res = stream.try_io(Interest::READABLE, || {
@@ -118,13 +167,8 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                     if argv.is_empty() {
                         continue;
                     }
-                    if let Some(st) = client.sub.as_mut() {
-                        // Messages that arrived first precede this reply.
-                        while let Ok(m) = st.rx.try_recv() {
-                            out.raw(&m);
-                            sub_pending += m.len();
-                        }
-                    }
+                    // Messages that arrived first precede this reply.
+                    take_queued(&srv, &mut client, &mut out, None);
                     execute(&srv, &mut client, &mut out, &argv);
                     argv.clear();
                     if let Some(b) = client.blocked.take() {
@@ -137,7 +181,7 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                             srv.blocking.cancel(&b.waiter);
                             break 'conn;
                         }
-                        if wait_blocked(&srv, &stream, &handle, &mut inbuf, &mut out, b)
+                        if wait_blocked(&srv, &stream, &handle, &mut inbuf, &mut out, b, &mut mem)
                             .await
                             .is_err()
                         {
@@ -160,10 +204,27 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                             .await
                             .is_ok()
                         {
+                            // A replica link from now on: not a normal
+                            // client's memory, never evicted.
+                            handle.replica.store(true, Ordering::Relaxed);
+                            mem.detach();
                             let rest = std::mem::take(&mut inbuf);
                             crate::replica::serve(&srv, &stream, &mut client, rest).await;
                         }
                         break 'conn;
+                    }
+                    if out.len() >= OUT_FLUSH {
+                        if mem.update(buffers(qcap, &out, &client))
+                            && handle.killed.load(Ordering::Acquire)
+                        {
+                            break 'conn;
+                        }
+                        if write_all(&srv, &stream, &handle, &mut out.buf)
+                            .await
+                            .is_err()
+                        {
+                            break 'conn;
+                        }
                     }
                 }
                 Ok(Parsed::Incomplete { hint: h }) => {
@@ -188,6 +249,12 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
             );
             break;
         }
+        // Before the write, which may wait: a client that does not read
+        // is counted with the output it holds. A client that grew past
+        // `maxmemory-clients` may be evicted here, itself included.
+        if mem.update(buffers(qcap, &out, &client)) && handle.killed.load(Ordering::Acquire) {
+            break;
+        }
         if !out.is_empty()
             && write_all(&srv, &stream, &handle, &mut out.buf)
                 .await
@@ -195,12 +262,18 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
         {
             break;
         }
-        sub_written(&srv, &client, &mut sub_pending);
-        if out.buf.capacity() > 1024 * 1024 {
+        // Give back what one large request or reply needed (Redis's cron
+        // resizes idle clients' buffers the same way), so an idle client
+        // costs about two chunks. Below these sizes buffers are kept, so
+        // ordinary traffic never reallocates.
+        if out.buf.capacity() > 2 * OUT_FLUSH {
             out.buf = BytesMut::with_capacity(READ_CHUNK);
+            let _ = mem.update(buffers(qcap, &out, &client));
         }
-        if inbuf.is_empty() && inbuf.capacity() > 1024 * 1024 {
+        if inbuf.is_empty() && qcap > OUT_FLUSH {
             inbuf = BytesMut::with_capacity(READ_CHUNK);
+            qcap = inbuf.capacity();
+            let _ = mem.update(buffers(qcap, &out, &client));
         }
     }
     // The shards must forget this client's watched keys, the registry its
@@ -208,17 +281,6 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
     crate::commands::multi::unwatch_all(&srv, &mut client);
     if let Some(st) = client.sub.as_mut() {
         srv.pubsub.remove_all(st);
-    }
-}
-
-/// Tells the subscriber's limit accounting that its pending bytes went out.
-#[inline]
-fn sub_written(srv: &Shared, client: &Client, pending: &mut usize) {
-    if *pending > 0 {
-        if let Some(st) = client.sub.as_ref() {
-            srv.pubsub.written(&st.sub, *pending);
-        }
-        *pending = 0;
     }
 }
 
@@ -233,6 +295,7 @@ async fn wait_blocked(
     inbuf: &mut BytesMut,
     out: &mut ReplyBuf,
     b: crate::blocking::Blocked,
+    mem: &mut MemTracker,
 ) -> Result<(), ()> {
     let crate::blocking::Blocked {
         waiter,
@@ -250,7 +313,10 @@ async fn wait_blocked(
     };
     tokio::pin!(deadline);
     handle.blocked.store(true, Ordering::Relaxed);
-    let r = wait_reply(srv, stream, handle, inbuf, out, &waiter, &mut rx, deadline).await;
+    let r = wait_reply(
+        srv, stream, handle, inbuf, out, &waiter, &mut rx, deadline, mem,
+    )
+    .await;
     handle.blocked.store(false, Ordering::Relaxed);
     r
 }
@@ -265,6 +331,7 @@ async fn wait_reply(
     waiter: &std::sync::Arc<crate::blocking::Waiter>,
     rx: &mut tokio::sync::oneshot::Receiver<BytesMut>,
     mut deadline: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    mem: &mut MemTracker,
 ) -> Result<(), ()> {
     loop {
         if handle.killed.load(Ordering::Acquire) {
@@ -295,6 +362,18 @@ async fn wait_reply(
                     return Err(());
                 }
                 inbuf.reserve(READ_CHUNK);
+                // Input buffered while blocked is this client's memory too
+                // (a blocked client is never inside MULTI).
+                if mem.update(Buffers {
+                    qbuf_cap: inbuf.capacity(),
+                    obuf_cap: out.buf.capacity(),
+                    multi_argv: 0,
+                    multi_cmds: 0,
+                }) && handle.killed.load(Ordering::Acquire)
+                {
+                    srv.blocking.cancel(waiter);
+                    return Err(());
+                }
                 match stream.try_read_buf(inbuf) {
                     Ok(0) => {
                         srv.blocking.cancel(waiter);
@@ -318,8 +397,9 @@ async fn wait_reply(
 }
 
 /// Writes the whole buffer, waiting for writability when the socket is full.
-/// A kill (`CLIENT KILL`, a subscriber over its output-buffer limit) ends
-/// the wait for a client that does not read.
+/// A kill (`CLIENT KILL`, a subscriber over its output-buffer limit, client
+/// eviction) ends the wait for a client that does not read. While it waits,
+/// the unwritten bytes are published as `obuf_pending` (`omem`).
 async fn write_all(
     srv: &Shared,
     stream: &TcpStream,
@@ -328,23 +408,37 @@ async fn write_all(
 ) -> io::Result<()> {
     let total = buf.len();
     let mut off = 0;
-    while off < total {
+    let mut waited = false;
+    let r = loop {
+        if off >= total {
+            break Ok(());
+        }
         match stream.try_write(&buf[off..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => off += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                waited = true;
+                handle.obuf_pending.store(total - off, Ordering::Relaxed);
                 tokio::select! {
-                    r = stream.writable() => r?,
+                    r = stream.writable() => {
+                        if let Err(e) = r {
+                            break Err(e);
+                        }
+                    }
                     _ = handle.kill_notify.notified() => {
                         if handle.killed.load(Ordering::Acquire) {
-                            return Err(io::ErrorKind::ConnectionAborted.into());
+                            break Err(io::ErrorKind::ConnectionAborted.into());
                         }
                     }
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => break Err(e),
         }
+    };
+    if waited {
+        handle.obuf_pending.store(0, Ordering::Relaxed);
     }
+    r?;
     srv.stats
         .net_output_bytes
         .fetch_add(total as u64, Ordering::Relaxed);

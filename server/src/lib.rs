@@ -6,6 +6,7 @@
 
 pub mod blocking;
 pub mod client;
+pub mod client_mem;
 pub mod command;
 pub mod commands;
 pub mod config;

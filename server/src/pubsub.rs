@@ -5,17 +5,21 @@
 //! A subscribed connection owns the receiving end of an unbounded channel;
 //! publishers encode the message once per protocol version and send the
 //! bytes. Unbounded only in type: every subscriber counts the bytes queued
-//! for it and not yet written (`Subscriber::queued`, added by publishers,
-//! subtracted by the connection after each write), and a publisher that
-//! pushes it past `client-output-buffer-limit pubsub` kills the client
-//! instead of queueing, as Redis's `checkClientOutputBufferLimits` does.
+//! for it and not yet taken by its connection (`ClientHandle::queued`,
+//! added by publishers, subtracted by the connection as it moves them into
+//! its reply buffer), and a publisher that pushes that plus the reply bytes
+//! still unwritten (`ClientHandle::obuf_pending`) past
+//! `client-output-buffer-limit pubsub` kills the client instead of
+//! queueing, as Redis's `checkClientOutputBufferLimits` does. The queued
+//! bytes are client memory (`crate::client_mem`): `queued_total` is their
+//! sum over subscribers.
 //!
 //! Lock order: the registry lock is a leaf. Publishers may run while shard
 //! locks are held (keyspace notifications, expiry), so nothing here ever
 //! takes a shard lock.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -24,13 +28,12 @@ use parking_lot::RwLock;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::client::ClientHandle;
+use crate::client_mem::DETACHED;
 
 /// One subscribed connection as publishers see it.
 pub struct Subscriber {
     pub handle: Arc<ClientHandle>,
     tx: UnboundedSender<Bytes>,
-    /// Bytes sent to this subscriber and not yet written to its socket.
-    pub queued: AtomicUsize,
     /// Unix ms since when `queued` has stayed over the soft limit, 0 when
     /// under it (Redis's `obuf_soft_limit_reached_time`).
     soft_since_ms: AtomicI64,
@@ -54,7 +57,6 @@ impl SubState {
             sub: Arc::new(Subscriber {
                 handle,
                 tx,
-                queued: AtomicUsize::new(0),
                 soft_since_ms: AtomicI64::new(0),
             }),
             rx,
@@ -131,6 +133,9 @@ pub struct PubSub {
     /// `notify-keyspace-events` as Redis's flag bits (0 = off): the one
     /// relaxed load every write pays when notifications are off.
     pub notify_flags: AtomicU32,
+    /// Bytes queued for subscribers and not yet taken by their
+    /// connections, summed (client memory; see `crate::client_mem`).
+    pub queued_total: AtomicI64,
 }
 
 /// Where a publish that reaches its own publisher writes the message: the
@@ -258,11 +263,13 @@ impl PubSub {
             Kind::Shard => b"smessage",
         };
         let map = g.get(kind);
+        // Net bytes queued, added to `queued_total` once per publish.
+        let mut queued = 0i64;
         if let Some(list) = map.get(channel) {
             let mut enc = Encoded::default();
             for s in list {
                 receivers += 1;
-                self.deliver(s, &mut me, now, &mut enc, |out| {
+                self.deliver(s, &mut me, now, &mut enc, &mut queued, |out| {
                     out.push(3);
                     out.bulk(word);
                     out.bulk(channel);
@@ -278,7 +285,7 @@ impl PubSub {
                 let mut enc = Encoded::default();
                 for s in list {
                     receivers += 1;
-                    self.deliver(s, &mut me, now, &mut enc, |out| {
+                    self.deliver(s, &mut me, now, &mut enc, &mut queued, |out| {
                         out.push(4);
                         out.bulk(b"pmessage");
                         out.bulk(pat);
@@ -288,15 +295,23 @@ impl PubSub {
                 }
             }
         }
+        if queued != 0 {
+            self.queued_total.fetch_add(queued, Ordering::Relaxed);
+        }
         receivers
     }
 
+    /// Queues one message for `s`. `queued` collects the bytes to add to
+    /// `queued_total`: only those added while the subscriber is counted
+    /// (its word has no `DETACHED` bit), so a closing subscriber is
+    /// subtracted exactly once (see `crate::client_mem`).
     fn deliver(
         &self,
         s: &Arc<Subscriber>,
         me: &mut SelfOut<'_>,
         now: i64,
         enc: &mut Encoded,
+        queued: &mut i64,
         write: impl Fn(&mut ReplyBuf),
     ) {
         if let Some((id, out)) = me {
@@ -305,26 +320,39 @@ impl PubSub {
                 return;
             }
         }
-        if s.handle.killed.load(Ordering::Relaxed) {
+        let h = &s.handle;
+        if h.killed.load(Ordering::Relaxed) {
             return;
         }
-        let resp3 = s.handle.resp.load(Ordering::Relaxed) == 3;
+        let resp3 = h.resp.load(Ordering::Relaxed) == 3;
         let bytes = enc.get(resp3, &write);
-        let len = bytes.len();
-        let used = s.queued.fetch_add(len, Ordering::Relaxed) + len;
+        let len = bytes.len() as u64;
+        let prev = h.queued.fetch_add(len, Ordering::Relaxed);
+        if prev & DETACHED != 0 {
+            // Closing: it will never read this.
+            h.queued.fetch_sub(len, Ordering::Relaxed);
+            return;
+        }
+        *queued += len as i64;
+        let used = (prev + len) as usize + h.obuf_pending.load(Ordering::Relaxed);
+        let undo = |queued: &mut i64| {
+            if h.queued.fetch_sub(len, Ordering::Relaxed) & DETACHED == 0 {
+                *queued -= len as i64;
+            }
+        };
         if self.over_limit(s, used, now) {
-            s.queued.fetch_sub(len, Ordering::Relaxed);
+            undo(queued);
             tracing::warn!(
-                client = s.handle.id,
-                addr = %s.handle.addr,
+                client = h.id,
+                addr = %h.addr,
                 queued = used,
                 "Client scheduled to be closed ASAP for overcoming of output buffer limits (pubsub)"
             );
-            s.handle.kill();
+            h.kill();
             return;
         }
         if s.tx.send(bytes).is_err() {
-            s.queued.fetch_sub(len, Ordering::Relaxed);
+            undo(queued);
         }
     }
 
@@ -349,10 +377,17 @@ impl PubSub {
         false
     }
 
-    /// Records that `n` queued bytes were written; also clears the soft
-    /// limit clock once the subscriber is under the soft limit again.
-    pub fn written(&self, s: &Subscriber, n: usize) {
-        let left = s.queued.fetch_sub(n, Ordering::Relaxed).saturating_sub(n);
+    /// Records that the connection took `n` queued bytes into its reply
+    /// buffer; also clears the soft limit clock once the subscriber is
+    /// under the soft limit again.
+    pub fn taken(&self, s: &Subscriber, n: usize) {
+        let n = n as u64;
+        let prev = s.handle.queued.fetch_sub(n, Ordering::Relaxed);
+        if prev & DETACHED == 0 {
+            self.queued_total.fetch_sub(n as i64, Ordering::Relaxed);
+        }
+        let left = (prev & !DETACHED).saturating_sub(n) as usize
+            + s.handle.obuf_pending.load(Ordering::Relaxed);
         if (left as i64) < self.limit_soft.load(Ordering::Relaxed) {
             s.soft_since_ms.store(0, Ordering::Relaxed);
         }

@@ -145,6 +145,13 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
             .map_or(handle.addr.clone(), |(ip, _)| ip.to_string())
     });
     let port = state.listening_port.unwrap_or(0);
+    // Replica memory (`mem_clients_slaves`), not normal client memory: the
+    // link itself while it lives, the snapshot while it is being sent.
+    let _link = crate::client_mem::ReplicaCharge::new(
+        srv,
+        crate::client_mem::CLIENT_OVERHEAD + inbuf.capacity(),
+    );
+    let rdb_charge = crate::client_mem::ReplicaCharge::new(srv, rdb.len());
     let _attached = Attached {
         srv,
         client_id: client.id(),
@@ -162,6 +169,7 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
         return;
     }
     drop(rdb);
+    drop(rdb_charge);
     if state.rdb_only {
         return;
     }

@@ -35,6 +35,9 @@ pub struct Hot {
     pub maxmemory: AtomicI64,
     /// `maxmemory-samples`.
     pub maxmemory_samples: AtomicI64,
+    /// `maxmemory-clients`: bytes, a negative percentage of `maxmemory`,
+    /// or 0 (off); read before every command.
+    pub maxmemory_clients: AtomicI64,
     /// `maxmemory-eviction-tenacity`.
     pub eviction_tenacity: AtomicI64,
     /// Collection encoding thresholds (`hash-max-listpack-entries` ...).
@@ -180,6 +183,8 @@ impl Shared {
         h.maxmemory.store(c.maxmemory, Ordering::Relaxed);
         h.maxmemory_samples
             .store(c.maxmemory_samples, Ordering::Relaxed);
+        h.maxmemory_clients
+            .store(c.maxmemory_clients, Ordering::Relaxed);
         h.eviction_tenacity
             .store(c.maxmemory_eviction_tenacity, Ordering::Relaxed);
         self.store.stats().access.set(

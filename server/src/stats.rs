@@ -19,6 +19,8 @@ pub struct Stats {
     pub total_error_replies: AtomicU64,
     pub unexpected_error_replies: AtomicU64,
     pub evicted_keys: AtomicU64,
+    /// Clients disconnected by `maxmemory-clients` (`evicted_clients`).
+    pub evicted_clients: AtomicU64,
     /// Error code (`ERR`, `WRONGTYPE`, ...) → count, for `INFO errorstats`.
     pub errors: Mutex<BTreeMap<String, u64>>,
     /// Commands processed at the last cron tick and its time, for `instantaneous_ops_per_sec`.
@@ -61,6 +63,7 @@ impl Stats {
             &self.total_error_replies,
             &self.unexpected_error_replies,
             &self.evicted_keys,
+            &self.evicted_clients,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -140,6 +140,12 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
         );
         return reject(srv, client, out, Some(cmd), &msg);
     }
+    // Clients first, then keys, as Redis's `processCommand`: the last
+    // command may have grown some client's buffers.
+    if crate::client_mem::evict_clients(srv) && client.handle.killed.load(Ordering::Relaxed) {
+        // Evicted itself: the command does not run.
+        return;
+    }
     if srv.hot.maxmemory.load(Ordering::Relaxed) != 0 && out_of_memory(srv, client, cmd) {
         return reject(srv, client, out, Some(cmd), crate::evict::OOM_ERROR);
     }
@@ -157,6 +163,11 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
         if let Some(m) = client.multi.as_mut() {
             // A doomed transaction keeps nothing (as Redis).
             if !m.aborted {
+                // As Redis's `argv_len_sums`: the bytes plus a handle per argument.
+                m.argv_bytes += argv
+                    .iter()
+                    .map(|a| a.len() + std::mem::size_of::<Bytes>())
+                    .sum::<usize>();
                 m.queue.push(Queued {
                     cmd,
                     argv: argv.to_vec(),

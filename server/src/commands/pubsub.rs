@@ -164,6 +164,9 @@ fn publish_kind(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CmdResult {
         .srv
         .pubsub
         .publish(&args[1], &args[2], kind, Some((id, push)));
+    // The subscribers' output grew: Redis evicts clients before it sleeps
+    // again, not at some later command.
+    crate::client_mem::evict_clients(ctx.srv);
     // Redis propagates PUBLISH to replicas so their subscribers hear it too.
     ctx.propagate_argv(args);
     ctx.out.integer(n);

@@ -305,7 +305,9 @@ fn total_system_memory() -> i64 {
 
 /// `used_memory`: what `INFO` reports and eviction compares with `maxmemory`.
 pub(crate) fn used_memory(srv: &Shared) -> i64 {
-    let used = BASELINE_MEMORY + srv.store.stats().used_memory.load(Ordering::Relaxed).max(0);
+    let used = BASELINE_MEMORY
+        + srv.store.stats().used_memory.load(Ordering::Relaxed).max(0)
+        + crate::client_mem::clients_memory(srv);
     PEAK_MEMORY.fetch_max(used, Ordering::Relaxed);
     used
 }
@@ -490,11 +492,23 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(out, "rss_overhead_bytes:0");
         line!(out, "mem_fragmentation_ratio:{frag:.2}");
         line!(out, "mem_fragmentation_bytes:{}", rss - used);
-        line!(out, "mem_not_counted_for_evict:0");
+        line!(
+            out,
+            "mem_not_counted_for_evict:{}",
+            crate::client_mem::not_counted_for_evict(srv)
+        );
         line!(out, "mem_replication_backlog:{}", srv.repl.backlog_span().1);
         line!(out, "mem_total_replication_buffers:0");
-        line!(out, "mem_clients_slaves:0");
-        line!(out, "mem_clients_normal:0");
+        line!(
+            out,
+            "mem_clients_slaves:{}",
+            crate::client_mem::replica_clients_memory(srv)
+        );
+        line!(
+            out,
+            "mem_clients_normal:{}",
+            crate::client_mem::normal_clients_memory(srv)
+        );
         line!(out, "mem_cluster_links:0");
         line!(out, "mem_aof_buffer:0");
         line!(out, "mem_allocator:libc");
@@ -592,7 +606,7 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         );
         line!(out, "expire_cycle_cpu_milliseconds:0");
         line!(out, "evicted_keys:{}", g(&st.evicted_keys));
-        line!(out, "evicted_clients:0");
+        line!(out, "evicted_clients:{}", g(&st.evicted_clients));
         let (exceeded_total, exceeded_now) = srv.evictor.exceeded_ms();
         line!(out, "total_eviction_exceeded_time:{exceeded_total}");
         line!(out, "current_eviction_exceeded_time:{exceeded_now}");
@@ -1072,8 +1086,16 @@ fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     int(out, "total.allocated", used);
     int(out, "startup.allocated", BASELINE_MEMORY);
     int(out, "replication.backlog", srv.repl.backlog_span().1 as i64);
-    int(out, "clients.slaves", 0);
-    int(out, "clients.normal", 0);
+    int(
+        out,
+        "clients.slaves",
+        crate::client_mem::replica_clients_memory(srv),
+    );
+    int(
+        out,
+        "clients.normal",
+        crate::client_mem::normal_clients_memory(srv),
+    );
     int(out, "cluster.links", 0);
     int(out, "aof.buffer", 0);
     int(out, "lua.caches", 0);
