@@ -196,6 +196,7 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
             break;
         }
         sub_written(&srv, &client, &mut sub_pending);
+        srv.expire_if_due();
         if out.buf.capacity() > 1024 * 1024 {
             out.buf = BytesMut::with_capacity(READ_CHUNK);
         }

@@ -8,6 +8,7 @@
 pub mod bloom;
 pub mod db;
 pub mod dict;
+pub mod expire;
 pub mod glob;
 pub mod hash;
 pub mod held;
@@ -26,6 +27,9 @@ pub mod zset;
 pub use bloom::{Bloom, BloomError, DumpError};
 pub use db::{Db, ShardGroup, MAX_SHARDS};
 pub use dict::{hash_key, Dict};
+pub use expire::{
+    ActiveExpire, CycleKind, CycleOutcome, ExpireDriver, ExpireEffort, Runner, Tick, IDLE_GRACE,
+};
 pub use glob::glob_match;
 pub use hash::Hash;
 pub use held::{LockSet, ShardRef};
