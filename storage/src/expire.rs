@@ -846,7 +846,9 @@ mod tests {
     fn ticks_never_spend_more_than_the_share_of_wall_time() {
         // Far more expired keys than any budget clears: every cycle hits
         // its limit, and the time spent must stay within 25% of wall time
-        // plus one bucket (25 ms at hz 10) and one step of overshoot.
+        // plus one bucket (25 ms at hz 10) and the overrun of the last
+        // cycle, which started with some budget left and may end past it
+        // (at most its whole length, on a machine that preempted it).
         let s = store(1, 8);
         for i in 0..300_000 {
             put(&s, 0, &format!("k:{i}"), 500, 0);
@@ -855,9 +857,13 @@ mod tests {
         let start = Instant::now();
         let mut ae = ActiveExpire::new(start);
         let mut cycles = 0;
+        let mut longest = Duration::ZERO;
         while start.elapsed() < Duration::from_millis(600) && stored(&s) > 0 {
             let tick = ae.tick(&s, Instant::now(), &|| 1000, &e, 10, Runner::Background);
-            cycles += usize::from(tick.cycle.is_some());
+            if let Some(c) = tick.cycle {
+                cycles += 1;
+                longest = longest.max(c.elapsed);
+            }
             std::thread::sleep(tick.next.saturating_duration_since(Instant::now()));
         }
         let wall = start.elapsed();
@@ -874,8 +880,8 @@ mod tests {
             );
         }
         assert!(
-            used <= wall / 4 + Duration::from_millis(25) + Duration::from_millis(5),
-            "used {used:?} of {wall:?}"
+            used <= wall / 4 + Duration::from_millis(25) + longest,
+            "used {used:?} of {wall:?}, longest cycle {longest:?}"
         );
     }
 
