@@ -262,6 +262,9 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
         {
             break;
         }
+        // Expiry work that fell due while this batch ran (Redis's
+        // `beforeSleep` fast cycle), after the replies went out.
+        srv.expire_if_due();
         // Give back what one large request or reply needed (Redis's cron
         // resizes idle clients' buffers the same way), so an idle client
         // costs about two chunks. Below these sizes buffers are kept, so

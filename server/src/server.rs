@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -69,6 +69,13 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
             .expect("spawn worker thread");
         threads.push(t);
     }
+    let expiry = {
+        let srv = srv.clone();
+        std::thread::Builder::new()
+            .name("ferrite-expire".into())
+            .spawn(move || active_expiry(srv))
+            .expect("spawn active expiry thread")
+    };
     let cron = tokio::spawn(cron(srv.clone()));
     let repl_cron = tokio::spawn(crate::replica::ping_cron(srv.clone()));
     let evictor = tokio::spawn(crate::evict::background(srv.clone()));
@@ -108,7 +115,9 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     cron.abort();
     repl_cron.abort();
     evictor.abort();
+    expiry.thread().unpark();
     let _ = tokio::task::spawn_blocking(move || {
+        let _ = expiry.join();
         for t in threads {
             let _ = t.join();
         }
@@ -218,18 +227,32 @@ fn fd_of(_s: &TcpStream) -> i64 {
     -1
 }
 
-/// Background work on `hz`: active expiry, idle timeouts, the ops/sec sample.
+/// The active expiry thread: runs the cycles that stay due while no worker
+/// runs them (an idle server), slow ones with their full limit (see
+/// [`ferrite_storage::ExpireDriver`]). A thread of its own, not a task:
+/// its cycles are synchronous work under shard locks. It sleeps until the
+/// next cycle is due plus the grace left to the workers, and is unparked
+/// at shutdown.
+fn active_expiry(srv: Arc<Shared>) {
+    while !srv.shutting_down.load(Ordering::Relaxed) {
+        let (effort, hz) = srv.expire_tuning();
+        let (cycle, wait) =
+            srv.expire
+                .background_tick(&srv.store, Instant::now(), &unix_ms, &effort, hz);
+        if let Some(c) = &cycle {
+            srv.expire_cycle_done(c);
+        }
+        std::thread::park_timeout(wait);
+    }
+}
+
+/// Background work on `hz`: idle timeouts, the ops/sec sample.
 async fn cron(srv: Arc<Shared>) {
     loop {
         let hz = srv.config.read().hz.clamp(1, 500);
         let period = Duration::from_millis((1000 / hz) as u64);
         tokio::time::sleep(period).await;
         let now = unix_ms();
-        // Redis's slow cycle may use 25% of each period.
-        let srv2 = srv.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || srv2.store.active_expire_cycle(now, period / 4))
-                .await;
         let timeout = srv.hot.timeout_s.load(Ordering::Relaxed);
         if timeout > 0 {
             for c in srv.clients.all() {

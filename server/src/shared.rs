@@ -5,14 +5,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferrite_storage::{Observer, Store};
+use ferrite_storage::{CycleOutcome, ExpireDriver, ExpireEffort, Observer, Store};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
 use crate::blocking::Blocking;
 use crate::client::{Client, Registry};
-use crate::command::ctx::unix_us;
+use crate::command::ctx::{unix_ms, unix_us};
 use crate::config::Config;
 use crate::propagate::Propagator;
 use crate::pubsub::PubSub;
@@ -40,6 +40,10 @@ pub struct Hot {
     pub maxmemory_clients: AtomicI64,
     /// `maxmemory-eviction-tenacity`.
     pub eviction_tenacity: AtomicI64,
+    /// `hz`, clamped to Redis's 1..=500 (the active expiry scheduler).
+    pub hz: AtomicI64,
+    /// `active-expire-effort` (1..=10).
+    pub active_expire_effort: AtomicI64,
     /// Collection encoding thresholds (`hash-max-listpack-entries` ...).
     pub enc: parking_lot::RwLock<ferrite_storage::EncodingLimits>,
 }
@@ -78,6 +82,9 @@ impl Observer for ExpiryFeed {
 /// The server's shared state.
 pub struct Shared {
     pub store: Store,
+    /// The active expiry scheduler, run by workers after they write their
+    /// replies and by the expiry thread while they are idle.
+    pub expire: ExpireDriver,
     pub config: RwLock<Config>,
     pub hot: Hot,
     pub stats: Stats,
@@ -135,6 +142,7 @@ impl Shared {
         let config_file = config.config_file.clone();
         let s = Shared {
             store,
+            expire: ExpireDriver::default(),
             config: RwLock::new(config),
             hot: Hot::default(),
             stats: Stats::default(),
@@ -197,6 +205,9 @@ impl Shared {
             // As Redis's `startEvictionTimeProc` on `CONFIG SET maxmemory`.
             self.evictor.start_background();
         }
+        h.hz.store(c.hz.clamp(1, 500), Ordering::Relaxed);
+        h.active_expire_effort
+            .store(c.active_expire_effort, Ordering::Relaxed);
         let nf = crate::pubsub::notify::parse(&c.notify_keyspace_events).unwrap_or(0);
         self.pubsub.notify_flags.store(nf, Ordering::Relaxed);
         self.store.stats().notify_new.store(
@@ -242,6 +253,42 @@ impl Shared {
         mons.retain(|tx| tx.send(msg.clone()).is_ok());
         if mons.is_empty() {
             self.monitors_active.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// The expiry tuning from the hot configuration: (effort, hz).
+    pub fn expire_tuning(&self) -> (ExpireEffort, u32) {
+        (
+            ExpireEffort::new(self.hot.active_expire_effort.load(Ordering::Relaxed)),
+            self.hot.hz.load(Ordering::Relaxed).clamp(1, 500) as u32,
+        )
+    }
+
+    /// Runs the expiry cycle that is due, if any, cut to the fast duration
+    /// (Redis's `beforeSleep` call): workers call it after writing a batch
+    /// of replies, so the threads that write keys also expire them. A clock
+    /// read and one relaxed load when none is due.
+    #[inline]
+    pub fn expire_if_due(&self) {
+        let cycle =
+            self.expire
+                .run_if_due(&self.store, std::time::Instant::now(), &unix_ms, || {
+                    self.expire_tuning()
+                });
+        if let Some(c) = cycle {
+            self.expire_cycle_done(&c);
+        }
+    }
+
+    /// Records a cycle that took long in the latency monitor (Redis's
+    /// `latencyAddSampleIfNeeded("expire-cycle", ...)`).
+    pub fn expire_cycle_done(&self, c: &CycleOutcome) {
+        let threshold = self.hot.latency_threshold_ms.load(Ordering::Relaxed);
+        let ms = c.elapsed.as_millis() as u64;
+        if threshold > 0 && ms >= threshold as u64 {
+            self.latency
+                .lock()
+                .add("expire-cycle", unix_ms() / 1000, ms);
         }
     }
 

@@ -237,11 +237,12 @@ impl<V> Dict<V> {
         })
     }
 
-    /// Up to `count` entries from a run of buckets starting at a random
-    /// one, like Redis's `dictGetSomeKeys`: much cheaper than `count`
-    /// independent random picks, and random enough for eviction sampling.
-    /// Visits at most `count * 10` buckets; a long run of empty buckets
-    /// jumps to a new random place.
+    /// Up to `count` distinct entries from a run of consecutive buckets
+    /// starting at a random one, like Redis's `dictGetSomeKeys`: much
+    /// cheaper than `count` independent random picks, and random enough for
+    /// eviction sampling. Visits at most `count * 10` buckets and never the
+    /// same bucket twice (Redis's jump over empty runs can return a key
+    /// twice, which wastes a sample).
     pub fn sample(
         &self,
         count: usize,
@@ -255,31 +256,15 @@ impl<V> Dict<V> {
         let mask = self.table.len() - 1;
         let mut i = (rand() as usize) & mask;
         let mut found = 0;
-        let mut empty_run = 0;
-        let mut steps = count * 10;
-        while found < count && steps > 0 {
-            steps -= 1;
-            match self.table[i].as_deref() {
-                None => {
-                    empty_run += 1;
-                    if empty_run >= 5 && empty_run > count {
-                        i = (rand() as usize) & mask;
-                        empty_run = 0;
-                        continue;
-                    }
+        for _ in 0..(count * 10).min(self.table.len()) {
+            let mut cur = self.table[i].as_deref();
+            while let Some(n) = cur {
+                f(&n.key, &n.value);
+                found += 1;
+                if found == count {
+                    return;
                 }
-                Some(head) => {
-                    empty_run = 0;
-                    let mut cur = Some(head);
-                    while let Some(n) = cur {
-                        f(&n.key, &n.value);
-                        found += 1;
-                        if found == count {
-                            return;
-                        }
-                        cur = n.next.as_deref();
-                    }
-                }
+                cur = n.next.as_deref();
             }
             i = (i + 1) & mask;
         }

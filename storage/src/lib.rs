@@ -9,6 +9,7 @@ pub mod bloom;
 pub mod db;
 pub mod dict;
 pub mod evict;
+pub mod expire;
 pub mod glob;
 pub mod hash;
 pub mod held;
@@ -28,6 +29,9 @@ pub use bloom::{Bloom, BloomError, DumpError};
 pub use db::{Db, ShardGroup, MAX_SHARDS};
 pub use dict::{hash_key, Dict};
 pub use evict::{EvictionPool, Policy};
+pub use expire::{
+    ActiveExpire, CycleKind, CycleOutcome, ExpireDriver, ExpireEffort, Runner, Tick, IDLE_GRACE,
+};
 pub use glob::glob_match;
 pub use hash::Hash;
 pub use held::{LockSet, ShardRef};

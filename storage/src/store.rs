@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::db::Db;
 use crate::evict::{EvictionPool, Policy};
@@ -45,9 +44,11 @@ pub struct StoreStats {
     pub expired_keys: AtomicU64,
     /// Approximate bytes held by the dataset (`used_memory` minus the baseline).
     pub used_memory: AtomicI64,
-    /// Share of sampled volatile keys found expired in the last cycle, in percent x100.
-    pub expired_stale_perc_x100: AtomicU64,
-    /// Active cycles that stopped on their time budget (`expired_time_cap_reached_count`).
+    /// Running average of the share of sampled volatile keys the active
+    /// cycles found expired (`expired_stale_perc`), as an `f64` fraction's
+    /// bits; see [`StoreStats::expired_stale_perc`].
+    expired_stale_perc_bits: AtomicU64,
+    /// Active cycles that stopped on their time limit (`expired_time_cap_reached_count`).
     pub expired_time_cap_reached_count: AtomicU64,
     /// Keys in every database, expired ones not yet removed included; lets
     /// eviction see "nothing to evict" without visiting shards.
@@ -56,6 +57,34 @@ pub struct StoreStats {
     pub volatile_keys: AtomicI64,
     /// Which access metadata keys keep (LRU clock or LFU counter).
     pub access: crate::evict::AccessConfig,
+    /// Wall time spent in active expiry cycles, in microseconds
+    /// (`expire_cycle_cpu_milliseconds`, which Redis also measures as wall time).
+    pub expire_cycle_time_used_us: AtomicU64,
+}
+
+impl StoreStats {
+    /// The running average of the stale share (a fraction, 0..=1) that
+    /// each active cycle updates with a 5% weight, as Redis's
+    /// `stat_expired_stale_perc`.
+    pub fn expired_stale_perc(&self) -> f64 {
+        f64::from_bits(self.expired_stale_perc_bits.load(Ordering::Relaxed))
+    }
+
+    /// Stores a new running average (only the expiry cycle writes it).
+    pub fn set_expired_stale_perc(&self, v: f64) {
+        self.expired_stale_perc_bits
+            .store(v.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Zeroes the expiry counters `CONFIG RESETSTAT` zeroes
+    /// (Redis's `resetServerStats`).
+    pub fn reset_expire_stats(&self) {
+        self.expired_keys.store(0, Ordering::Relaxed);
+        self.set_expired_stale_perc(0.0);
+        self.expired_time_cap_reached_count
+            .store(0, Ordering::Relaxed);
+        self.expire_cycle_time_used_us.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Every database of the server.
@@ -64,10 +93,6 @@ pub struct Store {
     stats: Arc<StoreStats>,
     active_expire: AtomicBool,
 }
-
-/// Keys checked per step of the active expiry cycle (Redis's
-/// `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
-pub const EXPIRE_KEYS_PER_LOOP: usize = 20;
 
 impl Store {
     /// `databases` databases of `shards` shards each.
@@ -242,53 +267,5 @@ impl Store {
             }
         }
         None
-    }
-
-    /// One run of the active expiry cycle, like Redis's slow
-    /// `activeExpireCycle`: every shard of every database is stepped, and a
-    /// shard is stepped again while more than a quarter of its sample had
-    /// expired, until `budget` runs out. Returns keys expired.
-    pub fn active_expire_cycle(&self, now: i64, budget: std::time::Duration) -> usize {
-        if !self.active_expire_enabled() {
-            return 0;
-        }
-        let start = Instant::now();
-        let mut total_checked = 0usize;
-        let mut total_expired = 0usize;
-        let mut capped = false;
-        'outer: for db in self.dbs.iter() {
-            for i in 0..db.shard_count() {
-                loop {
-                    let (checked, expired) = db.with_shard_at(i, |s| {
-                        if s.volatile_len() == 0 {
-                            (0, 0)
-                        } else {
-                            s.active_expire_step(now, EXPIRE_KEYS_PER_LOOP)
-                        }
-                    });
-                    total_checked += checked;
-                    total_expired += expired;
-                    if start.elapsed() >= budget {
-                        capped = true;
-                        break 'outer;
-                    }
-                    if checked == 0 || expired * 4 <= checked {
-                        break;
-                    }
-                }
-            }
-        }
-        if capped {
-            self.stats
-                .expired_time_cap_reached_count
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        let perc = (total_expired * 10000)
-            .checked_div(total_checked)
-            .unwrap_or(0);
-        self.stats
-            .expired_stale_perc_x100
-            .store(perc as u64, Ordering::Relaxed);
-        total_expired
     }
 }

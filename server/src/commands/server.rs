@@ -597,14 +597,18 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(
             out,
             "expired_stale_perc:{:.2}",
-            g(&ss.expired_stale_perc_x100) as f64 / 100.0
+            ss.expired_stale_perc() * 100.0
         );
         line!(
             out,
             "expired_time_cap_reached_count:{}",
             g(&ss.expired_time_cap_reached_count)
         );
-        line!(out, "expire_cycle_cpu_milliseconds:0");
+        line!(
+            out,
+            "expire_cycle_cpu_milliseconds:{}",
+            g(&ss.expire_cycle_time_used_us) / 1000
+        );
         line!(out, "evicted_keys:{}", g(&st.evicted_keys));
         line!(out, "evicted_clients:{}", g(&st.evicted_clients));
         let (exceeded_total, exceeded_now) = srv.evictor.exceeded_ms();
@@ -853,11 +857,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
     srv.stats.reset();
     TABLE.reset_stats();
-    let ss = srv.store.stats();
-    ss.expired_keys.store(0, Ordering::Relaxed);
-    ss.expired_stale_perc_x100.store(0, Ordering::Relaxed);
-    ss.expired_time_cap_reached_count
-        .store(0, Ordering::Relaxed);
+    srv.store.stats().reset_expire_stats();
     PEAK_MEMORY.store(0, Ordering::Relaxed);
     srv.evictor.reset_stats();
     ctx.out.ok();
