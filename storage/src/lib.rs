@@ -13,6 +13,7 @@ pub mod hash;
 pub mod held;
 pub mod limits;
 pub mod list;
+pub mod mem;
 mod number;
 pub mod set;
 pub mod shard;
