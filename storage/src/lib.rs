@@ -34,7 +34,7 @@ pub use limits::EncodingLimits;
 pub use list::List;
 pub use number::is_canonical_i64;
 pub use set::Set;
-pub use shard::{idle_seconds, lru_clock, Entry, Shard, NO_EXPIRE};
+pub use shard::{entry_mem, idle_seconds, lru_clock, Entry, Shard, NO_EXPIRE};
 pub use store::{NoObserver, Observer, Store, StoreStats};
 pub use value::{Value, EMBSTR_LIMIT};
 pub use watch::WatchFlag;
