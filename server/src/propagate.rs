@@ -43,6 +43,10 @@ pub struct Propagator {
 /// the front is cut only when the vector reaches twice the capacity, so each
 /// byte is moved at most once (a `VecDeque<u8>` fed byte-wise was 20% of a
 /// pipelined SET profile).
+/// Room past twice the capacity for the command that crosses it, so the
+/// buffer reserved up front does not grow for ordinary commands.
+const WINDOW_SLACK: usize = 64 * 1024;
+
 struct Backlog {
     buf: Vec<u8>,
     capacity: usize,
@@ -50,6 +54,9 @@ struct Backlog {
     offset: u64,
     /// Database the stream last `SELECT`ed; `usize::MAX` before the first write.
     selected: usize,
+    /// Longest the vector has been: the part of its reservation that was
+    /// ever written, hence resident.
+    high_water: usize,
 }
 
 fn encode(out: &mut Vec<u8>, args: &[&[u8]]) -> usize {
@@ -94,6 +101,7 @@ impl Propagator {
                 capacity: capacity.max(16 * 1024),
                 offset: 0,
                 selected: usize::MAX,
+                high_water: 0,
             }),
             replicas: AtomicUsize::new(0),
             end: watch::channel(0).0,
@@ -222,6 +230,12 @@ impl Backlog {
     /// Appends one command, preceded by a `SELECT` when `db` is set and
     /// differs from the stream's.
     fn push(&mut self, db: Option<usize>, args: &[&[u8]]) {
+        if self.buf.capacity() == 0 {
+            // The whole window at once: growing by doubling would end at
+            // twice what the trim rule needs and copy the stream at every
+            // step. Pages are only touched as the stream fills them.
+            self.buf.reserve_exact(2 * self.capacity + WINDOW_SLACK);
+        }
         if let Some(db) = db {
             if self.selected != db {
                 let mut tmp = itoa::Buffer::new();
@@ -233,6 +247,7 @@ impl Backlog {
         }
         let n = encode(&mut self.buf, args);
         self.offset += n as u64;
+        self.high_water = self.high_water.max(self.buf.len());
         self.trim();
     }
 
@@ -261,6 +276,15 @@ impl Propagator {
         let b = self.inner.lock();
         let held = b.held().len();
         (b.offset - held as u64 + 1, held)
+    }
+
+    /// Bytes the backlog's buffer holds (it keeps up to twice
+    /// `repl-backlog-size` before cutting its front), for `used_memory` and
+    /// `mem_replication_backlog`: the part of its reservation the stream
+    /// has reached, in whole pages, since the rest was never touched.
+    pub fn backlog_mem(&self) -> usize {
+        let b = self.inner.lock();
+        b.high_water.min(b.buf.capacity()).div_ceil(4096) * 4096
     }
 
     /// The stream bytes from `offset` to the end, if still in the backlog.
