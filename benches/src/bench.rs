@@ -155,6 +155,20 @@ pub struct Server {
 }
 
 /// `INFO` text as `field -> value`.
+/// The memory `maxmemory` limits: `used_memory` less
+/// `mem_not_counted_for_evict` (replica buffers in Redis; also Ferrite's
+/// replication backlog while no replica is attached, which Redis would not
+/// hold at all). Redis reports 0 for the latter here, so both servers are
+/// measured the way their eviction measures them.
+fn evictable_used(info: &HashMap<String, String>) -> Option<u64> {
+    let used = info.get("used_memory")?.parse::<u64>().ok()?;
+    let not_counted = info
+        .get("mem_not_counted_for_evict")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Some(used.saturating_sub(not_counted))
+}
+
 fn parse_info(text: &str) -> HashMap<String, String> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
@@ -230,12 +244,11 @@ impl Server {
     }
 
     fn used_memory(&mut self) -> Result<u64> {
-        self.info_u64("memory", "used_memory")?
-            .ok_or_else(|| BenchError::MissingInfo {
-                addr: self.addr.clone(),
-                section: "memory",
-                field: "used_memory",
-            })
+        evictable_used(&self.info("memory")?).ok_or_else(|| BenchError::MissingInfo {
+            addr: self.addr.clone(),
+            section: "memory",
+            field: "used_memory",
+        })
     }
 
     /// `used_memory` once it has stopped moving: a hash table may still be
@@ -452,12 +465,10 @@ impl Server {
             }
             if sample {
                 let used = match &replies[set_count] {
-                    Value::BulkString(b) => parse_info(&String::from_utf8_lossy(b))
-                        .get("used_memory")
-                        .and_then(|v| v.parse::<u64>().ok()),
-                    Value::VerbatimString { text, .. } => parse_info(text)
-                        .get("used_memory")
-                        .and_then(|v| v.parse::<u64>().ok()),
+                    Value::BulkString(b) => {
+                        evictable_used(&parse_info(&String::from_utf8_lossy(b)))
+                    }
+                    Value::VerbatimString { text, .. } => evictable_used(&parse_info(text)),
                     other => return Err(self.unexpected("INFO", other)),
                 };
                 let used = used.ok_or_else(|| BenchError::MissingInfo {

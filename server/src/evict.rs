@@ -142,7 +142,7 @@ fn time_limit(tenacity: i64) -> Option<Duration> {
 /// The memory compared with `maxmemory`: `used_memory` less what Redis
 /// does not count for eviction (replica buffers).
 fn used_memory(srv: &Shared) -> i64 {
-    crate::commands::server::used_memory(srv) - crate::client_mem::not_counted_for_evict(srv)
+    crate::commands::memory::used_memory_now(srv) - crate::client_mem::not_counted_for_evict(srv)
 }
 
 /// Evicts keys until memory is under `maxmemory`, within the tenacity time

@@ -37,12 +37,19 @@ pub struct Propagator {
     replicas: AtomicUsize,
     /// The stream's end, published for replica links to wait on.
     end: watch::Sender<u64>,
+    /// [`Propagator::backlog_mem`], kept outside the lock: eviction reads
+    /// `used_memory` before every command while `maxmemory` is set.
+    resident: AtomicUsize,
 }
 
 /// The stream's tail in one contiguous vector: appends are `memcpy`s, and
 /// the front is cut only when the vector reaches twice the capacity, so each
 /// byte is moved at most once (a `VecDeque<u8>` fed byte-wise was 20% of a
 /// pipelined SET profile).
+/// Room past twice the capacity for the command that crosses it, so the
+/// buffer reserved up front does not grow for ordinary commands.
+const WINDOW_SLACK: usize = 64 * 1024;
+
 struct Backlog {
     buf: Vec<u8>,
     capacity: usize,
@@ -50,6 +57,9 @@ struct Backlog {
     offset: u64,
     /// Database the stream last `SELECT`ed; `usize::MAX` before the first write.
     selected: usize,
+    /// Longest the vector has been: the part of its reservation that was
+    /// ever written, hence resident.
+    high_water: usize,
 }
 
 fn encode(out: &mut Vec<u8>, args: &[&[u8]]) -> usize {
@@ -94,8 +104,10 @@ impl Propagator {
                 capacity: capacity.max(16 * 1024),
                 offset: 0,
                 selected: usize::MAX,
+                high_water: 0,
             }),
             replicas: AtomicUsize::new(0),
+            resident: AtomicUsize::new(0),
             end: watch::channel(0).0,
         }
     }
@@ -144,6 +156,7 @@ impl Propagator {
         let end = {
             let mut b = self.inner.lock();
             b.push(Some(db), args);
+            self.note_resident(&b);
             b.offset
         };
         self.publish(end);
@@ -157,6 +170,7 @@ impl Propagator {
         let end = {
             let mut b = self.inner.lock();
             b.push(None, args);
+            self.note_resident(&b);
             b.offset
         };
         self.publish(end);
@@ -212,6 +226,7 @@ impl Propagator {
         if wrap {
             b.push(None, &[b"EXEC"]);
         }
+        self.note_resident(&b);
         let end = b.offset;
         drop(b);
         self.publish(end);
@@ -222,6 +237,12 @@ impl Backlog {
     /// Appends one command, preceded by a `SELECT` when `db` is set and
     /// differs from the stream's.
     fn push(&mut self, db: Option<usize>, args: &[&[u8]]) {
+        if self.buf.capacity() == 0 {
+            // The whole window at once: growing by doubling would end at
+            // twice what the trim rule needs and copy the stream at every
+            // step. Pages are only touched as the stream fills them.
+            self.buf.reserve_exact(2 * self.capacity + WINDOW_SLACK);
+        }
         if let Some(db) = db {
             if self.selected != db {
                 let mut tmp = itoa::Buffer::new();
@@ -233,6 +254,7 @@ impl Backlog {
         }
         let n = encode(&mut self.buf, args);
         self.offset += n as u64;
+        self.high_water = self.high_water.max(self.buf.len());
         self.trim();
     }
 
@@ -261,6 +283,24 @@ impl Propagator {
         let b = self.inner.lock();
         let held = b.held().len();
         (b.offset - held as u64 + 1, held)
+    }
+
+    /// Bytes the backlog's buffer holds (it keeps up to twice
+    /// `repl-backlog-size` before cutting its front), for `used_memory` and
+    /// `mem_replication_backlog`: the part of its reservation the stream
+    /// has reached, in whole pages, since the rest was never touched.
+    pub fn backlog_mem(&self) -> usize {
+        self.resident.load(Ordering::Relaxed)
+    }
+
+    /// Publishes the backlog's resident size after an append (a relaxed
+    /// load, and a store only when it grew).
+    #[inline]
+    fn note_resident(&self, b: &Backlog) {
+        let r = b.high_water.min(b.buf.capacity()).div_ceil(4096) * 4096;
+        if r != self.resident.load(Ordering::Relaxed) {
+            self.resident.store(r, Ordering::Relaxed);
+        }
     }
 
     /// The stream bytes from `offset` to the end, if still in the backlog.

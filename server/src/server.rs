@@ -263,6 +263,7 @@ async fn cron(srv: Arc<Shared>) {
                 }
             }
         }
+        crate::commands::memory::track_peak(&srv);
         let mut s = srv.stats.ops_sample.lock();
         let total = srv.stats.total_commands_processed.load(Ordering::Relaxed);
         let (last_total, last_ms, _) = *s;

@@ -19,6 +19,7 @@
 //! words; words are also what a digest or a dump reads in bulk, and no
 //! extra dependency has to be built.
 
+use crate::mem::array_size;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// RedisBloom's default error rate (`BF.ADD` on a missing key).
@@ -57,6 +58,11 @@ pub struct SubFilter {
 }
 
 impl SubFilter {
+    /// Bytes of the bit array as allocated.
+    fn words_mem(&self) -> usize {
+        array_size::<u64>(self.words.capacity())
+    }
+
     fn new(capacity: u64, error: f64) -> Result<SubFilter, BloomError> {
         let bpe = bits_per_item(error);
         let bits = (capacity as f64 * bpe).floor();
@@ -180,7 +186,7 @@ impl Bloom {
         nonscaling: bool,
     ) -> Result<Bloom, BloomError> {
         let first = SubFilter::new(capacity.max(1), error)?;
-        let heap = first.words.capacity() * 8;
+        let heap = first.words_mem();
         Ok(Bloom {
             filters: vec![first],
             expansion: expansion.max(1),
@@ -215,7 +221,7 @@ impl Bloom {
                 .checked_mul(self.expansion)
                 .ok_or(BloomError::TooLarge)?;
             let next = SubFilter::new(cap, last.error * ERROR_TIGHTENING_RATIO)?;
-            self.heap += next.words.capacity() * 8;
+            self.heap += next.words_mem();
             self.filters.push(next);
         }
         let cur = self.filters.last_mut().ok_or(BloomError::TooLarge)?;
@@ -262,9 +268,9 @@ impl Bloom {
             .fold(CHAIN_OVERHEAD, |a, f| a + LINK_OVERHEAD + f.bytes())
     }
 
-    /// Heap bytes owned, for `used_memory` (O(1)).
+    /// Heap bytes owned as allocated, for `used_memory` (O(1)).
     pub fn mem_usage(&self) -> usize {
-        self.heap + self.filters.capacity() * std::mem::size_of::<SubFilter>()
+        self.heap + array_size::<SubFilter>(self.filters.capacity())
     }
 }
 
@@ -500,7 +506,7 @@ impl Bloom {
                 error,
             })
             .collect();
-        let heap = filters.iter().map(|f| f.words.capacity() * 8).sum();
+        let heap = filters.iter().map(SubFilter::words_mem).sum();
         Ok(Bloom {
             filters,
             expansion: u64::from(growth.max(1)),

@@ -17,6 +17,7 @@ use smallvec::SmallVec;
 
 use crate::dict::hash_key;
 use crate::held::{self, ShardRef};
+use crate::mem::{alloc_size, array_size};
 use crate::shard::Shard;
 use crate::store::{Observer, StoreStats};
 
@@ -170,6 +171,23 @@ impl Db {
     /// Whether the database holds no keys.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// [`Shard::table_overhead`] summed over the shards, visited one at a
+    /// time (`MEMORY STATS`).
+    pub fn table_overhead(&self) -> (usize, usize) {
+        (0..self.shard_count())
+            .map(|i| self.with_shard_at(i, |s| s.table_overhead()))
+            .fold((0, 0), |(m, e), (sm, se)| (m + sm, e + se))
+    }
+
+    /// Bytes of the database's own structures: the shard array and each
+    /// shard's lock and maps' headers, as allocated.
+    pub fn structure_mem(&self) -> usize {
+        // An `Arc` allocation holds two counters before the value.
+        let shard =
+            alloc_size(2 * std::mem::size_of::<usize>() + std::mem::size_of::<Mutex<Shard>>());
+        array_size::<Arc<Mutex<Shard>>>(self.shards.len()) + self.shards.len() * shard
     }
 
     /// Number of keys with a TTL.

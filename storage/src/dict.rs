@@ -12,6 +12,8 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::mem::{alloc_size, array_size};
+
 /// The hash every map in the store uses. Shards take its low bits; buckets
 /// take the high half (see [`bucket_hash`]), so the two never correlate.
 #[inline]
@@ -64,6 +66,17 @@ impl<V> Dict<V> {
     /// Number of buckets (for memory estimates and `DEBUG HTSTATS`-like output).
     pub fn buckets(&self) -> usize {
         self.table.len()
+    }
+
+    /// Bytes of one entry's chain node as allocated (the key's bytes are a
+    /// separate allocation: `alloc_size(key.len())`).
+    pub const NODE_BYTES: usize = alloc_size(std::mem::size_of::<Node<V>>());
+
+    /// Bytes of the bucket array as allocated. It doubles and halves as the
+    /// map grows and shrinks, so owners charge its changes as they happen,
+    /// as Redis counts `dictSlots` in its memory overhead.
+    pub fn table_bytes(&self) -> usize {
+        array_size::<Option<Box<Node<V>>>>(self.table.capacity())
     }
 
     #[inline]

@@ -8,6 +8,7 @@
 
 use crate::dict::Dict;
 use crate::limits::EncodingLimits;
+use crate::mem::{alloc_size, array_size};
 
 /// One field and its value.
 pub type Pair = (Box<[u8]>, Box<[u8]>);
@@ -15,15 +16,6 @@ pub type Pair = (Box<[u8]>, Box<[u8]>);
 /// Redis refuses to grow a listpack past 1 GiB (`LISTPACK_MAX_SAFETY_SIZE`)
 /// and converts instead; we apply the same bound to the flat encoding.
 const LISTPACK_MAX_SAFETY_SIZE: usize = 1 << 30;
-
-/// Per-pair cost of the flat encoding beyond the bytes: two boxed-slice
-/// headers in the vector slot are counted by capacity; this is the two
-/// allocations' headers.
-const LISTPACK_PAIR_OVERHEAD: usize = 16;
-
-/// Per-pair cost of the table beyond the bytes: the chain node (two boxed
-/// slices and a link) and three allocations' headers.
-const TABLE_PAIR_OVERHEAD: usize = 64;
 
 /// How many entries a fair random pick looks at, like Redis's
 /// `dictGetFairRandomKey` (`GETFAIR_NUM_ENTRIES`).
@@ -43,6 +35,13 @@ pub struct Hash {
     repr: Repr,
     /// Sum of the lengths of every field and value.
     bytes: usize,
+    /// Heap bytes of every field's and value's own allocation.
+    heap: usize,
+}
+
+/// The two allocations of a field and its value.
+fn pair_heap(field: &[u8], value: &[u8]) -> usize {
+    alloc_size(field.len()) + alloc_size(value.len())
 }
 
 impl Default for Hash {
@@ -50,6 +49,7 @@ impl Default for Hash {
         Hash {
             repr: Repr::Listpack(Vec::new()),
             bytes: 0,
+            heap: 0,
         }
     }
 }
@@ -118,20 +118,15 @@ impl Hash {
         matches!(self.repr, Repr::Listpack(_))
     }
 
-    /// Approximate heap bytes, O(1) so `used_memory` can be kept per write.
+    /// Heap bytes as allocated, O(1) so `used_memory` can be kept per
+    /// write: every field and value, plus the pair vector, or the table's
+    /// nodes and buckets.
     pub fn mem_usage(&self) -> usize {
-        match &self.repr {
-            Repr::Listpack(v) => {
-                self.bytes
-                    + v.capacity() * std::mem::size_of::<Pair>()
-                    + v.len() * LISTPACK_PAIR_OVERHEAD
+        self.heap
+            + match &self.repr {
+                Repr::Listpack(v) => array_size::<Pair>(v.capacity()),
+                Repr::Table(d) => d.len() * Dict::<Box<[u8]>>::NODE_BYTES + d.table_bytes(),
             }
-            Repr::Table(d) => {
-                self.bytes
-                    + d.len() * TABLE_PAIR_OVERHEAD
-                    + d.buckets() * std::mem::size_of::<usize>()
-            }
-        }
     }
 
     /// Total length of every field and value, for estimating reply sizes
@@ -208,10 +203,12 @@ impl Hash {
             Repr::Listpack(v) => {
                 if let Some(slot) = v.iter_mut().find(|(f, _)| &**f == field) {
                     self.bytes = self.bytes - slot.1.len() + value.len();
+                    self.heap = self.heap - alloc_size(slot.1.len()) + alloc_size(value.len());
                     slot.1 = value.into();
                     SetOutcome::Updated
                 } else {
                     self.bytes += field.len() + value.len();
+                    self.heap += pair_heap(field, value);
                     v.push((field.into(), value.into()));
                     SetOutcome::Inserted
                 }
@@ -219,10 +216,12 @@ impl Hash {
             Repr::Table(d) => match d.insert(field, value.into()) {
                 Some(old) => {
                     self.bytes = self.bytes - old.len() + value.len();
+                    self.heap = self.heap - alloc_size(old.len()) + alloc_size(value.len());
                     SetOutcome::Updated
                 }
                 None => {
                     self.bytes += field.len() + value.len();
+                    self.heap += pair_heap(field, value);
                     SetOutcome::Inserted
                 }
             },
@@ -240,6 +239,7 @@ impl Hash {
                 Some(i) => {
                     let (f, x) = v.remove(i);
                     self.bytes -= f.len() + x.len();
+                    self.heap -= pair_heap(&f, &x);
                     true
                 }
                 None => false,
@@ -247,6 +247,7 @@ impl Hash {
             Repr::Table(d) => match d.remove(field) {
                 Some(x) => {
                     self.bytes -= field.len() + x.len();
+                    self.heap -= pair_heap(field, &x);
                     true
                 }
                 None => false,
@@ -467,6 +468,10 @@ mod tests {
         h.iter().map(|(f, v)| f.len() + v.len()).sum()
     }
 
+    fn heap_sum(h: &Hash) -> usize {
+        h.iter().map(|(f, v)| pair_heap(f, v)).sum()
+    }
+
     #[test]
     fn converts_when_entries_pass_the_limit() {
         let l = limits(4, 64);
@@ -521,6 +526,15 @@ mod tests {
         assert_eq!(h.bytes, byte_sum(&h));
         h.remove(b"field");
         assert_eq!(h.bytes, byte_sum(&h));
+        assert_eq!(h.heap, heap_sum(&h));
+        // f2, v2, f3 in one word each, the 19-byte value in a 32-byte
+        // block, and a four-slot pair vector.
+        assert_eq!(h.mem_usage(), 8 + 8 + 8 + 32 + 4 * 32);
+        h.convert_to_table();
+        assert_eq!(h.heap, heap_sum(&h));
+        // Two 40-byte nodes (48-byte blocks) and four buckets instead.
+        assert_eq!(Dict::<Box<[u8]>>::NODE_BYTES, 48);
+        assert_eq!(h.mem_usage(), 8 + 8 + 8 + 32 + 2 * 48 + 4 * 8);
     }
 
     #[test]
@@ -638,6 +652,7 @@ mod tests {
                 prop_assert_eq!(h.len(), m.len());
                 prop_assert_eq!(h.encoding(), if should_convert { "hashtable" } else { "listpack" });
                 prop_assert_eq!(h.bytes, byte_sum(&h));
+                prop_assert_eq!(h.heap, heap_sum(&h));
             }
             let mut all: Vec<(Vec<u8>, Vec<u8>)> =
                 h.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();

@@ -5,19 +5,20 @@
 
 use std::collections::VecDeque;
 
-/// Per-element cost beyond its bytes: the boxed slice header in the ring and
-/// the allocator's rounding.
-const ELEM_OVERHEAD: usize = 24;
+use crate::mem::{alloc_size, array_size};
 
 /// A list value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct List {
     items: VecDeque<Box<[u8]>>,
+    /// Heap bytes of the elements' own allocations.
     bytes: usize,
 }
 
+/// An element's own allocation (its slot in the ring is counted with the
+/// ring's capacity).
 fn cost(e: &[u8]) -> usize {
-    e.len() + ELEM_OVERHEAD
+    alloc_size(e.len())
 }
 
 impl List {
@@ -36,9 +37,9 @@ impl List {
         self.items.is_empty()
     }
 
-    /// Approximate heap bytes, kept up to date incrementally.
+    /// Heap bytes as allocated (elements and ring), kept incrementally.
     pub fn mem_usage(&self) -> usize {
-        self.bytes + self.items.capacity() * std::mem::size_of::<Box<[u8]>>()
+        self.bytes + array_size::<Box<[u8]>>(self.items.capacity())
     }
 
     /// Adds at the head (`LPUSH`).

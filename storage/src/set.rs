@@ -14,10 +14,7 @@
 use rand::Rng;
 
 use crate::dict::{hash_key, Dict};
-
-/// Per-member cost of the `hashtable` encoding beyond the member's bytes:
-/// the chain node, the boxed key's header and the allocator's rounding.
-const TABLE_MEMBER_OVERHEAD: usize = 48;
+use crate::mem::{alloc_size, array_size};
 
 /// Redis caps intsets at 2^30 entries whatever `set-max-intset-entries` says
 /// (`setTypeAdd`), because of the intset's 32-bit length.
@@ -134,16 +131,16 @@ enum Repr {
 #[derive(Debug, Clone)]
 pub struct Set {
     repr: Repr,
-    /// Bytes of the table's members plus their per-member overhead (0 for
-    /// an intset, whose cost is its vector's capacity).
-    table_bytes: usize,
+    /// Heap bytes of the table's members' own allocations (0 for an
+    /// intset, whose cost is its vector's capacity).
+    member_heap: usize,
 }
 
 impl Default for Set {
     fn default() -> Self {
         Set {
             repr: Repr::Intset(Vec::new()),
-            table_bytes: 0,
+            member_heap: 0,
         }
     }
 }
@@ -168,7 +165,7 @@ impl Set {
         } else {
             Set {
                 repr: Repr::Table(Dict::new()),
-                table_bytes: 0,
+                member_heap: 0,
             }
         }
     }
@@ -199,13 +196,13 @@ impl Set {
         matches!(self.repr, Repr::Intset(_))
     }
 
-    /// Approximate heap bytes, O(1): the shard calls this around every change.
+    /// Heap bytes as allocated, O(1): the shard calls this around every
+    /// change. An intset is its vector; a table is its members, their
+    /// nodes and its buckets.
     pub fn mem_usage(&self) -> usize {
         match &self.repr {
-            Repr::Intset(v) => v.capacity() * std::mem::size_of::<i64>(),
-            Repr::Table(d) => {
-                self.table_bytes + d.buckets() * std::mem::size_of::<Option<Box<()>>>()
-            }
+            Repr::Intset(v) => array_size::<i64>(v.capacity()),
+            Repr::Table(d) => self.member_heap + d.len() * Dict::<()>::NODE_BYTES + d.table_bytes(),
         }
     }
 
@@ -219,11 +216,11 @@ impl Set {
         for &n in v {
             let b = itoa_i64(n);
             let m = b.as_bytes();
-            bytes += m.len() + TABLE_MEMBER_OVERHEAD;
+            bytes += alloc_size(m.len());
             d.insert_new_hashed(hash_key(m), m.into(), ());
         }
         self.repr = Repr::Table(d);
-        self.table_bytes = bytes;
+        self.member_heap = bytes;
     }
 
     /// Adds a member (`setTypeAdd`); returns whether it was new. An intset
@@ -276,7 +273,7 @@ impl Set {
             return false;
         }
         d.insert_new_hashed(h, member.into(), ());
-        self.table_bytes += member.len() + TABLE_MEMBER_OVERHEAD;
+        self.member_heap += alloc_size(member.len());
         true
     }
 
@@ -290,7 +287,7 @@ impl Set {
             },
             Repr::Table(d) => match d.remove_entry_hashed(hash_key(member), member) {
                 Some(_) => {
-                    self.table_bytes -= member.len() + TABLE_MEMBER_OVERHEAD;
+                    self.member_heap -= alloc_size(member.len());
                     true
                 }
                 None => false,
@@ -552,7 +549,20 @@ mod tests {
         let one = s.mem_usage();
         assert!(one > empty);
         s.remove(b"hello");
-        assert_eq!(s.table_bytes, 0);
+        assert_eq!(s.member_heap, 0);
+        // The emptied table gave its buckets back.
+        assert_eq!(s.mem_usage(), 0);
+        s.add(b"hello", 512);
+        s.add(b"a member of 17 b.", 512);
+        // Two 24-byte nodes in 32-byte blocks, members of 8 and 32 bytes.
+        assert_eq!(Dict::<()>::NODE_BYTES, 32);
+        assert_eq!(s.mem_usage(), 8 + 32 + 2 * 32 + 4 * 8);
+        let mut ints = Set::for_member(b"1");
+        for i in 0..5 {
+            ints.add(i.to_string().as_bytes(), 512);
+        }
+        // Five integers in a vector that grew from four slots to eight.
+        assert_eq!(ints.mem_usage(), 8 * 8);
     }
 
     #[test]
@@ -642,10 +652,10 @@ mod tests {
                 if let Some(m) = s.random(&mut rng) {
                     prop_assert!(model.contains(&m.to_vec()));
                 }
-                let table_bytes: usize = if s.is_intset() { 0 } else {
-                    model.iter().map(|m| m.len() + TABLE_MEMBER_OVERHEAD).sum()
+                let member_heap: usize = if s.is_intset() { 0 } else {
+                    model.iter().map(|m| alloc_size(m.len())).sum()
                 };
-                prop_assert_eq!(s.table_bytes, table_bytes);
+                prop_assert_eq!(s.member_heap, member_heap);
             }
             prop_assert_eq!(members(&s), model);
         }

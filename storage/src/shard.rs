@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::dict::{hash_key, Dict};
 use crate::evict::{EvictionPool, Policy};
+use crate::mem::alloc_size;
 use crate::store::{Observer, StoreStats};
 use crate::value::Value;
 use crate::watch::{WatchFlag, WatchTable, Watcher};
@@ -12,10 +13,14 @@ use crate::watch::{WatchFlag, WatchTable, Watcher};
 /// `expire_at` of a key without a TTL.
 pub const NO_EXPIRE: i64 = -1;
 
-/// Fixed per-key cost beyond key and value bytes: the chain node, its bucket
-/// slot and allocator headers. Used for `used_memory`.
-pub const ENTRY_OVERHEAD: usize = 96;
-const EXPIRE_OVERHEAD: usize = 48;
+/// Fixed per-key cost beyond the key's bytes and the value's heap: the
+/// chain node holding the [`Entry`] as the allocator serves it. The bucket
+/// slots are charged with the table ([`Dict::table_bytes`]).
+pub const ENTRY_OVERHEAD: usize = Dict::<Entry>::NODE_BYTES;
+
+/// Fixed cost of a TTL beyond the key's bytes: the node in the index of
+/// keys with a TTL, which holds its own copy of the key.
+const EXPIRE_OVERHEAD: usize = Dict::<()>::NODE_BYTES;
 
 /// A key's value and metadata.
 #[derive(Debug, Clone)]
@@ -59,6 +64,10 @@ pub struct Shard {
     watched: Option<Box<WatchTable>>,
     /// xorshift state for LFU increments and eviction sampling.
     rng: u64,
+    /// Bytes of the two bucket arrays as last charged to `used_memory`,
+    /// and their bucket counts then.
+    table_mem: usize,
+    table_buckets: (usize, usize),
 }
 
 /// Records an access: the LRU clock always, the LFU counter under an LFU
@@ -121,15 +130,24 @@ fn touch_all(
     }
 }
 
-fn entry_mem(key: &[u8], e: &Entry) -> usize {
-    key.len()
-        + ENTRY_OVERHEAD
+/// Bytes one key costs, as `used_memory` charges it and `MEMORY USAGE`
+/// reports it: its chain node, its key bytes, its value's heap and, with a
+/// TTL, its node and key copy in the TTL index. O(1): values keep their
+/// sizes incrementally.
+pub fn entry_mem(key: &[u8], e: &Entry) -> usize {
+    ENTRY_OVERHEAD
+        + alloc_size(key.len())
         + e.value.mem_usage()
         + if e.expire_at != NO_EXPIRE {
-            key.len() + EXPIRE_OVERHEAD
+            expire_mem(key)
         } else {
             0
         }
+}
+
+/// Bytes a TTL adds to a key: its node and key copy in the TTL index.
+fn expire_mem(key: &[u8]) -> usize {
+    EXPIRE_OVERHEAD + alloc_size(key.len())
 }
 
 impl Shard {
@@ -147,6 +165,8 @@ impl Shard {
                     std::sync::atomic::AtomicU64::new(0x9E37_79B9_7F4A_7C15);
                 SEED.fetch_add(0x6A09_E667_F3BC_C909, std::sync::atomic::Ordering::Relaxed) | 1
             },
+            table_mem: 0,
+            table_buckets: (0, 0),
         }
     }
 
@@ -170,6 +190,16 @@ impl Shard {
         self.expires.len()
     }
 
+    /// Bytes of this shard's two maps beyond keys and values, as Redis's
+    /// `MEMORY STATS` reports a database's `overhead.hashtable.main` and
+    /// `.expires`: (key nodes + buckets, TTL-index nodes + buckets).
+    pub fn table_overhead(&self) -> (usize, usize) {
+        (
+            self.keys.len() * ENTRY_OVERHEAD + self.keys.table_bytes(),
+            self.expires.len() * EXPIRE_OVERHEAD + self.expires.table_bytes(),
+        )
+    }
+
     fn add_mem(&self, n: usize) {
         self.stats
             .used_memory
@@ -180,6 +210,24 @@ impl Shard {
         self.stats
             .used_memory
             .fetch_sub(n as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Charges a resize of either bucket array (they double and halve as
+    /// keys come and go); called after every insertion and removal, it
+    /// costs two compares unless a table was resized.
+    #[inline]
+    fn sync_table_mem(&mut self) {
+        let buckets = (self.keys.buckets(), self.expires.buckets());
+        if buckets != self.table_buckets {
+            self.table_buckets = buckets;
+            let now = self.keys.table_bytes() + self.expires.table_bytes();
+            if now > self.table_mem {
+                self.add_mem(now - self.table_mem);
+            } else {
+                self.sub_mem(self.table_mem - now);
+            }
+            self.table_mem = now;
+        }
     }
 
     /// Removes `key` if its TTL has passed; true if it did.
@@ -292,6 +340,7 @@ impl Shard {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.add_mem(add);
+        self.sync_table_mem();
         self.touch(key);
         // An old value that had already expired is not a previous value.
         let old = old.filter(|o| o.expire_at == NO_EXPIRE || o.expire_at > now);
@@ -318,6 +367,7 @@ impl Shard {
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.sub_mem(entry_mem(&k, &e));
+        self.sync_table_mem();
         self.touch(key);
         Some(e)
     }
@@ -346,17 +396,18 @@ impl Shard {
                 self.stats
                     .volatile_keys
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.add_mem(key.len() + EXPIRE_OVERHEAD);
+                self.add_mem(expire_mem(key));
             }
             (false, true) => {
                 self.expires.remove_entry_hashed(h, key);
                 self.stats
                     .volatile_keys
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                self.sub_mem(key.len() + EXPIRE_OVERHEAD);
+                self.sub_mem(expire_mem(key));
             }
             _ => {}
         }
+        self.sync_table_mem();
         self.touch(key);
         true
     }
@@ -382,6 +433,7 @@ impl Shard {
         self.keys.clear();
         self.expires.clear();
         self.sub_mem(mem);
+        self.sync_table_mem();
         n
     }
 
@@ -398,6 +450,9 @@ impl Shard {
         }
         std::mem::swap(&mut self.keys, &mut other.keys);
         std::mem::swap(&mut self.expires, &mut other.expires);
+        // The total is unchanged; each shard's share follows its tables.
+        self.sync_table_mem();
+        other.sync_table_mem();
         self.expire_cursor = 0;
         other.expire_cursor = 0;
     }
@@ -569,9 +624,11 @@ impl Shard {
             return None;
         }
         let mem = self.keys.get_hashed(h, key).map(|e| entry_mem(key, e))?;
+        let tables_before = self.table_mem;
         self.remove_hashed(h, key)?;
         self.observer.evicted(self.db, key);
-        Some(mem)
+        // A removal can shrink the bucket arrays too.
+        Some(mem + tables_before.saturating_sub(self.table_mem))
     }
 
     /// One active-expiry step, like one iteration of Redis's
@@ -604,5 +661,114 @@ impl Shard {
             self.expire_if_needed(hash_key(&k), &k, now);
         }
         (checked, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::EncodingLimits;
+    use crate::store::NoObserver;
+    use crate::{Hash, List, Set};
+    use proptest::prelude::*;
+    use std::sync::atomic::Ordering;
+
+    /// What the shard holds, counted from scratch.
+    fn recount(s: &Shard) -> i64 {
+        let entries: usize = s.keys.iter().map(|(k, e)| entry_mem(k, e)).sum();
+        (entries + s.keys.table_bytes() + s.expires.table_bytes()) as i64
+    }
+
+    fn value(kind: u8, n: usize) -> Value {
+        let limits = EncodingLimits::default();
+        match kind % 4 {
+            0 => Value::string(vec![b'v'; n * 7]),
+            1 => {
+                let mut l = List::new();
+                for i in 0..n {
+                    l.push_back(&vec![b'e'; i]);
+                }
+                Value::List(l)
+            }
+            2 => {
+                let mut h = Hash::new();
+                for i in 0..n * 20 {
+                    h.set(format!("f{i}").as_bytes(), &vec![b'x'; i % 50], &limits);
+                }
+                Value::Hash(h)
+            }
+            _ => {
+                let mut s = Set::new();
+                for i in 0..n * 30 {
+                    s.add(format!("{i}").as_bytes(), limits.set_max_intset_entries);
+                }
+                Value::Set(s)
+            }
+        }
+    }
+
+    proptest! {
+        // The running sum always equals a recount: every path that changes
+        // a key, a TTL or a table charges exactly what it changed.
+        #[test]
+        fn used_memory_matches_a_recount(
+            ops in proptest::collection::vec((0u8..7, 0u16..60, 0u8..8, 0usize..40), 0..250)
+        ) {
+            let stats = Arc::new(StoreStats::default());
+            let mut s = Shard::new(0, Arc::new(NoObserver), stats.clone());
+            let now = 1_000;
+            for (op, k, kind, n) in ops {
+                let key = format!("key:{k}").into_bytes();
+                match op {
+                    0 => {
+                        let ttl = if kind % 2 == 0 { NO_EXPIRE } else { now + 10_000 };
+                        s.set(&key, value(kind, n), ttl, now);
+                    }
+                    1 => {
+                        s.remove(&key, now);
+                    }
+                    2 => {
+                        let ttl = match kind % 3 {
+                            0 => NO_EXPIRE,
+                            1 => now + 5_000,
+                            // Expired: the next access removes it.
+                            _ => now - 1,
+                        };
+                        s.set_expire(&key, ttl, now);
+                    }
+                    3 => {
+                        s.modify(&key, now, |e| match &mut e.value {
+                            Value::Str { bytes, .. } => bytes.extend(std::iter::repeat_n(b'a', n * 13)),
+                            Value::List(l) => {
+                                for _ in 0..n {
+                                    l.pop_front();
+                                }
+                            }
+                            Value::Hash(h) => {
+                                for i in 0..n * 5 {
+                                    h.remove(format!("f{i}").as_bytes());
+                                }
+                            }
+                            Value::Set(st) => {
+                                st.add(b"not-an-integer", 512);
+                            }
+                            _ => {}
+                        });
+                    }
+                    4 => {
+                        s.get(&key, now);
+                    }
+                    5 if n == 0 => {
+                        s.clear();
+                    }
+                    _ => {
+                        s.active_expire_step(now, 20);
+                    }
+                }
+                prop_assert_eq!(stats.used_memory.load(Ordering::Relaxed), recount(&s));
+            }
+            s.clear();
+            prop_assert_eq!(stats.used_memory.load(Ordering::Relaxed), 0);
+        }
     }
 }

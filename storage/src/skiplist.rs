@@ -25,6 +25,7 @@
 //! size of the range.
 
 use crate::dict::hash_key;
+use crate::mem::{alloc_size, array_size};
 
 /// Highest level a node can have (Redis's `ZSKIPLIST_MAXLEVEL`).
 pub const MAX_LEVEL: usize = 32;
@@ -151,14 +152,15 @@ impl SkipList {
         self.len == 0
     }
 
-    /// Heap bytes held (capacities, not lengths), computed in O(1) because
-    /// the keyspace asks before and after every write.
+    /// Heap bytes held as allocated (capacities, not lengths), the list's
+    /// own box included, computed in O(1) because the keyspace asks before
+    /// and after every write.
     pub fn mem_usage(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.levels.capacity() * std::mem::size_of::<Level>()
-            + self.arena.capacity()
-            + self.buckets.capacity() * 4
+        alloc_size(std::mem::size_of::<Self>())
+            + array_size::<Node>(self.nodes.capacity())
+            + array_size::<Level>(self.levels.capacity())
+            + alloc_size(self.arena.capacity())
+            + array_size::<u32>(self.buckets.capacity())
     }
 
     // ------------------------------------------------------------------

@@ -42,8 +42,14 @@ pub struct StoreStats {
     pub notify_new: std::sync::atomic::AtomicBool,
     /// Keys removed because their TTL passed (`expired_keys`).
     pub expired_keys: AtomicU64,
-    /// Approximate bytes held by the dataset (`used_memory` minus the baseline).
+    /// Bytes the keyspace holds as allocated (keys, values, per-key nodes,
+    /// both maps' bucket arrays), kept as entries change: the dataset part
+    /// of `used_memory`.
     pub used_memory: AtomicI64,
+    /// Highest `used_memory` total the server has reported or sampled
+    /// (`used_memory_peak`); kept by the server, which knows the parts of
+    /// `used_memory` outside the keyspace.
+    pub used_memory_peak: AtomicI64,
     /// Running average of the share of sampled volatile keys the active
     /// cycles found expired (`expired_stale_perc`), as an `f64` fraction's
     /// bits; see [`StoreStats::expired_stale_perc`].
@@ -119,6 +125,14 @@ impl Store {
     /// If `i` is out of range; callers validate `SELECT` indexes first.
     pub fn db(&self, i: usize) -> &Db {
         &self.dbs[i]
+    }
+
+    /// Bytes of the keyspace's fixed structures (databases, shards, their
+    /// locks), allocated at startup whatever the data: the part of
+    /// `used_memory_startup` the store can size.
+    pub fn structure_mem(&self) -> usize {
+        crate::mem::array_size::<Db>(self.dbs.len())
+            + self.dbs.iter().map(Db::structure_mem).sum::<usize>()
     }
 
     /// The shared counters.

@@ -6,6 +6,7 @@
 use crate::bloom::Bloom;
 use crate::hash::Hash;
 use crate::list::List;
+use crate::mem::alloc_size;
 use crate::set::Set;
 use crate::zset::ZSet;
 
@@ -78,15 +79,17 @@ impl Value {
         }
     }
 
-    /// Approximate heap bytes owned by the value, for `used_memory`.
+    /// Heap bytes the value holds as the allocator serves them (the value
+    /// itself sits in its key's node), for `used_memory` and `MEMORY
+    /// USAGE`. O(1): collections keep their sizes as they change.
     pub fn mem_usage(&self) -> usize {
         match self {
-            Value::Str { bytes, .. } => bytes.capacity(),
+            Value::Str { bytes, .. } => alloc_size(bytes.capacity()),
             Value::List(l) => l.mem_usage(),
             Value::Hash(h) => h.mem_usage(),
             Value::Set(s) => s.mem_usage(),
             Value::ZSet(z) => z.mem_usage(),
-            Value::Bloom(b) => b.mem_usage() + std::mem::size_of::<Bloom>(),
+            Value::Bloom(b) => b.mem_usage() + alloc_size(std::mem::size_of::<Bloom>()),
         }
     }
 

@@ -96,9 +96,9 @@ impl ZListpack {
         self.buf.len()
     }
 
-    /// Heap bytes held.
+    /// Heap bytes held, as allocated.
     pub fn mem_usage(&self) -> usize {
-        self.buf.capacity()
+        crate::mem::alloc_size(self.buf.capacity())
     }
 
     /// The entry starting at `pos`: (member, score, start of the next entry).

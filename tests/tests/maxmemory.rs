@@ -21,8 +21,12 @@ fn info_field(c: &mut redis::Connection, field: &str) -> i64 {
         .unwrap()
 }
 
+/// The memory `maxmemory` limits: `used_memory` less
+/// `mem_not_counted_for_evict`. Redis's Tcl tests read `used_memory`
+/// alone, which is the same there (no replica, so nothing is left out);
+/// ours leaves out the replication backlog while no replica is attached.
 fn used(c: &mut redis::Connection) -> i64 {
-    info_field(c, "used_memory")
+    info_field(c, "used_memory") - info_field(c, "mem_not_counted_for_evict")
 }
 
 /// A small xorshift so key names are random but the test is repeatable.
@@ -256,7 +260,9 @@ fn big_pipelined_writes_stay_under_the_limit() {
     let mut raw = server.raw_conn();
     raw.send(&batch);
     let got = raw.read_until(|b| b.len() >= 5 * n, Duration::from_secs(60));
-    assert_eq!(got, b"+OK\r\n".repeat(n), "every write succeeds");
+    let got = text(&got);
+    assert_eq!(got.matches("+OK\r\n").count(), n, "every write succeeds");
+    assert_eq!(got.len(), 5 * n, "nothing but +OK");
     let u = used(&mut c);
     assert!(u < limit + 4096, "used {u} over limit {limit}");
     let kept: i64 = cmd(&mut c, &["dbsize"]);

@@ -9,6 +9,7 @@ pub mod connection;
 pub mod hash;
 pub mod keys;
 pub mod list;
+pub mod memory;
 pub mod multi;
 pub mod pubsub;
 pub mod replication;
@@ -27,6 +28,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(string::HANDLERS);
     v.extend_from_slice(keys::HANDLERS);
     v.extend_from_slice(server::HANDLERS);
+    v.extend_from_slice(memory::HANDLERS);
     v.extend_from_slice(list::HANDLERS);
     v.extend_from_slice(multi::HANDLERS);
     v.extend_from_slice(replication::HANDLERS);

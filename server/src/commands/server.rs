@@ -3,13 +3,13 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use ferrite_storage::{glob_match, idle_seconds, Value};
 
 use super::connection::{write_help, REDIS_VERSION};
-use crate::command::ctx::{int_arg, is, unix_us};
+use crate::command::ctx::{is, unix_us};
 use crate::command::render::{write_docs, write_info};
 use crate::command::{CmdError, CmdResult, Command, Ctx, Handler, TABLE};
 use crate::config::{find_param, Kind, PARAMS};
@@ -39,12 +39,6 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("slowlog|help", slowlog_help),
     ("monitor", monitor),
     ("shutdown", shutdown),
-    ("memory|usage", memory_usage),
-    ("memory|stats", memory_stats),
-    ("memory|doctor", memory_doctor),
-    ("memory|malloc-stats", memory_malloc_stats),
-    ("memory|purge", memory_purge),
-    ("memory|help", memory_help),
     ("latency|latest", latency_latest),
     ("latency|reset", latency_reset),
     ("latency|history", latency_history),
@@ -52,12 +46,6 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("latency|help", latency_help),
     ("debug", debug),
 ];
-
-/// Bytes `used_memory` counts before any key exists (Redis's startup allocation).
-const BASELINE_MEMORY: i64 = 876_176;
-
-/// Highest `used_memory` seen by `INFO`/`MEMORY STATS` since start or `CONFIG RESETSTAT`.
-static PEAK_MEMORY: AtomicI64 = AtomicI64::new(0);
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -247,25 +235,6 @@ fn command_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 
 // ---------------------------------------------------------------- INFO
 
-/// Redis's `bytesToHuman`.
-pub fn bytes_to_human(n: i64) -> String {
-    let d = n as f64;
-    const K: f64 = 1024.0;
-    if n < 1024 {
-        format!("{n}B")
-    } else if d < K * K {
-        format!("{:.2}K", d / K)
-    } else if d < K * K * K {
-        format!("{:.2}M", d / (K * K))
-    } else if d < K * K * K * K {
-        format!("{:.2}G", d / (K * K * K))
-    } else if d < K * K * K * K * K {
-        format!("{:.2}T", d / (K * K * K * K))
-    } else {
-        format!("{:.2}P", d / (K * K * K * K * K))
-    }
-}
-
 /// (user, system, children user, children system) CPU seconds from `/proc/self/stat`.
 fn cpu_times() -> (f64, f64, f64, f64) {
     let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
@@ -282,34 +251,6 @@ pub fn parse_proc_stat(s: &str) -> (f64, f64, f64, f64) {
     // rest starts at field 3 (state): utime is field 14 → index 11.
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
     (tick(11), tick(12), tick(13), tick(14))
-}
-
-fn rss_bytes() -> i64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
-        .map(|p| p * 4096)
-        .unwrap_or(0)
-}
-
-fn total_system_memory() -> i64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let l = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-            l.split_whitespace().nth(1)?.parse::<i64>().ok()
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
-/// `used_memory`: what `INFO` reports and eviction compares with `maxmemory`.
-pub(crate) fn used_memory(srv: &Shared) -> i64 {
-    let used = BASELINE_MEMORY
-        + srv.store.stats().used_memory.load(Ordering::Relaxed).max(0)
-        + crate::client_mem::clients_memory(srv);
-    PEAK_MEMORY.fetch_max(used, Ordering::Relaxed);
-    used
 }
 
 fn machine() -> String {
@@ -433,88 +374,8 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(out, "clients_in_timeout_table:0");
     }
     if section_wanted(all, &set, &["memory"]) {
-        let used = used_memory(srv);
-        let peak = PEAK_MEMORY.load(Ordering::Relaxed).max(used);
-        let rss = rss_bytes();
-        let sys = total_system_memory();
-        let dataset = used - BASELINE_MEMORY;
-        let frag = if used > 0 {
-            rss as f64 / used as f64
-        } else {
-            0.0
-        };
         header(&mut out, "Memory");
-        line!(out, "used_memory:{used}");
-        line!(out, "used_memory_human:{}", bytes_to_human(used));
-        line!(out, "used_memory_rss:{rss}");
-        line!(out, "used_memory_rss_human:{}", bytes_to_human(rss));
-        line!(out, "used_memory_peak:{peak}");
-        line!(out, "used_memory_peak_human:{}", bytes_to_human(peak));
-        line!(
-            out,
-            "used_memory_peak_perc:{:.2}%",
-            used as f64 * 100.0 / peak.max(1) as f64
-        );
-        line!(out, "used_memory_overhead:{BASELINE_MEMORY}");
-        line!(out, "used_memory_startup:{BASELINE_MEMORY}");
-        line!(out, "used_memory_dataset:{dataset}");
-        line!(
-            out,
-            "used_memory_dataset_perc:{:.2}%",
-            dataset as f64 * 100.0 / used.max(1) as f64
-        );
-        line!(out, "allocator_allocated:{used}");
-        line!(out, "allocator_active:{used}");
-        line!(out, "allocator_resident:{rss}");
-        line!(out, "total_system_memory:{sys}");
-        line!(out, "total_system_memory_human:{}", bytes_to_human(sys));
-        line!(out, "used_memory_lua:0");
-        line!(out, "used_memory_vm_eval:0");
-        line!(out, "used_memory_lua_human:0B");
-        line!(out, "used_memory_scripts_eval:0");
-        line!(out, "number_of_cached_scripts:0");
-        line!(out, "number_of_functions:0");
-        line!(out, "number_of_libraries:0");
-        line!(out, "used_memory_vm_functions:0");
-        line!(out, "used_memory_vm_total:0");
-        line!(out, "used_memory_vm_total_human:0B");
-        line!(out, "used_memory_functions:0");
-        line!(out, "used_memory_scripts:0");
-        line!(out, "used_memory_scripts_human:0B");
-        line!(out, "maxmemory:{}", cfg.maxmemory);
-        line!(out, "maxmemory_human:{}", bytes_to_human(cfg.maxmemory));
-        line!(out, "maxmemory_policy:{}", cfg.maxmemory_policy);
-        line!(out, "allocator_frag_ratio:1.00");
-        line!(out, "allocator_frag_bytes:0");
-        line!(out, "allocator_rss_ratio:{frag:.2}");
-        line!(out, "allocator_rss_bytes:{}", rss - used);
-        line!(out, "rss_overhead_ratio:1.00");
-        line!(out, "rss_overhead_bytes:0");
-        line!(out, "mem_fragmentation_ratio:{frag:.2}");
-        line!(out, "mem_fragmentation_bytes:{}", rss - used);
-        line!(
-            out,
-            "mem_not_counted_for_evict:{}",
-            crate::client_mem::not_counted_for_evict(srv)
-        );
-        line!(out, "mem_replication_backlog:{}", srv.repl.backlog_span().1);
-        line!(out, "mem_total_replication_buffers:0");
-        line!(
-            out,
-            "mem_clients_slaves:{}",
-            crate::client_mem::replica_clients_memory(srv)
-        );
-        line!(
-            out,
-            "mem_clients_normal:{}",
-            crate::client_mem::normal_clients_memory(srv)
-        );
-        line!(out, "mem_cluster_links:0");
-        line!(out, "mem_aof_buffer:0");
-        line!(out, "mem_allocator:libc");
-        line!(out, "active_defrag_running:0");
-        line!(out, "lazyfree_pending_objects:0");
-        line!(out, "lazyfreed_objects:0");
+        super::memory::info_section(srv, &cfg, &mut out);
     }
     if section_wanted(all, &set, &["persistence"]) {
         header(&mut out, "Persistence");
@@ -858,7 +719,6 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     srv.stats.reset();
     TABLE.reset_stats();
     srv.store.stats().reset_expire_stats();
-    PEAK_MEMORY.store(0, Ordering::Relaxed);
     srv.evictor.reset_stats();
     ctx.out.ok();
     Ok(())
@@ -1011,171 +871,6 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     tracing::warn!("User requested shutdown...");
     ctx.srv.request_shutdown();
     ctx.client.close_after_reply = true;
-    Ok(())
-}
-
-// ---------------------------------------------------------------- MEMORY
-
-fn round8(n: usize) -> usize {
-    n.div_ceil(8) * 8
-}
-
-/// Estimated bytes of one key: dict entry, key, object header and value.
-pub fn key_memory(key: &[u8], value: &Value, expires: bool) -> usize {
-    let entry = 24 + round8(key.len() + 4);
-    let val = match value {
-        Value::Str { .. } => match value.encoding() {
-            "int" => 16,
-            "embstr" => round8(16 + 3 + value.mem_usage() + 1),
-            _ => 16 + round8(value.mem_usage() + 9),
-        },
-        #[allow(unreachable_patterns)]
-        _ => 16 + value.mem_usage(),
-    };
-    entry + val + if expires { 24 } else { 0 }
-}
-
-fn memory_usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut i = 3;
-    while i < args.len() {
-        if is(&args[i], "samples") && i + 1 < args.len() {
-            let n = int_arg(&args[i + 1])?;
-            if n < 0 {
-                return Err(CmdError::Syntax);
-            }
-            i += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    let now = ctx.now;
-    let key = &args[2];
-    let size = ctx.db().with_shard(key, |s| {
-        s.peek(key, now)
-            .map(|e| key_memory(key, &e.value, e.expire_at != ferrite_storage::NO_EXPIRE))
-    });
-    match size {
-        Some(n) => ctx.out.integer(n as i64),
-        None => ctx.out.null(),
-    }
-    Ok(())
-}
-
-fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    let srv = ctx.srv;
-    let used = used_memory(srv);
-    let peak = PEAK_MEMORY.load(Ordering::Relaxed).max(used);
-    let rss = rss_bytes();
-    let keys: usize = (0..srv.store.db_count())
-        .map(|i| srv.store.db(i).len())
-        .sum();
-    let dataset = used - BASELINE_MEMORY;
-    let dbs: Vec<(usize, usize)> = (0..srv.store.db_count())
-        .filter_map(|i| {
-            let n = srv.store.db(i).len();
-            (n > 0).then_some((i, n))
-        })
-        .collect();
-    let out = &mut *ctx.out;
-    out.map(26 + dbs.len());
-    let int = |out: &mut ferrite_protocol::ReplyBuf, k: &str, v: i64| {
-        out.bulk(k.as_bytes());
-        out.integer(v);
-    };
-    int(out, "peak.allocated", peak);
-    int(out, "total.allocated", used);
-    int(out, "startup.allocated", BASELINE_MEMORY);
-    int(out, "replication.backlog", srv.repl.backlog_span().1 as i64);
-    int(
-        out,
-        "clients.slaves",
-        crate::client_mem::replica_clients_memory(srv),
-    );
-    int(
-        out,
-        "clients.normal",
-        crate::client_mem::normal_clients_memory(srv),
-    );
-    int(out, "cluster.links", 0);
-    int(out, "aof.buffer", 0);
-    int(out, "lua.caches", 0);
-    int(out, "functions.caches", 0);
-    for (i, n) in &dbs {
-        out.bulk(format!("db.{i}").as_bytes());
-        out.map(2);
-        int(out, "overhead.hashtable.main", (*n * 24) as i64);
-        int(out, "overhead.hashtable.expires", 0);
-    }
-    int(out, "overhead.total", BASELINE_MEMORY);
-    int(out, "keys.count", keys as i64);
-    int(
-        out,
-        "keys.bytes-per-key",
-        if keys > 0 { dataset / keys as i64 } else { 0 },
-    );
-    int(out, "dataset.bytes", dataset);
-    out.bulk(b"dataset.percentage");
-    out.double(dataset as f64 * 100.0 / used.max(1) as f64);
-    out.bulk(b"peak.percentage");
-    out.double(used as f64 * 100.0 / peak.max(1) as f64);
-    int(out, "allocator.allocated", used);
-    int(out, "allocator.active", used);
-    int(out, "allocator.resident", rss);
-    out.bulk(b"allocator-fragmentation.ratio");
-    out.double(1.0);
-    int(out, "allocator-fragmentation.bytes", 0);
-    out.bulk(b"allocator-rss.ratio");
-    out.double(rss as f64 / used.max(1) as f64);
-    int(out, "allocator-rss.bytes", rss - used);
-    out.bulk(b"rss-overhead.ratio");
-    out.double(1.0);
-    int(out, "rss-overhead.bytes", 0);
-    out.bulk(b"fragmentation");
-    out.double(rss as f64 / used.max(1) as f64);
-    int(out, "fragmentation.bytes", rss - used);
-    Ok(())
-}
-
-fn memory_doctor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    let used = used_memory(ctx.srv);
-    let text: &[u8] = if used < 5 * 1024 * 1024 {
-        b"Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting."
-    } else {
-        b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base."
-    };
-    ctx.out.verbatim(text);
-    Ok(())
-}
-
-fn memory_malloc_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    ctx.out
-        .verbatim(b"Stats not supported for the current allocator");
-    Ok(())
-}
-
-fn memory_purge(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    ctx.out.ok();
-    Ok(())
-}
-
-fn memory_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    write_help(
-        ctx,
-        "memory",
-        &[
-            "DOCTOR",
-            "    Return memory problems reports.",
-            "MALLOC-STATS",
-            "    Return internal statistics report from the memory allocator.",
-            "PURGE",
-            "    Attempt to purge dirty pages for reclamation by the allocator.",
-            "STATS",
-            "    Return information about the memory usage of the server.",
-            "USAGE <key> [SAMPLES <count>]",
-            "    Return memory in bytes used by <key> and its value. Nested values are",
-            "    sampled up to <count> times (default: 5, 0 means sample all).",
-        ],
-    );
     Ok(())
 }
 
@@ -1585,15 +1280,6 @@ fn debug_protocol(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_bytes() {
-        assert_eq!(bytes_to_human(0), "0B");
-        assert_eq!(bytes_to_human(1023), "1023B");
-        assert_eq!(bytes_to_human(1024), "1.00K");
-        assert_eq!(bytes_to_human(1_506_592), "1.44M");
-        assert_eq!(bytes_to_human(25_276_514_304), "23.54G");
-    }
 
     #[test]
     fn proc_stat_parsing() {
