@@ -59,6 +59,15 @@ pub struct ClientHandle {
     pub sub: AtomicUsize,
     pub psub: AtomicUsize,
     pub ssub: AtomicUsize,
+    /// Client-side caching state (`crate::tracking::flag` bits), read by
+    /// other connections' invalidations and by `CLIENT LIST`.
+    pub tracking: std::sync::atomic::AtomicU32,
+    /// `CLIENT TRACKING ... REDIRECT id` (0 = none).
+    pub tracking_redir: AtomicU64,
+    /// The sending end of this connection's message feed, once it has one
+    /// (a subscribe, `HELLO 3` or `CLIENT TRACKING ON`): how invalidations
+    /// reach it from other connections. Weak, as the feed holds the handle.
+    pub feed: std::sync::OnceLock<std::sync::Weak<crate::pubsub::Subscriber>>,
 }
 
 impl ClientHandle {
@@ -89,6 +98,9 @@ impl ClientHandle {
             sub: 0.into(),
             psub: 0.into(),
             ssub: 0.into(),
+            tracking: 0.into(),
+            tracking_redir: 0.into(),
+            feed: Default::default(),
         }
     }
 
@@ -137,24 +149,26 @@ impl ClientHandle {
         if sub + psub + ssub > 0 {
             flags.push('P');
         }
-        if self.blocked.load(Ordering::Relaxed) {
-            flags.push('b');
-        }
-        if self.no_evict.load(Ordering::Relaxed) {
-            flags.push('e');
-        }
         if self.multi_len.load(Ordering::Relaxed) >= 0 {
             flags.push('x');
         }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
+        let tracking = self.tracking.load(Ordering::Relaxed);
+        crate::tracking::list_flags(tracking, &mut flags);
         if self.watch.is_dirty() {
             flags.push('d');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
         }
         if flags.is_empty() {
             flags.push('N');
         }
         let _ = (lib_name, lib_ver);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -170,6 +184,7 @@ impl ClientHandle {
             self.multi_len.load(Ordering::Relaxed),
             self.qbuf.load(Ordering::Relaxed),
             self.last_cmd_name(),
+            crate::tracking::list_redir(tracking, &self.tracking_redir),
             self.resp.load(Ordering::Relaxed),
         )
     }

@@ -46,6 +46,8 @@ pub struct Config {
     pub maxmemory_policy: String,
     pub maxmemory_samples: i64,
     pub maxmemory_eviction_tenacity: i64,
+    /// Most keys the client-side caching table remembers (0 = no limit).
+    pub tracking_table_max_keys: i64,
     pub lfu_log_factor: i64,
     pub lfu_decay_time: i64,
     pub proto_max_bulk_len: i64,
@@ -110,6 +112,7 @@ impl Default for Config {
             maxmemory_policy: "noeviction".into(),
             maxmemory_samples: 5,
             maxmemory_eviction_tenacity: 10,
+            tracking_table_max_keys: 1_000_000,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -363,6 +366,17 @@ pub static PARAMS: &[Param] = &[
         None,
         maxmemory_eviction_tenacity,
         Kind::Int { min: 0, max: 100 },
+        int,
+        false
+    ),
+    p!(
+        "tracking-table-max-keys",
+        None,
+        tracking_table_max_keys,
+        Kind::Int {
+            min: 0,
+            max: u32::MAX as i64
+        },
         int,
         false
     ),

@@ -48,15 +48,19 @@ pub struct SubState {
 
 impl SubState {
     /// A fresh subscription state for the connection behind `handle`.
+    /// The handle learns of the feed (`ClientHandle::feed`), so that
+    /// tracking invalidations can reach the connection.
     pub fn new(handle: Arc<ClientHandle>) -> Box<SubState> {
         let (tx, rx) = unbounded_channel();
+        let sub = Arc::new(Subscriber {
+            handle,
+            tx,
+            queued: AtomicUsize::new(0),
+            soft_since_ms: AtomicI64::new(0),
+        });
+        let _ = sub.handle.feed.set(Arc::downgrade(&sub));
         Box::new(SubState {
-            sub: Arc::new(Subscriber {
-                handle,
-                tx,
-                queued: AtomicUsize::new(0),
-                soft_since_ms: AtomicI64::new(0),
-            }),
+            sub,
             rx,
             channels: HashSet::new(),
             patterns: Vec::new(),
@@ -310,9 +314,29 @@ impl PubSub {
         }
         let resp3 = s.handle.resp.load(Ordering::Relaxed) == 3;
         let bytes = enc.get(resp3, &write);
+        self.queue(s, bytes, now, true);
+    }
+
+    /// Queues bytes already encoded for one connection's feed (tracking
+    /// invalidations). The `pubsub` output-buffer limit applies while the
+    /// connection has subscriptions, as Redis classes it; a plain client
+    /// falls under the `normal` class, unlimited by default.
+    pub fn send_bytes(&self, s: &Arc<Subscriber>, bytes: Bytes) {
+        if s.handle.killed.load(Ordering::Relaxed) {
+            return;
+        }
+        let h = &s.handle;
+        let subscribed = h.sub.load(Ordering::Relaxed)
+            + h.psub.load(Ordering::Relaxed)
+            + h.ssub.load(Ordering::Relaxed)
+            > 0;
+        self.queue(s, bytes, crate::command::ctx::unix_ms(), subscribed);
+    }
+
+    fn queue(&self, s: &Arc<Subscriber>, bytes: Bytes, now: i64, limited: bool) {
         let len = bytes.len();
         let used = s.queued.fetch_add(len, Ordering::Relaxed) + len;
-        if self.over_limit(s, used, now) {
+        if limited && self.over_limit(s, used, now) {
             s.queued.fetch_sub(len, Ordering::Relaxed);
             tracing::warn!(
                 client = s.handle.id,

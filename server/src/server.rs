@@ -174,6 +174,7 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
                     unix_ms(),
                 ));
                 srv.clients.add(handle.clone());
+                let own = handle.clone();
                 let authenticated = !srv.hot.requirepass_set.load(Ordering::Relaxed);
                 let client = Client::new(handle, authenticated);
                 // A panic inside the connection stays inside this task: the
@@ -181,6 +182,7 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
                 let fut = connection::serve(stream, srv.clone(), client);
                 fut.await;
                 srv.clients.remove(id);
+                srv.tracking.disable(&own);
             });
             // Reap finished tasks so the set does not grow.
             while let Some(Some(r)) = futures_now(&mut tasks) {
@@ -218,18 +220,24 @@ fn fd_of(_s: &TcpStream) -> i64 {
     -1
 }
 
-/// Background work on `hz`: active expiry, idle timeouts, the ops/sec sample.
+/// Background work on `hz`: active expiry, tracking broadcasts and key
+/// limit, idle timeouts, the ops/sec sample. `DEBUG PAUSE-CRON 1` stops it.
 async fn cron(srv: Arc<Shared>) {
     loop {
         let hz = srv.config.read().hz.clamp(1, 500);
         let period = Duration::from_millis((1000 / hz) as u64);
         tokio::time::sleep(period).await;
+        if srv.cron_paused.load(Ordering::Relaxed) {
+            continue;
+        }
         let now = unix_ms();
         // Redis's slow cycle may use 25% of each period.
         let srv2 = srv.clone();
         let _ =
             tokio::task::spawn_blocking(move || srv2.store.active_expire_cycle(now, period / 4))
                 .await;
+        // Expiries and background evictions reach BCAST clients here.
+        srv.tracking.cron();
         let timeout = srv.hot.timeout_s.load(Ordering::Relaxed);
         if timeout > 0 {
             for c in srv.clients.all() {
