@@ -147,9 +147,6 @@ pub struct Tracking {
     bcast_pending: AtomicBool,
 }
 
-/// Redis's `CLIENT TRACKING` option bits accepted by [`Tracking::enable`].
-pub const OPTION_BITS: u32 = flag::BCAST | flag::OPTIN | flag::OPTOUT | flag::NOLOOP;
-
 impl Tracking {
     /// Empty tables; [`Tracking::attach`] must follow once the store exists.
     pub fn new(registry: Arc<Registry>, pubsub: Arc<PubSub>) -> Self {
