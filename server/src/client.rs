@@ -78,6 +78,15 @@ pub struct ClientHandle {
     pub sub: AtomicUsize,
     pub psub: AtomicUsize,
     pub ssub: AtomicUsize,
+    /// Client-side caching state (`crate::tracking::flag` bits), read by
+    /// other connections' invalidations and by `CLIENT LIST`.
+    pub tracking: std::sync::atomic::AtomicU32,
+    /// `CLIENT TRACKING ... REDIRECT id` (0 = none).
+    pub tracking_redir: AtomicU64,
+    /// The sending end of this connection's message feed, once it has one
+    /// (a subscribe, `HELLO 3` or `CLIENT TRACKING ON`): how invalidations
+    /// reach it from other connections. Weak, as the feed holds the handle.
+    pub feed: std::sync::OnceLock<std::sync::Weak<crate::pubsub::Subscriber>>,
 }
 
 impl ClientHandle {
@@ -115,6 +124,9 @@ impl ClientHandle {
             sub: 0.into(),
             psub: 0.into(),
             ssub: 0.into(),
+            tracking: 0.into(),
+            tracking_redir: 0.into(),
+            feed: Default::default(),
         }
     }
 
@@ -172,6 +184,8 @@ impl ClientHandle {
         if self.blocked.load(Ordering::Relaxed) {
             flags.push('b');
         }
+        let tracking = self.tracking.load(Ordering::Relaxed);
+        crate::tracking::list_flags(tracking, &mut flags);
         if self.watch.is_dirty() {
             flags.push('d');
         }
@@ -185,7 +199,7 @@ impl ClientHandle {
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         let rbs = self.obuf_cap.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -207,6 +221,7 @@ impl ClientHandle {
             crate::client_mem::client_output(self),
             crate::client_mem::client_total(self),
             self.last_cmd_name(),
+            crate::tracking::list_redir(tracking, &self.tracking_redir),
             self.resp.load(Ordering::Relaxed),
         )
     }

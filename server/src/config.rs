@@ -49,6 +49,8 @@ pub struct Config {
     /// `maxmemory-clients`: bytes, or a percentage of `maxmemory` stored
     /// negated (Redis's convention), 0 = no client eviction.
     pub maxmemory_clients: i64,
+    /// Most keys the client-side caching table remembers (0 = no limit).
+    pub tracking_table_max_keys: i64,
     pub lfu_log_factor: i64,
     pub lfu_decay_time: i64,
     pub proto_max_bulk_len: i64,
@@ -114,6 +116,7 @@ impl Default for Config {
             maxmemory_samples: 5,
             maxmemory_eviction_tenacity: 10,
             maxmemory_clients: 0,
+            tracking_table_max_keys: 1_000_000,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -380,6 +383,17 @@ pub static PARAMS: &[Param] = &[
         None,
         maxmemory_eviction_tenacity,
         Kind::Int { min: 0, max: 100 },
+        int,
+        false
+    ),
+    p!(
+        "tracking-table-max-keys",
+        None,
+        tracking_table_max_keys,
+        Kind::Int {
+            min: 0,
+            max: u32::MAX as i64
+        },
         int,
         false
     ),

@@ -20,6 +20,7 @@ pub mod replica;
 pub mod server;
 pub mod shared;
 pub mod stats;
+pub mod tracking;
 
 pub use config::Config;
 pub use server::{run, run_with};

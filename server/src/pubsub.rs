@@ -51,14 +51,18 @@ pub struct SubState {
 
 impl SubState {
     /// A fresh subscription state for the connection behind `handle`.
+    /// The handle learns of the feed (`ClientHandle::feed`), so that
+    /// tracking invalidations can reach the connection.
     pub fn new(handle: Arc<ClientHandle>) -> Box<SubState> {
         let (tx, rx) = unbounded_channel();
+        let sub = Arc::new(Subscriber {
+            handle,
+            tx,
+            soft_since_ms: AtomicI64::new(0),
+        });
+        let _ = sub.handle.feed.set(Arc::downgrade(&sub));
         Box::new(SubState {
-            sub: Arc::new(Subscriber {
-                handle,
-                tx,
-                soft_since_ms: AtomicI64::new(0),
-            }),
+            sub,
             rx,
             channels: HashSet::new(),
             patterns: Vec::new(),
@@ -326,6 +330,40 @@ impl PubSub {
         }
         let resp3 = h.resp.load(Ordering::Relaxed) == 3;
         let bytes = enc.get(resp3, &write);
+        self.queue(s, bytes, now, true, queued);
+    }
+
+    /// Queues bytes already encoded for one connection's feed (tracking
+    /// invalidations). The `pubsub` output-buffer limit applies while the
+    /// connection has subscriptions, as Redis classes it; a plain client
+    /// falls under the `normal` class, unlimited by default.
+    pub fn send_bytes(&self, s: &Arc<Subscriber>, bytes: Bytes) {
+        if s.handle.killed.load(Ordering::Relaxed) {
+            return;
+        }
+        let h = &s.handle;
+        let subscribed = h.sub.load(Ordering::Relaxed)
+            + h.psub.load(Ordering::Relaxed)
+            + h.ssub.load(Ordering::Relaxed)
+            > 0;
+        let mut queued = 0;
+        self.queue(
+            s,
+            bytes,
+            crate::command::ctx::unix_ms(),
+            subscribed,
+            &mut queued,
+        );
+        if queued != 0 {
+            self.queued_total.fetch_add(queued, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues `bytes` on the connection's feed, counting them on its
+    /// handle; `queued` collects what to add to `queued_total` (see
+    /// `deliver`). With `limited`, the `pubsub` output-buffer limit applies.
+    fn queue(&self, s: &Arc<Subscriber>, bytes: Bytes, now: i64, limited: bool, queued: &mut i64) {
+        let h = &s.handle;
         let len = bytes.len() as u64;
         let prev = h.queued.fetch_add(len, Ordering::Relaxed);
         if prev & DETACHED != 0 {
@@ -340,7 +378,7 @@ impl PubSub {
                 *queued -= len as i64;
             }
         };
-        if self.over_limit(s, used, now) {
+        if limited && self.over_limit(s, used, now) {
             undo(queued);
             tracing::warn!(
                 client = h.id,

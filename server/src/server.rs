@@ -183,6 +183,7 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
                     unix_ms(),
                 ));
                 srv.clients.add(handle.clone());
+                let own = handle.clone();
                 let authenticated = !srv.hot.requirepass_set.load(Ordering::Relaxed);
                 let client = Client::new(handle, authenticated);
                 // A panic inside the connection stays inside this task: the
@@ -190,6 +191,7 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
                 let fut = connection::serve(stream, srv.clone(), client);
                 fut.await;
                 srv.clients.remove(id);
+                srv.tracking.disable(&own);
             });
             // Reap finished tasks so the set does not grow.
             while let Some(Some(r)) = futures_now(&mut tasks) {
@@ -246,13 +248,19 @@ fn active_expiry(srv: Arc<Shared>) {
     }
 }
 
-/// Background work on `hz`: idle timeouts, the ops/sec sample.
+/// Background work on `hz`: tracking broadcasts and key limit, idle
+/// timeouts, the ops/sec sample. `DEBUG PAUSE-CRON 1` stops it.
 async fn cron(srv: Arc<Shared>) {
     loop {
         let hz = srv.config.read().hz.clamp(1, 500);
         let period = Duration::from_millis((1000 / hz) as u64);
         tokio::time::sleep(period).await;
+        if srv.cron_paused.load(Ordering::Relaxed) {
+            continue;
+        }
         let now = unix_ms();
+        // Expiries and background evictions reach BCAST clients here.
+        srv.tracking.cron();
         let timeout = srv.hot.timeout_s.load(Ordering::Relaxed);
         if timeout > 0 {
             for c in srv.clients.all() {

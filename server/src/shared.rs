@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::propagate::Propagator;
 use crate::pubsub::PubSub;
 use crate::stats::{Latency, SlowLog, Stats};
+use crate::tracking::Tracking;
 
 /// Configuration values read on every command, mirrored in atomics so the
 /// hot path takes no lock. Refreshed by [`Shared::apply_config`].
@@ -54,16 +55,19 @@ struct ExpiryFeed {
     repl: Arc<Propagator>,
     blocking: Arc<Blocking>,
     pubsub: Arc<PubSub>,
+    tracking: Arc<Tracking>,
 }
 
 impl Observer for ExpiryFeed {
     fn expired(&self, db: usize, key: &[u8]) {
+        self.tracking.key_dropped(key);
         self.repl.feed(db, &[b"DEL", key]);
         self.pubsub
             .notify(crate::pubsub::notify::EXPIRED, "expired", key, db, None);
     }
 
     fn evicted(&self, db: usize, key: &[u8]) {
+        self.tracking.key_dropped(key);
         self.repl.feed(db, &[b"DEL", key]);
         self.pubsub
             .notify(crate::pubsub::notify::EVICTED, "evicted", key, db, None);
@@ -77,6 +81,10 @@ impl Observer for ExpiryFeed {
         self.pubsub
             .notify(crate::pubsub::notify::NEW, "new", key, db, None);
     }
+
+    fn key_modified(&self, _db: usize, key: &[u8]) {
+        self.tracking.key_modified(key);
+    }
 }
 
 /// The server's shared state.
@@ -88,7 +96,7 @@ pub struct Shared {
     pub config: RwLock<Config>,
     pub hot: Hot,
     pub stats: Stats,
-    pub clients: Registry,
+    pub clients: Arc<Registry>,
     pub repl: Arc<Propagator>,
     /// Clients blocked on keys.
     pub blocking: Arc<Blocking>,
@@ -98,6 +106,10 @@ pub struct Shared {
     pub replicas: crate::replica::Replicas,
     /// Channel subscribers, keyspace-event classes, subscriber limits.
     pub pubsub: Arc<PubSub>,
+    /// Client-side caching: who caches which keys.
+    pub tracking: Arc<Tracking>,
+    /// `DEBUG PAUSE-CRON 1`: the cron does nothing until set back.
+    pub cron_paused: AtomicBool,
     pub slowlog: Mutex<SlowLog>,
     pub latency: Mutex<Latency>,
     /// 40 hex characters, new at every start (`run_id`, `master_replid`).
@@ -129,6 +141,8 @@ impl Shared {
         let repl = Arc::new(Propagator::new(config.repl_backlog_size as usize));
         let blocking = Arc::new(Blocking::default());
         let pubsub = Arc::new(PubSub::default());
+        let clients = Arc::new(Registry::default());
+        let tracking = Arc::new(Tracking::new(clients.clone(), pubsub.clone()));
         let store = Store::new(
             config.databases as usize,
             config.shards as usize,
@@ -136,8 +150,10 @@ impl Shared {
                 repl: repl.clone(),
                 blocking: blocking.clone(),
                 pubsub: pubsub.clone(),
+                tracking: tracking.clone(),
             }),
         );
+        tracking.attach(store.stats_arc());
         let now_s = unix_us() / 1_000_000;
         let config_file = config.config_file.clone();
         let s = Shared {
@@ -146,12 +162,14 @@ impl Shared {
             config: RwLock::new(config),
             hot: Hot::default(),
             stats: Stats::default(),
-            clients: Registry::default(),
+            clients,
             repl,
             blocking,
             evictor: Default::default(),
             replicas: Default::default(),
             pubsub,
+            tracking,
+            cron_paused: AtomicBool::new(false),
             slowlog: Mutex::new(SlowLog::default()),
             latency: Mutex::new(Latency::default()),
             run_id: random_hex40(),
@@ -195,6 +213,9 @@ impl Shared {
             .store(c.maxmemory_clients, Ordering::Relaxed);
         h.eviction_tenacity
             .store(c.maxmemory_eviction_tenacity, Ordering::Relaxed);
+        self.tracking
+            .max_keys
+            .store(c.tracking_table_max_keys.max(0) as u64, Ordering::Relaxed);
         self.store.stats().access.set(
             ferrite_storage::Policy::parse(&c.maxmemory_policy)
                 .unwrap_or(ferrite_storage::Policy::NoEviction),

@@ -458,11 +458,19 @@ impl Shard {
     }
 
     /// Marks the watchers of `key` after it changed (Redis's
-    /// `touchWatchedKey`).
+    /// `touchWatchedKey`) and, while client-side caching is in use, tells
+    /// the observer (Redis's `signalModifiedKey`).
     #[inline]
     fn touch(&mut self, key: &[u8]) {
         if self.watched.is_some() {
             self.touch_watchers(key);
+        }
+        if self
+            .stats
+            .track_keys
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.observer.key_modified(self.db, key);
         }
     }
 
@@ -770,5 +778,70 @@ mod tests {
             s.clear();
             prop_assert_eq!(stats.used_memory.load(Ordering::Relaxed), 0);
         }
+    }
+}
+
+/// Tracking hooks: `Observer::key_modified` while tracking is on.
+#[cfg(test)]
+mod tracking_tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+
+    use super::{Shard, NO_EXPIRE};
+    use crate::store::{Observer, StoreStats};
+    use crate::value::Value;
+
+    /// Records every `key_modified` call.
+    #[derive(Default)]
+    struct Changes(Mutex<Vec<Vec<u8>>>);
+
+    impl Observer for Changes {
+        fn expired(&self, _db: usize, _key: &[u8]) {}
+
+        fn key_modified(&self, _db: usize, key: &[u8]) {
+            self.0.lock().unwrap().push(key.to_vec());
+        }
+    }
+
+    fn shard(track: bool) -> (Shard, Arc<Changes>) {
+        let obs = Arc::new(Changes::default());
+        let stats = Arc::new(StoreStats::default());
+        stats.track_keys.store(track, Ordering::Relaxed);
+        (Shard::new(0, obs.clone(), stats), obs)
+    }
+
+    fn v() -> Value {
+        Value::string(b"v".to_vec())
+    }
+
+    #[test]
+    fn every_change_is_reported_while_keys_are_tracked() {
+        let (mut s, obs) = shard(true);
+        s.set(b"a", v(), NO_EXPIRE, 0);
+        s.modify(b"a", 0, |_| ());
+        s.set_expire(b"a", 100, 0);
+        s.get(b"a", 10);
+        s.peek(b"a", 10);
+        // Lazy expiry deletes the key: a change.
+        assert!(!s.contains(b"a", 200));
+        s.set(b"b", v(), NO_EXPIRE, 0);
+        s.remove(b"b", 0);
+        s.set(b"c", v(), NO_EXPIRE, 0);
+        s.evict(b"c", false);
+        // Misses change nothing.
+        s.remove(b"nope", 0);
+        s.modify(b"nope", 0, |_| ());
+        let got = obs.0.lock().unwrap().clone();
+        let want: Vec<&[u8]> = vec![b"a", b"a", b"a", b"a", b"b", b"b", b"c", b"c"];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn nothing_is_reported_when_no_client_tracks() {
+        let (mut s, obs) = shard(false);
+        s.set(b"a", v(), NO_EXPIRE, 0);
+        s.modify(b"a", 0, |_| ());
+        s.remove(b"a", 0);
+        assert!(obs.0.lock().unwrap().is_empty());
     }
 }

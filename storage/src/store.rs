@@ -26,6 +26,13 @@ pub trait Observer: Send + Sync {
     /// Called only while [`StoreStats::notify_new`] is set, so a server
     /// without `n` notifications pays one relaxed load per new key.
     fn key_created(&self, _db: usize, _key: &[u8]) {}
+
+    /// `key` in database `db` changed (set, modified, deleted, its TTL
+    /// changed, expired or evicted): clients caching it must be told
+    /// (Redis's `trackingInvalidateKey` from `signalModifiedKey`). Called
+    /// only while [`StoreStats::track_keys`] is set, so a server where no
+    /// client uses client-side caching pays one relaxed load per change.
+    fn key_modified(&self, _db: usize, _key: &[u8]) {}
 }
 
 /// An observer that ignores everything (unit tests, tools).
@@ -40,6 +47,10 @@ impl Observer for NoObserver {
 pub struct StoreStats {
     /// Report new keys to [`Observer::key_created`] (`notify-keyspace-events` has `n`).
     pub notify_new: std::sync::atomic::AtomicBool,
+    /// Report changed keys to [`Observer::key_modified`] (some client
+    /// tracks keys for client-side caching, or the tracking table still
+    /// names keys).
+    pub track_keys: std::sync::atomic::AtomicBool,
     /// Keys removed because their TTL passed (`expired_keys`).
     pub expired_keys: AtomicU64,
     /// Bytes the keyspace holds as allocated (keys, values, per-key nodes,
@@ -138,6 +149,12 @@ impl Store {
     /// The shared counters.
     pub fn stats(&self) -> &StoreStats {
         &self.stats
+    }
+
+    /// The shared counters, for a component that outlives a borrow of the
+    /// store (the server's tracking table flips [`StoreStats::track_keys`]).
+    pub fn stats_arc(&self) -> Arc<StoreStats> {
+        self.stats.clone()
     }
 
     /// Turns the active expiry cycle on or off (`DEBUG SET-ACTIVE-EXPIRE`).

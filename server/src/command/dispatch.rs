@@ -15,6 +15,7 @@ use super::table::{flag, Command, TABLE};
 use crate::client::{Client, Queued, ReplyMode};
 use crate::shared::Shared;
 use crate::stats::SlowEntry;
+use crate::tracking;
 
 /// Refuses a command before it runs. Inside `MULTI` this dooms the
 /// transaction, and a refused `EXEC` ends it (Redis's `rejectCommand`).
@@ -67,12 +68,23 @@ pub fn execute(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[By
         client.reply_mode = ReplyMode::Skipping;
     }
     let skipping = client.reply_mode == ReplyMode::Skipping;
-    run(srv, client, out, argv);
+    // While anyone tracks keys, invalidations for this client's own
+    // connection are collected on this thread (see `tracking`).
+    let tracking = tracking::enter(&srv.tracking, client.id());
+    run(srv, client, out, argv, tracking);
     if client.reply_mode == ReplyMode::Off || skipping {
         out.buf.truncate(reply_start);
     }
+    if tracking {
+        if let Some(before) = tracking::take_before() {
+            client.push.get_mut().raw(&before);
+        }
+    }
     // Push frames survive CLIENT REPLY OFF (Redis's CLIENT_PUSHING).
     merge_push(client, out, reply_start);
+    if tracking {
+        after_command_tracking(client, out);
+    }
     if skipping && client.reply_mode == ReplyMode::Skipping {
         client.reply_mode = ReplyMode::On;
     }
@@ -81,9 +93,31 @@ pub fn execute(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[By
     if srv.blocking.has_ready() {
         crate::commands::list::serve_ready(srv);
     }
+    if tracking {
+        srv.tracking.broadcast();
+    }
 }
 
-fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
+/// After a command while anyone tracks: the invalidations the command
+/// caused for this client's own keys follow its reply (Redis's
+/// `trackingHandlePendingKeyInvalidations`), and `CLIENT CACHING` lapses
+/// unless in `MULTI` or the command was another `CLIENT` subcommand.
+#[cold]
+fn after_command_tracking(client: &mut Client, out: &mut ReplyBuf) {
+    if let Some(after) = tracking::leave() {
+        out.raw(&after);
+    }
+    let h = &client.handle;
+    if h.tracking.load(Ordering::Relaxed) & tracking::flag::CACHING != 0
+        && client.multi.is_none()
+        && !h.last_cmd_name().starts_with("client|")
+    {
+        h.tracking
+            .fetch_and(!tracking::flag::CACHING, Ordering::Relaxed);
+    }
+}
+
+fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tracking: bool) {
     let now = unix_ms();
     client
         .handle
@@ -121,6 +155,8 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
             }
         }
     }
+    // As Redis's `c->lastcmd`, set before the checks that may refuse it.
+    client.handle.last_cmd.store(cmd.id, Ordering::Relaxed);
     if !cmd.arity_ok(argv.len()) {
         return reject(
             srv,
@@ -149,7 +185,11 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
     if srv.hot.maxmemory.load(Ordering::Relaxed) != 0 && out_of_memory(srv, client, cmd) {
         return reject(srv, client, out, Some(cmd), crate::evict::OOM_ERROR);
     }
-    client.handle.last_cmd.store(cmd.id, Ordering::Relaxed);
+    if tracking {
+        // Keep the tracking table within `tracking-table-max-keys`
+        // (invalidations for this client precede this reply).
+        srv.tracking.limit();
+    }
     if client.multi.is_some() && !runs_inside_multi(cmd) {
         if cmd.has(flag::NO_MULTI) {
             return reject(
@@ -186,7 +226,13 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
     if !is_exec {
         feed_monitor(srv, client, cmd, argv);
     }
+    if tracking {
+        tracking::set_in_call(true);
+    }
     call(srv, client, out, cmd, argv, now);
+    if tracking {
+        tracking::set_in_call(false);
+    }
     if is_exec {
         feed_monitor(srv, client, cmd, argv);
     }
@@ -271,7 +317,14 @@ pub(crate) fn call(
         now,
         cmd,
     };
-    let result = handler(&mut ctx, argv);
+    // A read by a client tracking keys remembers them (Redis's `call()`).
+    let result = if cmd.has(flag::READONLY)
+        && tracking::remembers(ctx.client.handle.tracking.load(Ordering::Relaxed))
+    {
+        tracking::call_remembering(&mut ctx, handler, argv)
+    } else {
+        handler(&mut ctx, argv)
+    };
     let took = start.elapsed().as_micros() as u64;
     cmd.stats.calls.fetch_add(1, Ordering::Relaxed);
     cmd.stats.usec.fetch_add(took, Ordering::Relaxed);

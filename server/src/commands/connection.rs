@@ -59,11 +59,17 @@ fn echo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     ctx.out.ok();
     ctx.client.close_after_reply = true;
+    // Gone at once, as Redis frees it right after this reply: tracking
+    // redirected to it sees the broken redirect from now on, and it no
+    // longer counts as a tracking client.
+    ctx.srv.clients.remove(ctx.client.id());
+    ctx.srv.tracking.disable(&ctx.client.handle);
     Ok(())
 }
 
 fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     crate::commands::multi::discard_transaction(ctx.srv, ctx.client);
+    ctx.srv.tracking.disable(&ctx.client.handle);
     if let Some(st) = ctx.client.sub.as_mut() {
         ctx.srv.pubsub.remove_all(st);
     }
@@ -159,6 +165,10 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if let Some(p) = proto {
         ctx.out.resp3 = p == 3;
         ctx.client.handle.resp.store(p as usize, Ordering::Relaxed);
+        if p == 3 {
+            // RESP3 connections can receive tracking pushes from others.
+            crate::commands::tracking::ensure_feed(ctx);
+        }
     }
     let out = &mut *ctx.out;
     out.map(7);
@@ -460,6 +470,10 @@ fn client_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         ctx,
         "client",
         &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
             "GETNAME",
             "    Return the name of the current connection.",
             "ID",
@@ -490,6 +504,11 @@ fn client_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             "    Control the replies sent to the current connection.",
             "SETNAME <name>",
             "    Assign the name <name> to the current connection.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
         ],

@@ -459,6 +459,8 @@ fn flush_flags(args: &[Bytes]) -> CmdResult {
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     flush_flags(args)?;
     ctx.db().clear();
+    // Cached keys are not per database: every tracking client drops all.
+    ctx.srv.tracking.flushed();
     // Redis forces the propagation even when the database was empty.
     ctx.propagate_argv(args);
     ctx.out.ok();
@@ -468,6 +470,7 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     flush_flags(args)?;
     ctx.srv.store.flush_all();
+    ctx.srv.tracking.flushed();
     // Propagated in the client's database, as Redis's call() does (a SELECT
     // precedes it when the stream was elsewhere).
     ctx.propagate_argv(args);

@@ -18,6 +18,7 @@ pub mod set;
 pub mod sort;
 pub mod string;
 pub mod throttle;
+pub mod tracking;
 pub mod zblock;
 pub mod zset;
 
@@ -40,6 +41,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(zblock::HANDLERS);
     v.extend_from_slice(bloom::HANDLERS);
     v.extend_from_slice(throttle::HANDLERS);
+    v.extend_from_slice(tracking::HANDLERS);
     v
 }
 

@@ -24,7 +24,7 @@ use crate::client::{Client, MultiState, Queued};
 use crate::command::ctx::unix_ms;
 use crate::command::dispatch::{call, feed_monitor};
 use crate::command::meta::{BeginSearch, FindKeys};
-use crate::command::{CmdError, CmdResult, Ctx, Handler};
+use crate::command::{CmdError, CmdResult, Command, Ctx, Handler};
 use crate::shared::Shared;
 
 /// Handlers of this family.
@@ -206,13 +206,22 @@ const LOCK_EVERYTHING: &[&str] = &[
 
 /// Whether `q` may touch shards its key positions do not name.
 fn needs_everything(q: &Queued) -> bool {
-    let meta = q.cmd.meta;
+    reaches_beyond_keys(q.cmd, &q.argv)
+}
+
+/// Whether a call of `cmd` may touch shards its key positions do not name.
+fn reaches_beyond_keys(cmd: &Command, argv: &[Bytes]) -> bool {
+    let meta = cmd.meta;
     let top = meta.name.split('|').next().unwrap_or(meta.name);
     if LOCK_EVERYTHING.contains(&top) {
         return true;
     }
     if top == "copy" {
-        return q.argv[3..].iter().any(|a| a.eq_ignore_ascii_case(b"db"));
+        return argv
+            .get(3..)
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(b"db"));
     }
     if meta.key_specs.is_empty() {
         return meta.first_key <= 0 && !KEYSPACE_FREE.contains(&top);
@@ -237,6 +246,30 @@ fn lock_set(srv: &Shared, client: &Client, queue: &[Queued]) -> LockSet {
         }
         for (i, _) in q.cmd.keys(&q.argv) {
             set.add_key(db, &q.argv[i]);
+        }
+    }
+    set
+}
+
+/// The shards a single call must hold to run as one step with respect to
+/// writers (a tracked read and the remembering of its keys): those of its
+/// keys in database `db`, or every shard when its reach is not known.
+pub(crate) fn call_lock_set(
+    srv: &Shared,
+    db: usize,
+    cmd: &Command,
+    argv: &[Bytes],
+    keys: &[(usize, &'static [&'static str])],
+) -> LockSet {
+    let mut set = LockSet::new();
+    if reaches_beyond_keys(cmd, argv) {
+        set.add_all();
+        return set;
+    }
+    let db = srv.store.db(db);
+    for (i, _) in keys {
+        if let Some(k) = argv.get(*i) {
+            set.add_key(db, k);
         }
     }
     set

@@ -370,7 +370,7 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(out, "client_recent_max_input_buffer:0");
         line!(out, "client_recent_max_output_buffer:0");
         line!(out, "blocked_clients:{}", srv.blocking.blocked_clients());
-        line!(out, "tracking_clients:0");
+        line!(out, "tracking_clients:{}", srv.tracking.clients());
         line!(out, "clients_in_timeout_table:0");
     }
     if section_wanted(all, &set, &["memory"]) {
@@ -500,12 +500,13 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
             "active_defrag_key_misses:0",
             "total_active_defrag_time:0",
             "current_active_defrag_time:0",
-            "tracking_total_keys:0",
-            "tracking_total_items:0",
-            "tracking_total_prefixes:0",
         ] {
             line!(out, "{l}");
         }
+        let (keys, items, prefixes) = srv.tracking.totals();
+        line!(out, "tracking_total_keys:{keys}");
+        line!(out, "tracking_total_items:{items}");
+        line!(out, "tracking_total_prefixes:{prefixes}");
         line!(
             out,
             "unexpected_error_replies:{}",
@@ -1040,6 +1041,8 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     "    Write <message> to the server log.",
                     "OBJECT <key>",
                     "    Show low level info about the `key` and associated value.",
+                    "PAUSE-CRON <0|1>",
+                    "    Stop periodic cron job processing.",
                     "POPULATE <count> [<prefix>] [<size>]",
                     "    Create <count> string keys named key:<num>. If <prefix> is specified then",
                     "    it is used instead of the 'key' prefix. These are not propagated to",
@@ -1064,6 +1067,14 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             if s > 0.0 && s.is_finite() {
                 std::thread::sleep(std::time::Duration::from_secs_f64(s));
             }
+            ctx.out.ok();
+            Ok(())
+        }
+        ("pause-cron", 3) => {
+            // atoi, as Redis: anything that does not start with a non-zero
+            // number resumes the cron.
+            let on = ferrite_protocol::parse_i64(&args[2]).unwrap_or(0) != 0;
+            ctx.srv.cron_paused.store(on, Ordering::Relaxed);
             ctx.out.ok();
             Ok(())
         }
