@@ -35,6 +35,14 @@ const READ_CHUNK: usize = 16 * 1024;
 /// large replies (or a client that never reads them) does not pile them up.
 pub const OUT_FLUSH: usize = READ_CHUNK * 4;
 
+/// Reply buffer capacity kept after a write; a larger one is given back,
+/// as Redis frees the reply blocks beyond its 16 KB static buffer once
+/// written. Output counts as client memory (`used_memory`), so what an
+/// idle client keeps must stay small: retained capacity of clients that
+/// once got a burst (invalidations, a large reply) would otherwise make
+/// eviction free keys for memory no longer in use.
+const OUT_KEEP: usize = READ_CHUNK * 2;
+
 /// The sizes [`MemTracker`] counts. `qbuf_cap` is taken right after
 /// `reserve`, where it is the whole allocation (after parsing, consumed
 /// bytes are missing from `capacity()`).
@@ -110,7 +118,7 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                 if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
                     break;
                 }
-                if out.buf.capacity() > 2 * OUT_FLUSH {
+                if out.buf.capacity() > OUT_KEEP {
                     out.buf = BytesMut::with_capacity(READ_CHUNK);
                     let _ = mem.update(buffers(qcap, &out, &client));
                 }
@@ -269,7 +277,7 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
         // resizes idle clients' buffers the same way), so an idle client
         // costs about two chunks. Below these sizes buffers are kept, so
         // ordinary traffic never reallocates.
-        if out.buf.capacity() > 2 * OUT_FLUSH {
+        if out.buf.capacity() > OUT_KEEP {
             out.buf = BytesMut::with_capacity(READ_CHUNK);
             let _ = mem.update(buffers(qcap, &out, &client));
         }

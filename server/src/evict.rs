@@ -179,13 +179,17 @@ fn evict_to(srv: &Shared, max: i64) -> Outcome {
         pool.clear();
         *pool_policy = policy;
     }
-    while used_memory(srv) > max {
-        if srv
-            .store
-            .evict_one(policy, samples, pool, cursor, now)
-            .is_none()
-        {
-            return Outcome::Fail;
+    // What to free is fixed once this caller holds the pool (another may
+    // have just evicted), and only evicted keys count towards it, as
+    // Redis's `mem_tofree`/`mem_freed`: memory that grows meanwhile
+    // (invalidation messages to tracking clients, other writers) is left
+    // to the next call, so eviction cannot feed on itself.
+    let tofree = (used_memory(srv) - max).max(0) as usize;
+    let mut freed = 0usize;
+    while freed < tofree {
+        match srv.store.evict_one(policy, samples, pool, cursor, now) {
+            Some(f) => freed += f,
+            None => return Outcome::Fail,
         }
         srv.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
         evicted += 1;
