@@ -193,6 +193,12 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                             .await
                             .is_err()
                         {
+                            // A reply served as the client hung up still
+                            // goes out (the client may only have closed its
+                            // write side).
+                            if !out.is_empty() {
+                                let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
+                            }
                             break 'conn;
                         }
                     }
@@ -387,7 +393,15 @@ async fn wait_reply(
                 }
                 match stream.try_read_buf(inbuf) {
                     Ok(0) => {
-                        srv.blocking.cancel(waiter);
+                        // The client hung up (maybe only its write side).
+                        // If it was served meanwhile, the popped element is
+                        // in `rx`: hand it to the caller to write, or it is
+                        // lost.
+                        if !srv.blocking.cancel(waiter) {
+                            if let Ok(reply) = (&mut *rx).await {
+                                out.raw(&reply);
+                            }
+                        }
                         return Err(());
                     }
                     Ok(_) => {
