@@ -35,13 +35,14 @@ const READ_CHUNK: usize = 16 * 1024;
 /// large replies (or a client that never reads them) does not pile them up.
 pub const OUT_FLUSH: usize = READ_CHUNK * 4;
 
-/// Reply buffer capacity kept after a write; a larger one is given back,
-/// as Redis frees the reply blocks beyond its 16 KB static buffer once
-/// written. Output counts as client memory (`used_memory`), so what an
-/// idle client keeps must stay small: retained capacity of clients that
-/// once got a burst (invalidations, a large reply) would otherwise make
-/// eviction free keys for memory no longer in use.
-const OUT_KEEP: usize = READ_CHUNK * 2;
+/// Reply buffer capacity kept after a write (the capacity a connection
+/// starts with); a larger one is given back, as Redis frees the reply
+/// blocks beyond its 16 KB static buffer once written. Output counts as
+/// client memory (`used_memory`), so what an idle client keeps must not
+/// grow: capacity retained by clients that once got a burst
+/// (invalidations, a large reply) would otherwise make eviction free keys
+/// for memory no longer in use.
+const OUT_KEEP: usize = READ_CHUNK;
 
 /// The sizes [`MemTracker`] counts. `qbuf_cap` is taken right after
 /// `reserve`, where it is the whole allocation (after parsing, consumed
