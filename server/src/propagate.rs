@@ -14,7 +14,7 @@
 //! never interleave with them.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -37,6 +37,10 @@ pub struct Propagator {
     replicas: AtomicUsize,
     /// The stream's end, published for replica links to wait on.
     end: watch::Sender<u64>,
+    /// Whether the stream is recorded at all: like Redis, which creates its
+    /// backlog when the first replica connects, effects are dropped until
+    /// then (no consumer exists), which saves encoding every write.
+    active: AtomicBool,
     /// [`Propagator::backlog_mem`], kept outside the lock: eviction reads
     /// `used_memory` before every command while `maxmemory` is set.
     resident: AtomicUsize,
@@ -108,6 +112,7 @@ impl Propagator {
             }),
             replicas: AtomicUsize::new(0),
             resident: AtomicUsize::new(0),
+            active: AtomicBool::new(false),
             end: watch::channel(0).0,
         }
     }
@@ -131,6 +136,9 @@ impl Propagator {
     pub fn attach(&self) -> (u64, watch::Receiver<u64>) {
         let mut b = self.inner.lock();
         b.selected = usize::MAX;
+        // From now on every effect is recorded (Redis's
+        // `createReplicationBacklog` on the first replica).
+        self.active.store(true, Ordering::Relaxed);
         // Under the backlog lock: every append after this one sees it.
         self.replicas.fetch_add(1, Ordering::Relaxed);
         (b.offset, self.end.subscribe())
@@ -150,6 +158,9 @@ impl Propagator {
     /// Appends the effect `args` of a write in database `db`, preceded by a
     /// `SELECT` when the stream's database changes (as Redis does).
     pub fn feed(&self, db: usize, args: &[&[u8]]) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
         if self.capture(Some(db), args) {
             return;
         }
@@ -164,6 +175,9 @@ impl Propagator {
 
     /// Appends a command that is not tied to a database (`FLUSHALL`).
     pub fn feed_global(&self, args: &[&[u8]]) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
         if self.capture(None, args) {
             return;
         }
@@ -195,7 +209,7 @@ impl Propagator {
     /// matches execution order. Nested calls join the outer block.
     pub fn transaction<R>(&self, f: impl FnOnce() -> R) -> R {
         let me = self as *const Propagator as usize;
-        if CAPTURING.with(Cell::get) == me {
+        if CAPTURING.with(Cell::get) == me || !self.active.load(Ordering::Relaxed) {
             return f();
         }
         let saved = CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()));

@@ -345,3 +345,26 @@ pub fn wait_blocked_clients(con: &mut redis::Connection, n: usize) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Attaches a replica link with `SYNC` and reads the snapshot, so the
+/// server records its propagation stream (it records nothing until a
+/// replica connects, as Redis keeps no backlog before that). Keep the
+/// returned link alive while the test reads `master_repl_offset` or the
+/// stream; what follows the snapshot on it is the stream.
+pub fn attach_replica(server: &TestServer) -> RawConn {
+    let mut link = server.raw_conn();
+    link.send(b"SYNC\r\n");
+    let mut buf = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        buf.extend(link.read_until(|b| !b.is_empty(), Duration::from_millis(200)));
+        if let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") {
+            let len: usize = text(&buf[1..eol]).parse().expect("snapshot length");
+            if buf.len() >= eol + 2 + len {
+                assert_eq!(buf.len(), eol + 2 + len, "stream began before any write");
+                return link;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no snapshot");
+    }
+}

@@ -540,7 +540,8 @@ fn hscan_on_a_hashtable_visits_every_field_with_a_cursor() {
 
 #[test]
 fn writes_propagate_their_effect_and_no_ops_propagate_nothing() {
-    let (_s, mut con) = setup();
+    let (s, mut con) = setup();
+    let _link = ferrite_tests::attach_replica(&s);
     // The first write also selects the database in the stream.
     let _: i64 = cmd(&mut con, &["HSET", "h", "a", "1"]);
     let step = |con: &mut Connection, args: &[&str]| -> usize {

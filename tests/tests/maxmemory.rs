@@ -307,25 +307,6 @@ fn read_stream(link: &mut RawConn, until: &str) -> String {
     text(&got)
 }
 
-/// Attaches to the replication stream with `SYNC` and skips the snapshot.
-fn attach(server: &TestServer) -> RawConn {
-    let mut link = server.raw_conn();
-    link.send(b"SYNC\r\n");
-    let mut buf = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        buf.extend(link.read_until(|b| !b.is_empty(), Duration::from_millis(200)));
-        if let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") {
-            let len: usize = text(&buf[1..eol]).parse().unwrap();
-            if buf.len() >= eol + 2 + len {
-                assert_eq!(buf.len(), eol + 2 + len, "stream began before any write");
-                return link;
-            }
-        }
-        assert!(Instant::now() < deadline, "no snapshot");
-    }
-}
-
 fn wait_dbsize_zero(c: &mut redis::Connection) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -343,7 +324,7 @@ fn wait_dbsize_zero(c: &mut redis::Connection) {
 fn evictions_propagate_as_del() {
     let server = TestServer::start();
     let mut c = server.client();
-    let mut link = attach(&server);
+    let mut link = ferrite_tests::attach_replica(&server);
     for i in 1..=3 {
         let _: () = cmd(&mut c, &["set", &format!("asdf{i}"), &i.to_string()]);
     }
@@ -384,7 +365,7 @@ fn evictions_propagate_as_del() {
 fn eviction_after_a_transaction_follows_its_exec() {
     let server = TestServer::start();
     let mut c = server.client();
-    let mut link = attach(&server);
+    let mut link = ferrite_tests::attach_replica(&server);
     let _: () = cmd(
         &mut c,
         &["config", "set", "maxmemory-policy", "allkeys-lru"],

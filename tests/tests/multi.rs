@@ -390,7 +390,8 @@ fn client_list_shows_the_transaction() {
 
 #[test]
 fn transactions_reach_the_stream_as_one_block() {
-    let (_s, mut con) = setup();
+    let (s, mut con) = setup();
+    let _link = ferrite_tests::attach_replica(&s);
     ok(&mut con, &["SET", "warm", "up"]); // the stream's first SELECT
     let enc = |cmds: &[&[&str]]| -> usize {
         cmds.iter()

@@ -547,7 +547,8 @@ fn resp3_uses_the_set_type_where_redis_does() {
 
 #[test]
 fn writes_propagate_their_effect() {
-    let (_s, mut con) = setup();
+    let (s, mut con) = setup();
+    let _link = ferrite_tests::attach_replica(&s);
     sadd(
         &mut con,
         "s",

@@ -387,6 +387,7 @@ fn errors() {
 #[test]
 fn store_propagates_as_received_and_plain_sort_does_not() {
     let (server, mut con) = setup();
+    let _link = ferrite_tests::attach_replica(&server);
     let offset = |con: &mut Connection| -> i64 {
         let info: String = cmd(con, &["INFO", "replication"]);
         info.lines()

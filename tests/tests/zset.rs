@@ -539,7 +539,8 @@ fn pops_reply_and_delete_like_redis() {
 
 #[test]
 fn zmpop_propagates_as_zpop_with_the_popped_count() {
-    let (_s, mut con) = setup();
+    let (s, mut con) = setup();
+    let _link = ferrite_tests::attach_replica(&s);
     cmd::<i64>(&mut con, &["ZADD", "z", "1", "a", "2", "b"]);
     let before = repl_offset(&mut con);
     cmd::<redis::Value>(&mut con, &["ZMPOP", "1", "z", "MIN", "COUNT", "10"]);
