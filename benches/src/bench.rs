@@ -156,10 +156,9 @@ pub struct Server {
 
 /// `INFO` text as `field -> value`.
 /// The memory `maxmemory` limits: `used_memory` less
-/// `mem_not_counted_for_evict` (replica buffers in Redis; also Ferrite's
-/// replication backlog while no replica is attached, which Redis would not
-/// hold at all). Redis reports 0 for the latter here, so both servers are
-/// measured the way their eviction measures them.
+/// `mem_not_counted_for_evict` (replica buffers; 0 in this benchmark, which
+/// attaches no replica), so both servers are measured the way their
+/// eviction measures them.
 fn evictable_used(info: &HashMap<String, String>) -> Option<u64> {
     let used = info.get("used_memory")?.parse::<u64>().ok()?;
     let not_counted = info

@@ -74,18 +74,9 @@ pub fn clients_memory(srv: &Shared) -> i64 {
 
 /// What key eviction does not count (`mem_not_counted_for_evict`): replica
 /// buffers, as Redis's `freeMemoryGetNotCountedMemory`, so evicting keys
-/// (which are propagated to the replicas as `DEL`s) cannot feed itself;
-/// and, while no replica is attached, the replication backlog. Redis only
-/// keeps a backlog once a replica has connected; ours always records the
-/// stream, and counting its growth (up to `repl-backlog-size`) against a
-/// small `maxmemory` would evict keys for memory Redis would not hold.
+/// (which are propagated to the replicas as `DEL`s) cannot feed itself.
 pub fn not_counted_for_evict(srv: &Shared) -> i64 {
-    let backlog = if srv.repl.replica_count() == 0 {
-        srv.repl.backlog_mem() as i64
-    } else {
-        0
-    };
-    replica_clients_memory(srv) + backlog
+    replica_clients_memory(srv)
 }
 
 /// A client's memory as `CLIENT LIST` `tot-mem` shows it.

@@ -4,7 +4,11 @@
 //!
 //! Replicas, the replication backlog (partial resync) and the AOF consume
 //! this stream; nothing else writes to them. Today the stream feeds the
-//! backlog, whose end is `master_repl_offset`.
+//! backlog, whose end is `master_repl_offset`. As Redis creates its backlog
+//! with the first replica, the stream is recorded only from the first
+//! [`Propagator::attach`] on: before that, handlers still produce every
+//! effect, and the propagator drops them (one relaxed load) since nothing
+//! would read them.
 //!
 //! A transaction's effects reach the stream as one block: while
 //! [`Propagator::transaction`] runs on a thread, that thread's effects are

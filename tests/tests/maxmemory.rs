@@ -22,9 +22,9 @@ fn info_field(c: &mut redis::Connection, field: &str) -> i64 {
 }
 
 /// The memory `maxmemory` limits: `used_memory` less
-/// `mem_not_counted_for_evict`. Redis's Tcl tests read `used_memory`
-/// alone, which is the same there (no replica, so nothing is left out);
-/// ours leaves out the replication backlog while no replica is attached.
+/// `mem_not_counted_for_evict` (replica buffers). Redis's Tcl tests read
+/// `used_memory` alone, the same figure when no replica is attached; the
+/// propagation tests here attach one.
 fn used(c: &mut redis::Connection) -> i64 {
     info_field(c, "used_memory") - info_field(c, "mem_not_counted_for_evict")
 }
