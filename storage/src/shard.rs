@@ -64,6 +64,9 @@ pub struct Shard {
     watched: Option<Box<WatchTable>>,
     /// xorshift state for LFU increments and eviction sampling.
     rng: u64,
+    /// Set by [`Shard::quietly`]: `modify` does not signal the change, the
+    /// caller does if anything changed ([`Shard::signal_modified`]).
+    quiet: bool,
     /// Bytes of the two bucket arrays as last charged to `used_memory`,
     /// and their bucket counts then.
     table_mem: usize,
@@ -160,6 +163,7 @@ impl Shard {
             observer,
             stats,
             watched: None,
+            quiet: false,
             rng: {
                 static SEED: std::sync::atomic::AtomicU64 =
                     std::sync::atomic::AtomicU64::new(0x9E37_79B9_7F4A_7C15);
@@ -288,8 +292,28 @@ impl Shard {
         } else {
             self.sub_mem(before - after);
         }
-        self.touch(key);
+        if !self.quiet {
+            self.touch(key);
+        }
         Some(r)
+    }
+
+    /// Runs `f` with [`Shard::modify`] not signalling changes, for
+    /// commands that may change nothing (`SADD` of a present member, `SREM`
+    /// of a missing one): Redis signals (`WATCH`, tracking) only when
+    /// something changed, so the caller calls [`Shard::signal_modified`]
+    /// then. Removing or replacing a key still signals.
+    pub fn quietly<R>(&mut self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let was = std::mem::replace(&mut self.quiet, true);
+        let r = f(self);
+        self.quiet = was;
+        r
+    }
+
+    /// Tells `WATCH`ers and tracking that `key` changed (Redis's
+    /// `signalModifiedKey`), after a [`Shard::quietly`] change.
+    pub fn signal_modified(&mut self, key: &[u8]) {
+        self.touch(key);
     }
 
     /// Stores a value, replacing any previous one; `expire_at` is absolute ms

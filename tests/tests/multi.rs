@@ -613,3 +613,46 @@ fn whole_server_transactions_do_not_deadlock_with_other_traffic() {
     let mut con = s.client();
     assert_eq!(cmd::<String>(&mut con, &["PING"]), "PONG");
 }
+
+/// Writes that change nothing are no modification for `WATCH`, as in
+/// Redis (`signalModifiedKey` only when something was added or removed):
+/// `SADD` of a present member, `SREM` of a missing one, `HDEL` of a
+/// missing field. Real changes still abort.
+#[test]
+fn no_op_writes_do_not_abort_a_watch() {
+    let (s, mut con) = setup();
+    let mut other = s.client();
+    cmd::<i64>(&mut con, &["SADD", "set", "a"]);
+    cmd::<i64>(&mut con, &["HSET", "hash", "f", "v"]);
+    let no_ops: [&[&str]; 3] = [
+        &["SADD", "set", "a"],
+        &["SREM", "set", "zz"],
+        &["HDEL", "hash", "zz"],
+    ];
+    for (key, no_op) in [("set", no_ops[0]), ("set", no_ops[1]), ("hash", no_ops[2])] {
+        ok(&mut con, &["WATCH", key]);
+        assert_eq!(cmd::<i64>(&mut other, no_op), 0, "{no_op:?}");
+        ok(&mut con, &["MULTI"]);
+        queued(&mut con, &["PING"]);
+        assert!(!exec_is_nil(&mut con), "{no_op:?} aborted the transaction");
+    }
+    let changes: [&[&str]; 3] = [
+        &["SADD", "set", "b"],
+        &["SREM", "set", "b"],
+        &["HDEL", "hash", "f"],
+    ];
+    for (key, change) in [
+        ("set", changes[0]),
+        ("set", changes[1]),
+        ("hash", changes[2]),
+    ] {
+        ok(&mut con, &["WATCH", key]);
+        assert_eq!(cmd::<i64>(&mut other, change), 1, "{change:?}");
+        ok(&mut con, &["MULTI"]);
+        queued(&mut con, &["PING"]);
+        assert!(
+            exec_is_nil(&mut con),
+            "{change:?} did not abort the transaction"
+        );
+    }
+}

@@ -189,21 +189,25 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
     let db = ctx.db();
     db.with_shard(key, |s| {
-        let deleted = write_hash(ctx, s, key, false, |h| {
-            let mut n: i64 = 0;
-            for f in &args[2..] {
-                if h.remove(f) {
-                    n += 1;
-                    // Like Redis, stop once the hash is empty (it is deleted).
-                    if h.is_empty() {
-                        break;
+        let deleted = s
+            .quietly(|s| {
+                write_hash(ctx, s, key, false, |h| {
+                    let mut n: i64 = 0;
+                    for f in &args[2..] {
+                        if h.remove(f) {
+                            n += 1;
+                            // Like Redis, stop once the hash is empty (it is deleted).
+                            if h.is_empty() {
+                                break;
+                            }
+                        }
                     }
-                }
-            }
-            Ok(n)
-        })?
-        .unwrap_or(0);
+                    Ok(n)
+                })
+            })?
+            .unwrap_or(0);
         if deleted > 0 {
+            s.signal_modified(key);
             ctx.propagate_argv(args);
             ctx.notify(HASH, "hdel", key);
             if ctx.notify_enabled() && !s.contains(key, ctx.now) {

@@ -200,10 +200,17 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.db();
     db.with_shard(key, |s| {
         let added = if write_exists(ctx, s, key)? {
-            modify_set(s, key, now, |set| {
-                members.iter().filter(|m| set.add(m, max)).count()
-            })
-            .unwrap_or(0)
+            let n = s
+                .quietly(|s| {
+                    modify_set(s, key, now, |set| {
+                        members.iter().filter(|m| set.add(m, max)).count()
+                    })
+                })
+                .unwrap_or(0);
+            if n > 0 {
+                s.signal_modified(key);
+            }
+            n
         } else {
             let mut set = Set::for_member(&members[0]);
             let n = members.iter().filter(|m| set.add(m, max)).count();
@@ -229,19 +236,25 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.out.integer(0);
             return Ok(());
         }
-        let (removed, empty) = modify_set(s, key, now, |set| {
-            let mut removed = 0;
-            for m in members {
-                if set.remove(m) {
-                    removed += 1;
-                    if set.is_empty() {
-                        break;
+        let (removed, empty) = s
+            .quietly(|s| {
+                modify_set(s, key, now, |set| {
+                    let mut removed = 0;
+                    for m in members {
+                        if set.remove(m) {
+                            removed += 1;
+                            if set.is_empty() {
+                                break;
+                            }
+                        }
                     }
-                }
-            }
-            (removed, set.is_empty())
-        })
-        .unwrap_or((0, false));
+                    (removed, set.is_empty())
+                })
+            })
+            .unwrap_or((0, false));
+        if removed > 0 {
+            s.signal_modified(key);
+        }
         if empty {
             s.remove(key, now);
         }
