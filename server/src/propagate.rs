@@ -337,9 +337,29 @@ impl Propagator {
 mod tests {
     use super::*;
 
+    /// A propagator that records, as after a replica attached (the stream
+    /// is dropped before that).
+    fn recording(capacity: usize) -> Propagator {
+        let p = Propagator::new(capacity);
+        let _ = p.attach();
+        p.detach();
+        p
+    }
+
+    #[test]
+    fn nothing_is_recorded_before_a_replica_attaches() {
+        let p = Propagator::new(16 * 1024);
+        p.feed(0, &[b"SET", b"k", b"v"]);
+        p.transaction(|| p.feed(0, &[b"DEL", b"k"]));
+        assert_eq!(p.offset(), 0);
+        let _ = p.attach();
+        p.feed(0, &[b"SET", b"k", b"v"]);
+        assert!(p.offset() > 0);
+    }
+
     #[test]
     fn stream_selects_databases_and_trims() {
-        let p = Propagator::new(16 * 1024);
+        let p = recording(16 * 1024);
         p.feed(0, &[b"SET", b"k", b"v"]);
         p.feed(0, &[b"DEL", b"k"]);
         p.feed(3, &[b"DEL", b"x"]);
@@ -363,7 +383,7 @@ mod tests {
 
     #[test]
     fn transactions_are_one_block() {
-        let p = Propagator::new(16 * 1024);
+        let p = recording(16 * 1024);
         // No effect: nothing.
         p.transaction(|| ());
         assert_eq!(p.offset(), 0);
@@ -371,7 +391,7 @@ mod tests {
         p.transaction(|| p.feed(0, &[b"SET", b"a", b"1"]));
         assert_eq!(stream(&p), "*2 $6 SELECT $1 0 *3 $3 SET $1 a $1 1 ");
         // Several: MULTI in the first database, SELECTs inside, EXEC last.
-        let p = Propagator::new(16 * 1024);
+        let p = recording(16 * 1024);
         p.transaction(|| {
             p.feed(2, &[b"SET", b"a", b"1"]);
             p.feed(3, &[b"DEL", b"b"]);
@@ -386,7 +406,7 @@ mod tests {
 
     #[test]
     fn other_threads_do_not_interleave_with_a_transaction() {
-        let p = std::sync::Arc::new(Propagator::new(1 << 20));
+        let p = std::sync::Arc::new(recording(1 << 20));
         p.transaction(|| {
             p.feed(0, &[b"SET", b"a", b"1"]);
             let q = p.clone();
