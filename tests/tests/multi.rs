@@ -617,19 +617,24 @@ fn whole_server_transactions_do_not_deadlock_with_other_traffic() {
 /// Writes that change nothing are no modification for `WATCH`, as in
 /// Redis (`signalModifiedKey` only when something was added or removed):
 /// `SADD` of a present member, `SREM` of a missing one, `HDEL` of a
-/// missing field. Real changes still abort.
+/// missing field, `ZREM` and `LREM` of missing elements. Real changes
+/// still abort.
 #[test]
 fn no_op_writes_do_not_abort_a_watch() {
     let (s, mut con) = setup();
     let mut other = s.client();
     cmd::<i64>(&mut con, &["SADD", "set", "a"]);
     cmd::<i64>(&mut con, &["HSET", "hash", "f", "v"]);
-    let no_ops: [&[&str]; 3] = [
-        &["SADD", "set", "a"],
-        &["SREM", "set", "zz"],
-        &["HDEL", "hash", "zz"],
+    cmd::<i64>(&mut con, &["ZADD", "zset", "1", "m"]);
+    cmd::<i64>(&mut con, &["RPUSH", "list", "x"]);
+    let no_ops: [(&str, &[&str]); 5] = [
+        ("set", &["SADD", "set", "a"]),
+        ("set", &["SREM", "set", "zz"]),
+        ("hash", &["HDEL", "hash", "zz"]),
+        ("zset", &["ZREM", "zset", "zz"]),
+        ("list", &["LREM", "list", "0", "zz"]),
     ];
-    for (key, no_op) in [("set", no_ops[0]), ("set", no_ops[1]), ("hash", no_ops[2])] {
+    for (key, no_op) in no_ops {
         ok(&mut con, &["WATCH", key]);
         assert_eq!(cmd::<i64>(&mut other, no_op), 0, "{no_op:?}");
         ok(&mut con, &["MULTI"]);

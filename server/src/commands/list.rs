@@ -570,12 +570,16 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.out.integer(0);
             return Ok(());
         }
-        let n = with_list(s, key, ctx.now, |l| {
-            let limit = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
-            l.remove_matching(&args[3], limit, count >= 0)
-        })
-        .unwrap_or(0);
+        let n = s
+            .quietly(|s| {
+                with_list(s, key, ctx.now, |l| {
+                    let limit = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+                    l.remove_matching(&args[3], limit, count >= 0)
+                })
+            })
+            .unwrap_or(0);
         if n > 0 {
+            s.signal_modified(key);
             ctx.propagate_argv(args);
             notify_list(ctx, s, key, "lrem");
         }

@@ -501,19 +501,22 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if peek_zset(s, key, now)?.is_none() {
             return Ok(0);
         }
-        let deleted = modify_zset(s, key, now, |z| {
-            let mut n = 0;
-            for m in &args[2..] {
-                if z.remove(m) {
-                    n += 1;
+        let deleted = s.quietly(|s| {
+            modify_zset(s, key, now, |z| {
+                let mut n = 0;
+                for m in &args[2..] {
+                    if z.remove(m) {
+                        n += 1;
+                    }
+                    if z.is_empty() {
+                        break;
+                    }
                 }
-                if z.is_empty() {
-                    break;
-                }
-            }
-            n
+                n
+            })
         });
         if deleted > 0 {
+            s.signal_modified(key);
             ctx.propagate_argv(args);
             ctx.notify(ZSET_EV, "zrem", key);
             if !s.contains(key, now) {
