@@ -617,8 +617,8 @@ fn whole_server_transactions_do_not_deadlock_with_other_traffic() {
 /// Writes that change nothing are no modification for `WATCH`, as in
 /// Redis (`signalModifiedKey` only when something was added or removed):
 /// `SADD` of a present member, `SREM` of a missing one, `HDEL` of a
-/// missing field, `ZREM` and `LREM` of missing elements. Real changes
-/// still abort.
+/// missing field, `ZREM` and `LREM` of missing elements, `ZADD` of a
+/// member with its current score. Real changes still abort.
 #[test]
 fn no_op_writes_do_not_abort_a_watch() {
     let (s, mut con) = setup();
@@ -627,12 +627,13 @@ fn no_op_writes_do_not_abort_a_watch() {
     cmd::<i64>(&mut con, &["HSET", "hash", "f", "v"]);
     cmd::<i64>(&mut con, &["ZADD", "zset", "1", "m"]);
     cmd::<i64>(&mut con, &["RPUSH", "list", "x"]);
-    let no_ops: [(&str, &[&str]); 5] = [
+    let no_ops: [(&str, &[&str]); 6] = [
         ("set", &["SADD", "set", "a"]),
         ("set", &["SREM", "set", "zz"]),
         ("hash", &["HDEL", "hash", "zz"]),
         ("zset", &["ZREM", "zset", "zz"]),
         ("list", &["LREM", "list", "0", "zz"]),
+        ("zset", &["ZADD", "zset", "1", "m"]),
     ];
     for (key, no_op) in no_ops {
         ok(&mut con, &["WATCH", key]);

@@ -459,7 +459,14 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult 
             Ok((added, updated, processed, last))
         };
         let r = if exists {
-            modify_zset(s, key, now, apply)?
+            // Redis signals the key only when a member was added or its
+            // score changed (ZADD with the same score, ZINCRBY 0 change
+            // nothing for WATCH or tracking).
+            let r = s.quietly(|s| modify_zset(s, key, now, apply))?;
+            if r.0 + r.1 > 0 {
+                s.signal_modified(key);
+            }
+            r
         } else if flags.xx {
             (0, 0, 0, 0.0)
         } else {
