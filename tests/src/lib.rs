@@ -368,3 +368,26 @@ pub fn attach_replica(server: &TestServer) -> RawConn {
         assert!(std::time::Instant::now() < deadline, "no snapshot");
     }
 }
+
+/// The value of `field` in an `INFO` reply already read, trimmed.
+pub fn info_value<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// One field of `INFO <section>` as text; panics when it is missing.
+pub fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> String {
+    let info: String = cmd(con, &["INFO", section]);
+    info_value(&info, field)
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .to_string()
+}
+
+/// One field of `INFO <section>` as an integer; panics when it is missing
+/// or not a number.
+pub fn info_int(con: &mut redis::Connection, section: &str, field: &str) -> i64 {
+    info_field(con, section, field)
+        .parse()
+        .unwrap_or_else(|e| panic!("{field}: {e}"))
+}

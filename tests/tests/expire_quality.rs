@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, err, TestServer};
+use ferrite_tests::{cmd, err, info_field, info_int, TestServer};
 
 /// TTL of every key written.
 const TTL: Duration = Duration::from_millis(100);
@@ -52,21 +52,6 @@ const GET_EVERY_BATCHES: u64 = 4;
 /// the machine, and the other's server would compete with it.
 static LOAD: Mutex<()> = Mutex::new(());
 
-fn info_field(con: &mut redis::Connection, field: &str) -> String {
-    let info: String = cmd(con, &["INFO", "stats"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("no {field} in INFO stats"))
-        .trim()
-        .to_string()
-}
-
-fn info_u64(con: &mut redis::Connection, field: &str) -> u64 {
-    info_field(con, field)
-        .parse()
-        .unwrap_or_else(|e| panic!("{field}: {e}"))
-}
-
 fn key(id: u64) -> String {
     format!("eq:{id}")
 }
@@ -83,8 +68,8 @@ fn short_ttl_keys_written_steadily_leave_few_stale_keys_and_none_readable() {
     let mut con = server.client();
     let mut stats = server.client();
 
-    let cpu_before = info_u64(&mut stats, "expire_cycle_cpu_milliseconds");
-    let expired_before = info_u64(&mut stats, "expired_keys");
+    let cpu_before = info_int(&mut stats, "stats", "expire_cycle_cpu_milliseconds") as u64;
+    let expired_before = info_int(&mut stats, "stats", "expired_keys") as u64;
 
     let start = Instant::now();
     let mut next = start;
@@ -202,8 +187,9 @@ fn short_ttl_keys_written_steadily_leave_few_stale_keys_and_none_readable() {
         }
     }
     let elapsed = start.elapsed();
-    let cpu_ms = info_u64(&mut stats, "expire_cycle_cpu_milliseconds") - cpu_before;
-    let caps = info_u64(&mut stats, "expired_time_cap_reached_count");
+    let cpu_ms =
+        (info_int(&mut stats, "stats", "expire_cycle_cpu_milliseconds") as u64) - cpu_before;
+    let caps = info_int(&mut stats, "stats", "expired_time_cap_reached_count") as u64;
     eprintln!(
         "written {written} keys; {judged} DBSIZE samples judged, {unjudged} after stalls not \
          (worst {worst_unjudged:.4}); stale share mean {:.4}, worst {:.4} ({} of {}); {gets} GET probes; \
@@ -253,7 +239,7 @@ fn short_ttl_keys_written_steadily_leave_few_stale_keys_and_none_readable() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(
-        info_u64(&mut stats, "expired_keys") - expired_before,
+        (info_int(&mut stats, "stats", "expired_keys") as u64) - expired_before,
         written
     );
 }
@@ -283,16 +269,16 @@ fn a_backlog_of_expired_keys_gets_at_most_a_quarter_of_a_core() {
         let () = p.query(&mut con).expect("SET batch");
     }
     std::thread::sleep(Duration::from_millis(5));
-    let cpu_before = info_u64(&mut con, "expire_cycle_cpu_milliseconds");
-    let caps_before = info_u64(&mut con, "expired_time_cap_reached_count");
+    let cpu_before = info_int(&mut con, "stats", "expire_cycle_cpu_milliseconds") as u64;
+    let caps_before = info_int(&mut con, "stats", "expired_time_cap_reached_count") as u64;
     let start = Instant::now();
     let _: String = cmd(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
     std::thread::sleep(Duration::from_secs(2));
-    let cpu_ms = info_u64(&mut con, "expire_cycle_cpu_milliseconds") - cpu_before;
+    let cpu_ms = (info_int(&mut con, "stats", "expire_cycle_cpu_milliseconds") as u64) - cpu_before;
     let elapsed = start.elapsed();
     let left: u64 = cmd(&mut con, &["DBSIZE"]);
-    let caps = info_u64(&mut con, "expired_time_cap_reached_count") - caps_before;
-    let stale_perc: f64 = info_field(&mut con, "expired_stale_perc")
+    let caps = (info_int(&mut con, "stats", "expired_time_cap_reached_count") as u64) - caps_before;
+    let stale_perc: f64 = info_field(&mut con, "stats", "expired_stale_perc")
         .parse()
         .expect("float");
     let longest = longest_expire_cycle(&mut con);
@@ -322,7 +308,7 @@ fn a_backlog_of_expired_keys_gets_at_most_a_quarter_of_a_core() {
         assert!(Instant::now() < deadline, "{n} keys never expired");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(info_u64(&mut con, "expired_keys"), KEYS);
+    assert_eq!((info_int(&mut con, "stats", "expired_keys") as u64), KEYS);
 }
 
 #[test]
@@ -331,7 +317,7 @@ fn expiry_stats_sit_in_redis_order_and_reset_with_config_resetstat() {
     let mut con = server.client();
     let _: String = cmd(&mut con, &["SET", "k", "v", "PX", "1"]);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while info_u64(&mut con, "expired_keys") == 0 {
+    while (info_int(&mut con, "stats", "expired_keys") as u64) == 0 {
         assert!(Instant::now() < deadline, "the key never expired");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -359,10 +345,16 @@ fn expiry_stats_sit_in_redis_order_and_reset_with_config_resetstat() {
     let _: String = cmd(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
     std::thread::sleep(Duration::from_millis(100));
     let _: String = cmd(&mut con, &["CONFIG", "RESETSTAT"]);
-    assert_eq!(info_u64(&mut con, "expired_keys"), 0);
-    assert_eq!(info_u64(&mut con, "expired_time_cap_reached_count"), 0);
-    assert_eq!(info_u64(&mut con, "expire_cycle_cpu_milliseconds"), 0);
-    assert_eq!(info_field(&mut con, "expired_stale_perc"), "0.00");
+    assert_eq!((info_int(&mut con, "stats", "expired_keys") as u64), 0);
+    assert_eq!(
+        (info_int(&mut con, "stats", "expired_time_cap_reached_count") as u64),
+        0
+    );
+    assert_eq!(
+        (info_int(&mut con, "stats", "expire_cycle_cpu_milliseconds") as u64),
+        0
+    );
+    assert_eq!(info_field(&mut con, "stats", "expired_stale_perc"), "0.00");
 }
 
 #[test]

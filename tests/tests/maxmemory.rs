@@ -7,26 +7,16 @@
 
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, err, resp, text, RawConn, TestServer};
+use ferrite_tests::{cmd, err, info_int, resp, text, RawConn, TestServer};
 
 const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
-
-fn info_field(c: &mut redis::Connection, field: &str) -> i64 {
-    let info: String = cmd(c, &["info", "all"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO"))
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 /// The memory `maxmemory` limits: `used_memory` less
 /// `mem_not_counted_for_evict` (replica buffers). Redis's Tcl tests read
 /// `used_memory` alone, the same figure when no replica is attached; the
 /// propagation tests here attach one.
 fn used(c: &mut redis::Connection) -> i64 {
-    info_field(c, "used_memory") - info_field(c, "mem_not_counted_for_evict")
+    info_int(c, "all", "used_memory") - info_int(c, "all", "mem_not_counted_for_evict")
 }
 
 /// A small xorshift so key names are random but the test is repeatable.
@@ -48,6 +38,25 @@ fn limit_100k(c: &mut redis::Connection, policy: &str) -> i64 {
     let _: () = cmd(c, &["config", "set", "maxmemory", &limit.to_string()]);
     let _: () = cmd(c, &["config", "set", "maxmemory-policy", policy]);
     limit
+}
+
+/// The Tcl tests' fill loop: `write(c, i)` for i = 0, 1, ... until used
+/// memory is within 4 KB of `limit`; more than 10 writes must fit.
+/// Returns how many were made.
+fn fill_near(
+    c: &mut redis::Connection,
+    limit: i64,
+    mut write: impl FnMut(&mut redis::Connection, usize),
+) -> usize {
+    let mut n = 0;
+    loop {
+        write(c, n);
+        n += 1;
+        if used(c) + 4096 > limit {
+            assert!(n > 10, "only {n} keys fit");
+            return n;
+        }
+    }
 }
 
 fn set_result(c: &mut redis::Connection, args: &[&str]) -> Result<(), String> {
@@ -107,21 +116,15 @@ fn the_limit_is_honoured_by_every_policy() {
         "volatile-ttl",
     ] {
         let limit = limit_100k(&mut c, policy);
-        let mut numkeys = 0;
-        loop {
-            let _: () = cmd(&mut c, &["setex", &rng.key(), "10000", "x"]);
-            numkeys += 1;
-            if used(&mut c) + 4096 > limit {
-                assert!(numkeys > 10, "{policy}: only {numkeys} keys fit");
-                break;
-            }
-        }
+        let numkeys = fill_near(&mut c, limit, |c, _| {
+            let _: () = cmd(c, &["setex", &rng.key(), "10000", "x"]);
+        });
         for _ in 0..numkeys {
             let _: () = cmd(&mut c, &["setex", &rng.key(), "10000", "x"]);
         }
         let u = used(&mut c);
         assert!(u < limit + 4096, "{policy}: used {u} over limit {limit}");
-        assert!(info_field(&mut c, "evicted_keys") > 0, "{policy}");
+        assert!(info_int(&mut c, "all", "evicted_keys") > 0, "{policy}");
         let _: () = cmd(&mut c, &["config", "set", "maxmemory", "0"]);
     }
 }
@@ -142,15 +145,9 @@ fn only_allkeys_policies_remove_keys_without_a_ttl() {
         "volatile-ttl",
     ] {
         let limit = limit_100k(&mut c, policy);
-        let mut numkeys = 0;
-        loop {
-            let _: () = cmd(&mut c, &["set", &rng.key(), "x"]);
-            numkeys += 1;
-            if used(&mut c) + 4096 > limit {
-                assert!(numkeys > 10);
-                break;
-            }
-        }
+        let numkeys = fill_near(&mut c, limit, |c, _| {
+            let _: () = cmd(c, &["set", &rng.key(), "x"]);
+        });
         let mut oom = false;
         for _ in 0..numkeys {
             if let Err(e) = set_result(&mut c, &["set", &rng.key(), "x"]) {
@@ -181,20 +178,16 @@ fn volatile_policies_remove_only_keys_with_a_ttl() {
         "volatile-ttl",
     ] {
         let limit = limit_100k(&mut c, policy);
-        let mut numkeys = 0;
-        loop {
-            let k = format!("key:{numkeys}");
-            if numkeys % 2 == 1 {
-                let _: () = cmd(&mut c, &["setex", &k, "10000", "x"]);
+        // As the Tcl test, `numkeys` is the index of the last key written.
+        let numkeys = fill_near(&mut c, limit, |c, i| {
+            let k = format!("key:{i}");
+            if i % 2 == 1 {
+                let _: () = cmd(c, &["setex", &k, "10000", "x"]);
             } else {
-                let _: () = cmd(&mut c, &["set", &k, "x"]);
+                let _: () = cmd(c, &["set", &k, "x"]);
             }
-            if used(&mut c) + 4096 > limit {
-                assert!(numkeys > 10);
-                break;
-            }
-            numkeys += 1;
-        }
+        }) - 1;
+        assert!(numkeys > 10);
         for j in 0..numkeys {
             let _ = set_result(&mut c, &["setex", &format!("foo:{j}"), "10000", "x"]);
         }
@@ -221,7 +214,7 @@ fn noeviction_refuses_denyoom_commands() {
     assert_eq!(err(&mut c, &["lpush", "l", "x"]), OOM);
     let v: String = cmd(&mut c, &["get", "a"]);
     assert_eq!(v, "1");
-    assert!(info_field(&mut c, "current_eviction_exceeded_time") >= 0);
+    assert!(info_int(&mut c, "all", "current_eviction_exceeded_time") >= 0);
     let mut raw = server.raw_conn();
     raw.send(b"MULTI\r\nSET x 1\r\nGET a\r\nEXEC\r\nMULTI\r\nDISCARD\r\n");
     let want = "+OK\r\n-OOM command not allowed when used memory > 'maxmemory'.\r\n\
@@ -231,7 +224,7 @@ fn noeviction_refuses_denyoom_commands() {
     assert_eq!(text(&got), want);
     let n: i64 = cmd(&mut c, &["del", "a"]);
     assert_eq!(n, 1);
-    assert_eq!(info_field(&mut c, "evicted_keys"), 0);
+    assert_eq!(info_int(&mut c, "all", "evicted_keys"), 0);
 
     // A transaction queued before the limit runs whole, even one that
     // lowers the limit itself.
@@ -271,7 +264,7 @@ fn big_pipelined_writes_stay_under_the_limit() {
     let last: Option<String> = cmd(&mut c, &["get", &format!("p:{}", n - 1)]);
     assert!(last.is_some());
     assert_eq!(
-        info_field(&mut c, "evicted_keys") + kept,
+        info_int(&mut c, "all", "evicted_keys") + kept,
         n as i64,
         "every key is either kept or counted as evicted"
     );
@@ -356,7 +349,7 @@ fn evictions_propagate_as_del() {
     let first_del = stream.find("DEL").unwrap();
     assert!(first_del > stream.find("asdf3").unwrap());
     assert!(first_del < stream.find("asdf4").unwrap());
-    assert_eq!(info_field(&mut c, "evicted_keys"), 3);
+    assert_eq!(info_int(&mut c, "all", "evicted_keys"), 3);
 }
 
 /// "propagation with eviction in MULTI": a transaction that lowers the
@@ -434,7 +427,7 @@ fn background_eviction_finishes_what_a_command_started() {
         assert!(Instant::now() < deadline, "background eviction stalled");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(info_field(&mut c, "evicted_keys") > 16);
+    assert!(info_int(&mut c, "all", "evicted_keys") > 16);
 }
 
 /// The LRU and LFU metadata behind eviction, as `OBJECT` reports it, and
@@ -491,7 +484,7 @@ fn lru_and_lfu_keep_the_keys_in_use() {
             let n: i64 = cmd(&mut c, &["exists", &format!("hot:{i}")]);
             alive += n;
         }
-        assert!(info_field(&mut c, "evicted_keys") > 0, "{policy}");
+        assert!(info_int(&mut c, "all", "evicted_keys") > 0, "{policy}");
         assert!(
             alive >= 45,
             "{policy}: only {alive} of 50 hot keys survived"
@@ -562,7 +555,7 @@ fn tracking_invalidations_do_not_feed_eviction() {
         );
         let _ = rd.read_idle();
     }
-    let evicted = info_field(&mut c, "evicted_keys");
+    let evicted = info_int(&mut c, "all", "evicted_keys");
     let n: i64 = cmd(&mut c, &["dbsize"]);
     assert!((200..=300).contains(&n), "dbsize {n}");
     assert!((10..=50).contains(&evicted), "evicted {evicted}");

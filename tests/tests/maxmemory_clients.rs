@@ -16,7 +16,7 @@ use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, err, resp, RawConn, TestServer};
+use ferrite_tests::{cmd, err, info_int, resp, RawConn, TestServer};
 
 /// How long a scenario may take to show its effect (Redis's loops: 20 s).
 const SCENARIO_WAIT: Duration = Duration::from_secs(20);
@@ -31,18 +31,10 @@ fn server() -> (TestServer, redis::Connection) {
 
 /// One numeric field of an `INFO` text.
 fn field_of(info: &str, field: &str) -> i64 {
-    let prefix = format!("{field}:");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
+    ferrite_tests::info_value(info, field)
         .unwrap_or_else(|| panic!("no {field} in INFO"))
-        .trim()
         .parse()
         .unwrap_or_else(|e| panic!("{field}: {e}"))
-}
-
-/// One `INFO` field as a number.
-fn info_field(r: &mut redis::Connection, field: &str) -> i64 {
-    field_of(&cmd::<String>(r, &["INFO", "everything"]), field)
 }
 
 /// Redis's `init_test`: 50 keys of 100 KB, client eviction on or off, and
@@ -346,8 +338,8 @@ fn wait_qbuf(r: &mut redis::Connection, name: &str, min: i64) -> String {
 fn client_list_and_info_count_a_growing_query_buffer() {
     let s = TestServer::start();
     let mut r = s.client();
-    let before = info_field(&mut r, "mem_clients_normal");
-    let used_before = info_field(&mut r, "used_memory");
+    let before = info_int(&mut r, "everything", "mem_clients_normal");
+    let used_before = info_int(&mut r, "everything", "used_memory");
     let mut big = named(&s, "big");
     partial_echo(&mut big, 500_000, 300_000);
     let line = wait_qbuf(&mut r, "big", 300_000);
@@ -360,30 +352,30 @@ fn client_list_and_info_count_a_growing_query_buffer() {
         "{line}"
     );
     assert_eq!(client_field(&line, "omem"), 0, "{line}");
-    let now = info_field(&mut r, "mem_clients_normal");
+    let now = info_int(&mut r, "everything", "mem_clients_normal");
     assert!(
         now >= before + qbuf,
         "mem_clients_normal {before} -> {now}, {line}"
     );
-    assert!(info_field(&mut r, "used_memory") >= used_before + qbuf);
+    assert!(info_int(&mut r, "everything", "used_memory") >= used_before + qbuf);
     // Completing the command frees it again.
     big.send(&vec![b'x'; 200_000]);
     big.send(b"\r\n");
     let reply = big.read_until(|b| b.len() >= 500_000 + 11, Duration::from_secs(10));
     assert_eq!(reply.len(), 500_000 + 11);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while info_field(&mut r, "mem_clients_normal") >= now {
+    while info_int(&mut r, "everything", "mem_clients_normal") >= now {
         assert!(Instant::now() < deadline, "memory never went back down");
         std::thread::sleep(Duration::from_millis(10));
     }
     // A closed client leaves nothing behind.
     drop(big);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while info_field(&mut r, "connected_clients") != 1 {
+    while info_int(&mut r, "everything", "connected_clients") != 1 {
         assert!(Instant::now() < deadline, "client never went away");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(info_field(&mut r, "mem_clients_normal"), before);
+    assert_eq!(info_int(&mut r, "everything", "mem_clients_normal"), before);
 }
 
 #[test]
@@ -421,7 +413,7 @@ fn maxmemory_clients_config_takes_bytes_or_a_percentage() {
 /// Waits until `INFO` `evicted_clients` reaches `n`.
 fn wait_evicted_clients(r: &mut redis::Connection, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while info_field(r, "evicted_clients") < n {
+    while info_int(r, "everything", "evicted_clients") < n {
         assert!(Instant::now() < deadline, "never evicted {n} clients");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -456,7 +448,7 @@ fn the_largest_clients_go_first_and_no_evict_clients_never() {
     assert_eq!(cmd::<String>(&mut r, &["PING"]), "PONG");
     let list: String = cmd(&mut r, &["CLIENT", "LIST"]);
     assert!(list.contains(" name=small "), "{list}");
-    assert_eq!(info_field(&mut r, "evicted_clients"), 1);
+    assert_eq!(info_int(&mut r, "everything", "evicted_clients"), 1);
     // An exempt client over the limit by itself: every other evictable
     // client goes (here the small one, as its buffer grows), never it.
     let mut keep = named(&s, "keep");
@@ -476,10 +468,10 @@ fn the_largest_clients_go_first_and_no_evict_clients_never() {
             .any(|l| l.contains(" name=keep ") && l.contains(" flags=e ")),
         "{list}"
     );
-    assert_eq!(info_field(&mut r, "evicted_clients"), 2);
+    assert_eq!(info_int(&mut r, "everything", "evicted_clients"), 2);
     // RESETSTAT zeroes the counter, as Redis.
     let _: String = cmd(&mut r, &["CONFIG", "RESETSTAT"]);
-    assert_eq!(info_field(&mut r, "evicted_clients"), 0);
+    assert_eq!(info_int(&mut r, "everything", "evicted_clients"), 0);
 }
 
 #[test]
@@ -493,7 +485,7 @@ fn a_percentage_limit_is_of_maxmemory_and_off_without_it() {
     partial_echo(&mut a, 2_000_000, 1_000_000);
     wait_qbuf(&mut r, "a", 1_000_000);
     assert_eq!(cmd::<String>(&mut r, &["PING"]), "PONG");
-    assert_eq!(info_field(&mut r, "evicted_clients"), 0);
+    assert_eq!(info_int(&mut r, "everything", "evicted_clients"), 0);
     // 5% of 10mb is 512 KB: the client holding a 1 MB buffer goes.
     let _: String = cmd(&mut r, &["CONFIG", "SET", "maxmemory", "10mb"]);
     wait_evicted_clients(&mut r, 1);
@@ -505,26 +497,14 @@ fn a_replica_link_is_replica_memory_and_never_evicted() {
     let s = TestServer::start();
     let mut r = s.client();
     let _: String = cmd(&mut r, &["CLIENT", "NO-EVICT", "on"]);
-    assert_eq!(info_field(&mut r, "mem_clients_slaves"), 0);
-    let mut link = s.raw_conn();
-    link.send(b"SYNC\r\n");
-    // The RDB payload: `$<len>\r\n` and that many bytes.
-    let got = link.read_until(
-        |b| {
-            let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-                return false;
-            };
-            std::str::from_utf8(&b[1..eol])
-                .ok()
-                .and_then(|n| n.parse::<usize>().ok())
-                .is_some_and(|n| b.len() >= eol + 2 + n)
-        },
-        Duration::from_secs(10),
-    );
-    assert!(got.starts_with(b"$"), "{:?}", String::from_utf8_lossy(&got));
-    let slaves = info_field(&mut r, "mem_clients_slaves");
+    assert_eq!(info_int(&mut r, "everything", "mem_clients_slaves"), 0);
+    let _link = ferrite_tests::attach_replica(&s);
+    let slaves = info_int(&mut r, "everything", "mem_clients_slaves");
     assert!(slaves > 0, "a replica link holds buffers");
-    assert_eq!(info_field(&mut r, "mem_not_counted_for_evict"), slaves);
+    assert_eq!(
+        info_int(&mut r, "everything", "mem_not_counted_for_evict"),
+        slaves
+    );
     let list: String = cmd(&mut r, &["CLIENT", "LIST"]);
     assert!(list.contains(" flags=S "), "{list}");
     // The smallest limit, and a client that pushes the total over it: that

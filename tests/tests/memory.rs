@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, err, TestServer};
+use ferrite_tests::{cmd, err, info_field, info_int, TestServer};
 use redis::Connection;
 
 /// Commands per pipelined batch: their replies (one short line each) stay
@@ -100,19 +100,8 @@ impl Rng {
     }
 }
 
-fn info_field(c: &mut Connection, section: &str, field: &str) -> String {
-    let info: String = cmd(c, &["INFO", section]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .trim()
-        .to_string()
-}
-
 fn used_memory(c: &mut Connection) -> i64 {
-    info_field(c, "memory", "used_memory")
-        .parse()
-        .expect("used_memory")
+    info_int(c, "memory", "used_memory")
 }
 
 /// The server process's resident set from `/proc/PID/status` (`VmRSS`).

@@ -107,11 +107,7 @@ fn errors() {
 }
 
 fn used_memory(c: &mut redis::Connection) -> i64 {
-    let info: String = cmd(c, &["INFO", "memory"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    ferrite_tests::info_int(c, "memory", "used_memory")
 }
 
 /// 1M distinct keys throttled with a 1 s period: memory rises while they
