@@ -263,6 +263,9 @@ impl Store {
         } else {
             &self.stats.keys
         };
+        if policy == Policy::NoEviction {
+            return None;
+        }
         let n = self.dbs[0].shard_count();
         // Enough rounds to visit every shard of every database once.
         for _ in 0..n * 2 {
@@ -271,9 +274,6 @@ impl Store {
             }
             *cursor = cursor.wrapping_add(1);
             let shard = *cursor % n;
-            if policy == Policy::NoEviction {
-                return None;
-            }
             if policy.is_random() {
                 for k in 0..self.dbs.len() {
                     let db = &self.dbs[(*cursor / n + k) % self.dbs.len()];

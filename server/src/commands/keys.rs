@@ -682,8 +682,10 @@ fn object_lookup<R>(
 
 /// Redis shares the integers 0..10000 (`OBJ_SHARED_INTEGERS`) unless a
 /// maxmemory LRU/LFU policy is in effect; shared objects report `INT_MAX`.
-fn refcount_of(value: &Value, maxmemory: i64, policy: &str) -> i64 {
-    let no_shared = maxmemory != 0 && (policy.contains("lru") || policy.contains("lfu"));
+fn refcount_of(value: &Value, maxmemory: i64, policy: ferrite_storage::Policy) -> i64 {
+    use ferrite_storage::Policy;
+    let no_shared = maxmemory != 0
+        && (policy.is_lfu() || matches!(policy, Policy::AllKeysLru | Policy::VolatileLru));
     if !no_shared && value.encoding() == "int" {
         if let Some(n) = value.as_str().and_then(ferrite_protocol::parse_i64) {
             if (0..10000).contains(&n) {
@@ -702,18 +704,20 @@ fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let (maxmemory, policy) = {
-        let cfg = ctx.srv.config.read();
-        (cfg.maxmemory, cfg.maxmemory_policy.clone())
-    };
-    if let Some(n) = object_lookup(ctx, &args[2], |e| refcount_of(&e.value, maxmemory, &policy)) {
+    let maxmemory = ctx
+        .srv
+        .hot
+        .maxmemory
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let policy = ctx.srv.store.stats().access.policy();
+    if let Some(n) = object_lookup(ctx, &args[2], |e| refcount_of(&e.value, maxmemory, policy)) {
         ctx.out.integer(n);
     }
     Ok(())
 }
 
 fn lfu_policy(ctx: &Ctx<'_>) -> bool {
-    ctx.srv.config.read().maxmemory_policy.contains("lfu")
+    ctx.srv.store.stats().access.lfu()
 }
 
 fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -852,12 +856,26 @@ mod tests {
     #[test]
     fn refcount_shared_ints() {
         let v = Value::string(&b"100"[..]);
-        assert_eq!(refcount_of(&v, 0, "noeviction"), i64::from(i32::MAX));
-        assert_eq!(refcount_of(&v, 100, "allkeys-lru"), 1);
         assert_eq!(
-            refcount_of(&Value::string(&b"10000"[..]), 0, "noeviction"),
+            refcount_of(&v, 0, ferrite_storage::Policy::NoEviction),
+            i64::from(i32::MAX)
+        );
+        assert_eq!(refcount_of(&v, 100, ferrite_storage::Policy::AllKeysLru), 1);
+        assert_eq!(
+            refcount_of(
+                &Value::string(&b"10000"[..]),
+                0,
+                ferrite_storage::Policy::NoEviction
+            ),
             1
         );
-        assert_eq!(refcount_of(&Value::string(&b"abc"[..]), 0, "noeviction"), 1);
+        assert_eq!(
+            refcount_of(
+                &Value::string(&b"abc"[..]),
+                0,
+                ferrite_storage::Policy::NoEviction
+            ),
+            1
+        );
     }
 }
