@@ -22,6 +22,27 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// A read lookup (Redis's `lookupKeyRead`): counts a keyspace hit or
+    /// miss and hands the value to `of`, which answers WRONGTYPE for other
+    /// types; `None` when the key is absent.
+    pub fn read_lookup<'s, T: ?Sized>(
+        &self,
+        s: &'s mut ferrite_storage::Shard,
+        key: &[u8],
+        of: impl FnOnce(&'s ferrite_storage::Value) -> Result<&'s T, CmdError>,
+    ) -> Result<Option<&'s T>, CmdError> {
+        match s.get(key, self.now) {
+            None => {
+                self.srv.stats.miss();
+                Ok(None)
+            }
+            Some(e) => {
+                self.srv.stats.hit();
+                of(&e.value).map(Some)
+            }
+        }
+    }
+
     /// The client's selected database.
     pub fn db(&self) -> &'a Db {
         self.srv.store.db(self.client.db)

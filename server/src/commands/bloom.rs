@@ -56,19 +56,10 @@ fn read_bloom<'s>(
     s: &'s mut Shard,
     key: &[u8],
 ) -> Result<Option<&'s Bloom>, CmdError> {
-    match s.get(key, ctx.now) {
-        None => {
-            ctx.srv.stats.miss();
-            Ok(None)
-        }
-        Some(e) => {
-            ctx.srv.stats.hit();
-            match &e.value {
-                Value::Bloom(b) => Ok(Some(b)),
-                _ => Err(CmdError::WrongType),
-            }
-        }
-    }
+    ctx.read_lookup(s, key, |v| match v {
+        Value::Bloom(b) => Ok(&**b),
+        _ => Err(CmdError::WrongType),
+    })
 }
 
 /// Creation parameters.

@@ -55,19 +55,10 @@ fn read_hash<'s>(
     s: &'s mut Shard,
     key: &[u8],
 ) -> Result<Option<&'s Hash>, CmdError> {
-    match s.get(key, ctx.now) {
-        None => {
-            ctx.srv.stats.miss();
-            Ok(None)
-        }
-        Some(e) => {
-            ctx.srv.stats.hit();
-            match &e.value {
-                Value::Hash(h) => Ok(Some(h)),
-                _ => Err(CmdError::WrongType),
-            }
-        }
-    }
+    ctx.read_lookup(s, key, |v| match v {
+        Value::Hash(h) => Ok(h),
+        _ => Err(CmdError::WrongType),
+    })
 }
 
 /// A write lookup (`lookupKeyWrite` + `checkType`, creating the key when

@@ -60,16 +60,7 @@ fn read_list<'s>(
     s: &'s mut Shard,
     key: &[u8],
 ) -> Result<Option<&'s List>, CmdError> {
-    match s.get(key, ctx.now) {
-        None => {
-            ctx.srv.stats.miss();
-            Ok(None)
-        }
-        Some(e) => {
-            ctx.srv.stats.hit();
-            as_list(&e.value).map(Some)
-        }
-    }
+    ctx.read_lookup(s, key, as_list)
 }
 
 /// A write lookup: the list's length, `None` when absent, WRONGTYPE otherwise.

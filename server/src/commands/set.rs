@@ -76,16 +76,7 @@ fn set_of(v: &Value) -> Result<&Set, CmdError> {
 
 /// A read lookup counting keyspace hits and misses (`lookupKeyRead`).
 fn read_set<'s>(ctx: &Ctx<'_>, s: &'s mut Shard, key: &[u8]) -> Result<Option<&'s Set>, CmdError> {
-    match s.get(key, ctx.now) {
-        None => {
-            ctx.srv.stats.miss();
-            Ok(None)
-        }
-        Some(e) => {
-            ctx.srv.stats.hit();
-            set_of(&e.value).map(Some)
-        }
-    }
+    ctx.read_lookup(s, key, set_of)
 }
 
 /// A write lookup (`lookupKeyWrite`): whether a set is there; WRONGTYPE for

@@ -72,16 +72,7 @@ fn str_mut(v: &mut Value) -> Option<&mut Vec<u8>> {
 /// A read lookup counting keyspace hits and misses (`lookupKeyRead`);
 /// returns the string bytes, `None` when absent, WRONGTYPE for other types.
 fn read_str<'s>(ctx: &Ctx<'_>, s: &'s mut Shard, key: &[u8]) -> Result<Option<&'s [u8]>, CmdError> {
-    match s.get(key, ctx.now) {
-        None => {
-            ctx.srv.stats.miss();
-            Ok(None)
-        }
-        Some(e) => {
-            ctx.srv.stats.hit();
-            str_of(&e.value).map(Some)
-        }
-    }
+    ctx.read_lookup(s, key, str_of)
 }
 
 /// A write lookup (no hit/miss count): the string bytes or `None`.

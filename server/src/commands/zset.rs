@@ -301,16 +301,7 @@ fn read_zset<'s>(
     s: &'s mut Shard,
     key: &[u8],
 ) -> Result<Option<&'s ZSet>, CmdError> {
-    match s.get(key, ctx.now) {
-        None => {
-            ctx.srv.stats.miss();
-            Ok(None)
-        }
-        Some(e) => {
-            ctx.srv.stats.hit();
-            zset_of(&e.value).map(Some)
-        }
-    }
+    ctx.read_lookup(s, key, zset_of)
 }
 
 /// A write lookup (`lookupKeyWrite`: no hit/miss count).
