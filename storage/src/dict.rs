@@ -12,6 +12,7 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::key::Key;
 use crate::mem::{alloc_size, array_size};
 
 /// The hash every map in the store uses. Shards take its low bits; buckets
@@ -27,7 +28,7 @@ fn bucket_hash(h: u64) -> usize {
 }
 
 struct Node<V> {
-    key: Box<[u8]>,
+    key: Key,
     value: V,
     next: Option<Box<Node<V>>>,
 }
@@ -68,8 +69,8 @@ impl<V> Dict<V> {
         self.table.len()
     }
 
-    /// Bytes of one entry's chain node as allocated (the key's bytes are a
-    /// separate allocation: `alloc_size(key.len())`).
+    /// Bytes of one entry's chain node as allocated (a key longer than
+    /// [`crate::key::INLINE`] adds its own allocation: [`Key::heap_size`]).
     pub const NODE_BYTES: usize = alloc_size(std::mem::size_of::<Node<V>>());
 
     /// Bytes of the bucket array as allocated. It doubles and halves as the
@@ -96,7 +97,7 @@ impl<V> Dict<V> {
         }
         let mut cur = self.table[self.slot(h)].as_deref();
         while let Some(n) = cur {
-            if &*n.key == key {
+            if n.key.as_bytes() == key {
                 return Some(&n.value);
             }
             cur = n.next.as_deref();
@@ -117,7 +118,7 @@ impl<V> Dict<V> {
         let slot = self.slot(h);
         let mut cur = self.table[slot].as_deref_mut();
         while let Some(n) = cur {
-            if &*n.key == key {
+            if n.key.as_bytes() == key {
                 return Some(&mut n.value);
             }
             cur = n.next.as_deref_mut();
@@ -145,7 +146,7 @@ impl<V> Dict<V> {
     }
 
     /// Inserts a key known to be absent, taking ownership of its bytes.
-    pub fn insert_new_hashed(&mut self, h: u64, key: Box<[u8]>, value: V) {
+    pub fn insert_new_hashed(&mut self, h: u64, key: Key, value: V) {
         if self.len >= self.table.len() {
             self.resize((self.len + 1).next_power_of_two().max(4));
         }
@@ -161,7 +162,7 @@ impl<V> Dict<V> {
     }
 
     /// Removes a key with a precomputed hash; returns its owned key and value.
-    pub fn remove_entry_hashed(&mut self, h: u64, key: &[u8]) -> Option<(Box<[u8]>, V)> {
+    pub fn remove_entry_hashed(&mut self, h: u64, key: &[u8]) -> Option<(Key, V)> {
         if self.len == 0 {
             return None;
         }
@@ -170,7 +171,7 @@ impl<V> Dict<V> {
         loop {
             match link {
                 None => return None,
-                Some(n) if &*n.key == key => {
+                Some(n) if n.key.as_bytes() == key => {
                     let mut node = link.take()?;
                     *link = node.next.take();
                     self.len -= 1;
@@ -245,7 +246,7 @@ impl<V> Dict<V> {
             std::iter::from_fn(move || {
                 let n = cur?;
                 cur = n.next.as_deref();
-                Some((&*n.key, &n.value))
+                Some((n.key.as_bytes(), &n.value))
             })
         })
     }

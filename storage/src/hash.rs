@@ -7,6 +7,7 @@
 //! [`Hash::mem_usage`] is O(1): `Shard::modify` calls it around every write.
 
 use crate::dict::Dict;
+use crate::key::Key;
 use crate::limits::EncodingLimits;
 use crate::mem::{alloc_size, array_size};
 
@@ -39,9 +40,14 @@ pub struct Hash {
     heap: usize,
 }
 
-/// The two allocations of a field and its value.
+/// The two allocations of a field and its value in the flat encoding.
 fn pair_heap(field: &[u8], value: &[u8]) -> usize {
     alloc_size(field.len()) + alloc_size(value.len())
+}
+
+/// The same in the table, whose nodes hold short fields inline ([`Key`]).
+fn table_pair_heap(field: &[u8], value: &[u8]) -> usize {
+    Key::heap_size(field.len()) + alloc_size(value.len())
 }
 
 impl Default for Hash {
@@ -156,10 +162,13 @@ impl Hash {
         };
         let pairs = std::mem::take(v);
         let mut d = Dict::new();
+        let mut heap = 0;
         for (f, x) in pairs {
+            heap += table_pair_heap(&f, &x);
             d.insert(&f, x);
         }
         self.repr = Repr::Table(d);
+        self.heap = heap;
     }
 
     /// `hashTypeTryConversion`: before a write of the given fields and
@@ -221,7 +230,7 @@ impl Hash {
                 }
                 None => {
                     self.bytes += field.len() + value.len();
-                    self.heap += pair_heap(field, value);
+                    self.heap += table_pair_heap(field, value);
                     SetOutcome::Inserted
                 }
             },
@@ -247,7 +256,7 @@ impl Hash {
             Repr::Table(d) => match d.remove(field) {
                 Some(x) => {
                     self.bytes -= field.len() + x.len();
-                    self.heap -= pair_heap(field, &x);
+                    self.heap -= table_pair_heap(field, &x);
                     true
                 }
                 None => false,
@@ -469,7 +478,12 @@ mod tests {
     }
 
     fn heap_sum(h: &Hash) -> usize {
-        h.iter().map(|(f, v)| pair_heap(f, v)).sum()
+        let pair = if h.is_listpack() {
+            pair_heap
+        } else {
+            table_pair_heap
+        };
+        h.iter().map(|(f, v)| pair(f, v)).sum()
     }
 
     #[test]
@@ -527,14 +541,12 @@ mod tests {
         h.remove(b"field");
         assert_eq!(h.bytes, byte_sum(&h));
         assert_eq!(h.heap, heap_sum(&h));
-        // f2, v2, f3 in one word each, the 19-byte value in a 32-byte
-        // block, and a four-slot pair vector.
-        assert_eq!(h.mem_usage(), 8 + 8 + 8 + 32 + 4 * 32);
-        h.convert_to_table();
-        assert_eq!(h.heap, heap_sum(&h));
-        // Two 40-byte nodes (48-byte blocks) and four buckets instead.
+        // Three fields passed the limit of two: a table, whose 48-byte
+        // nodes hold the fields inline; v2 in one word, the 19-byte value
+        // in a 32-byte block, four buckets.
+        assert_eq!(h.encoding(), "hashtable");
         assert_eq!(Dict::<Box<[u8]>>::NODE_BYTES, 48);
-        assert_eq!(h.mem_usage(), 8 + 8 + 8 + 32 + 2 * 48 + 4 * 8);
+        assert_eq!(h.mem_usage(), 8 + 32 + 2 * 48 + 4 * 8);
     }
 
     #[test]

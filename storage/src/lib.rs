@@ -13,6 +13,7 @@ pub mod expire;
 pub mod glob;
 pub mod hash;
 pub mod held;
+pub mod key;
 pub mod limits;
 pub mod list;
 pub mod mem;

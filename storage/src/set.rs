@@ -14,7 +14,8 @@
 use rand::Rng;
 
 use crate::dict::{hash_key, Dict};
-use crate::mem::{alloc_size, array_size};
+use crate::key::Key;
+use crate::mem::array_size;
 
 /// Redis caps intsets at 2^30 entries whatever `set-max-intset-entries` says
 /// (`setTypeAdd`), because of the intset's 32-bit length.
@@ -216,7 +217,7 @@ impl Set {
         for &n in v {
             let b = itoa_i64(n);
             let m = b.as_bytes();
-            bytes += alloc_size(m.len());
+            bytes += Key::heap_size(m.len());
             d.insert_new_hashed(hash_key(m), m.into(), ());
         }
         self.repr = Repr::Table(d);
@@ -273,7 +274,7 @@ impl Set {
             return false;
         }
         d.insert_new_hashed(h, member.into(), ());
-        self.member_heap += alloc_size(member.len());
+        self.member_heap += Key::heap_size(member.len());
         true
     }
 
@@ -287,7 +288,7 @@ impl Set {
             },
             Repr::Table(d) => match d.remove_entry_hashed(hash_key(member), member) {
                 Some(_) => {
-                    self.member_heap -= alloc_size(member.len());
+                    self.member_heap -= Key::heap_size(member.len());
                     true
                 }
                 None => false,
@@ -554,9 +555,12 @@ mod tests {
         assert_eq!(s.mem_usage(), 0);
         s.add(b"hello", 512);
         s.add(b"a member of 17 b.", 512);
-        // Two 24-byte nodes in 32-byte blocks, members of 8 and 32 bytes.
+        // Two 32-byte nodes holding their members inline, four buckets.
         assert_eq!(Dict::<()>::NODE_BYTES, 32);
-        assert_eq!(s.mem_usage(), 8 + 32 + 2 * 32 + 4 * 8);
+        assert_eq!(s.mem_usage(), 2 * 32 + 4 * 8);
+        // A member past the inline limit adds its own block.
+        s.add(b"a member of twenty-three", 512);
+        assert_eq!(s.mem_usage(), 3 * 32 + 4 * 8 + 32);
         let mut ints = Set::for_member(b"1");
         for i in 0..5 {
             ints.add(i.to_string().as_bytes(), 512);
@@ -653,7 +657,7 @@ mod tests {
                     prop_assert!(model.contains(&m.to_vec()));
                 }
                 let member_heap: usize = if s.is_intset() { 0 } else {
-                    model.iter().map(|m| alloc_size(m.len())).sum()
+                    model.iter().map(|m| Key::heap_size(m.len())).sum()
                 };
                 prop_assert_eq!(s.member_heap, member_heap);
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::dict::{hash_key, Dict};
 use crate::evict::{EvictionPool, Policy};
-use crate::mem::alloc_size;
+use crate::key::Key;
 use crate::store::{Observer, StoreStats};
 use crate::value::Value;
 use crate::watch::{WatchFlag, WatchTable, Watcher};
@@ -134,12 +134,12 @@ fn touch_all(
 }
 
 /// Bytes one key costs, as `used_memory` charges it and `MEMORY USAGE`
-/// reports it: its chain node, its key bytes, its value's heap and, with a
+/// reports it: its chain node, its key bytes when not inline, its value's heap and, with a
 /// TTL, its node and key copy in the TTL index. O(1): values keep their
 /// sizes incrementally.
 pub fn entry_mem(key: &[u8], e: &Entry) -> usize {
     ENTRY_OVERHEAD
-        + alloc_size(key.len())
+        + Key::heap_size(key.len())
         + e.value.mem_usage()
         + if e.expire_at != NO_EXPIRE {
             expire_mem(key)
@@ -150,7 +150,7 @@ pub fn entry_mem(key: &[u8], e: &Entry) -> usize {
 
 /// Bytes a TTL adds to a key: its node and key copy in the TTL index.
 fn expire_mem(key: &[u8]) -> usize {
-    EXPIRE_OVERHEAD + alloc_size(key.len())
+    EXPIRE_OVERHEAD + Key::heap_size(key.len())
 }
 
 impl Shard {
