@@ -176,6 +176,21 @@ fn populate(c: &mut redis::Connection, tag: &str) {
         let _: i64 = cmd(c, &["zadd", &k("bigzset"), &n, &format!("m{n}")]);
         let _: i64 = cmd(c, &["sadd", &k("bigset"), &format!("m{n}")]);
     }
+    // Streams: entries with the master's fields and without, a deletion,
+    // a consumer group with pending entries, and a stream of many nodes.
+    let _: String = cmd(c, &["xadd", &k("stream"), "1-1", "a", "1", "b", "2"]);
+    let _: String = cmd(c, &["xadd", &k("stream"), "2-0", "a", "3", "b", "4"]);
+    let _: String = cmd(c, &["xadd", &k("stream"), "3-0", "c", "5"]);
+    let _: String = cmd(c, &["xadd", &k("stream"), "4-0", "a", "6", "b", "7"]);
+    let _: i64 = cmd(c, &["xdel", &k("stream"), "2-0"]);
+    let _: () = cmd(c, &["xgroup", "create", &k("stream"), "g", "0"]);
+    let _: redis::Value = cmd(
+        c,
+        &["xreadgroup", "group", "g", "alice", "count", "2", "streams", &k("stream"), ">"],
+    );
+    for i in 0..250 {
+        let _: String = cmd(c, &["xadd", &k("bigstream"), "*", "f", &i.to_string()]);
+    }
     let _: () = cmd(c, &["select", "9"]);
     let _: () = cmd(c, &["set", &k("db9"), "nine"]);
     let _: i64 = cmd(c, &["pexpire", &k("db9"), "900000"]);
@@ -199,6 +214,24 @@ fn contents(c: &mut redis::Connection) -> Vec<String> {
                 "set" => cmd(c, &["smembers", &key]),
                 "hash" => cmd(c, &["hgetall", &key]),
                 "zset" => cmd(c, &["zrange", &key, "0", "-1", "withscores"]),
+                "stream" => {
+                    let entries: redis::Value = cmd(c, &["xrange", &key, "-", "+"]);
+                    let groups: redis::Value = cmd(c, &["xinfo", "groups", &key]);
+                    let info: Vec<redis::Value> = cmd(c, &["xinfo", "stream", &key]);
+                    let mut v = vec![format!("{entries:?}"), format!("{groups:?}")];
+                    // length, last-generated-id, max-deleted-entry-id,
+                    // entries-added, recorded-first-entry-id.
+                    for i in [1, 7, 9, 11, 13] {
+                        v.push(format!("{:?}", info.get(i)));
+                    }
+                    if let redis::Value::Array(gs) = &groups {
+                        if !gs.is_empty() {
+                            let p: redis::Value = cmd(c, &["xpending", &key, "g"]);
+                            v.push(format!("{p:?}"));
+                        }
+                    }
+                    v
+                }
                 other => panic!("type {other}"),
             };
             if t == "set" {

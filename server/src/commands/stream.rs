@@ -1687,7 +1687,7 @@ fn reply_help(out: &mut ReplyBuf, cmd: &str, lines: &[&str]) {
         out.simple(l.as_bytes());
     }
     out.simple(b"HELP");
-    out.simple(b"    Print this help.");
+    out.simple(b"    Prints this help.");
 }
 
 fn xgroup_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
@@ -1905,13 +1905,13 @@ fn xinfo_stream(out: &mut ReplyBuf, st: &Stream, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Redis's rax over 16-byte big-endian IDs: an empty tree is one node;
-/// `k` keys sharing long prefixes take about one compressed node and one
-/// leaf each beyond the root.
+/// Redis's rax over 16-byte big-endian IDs: an empty tree is one node and
+/// each key adds about one (its compressed path); an estimate, since the
+/// real count depends on the keys' shared prefixes.
 fn radix_nodes_estimate(keys: usize) -> usize {
     if keys == 0 {
         1
     } else {
-        1 + 2 * keys
+        1 + keys
     }
 }
