@@ -891,7 +891,8 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 Some((gname, cname)) => {
                     let mut fx = Effects::default();
                     let start = if history {
-                        gt
+                        // Redis starts after the given ID, history included.
+                        gt.incr().unwrap_or(StreamId::MAX)
                     } else {
                         st.groups
                             .get(&gname[..])
@@ -972,22 +973,40 @@ pub(crate) fn serve_stream_waiter(
     };
     let db = srv.store.db(w.db);
     db.with_shard(key, |s| {
-        let Some(e) = s.peek(key, now) else {
-            return Served::NoData;
-        };
-        let Value::Stream(st) = &e.value else {
-            return Served::NoData;
-        };
         let mut out = ReplyBuf::new();
         out.resp3 = w.resp3;
+        let st = match s.peek(key, now) {
+            Some(e) => match &e.value {
+                Value::Stream(st) => Some(st),
+                _ => None,
+            },
+            None => None,
+        };
+        let Some(st) = st else {
+            // The key was deleted or overwritten: a group reader is told
+            // so (`unblockDeletedStreamReadgroupClients`); XREAD keeps
+            // waiting.
+            if sr.group.is_none() {
+                return Served::NoData;
+            }
+            let Some(tx) = srv.blocking.claim(w) else {
+                return Served::Next;
+            };
+            send_error(srv, tx, out, b"UNBLOCKED the stream key no longer exists");
+            return Served::Next;
+        };
         let gt = match &sr.group {
             Some((gname, _)) => match st.groups.get(&gname[..]) {
                 None => {
                     let Some(tx) = srv.blocking.claim(w) else {
                         return Served::Next;
                     };
-                    out.error(b"NOGROUP the consumer group this client was blocked on no longer exists");
-                    let _ = tx.send(out.buf);
+                    send_error(
+                        srv,
+                        tx,
+                        out,
+                        b"NOGROUP the consumer group this client was blocked on no longer exists",
+                    );
                     return Served::Next;
                 }
                 Some(g) => g.last_id,
@@ -1030,6 +1049,24 @@ pub(crate) fn serve_stream_waiter(
         let _ = tx.send(out.buf);
         Served::Next
     })
+}
+
+/// Fails a served `XREADGROUP` waiter, counted as the failed call it is
+/// (`errorstats`, `total_error_replies`, the command's `failed_calls`).
+fn send_error(
+    srv: &Shared,
+    tx: tokio::sync::oneshot::Sender<bytes::BytesMut>,
+    mut out: ReplyBuf,
+    msg: &[u8],
+) {
+    out.error(msg);
+    srv.stats.count_error(msg);
+    if let Some(cmd) = crate::command::TABLE.lookup(b"xreadgroup") {
+        cmd.stats
+            .failed_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let _ = tx.send(out.buf);
 }
 
 // ---------------------------------------------------------------------------
