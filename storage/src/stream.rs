@@ -210,10 +210,13 @@ impl ConsumerGroup {
     /// it was created.
     pub fn consumer_or_create(&mut self, name: &[u8], now: i64) -> (&mut Consumer, bool) {
         let created = !self.consumers.contains_key(name);
-        let c = self.consumers.entry(name.into()).or_insert_with(|| Consumer {
-            seen_time: now,
-            pel: BTreeSet::new(),
-        });
+        let c = self
+            .consumers
+            .entry(name.into())
+            .or_insert_with(|| Consumer {
+                seen_time: now,
+                pel: BTreeSet::new(),
+            });
         (c, created)
     }
 
@@ -334,7 +337,12 @@ impl Stream {
 
     /// Appends an entry with `id`, which must be greater than `last_id`
     /// (the caller picked it with [`Stream::next_auto_id`] or checked it).
-    pub fn append(&mut self, id: StreamId, fields: Fields, lim: &EncodingLimits) -> Result<(), AddError> {
+    pub fn append(
+        &mut self,
+        id: StreamId,
+        fields: Fields,
+        lim: &EncodingLimits,
+    ) -> Result<(), AddError> {
         if id <= self.last_id {
             return Err(AddError::TooSmall);
         }
@@ -355,7 +363,11 @@ impl Stream {
             // Master entry: count, deleted, the fields, and a terminator.
             let master = 6
                 + 3 * 2
-                + fields.iter().step_by(2).map(|f| lp_elem(f.len())).sum::<usize>()
+                + fields
+                    .iter()
+                    .step_by(2)
+                    .map(|f| lp_elem(f.len()))
+                    .sum::<usize>()
                 + 2;
             self.nodes.insert(
                 id,
@@ -395,7 +407,10 @@ impl Stream {
         end: StreamId,
     ) -> impl DoubleEndedIterator<Item = (StreamId, &Fields)> + '_ {
         let r = if start <= end {
-            Some(self.entries.range((Bound::Included(start), Bound::Included(end))))
+            Some(
+                self.entries
+                    .range((Bound::Included(start), Bound::Included(end))),
+            )
         } else {
             None
         };
@@ -597,7 +612,8 @@ mod tests {
     fn filled(n: u64, per_node: usize) -> Stream {
         let mut s = Stream::new();
         for i in 1..=n {
-            s.append(StreamId::new(i, 0), fields("v"), &lim(per_node)).unwrap();
+            s.append(StreamId::new(i, 0), fields("v"), &lim(per_node))
+                .unwrap();
         }
         s
     }
@@ -650,11 +666,25 @@ mod tests {
     #[test]
     fn delete_tracks_first_and_max_deleted() {
         let mut s = filled(5, 2);
-        assert_eq!(s.delete(&[StreamId::new(1, 0), StreamId::new(3, 0), StreamId::new(9, 0)]), 2);
+        assert_eq!(
+            s.delete(&[
+                StreamId::new(1, 0),
+                StreamId::new(3, 0),
+                StreamId::new(9, 0)
+            ]),
+            2
+        );
         assert_eq!(s.first_id, StreamId::new(2, 0));
         assert_eq!(s.max_deleted_entry_id, StreamId::new(3, 0));
         assert!(s.range_has_tombstones(None));
-        assert_eq!(s.delete(&[StreamId::new(2, 0), StreamId::new(4, 0), StreamId::new(5, 0)]), 3);
+        assert_eq!(
+            s.delete(&[
+                StreamId::new(2, 0),
+                StreamId::new(4, 0),
+                StreamId::new(5, 0)
+            ]),
+            3
+        );
         assert!(s.is_empty());
         assert_eq!(s.node_count(), 0);
         assert_eq!(s.first_id, StreamId::MIN);

@@ -186,7 +186,17 @@ fn populate(c: &mut redis::Connection, tag: &str) {
     let _: () = cmd(c, &["xgroup", "create", &k("stream"), "g", "0"]);
     let _: redis::Value = cmd(
         c,
-        &["xreadgroup", "group", "g", "alice", "count", "2", "streams", &k("stream"), ">"],
+        &[
+            "xreadgroup",
+            "group",
+            "g",
+            "alice",
+            "count",
+            "2",
+            "streams",
+            &k("stream"),
+            ">",
+        ],
     );
     for i in 0..250 {
         let _: String = cmd(c, &["xadd", &k("bigstream"), "*", "f", &i.to_string()]);

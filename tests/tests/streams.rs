@@ -28,9 +28,18 @@ fn bulk(v: &Value) -> String {
 fn xadd_ids_and_errors() {
     let s = TestServer::start();
     let mut con = s.client();
-    assert_eq!(cmd::<String>(&mut con, &["XADD", "s", "1-1", "a", "1"]), "1-1");
-    assert_eq!(cmd::<String>(&mut con, &["XADD", "s", "1-*", "b", "2"]), "1-2");
-    assert_eq!(cmd::<String>(&mut con, &["XADD", "s", "5", "c", "3"]), "5-0");
+    assert_eq!(
+        cmd::<String>(&mut con, &["XADD", "s", "1-1", "a", "1"]),
+        "1-1"
+    );
+    assert_eq!(
+        cmd::<String>(&mut con, &["XADD", "s", "1-*", "b", "2"]),
+        "1-2"
+    );
+    assert_eq!(
+        cmd::<String>(&mut con, &["XADD", "s", "5", "c", "3"]),
+        "5-0"
+    );
     let auto: String = cmd(&mut con, &["XADD", "s", "*", "d", "4"]);
     assert!(auto.ends_with("-0") && auto.len() > 10, "{auto}");
     assert_eq!(
@@ -54,23 +63,41 @@ fn xadd_ids_and_errors() {
         "ERR The MAXLEN argument must be >= 0."
     );
     assert_eq!(
-        err(&mut con, &["XADD", "s", "MAXLEN", "1", "LIMIT", "1", "*", "a", "1"]),
+        err(
+            &mut con,
+            &["XADD", "s", "MAXLEN", "1", "LIMIT", "1", "*", "a", "1"]
+        ),
         "ERR syntax error, LIMIT cannot be used without the special ~ option"
     );
     assert_eq!(
-        err(&mut con, &["XADD", "s", "MAXLEN", "1", "MINID", "1", "*", "a", "1"]),
+        err(
+            &mut con,
+            &["XADD", "s", "MAXLEN", "1", "MINID", "1", "*", "a", "1"]
+        ),
         "ERR syntax error, MAXLEN and MINID options at the same time are not compatible"
     );
     let v: Value = cmd(&mut con, &["XADD", "nokey", "NOMKSTREAM", "*", "a", "1"]);
     assert_eq!(v, Value::Nil);
     assert_eq!(cmd::<i64>(&mut con, &["EXISTS", "nokey"]), 0);
-    let _: String = cmd(&mut con, &["XADD", "m", "18446744073709551615-18446744073709551615", "a", "1"]);
+    let _: String = cmd(
+        &mut con,
+        &[
+            "XADD",
+            "m",
+            "18446744073709551615-18446744073709551615",
+            "a",
+            "1",
+        ],
+    );
     assert_eq!(
         err(&mut con, &["XADD", "m", "*", "a", "1"]),
         "ERR The stream has exhausted the last possible ID, unable to add more items"
     );
     assert_eq!(cmd::<String>(&mut con, &["TYPE", "s"]), "stream");
-    assert_eq!(cmd::<String>(&mut con, &["OBJECT", "ENCODING", "s"]), "stream");
+    assert_eq!(
+        cmd::<String>(&mut con, &["OBJECT", "ENCODING", "s"]),
+        "stream"
+    );
     let _: String = cmd(&mut con, &["SET", "str", "x"]);
     assert!(err(&mut con, &["XADD", "str", "*", "a", "1"]).starts_with("WRONGTYPE"));
     assert!(cmd::<i64>(&mut con, &["MEMORY", "USAGE", "s"]) > 0);
@@ -81,7 +108,10 @@ fn ranges_counts_and_exclusive_bounds() {
     let s = TestServer::start();
     let mut con = s.client();
     for i in 1..=5 {
-        let _: String = cmd(&mut con, &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()]);
+        let _: String = cmd(
+            &mut con,
+            &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()],
+        );
     }
     assert_eq!(cmd::<i64>(&mut con, &["XLEN", "s"]), 5);
     assert_eq!(cmd::<i64>(&mut con, &["XLEN", "nokey"]), 0);
@@ -98,7 +128,15 @@ fn ranges_counts_and_exclusive_bounds() {
     let v: Value = cmd(&mut con, &["XRANGE", "s", "-", "+", "COUNT", "0"]);
     assert_eq!(v, Value::Nil);
     assert_eq!(
-        err(&mut con, &["XRANGE", "s", "(18446744073709551615-18446744073709551615", "+"]),
+        err(
+            &mut con,
+            &[
+                "XRANGE",
+                "s",
+                "(18446744073709551615-18446744073709551615",
+                "+"
+            ]
+        ),
         "ERR invalid start ID for the interval"
     );
     assert_eq!(
@@ -124,11 +162,17 @@ fn ranges_counts_and_exclusive_bounds() {
 fn approximate_trimming_removes_whole_nodes() {
     let s = TestServer::start();
     let mut con = s.client();
-    let _: () = cmd(&mut con, &["CONFIG", "SET", "stream-node-max-entries", "10"]);
+    let _: () = cmd(
+        &mut con,
+        &["CONFIG", "SET", "stream-node-max-entries", "10"],
+    );
     for i in 0..100 {
         let _: String = cmd(&mut con, &["XADD", "s", "*", "f", &i.to_string()]);
     }
-    assert_eq!(cmd::<i64>(&mut con, &["XTRIM", "s", "MAXLEN", "~", "55"]), 40);
+    assert_eq!(
+        cmd::<i64>(&mut con, &["XTRIM", "s", "MAXLEN", "~", "55"]),
+        40
+    );
     assert_eq!(cmd::<i64>(&mut con, &["XLEN", "s"]), 60);
     assert_eq!(
         cmd::<i64>(&mut con, &["XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "15"]),
@@ -142,7 +186,13 @@ fn xread_returns_new_entries_and_blocks() {
     let mut con = s.client();
     let _: String = cmd(&mut con, &["XADD", "a", "1-0", "f", "v"]);
     let v: Vec<(String, Vec<Entry>)> = cmd(&mut con, &["XREAD", "STREAMS", "a", "b", "0", "0"]);
-    assert_eq!(v, vec![("a".into(), vec![("1-0".into(), vec!["f".into(), "v".into()])])]);
+    assert_eq!(
+        v,
+        vec![(
+            "a".into(),
+            vec![("1-0".into(), vec!["f".into(), "v".into()])]
+        )]
+    );
     let v: Value = cmd(&mut con, &["XREAD", "STREAMS", "a", "$"]);
     assert_eq!(v, Value::Nil);
     let v: Value = cmd(&mut con, &["XREAD", "BLOCK", "50", "STREAMS", "a", "$"]);
@@ -157,12 +207,21 @@ fn xread_returns_new_entries_and_blocks() {
     );
     let mut w = s.client();
     let h = thread::spawn(move || {
-        cmd::<Vec<(String, Vec<Entry>)>>(&mut w, &["XREAD", "BLOCK", "0", "STREAMS", "x", "a", "$", "$"])
+        cmd::<Vec<(String, Vec<Entry>)>>(
+            &mut w,
+            &["XREAD", "BLOCK", "0", "STREAMS", "x", "a", "$", "$"],
+        )
     });
     wait_blocked_clients(&mut con, 1);
     let _: String = cmd(&mut con, &["XADD", "a", "2-0", "new", "1"]);
     let got = h.join().unwrap();
-    assert_eq!(got, vec![("a".into(), vec![("2-0".into(), vec!["new".into(), "1".into()])])]);
+    assert_eq!(
+        got,
+        vec![(
+            "a".into(),
+            vec![("2-0".into(), vec!["new".into(), "1".into()])]
+        )]
+    );
     // Inside MULTI a blocking read answers at once.
     let v: Value = redis::pipe()
         .atomic()
@@ -187,11 +246,24 @@ fn consumer_groups_deliver_ack_and_claim() {
         "BUSYGROUP Consumer Group name already exists"
     );
     for i in 1..=3 {
-        let _: String = cmd(&mut con, &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()]);
+        let _: String = cmd(
+            &mut con,
+            &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()],
+        );
     }
     let v: Vec<(String, Vec<Entry>)> = cmd(
         &mut con,
-        &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "2", "STREAMS", "s", ">"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
     );
     assert_eq!(v[0].1.len(), 2);
     let summary: Vec<Value> = cmd(&mut con, &["XPENDING", "s", "g"]);
@@ -200,15 +272,15 @@ fn consumer_groups_deliver_ack_and_claim() {
     assert_eq!(bulk(&summary[2]), "2-0");
     assert_eq!(cmd::<i64>(&mut con, &["XACK", "s", "g", "1-0", "9-0"]), 1);
     // History: what alice still owns.
-    let v: Vec<(String, Vec<Entry>)> =
-        cmd(&mut con, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "0"]);
-    assert_eq!(v[0].1[0].0, "2-0");
-    let claimed: Vec<String> = cmd(
+    let v: Vec<(String, Vec<Entry>)> = cmd(
         &mut con,
-        &["XCLAIM", "s", "g", "bob", "0", "2-0", "JUSTID"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "0"],
     );
+    assert_eq!(v[0].1[0].0, "2-0");
+    let claimed: Vec<String> = cmd(&mut con, &["XCLAIM", "s", "g", "bob", "0", "2-0", "JUSTID"]);
     assert_eq!(claimed, vec!["2-0"]);
-    let ext: Vec<(String, String, i64, i64)> = cmd(&mut con, &["XPENDING", "s", "g", "-", "+", "10"]);
+    let ext: Vec<(String, String, i64, i64)> =
+        cmd(&mut con, &["XPENDING", "s", "g", "-", "+", "10"]);
     assert_eq!(ext[0].0, "2-0");
     assert_eq!(ext[0].1, "bob");
     assert_eq!(ext[0].3, 2);
@@ -219,15 +291,33 @@ fn consumer_groups_deliver_ack_and_claim() {
     assert_eq!(auto, ("0-0".into(), vec!["2-0".into()], vec![]));
     let consumers: Vec<Value> = cmd(&mut con, &["XINFO", "CONSUMERS", "s", "g"]);
     assert_eq!(consumers.len(), 3);
-    assert_eq!(cmd::<i64>(&mut con, &["XGROUP", "DELCONSUMER", "s", "g", "carol"]), 1);
-    assert_eq!(cmd::<i64>(&mut con, &["XGROUP", "CREATECONSUMER", "s", "g", "dan"]), 1);
-    assert_eq!(cmd::<i64>(&mut con, &["XGROUP", "CREATECONSUMER", "s", "g", "dan"]), 0);
     assert_eq!(
-        err(&mut con, &["XREADGROUP", "GROUP", "nog", "c", "STREAMS", "s", ">"]),
+        cmd::<i64>(&mut con, &["XGROUP", "DELCONSUMER", "s", "g", "carol"]),
+        1
+    );
+    assert_eq!(
+        cmd::<i64>(&mut con, &["XGROUP", "CREATECONSUMER", "s", "g", "dan"]),
+        1
+    );
+    assert_eq!(
+        cmd::<i64>(&mut con, &["XGROUP", "CREATECONSUMER", "s", "g", "dan"]),
+        0
+    );
+    assert_eq!(
+        err(
+            &mut con,
+            &["XREADGROUP", "GROUP", "nog", "c", "STREAMS", "s", ">"]
+        ),
         "NOGROUP No such key 's' or consumer group 'nog' in XREADGROUP with GROUP option"
     );
     assert_eq!(
-        err(&mut con, &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "$"]).split(':').next().unwrap(),
+        err(
+            &mut con,
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "$"]
+        )
+        .split(':')
+        .next()
+        .unwrap(),
         "ERR The $ ID is meaningless in the context of XREADGROUP"
     );
     let groups: Vec<Vec<Value>> = cmd(&mut con, &["XINFO", "GROUPS", "s"]);
@@ -244,12 +334,26 @@ fn consumer_groups_deliver_ack_and_claim() {
         err(&mut con, &["XSETID", "s", "1-0"]),
         "ERR The ID specified in XSETID is smaller than the target stream top item"
     );
-    let _: () = cmd(&mut con, &["XSETID", "s", "10-0", "ENTRIESADDED", "7", "MAXDELETEDID", "4-0"]);
+    let _: () = cmd(
+        &mut con,
+        &[
+            "XSETID",
+            "s",
+            "10-0",
+            "ENTRIESADDED",
+            "7",
+            "MAXDELETEDID",
+            "4-0",
+        ],
+    );
     let info: Vec<Value> = cmd(&mut con, &["XINFO", "STREAM", "s"]);
     assert_eq!(bulk(&info[7]), "10-0");
     assert_eq!(bulk(&info[9]), "4-0");
     assert_eq!(bulk(&info[11]), "7");
-    assert_eq!(err(&mut con, &["XSETID", "nokey", "1-0"]), "ERR no such key");
+    assert_eq!(
+        err(&mut con, &["XSETID", "nokey", "1-0"]),
+        "ERR no such key"
+    );
 }
 
 #[test]
@@ -261,7 +365,17 @@ fn blocked_xreadgroup_is_served_and_told_when_the_group_goes() {
     let h = thread::spawn(move || {
         cmd::<Vec<(String, Vec<Entry>)>>(
             &mut w,
-            &["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"],
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "s",
+                ">",
+            ],
         )
     });
     wait_blocked_clients(&mut con, 1);
@@ -272,7 +386,20 @@ fn blocked_xreadgroup_is_served_and_told_when_the_group_goes() {
 
     let mut w = s.client();
     let h = thread::spawn(move || {
-        err(&mut w, &["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"])
+        err(
+            &mut w,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "s",
+                ">",
+            ],
+        )
     });
     wait_blocked_clients(&mut con, 1);
     let _: i64 = cmd(&mut con, &["XGROUP", "DESTROY", "s", "g"]);
@@ -284,11 +411,27 @@ fn blocked_xreadgroup_is_served_and_told_when_the_group_goes() {
     let _: () = cmd(&mut con, &["XGROUP", "CREATE", "s", "g", "$"]);
     let mut w = s.client();
     let h = thread::spawn(move || {
-        err(&mut w, &["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"])
+        err(
+            &mut w,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "s",
+                ">",
+            ],
+        )
     });
     wait_blocked_clients(&mut con, 1);
     let _: i64 = cmd(&mut con, &["DEL", "s"]);
-    assert_eq!(h.join().unwrap(), "UNBLOCKED the stream key no longer exists");
+    assert_eq!(
+        h.join().unwrap(),
+        "UNBLOCKED the stream key no longer exists"
+    );
 }
 
 #[test]
@@ -297,7 +440,10 @@ fn copy_rename_and_move_keep_groups() {
     let mut con = s.client();
     let _: String = cmd(&mut con, &["XADD", "s", "1-0", "f", "v"]);
     let _: () = cmd(&mut con, &["XGROUP", "CREATE", "s", "g", "0"]);
-    let _: Value = cmd(&mut con, &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]);
+    let _: Value = cmd(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
+    );
     assert_eq!(cmd::<i64>(&mut con, &["COPY", "s", "t"]), 1);
     // A deep copy: acknowledging in the copy leaves the source's PEL alone.
     assert_eq!(cmd::<i64>(&mut con, &["XACK", "t", "g", "1-0"]), 1);
@@ -337,24 +483,59 @@ fn writes_propagate_deterministic_effects() {
     let mut con = s.client();
     let mut link = ferrite_tests::attach_replica(&s);
     let id: String = cmd(&mut con, &["XADD", "a", "*", "f", "v"]);
-    let _: String = cmd(&mut con, &["XADD", "s", "MAXLEN", "~", "5", "LIMIT", "5", "7-*", "f", "w"]);
+    let _: String = cmd(
+        &mut con,
+        &[
+            "XADD", "s", "MAXLEN", "~", "5", "LIMIT", "5", "7-*", "f", "w",
+        ],
+    );
     let _: () = cmd(&mut con, &["XGROUP", "CREATE", "s", "g", "$"]);
     let _: String = cmd(&mut con, &["XADD", "s", "8-0", "f", "x"]);
-    let _: Value = cmd(&mut con, &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]);
-    let _: Value = cmd(&mut con, &["XREADGROUP", "GROUP", "g", "c", "NOACK", "STREAMS", "s", ">"]);
+    let _: Value = cmd(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
+    );
+    let _: Value = cmd(
+        &mut con,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "NOACK",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
     let _: String = cmd(&mut con, &["XADD", "s", "9-0", "f", "y"]);
-    let _: Value = cmd(&mut con, &["XREADGROUP", "GROUP", "g", "d", "NOACK", "STREAMS", "s", ">"]);
+    let _: Value = cmd(
+        &mut con,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "d",
+            "NOACK",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
     let _: String = cmd(&mut con, &["SET", "end", "1"]);
     let got = compact(&read_stream(&mut link, "end"));
     let want_start = format!("SELECT 0 XADD a {id} f v XADD s MAXLEN = 1 7-0 f w");
     assert!(got.starts_with(&want_start), "{got}");
     assert!(got.contains("XGROUP CREATE s g 7-0"), "{got}");
+    assert!(got.contains("XCLAIM s g c 0 8-0 TIME"), "{got}");
     assert!(
-        got.contains("XCLAIM s g c 0 8-0 TIME"),
+        got.contains("RETRYCOUNT 1 FORCE JUSTID LASTID 8-0"),
         "{got}"
     );
-    assert!(got.contains("RETRYCOUNT 1 FORCE JUSTID LASTID 8-0"), "{got}");
-    assert!(got.contains("XGROUP CREATECONSUMER s g d XGROUP SETID s g 9-0 ENTRIESREAD 3"), "{got}");
+    assert!(
+        got.contains("XGROUP CREATECONSUMER s g d XGROUP SETID s g 9-0 ENTRIESREAD 3"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -368,7 +549,10 @@ fn stream_keyspace_events() {
     let _: () = cmd(&mut con, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
     let _: i64 = cmd(&mut con, &["XGROUP", "CREATECONSUMER", "s", "g", "Bob"]);
     let _: String = cmd(&mut con, &["XADD", "s", "1", "f", "A"]);
-    let _: Value = cmd(&mut con, &["XREADGROUP", "GROUP", "g", "Alice", "STREAMS", "s", ">"]);
+    let _: Value = cmd(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "Alice", "STREAMS", "s", ">"],
+    );
     let _: Value = cmd(&mut con, &["XCLAIM", "s", "g", "Mike", "0", "1-0", "FORCE"]);
     let _: i64 = cmd(&mut con, &["XGROUP", "DELCONSUMER", "s", "g", "Lee"]);
     let _: Value = cmd(&mut con, &["XAUTOCLAIM", "s", "g", "Bob", "0", "1-0"]);

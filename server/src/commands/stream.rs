@@ -15,9 +15,7 @@
 
 use bytes::Bytes;
 use ferrite_protocol::ReplyBuf;
-use ferrite_storage::stream::{
-    AddError, ConsumerGroup, Fields, Trim, INVALID_ENTRIES_READ,
-};
+use ferrite_storage::stream::{AddError, ConsumerGroup, Fields, Trim, INVALID_ENTRIES_READ};
 use ferrite_storage::{Shard, Stream, StreamId, Value, NO_EXPIRE};
 
 use crate::blocking::{BlockOp, StreamRead, Waiter};
@@ -245,7 +243,13 @@ impl Effects {
 }
 
 /// `streamPropagateXCLAIM`.
-fn xclaim_effect(key: &[u8], group: &[u8], g: &ConsumerGroup, id_arg: &[u8], id: StreamId) -> Vec<Vec<u8>> {
+fn xclaim_effect(
+    key: &[u8],
+    group: &[u8],
+    g: &ConsumerGroup,
+    id_arg: &[u8],
+    id: StreamId,
+) -> Vec<Vec<u8>> {
     let (consumer, time, count) = match g.pel.get(&id) {
         Some(n) => (n.consumer.to_vec(), n.delivery_time, n.delivery_count),
         None => (Vec::new(), 0, 0),
@@ -403,6 +407,9 @@ fn rewrite_trim(argv: &mut Vec<Vec<u8>>, t: &TrimArgs, st: &Stream) {
     }
 }
 
+/// What `XADD` did: the ID, entries trimmed, the command to propagate.
+type Added = (StreamId, u64, Vec<Vec<u8>>);
+
 /// `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]`
 fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let t = parse_trim_args(ctx, args, true)?;
@@ -413,7 +420,9 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if let Some((id, true)) = t.id {
         if id.is_zero() {
-            return Err(CmdError::err("The ID specified in XADD must be greater than 0-0"));
+            return Err(CmdError::err(
+                "The ID specified in XADD must be greater than 0-0",
+            ));
         }
     }
     let key = &args[1][..];
@@ -424,64 +433,70 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .map(|a| Box::<[u8]>::from(&a[..]))
         .collect();
     let c = &*ctx;
-    let res = c.db().with_shard(key, |s| -> Result<Option<(StreamId, u64, Vec<Vec<u8>>)>, CmdError> {
-        let exists = write_exists(s, key, now)?;
-        if !exists && t.nomkstream {
-            return Ok(None);
-        }
-        let run = |st: &mut Stream| -> Result<(StreamId, u64, Vec<Vec<u8>>), CmdError> {
-            if st.last_id == StreamId::MAX {
-                return Err(CmdError::err(
-                    "The stream has exhausted the last possible ID, unable to add more items",
-                ));
+    let res = c
+        .db()
+        .with_shard(key, |s| -> Result<Option<Added>, CmdError> {
+            let exists = write_exists(s, key, now)?;
+            if !exists && t.nomkstream {
+                return Ok(None);
             }
-            let id = match t.id {
-                None => st.next_auto_id(now.max(0) as u64),
-                Some((id, true)) => Some(id),
-                Some((id, false)) => st.next_seq_id(id.ms).ok(),
-            };
-            let too_small = || {
-                CmdError::err(
+            let run = |st: &mut Stream| -> Result<(StreamId, u64, Vec<Vec<u8>>), CmdError> {
+                if st.last_id == StreamId::MAX {
+                    return Err(CmdError::err(
+                        "The stream has exhausted the last possible ID, unable to add more items",
+                    ));
+                }
+                let id = match t.id {
+                    None => st.next_auto_id(now.max(0) as u64),
+                    Some((id, true)) => Some(id),
+                    Some((id, false)) => st.next_seq_id(id.ms).ok(),
+                };
+                let too_small = || {
+                    CmdError::err(
                     "The ID specified in XADD is equal or smaller than the target stream top item",
                 )
+                };
+                let id = id.ok_or_else(too_small)?;
+                st.append(id, fields, &lim).map_err(|e| match e {
+                    AddError::TooSmall | AddError::Overflow => too_small(),
+                })?;
+                let trimmed = match t.trim {
+                    Some(how) => st.trim(how, t.approx, t.limit),
+                    None => 0,
+                };
+                let mut argv: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+                if t.trim.is_some() {
+                    rewrite_trim(&mut argv, &t, st);
+                }
+                if !matches!(t.id, Some((_, true))) {
+                    // The LIMIT pair may have been dropped before idpos.
+                    let shift = if t.approx && t.limit_idx.is_some() {
+                        2
+                    } else {
+                        0
+                    };
+                    argv[t.idpos - shift] = id_bytes(id);
+                }
+                Ok((id, trimmed, argv))
             };
-            let id = id.ok_or_else(too_small)?;
-            st.append(id, fields, &lim).map_err(|e| match e {
-                AddError::TooSmall | AddError::Overflow => too_small(),
-            })?;
-            let trimmed = match t.trim {
-                Some(how) => st.trim(how, t.approx, t.limit),
-                None => 0,
+            let r = if exists {
+                let r = modify_stream(s, key, now, true, run).ok_or(CmdError::WrongType)??;
+                c.srv.blocking.key_ready(dbi, key);
+                r
+            } else {
+                let mut st = Stream::new();
+                let r = run(&mut st)?;
+                s.set(key, Value::Stream(Box::new(st)), NO_EXPIRE, now);
+                r
             };
-            let mut argv: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
-            if t.trim.is_some() {
-                rewrite_trim(&mut argv, &t, st);
+            c.notify(STREAM, "xadd", key);
+            if r.1 > 0 {
+                c.notify(STREAM, "xtrim", key);
             }
-            if !matches!(t.id, Some((_, true))) {
-                // The LIMIT pair may have been dropped before idpos.
-                let shift = if t.approx && t.limit_idx.is_some() { 2 } else { 0 };
-                argv[t.idpos - shift] = id_bytes(id);
-            }
-            Ok((id, trimmed, argv))
-        };
-        let r = if exists {
-            let r = modify_stream(s, key, now, true, run).ok_or(CmdError::WrongType)??;
-            c.srv.blocking.key_ready(dbi, key);
-            r
-        } else {
-            let mut st = Stream::new();
-            let r = run(&mut st)?;
-            s.set(key, Value::Stream(Box::new(st)), NO_EXPIRE, now);
-            r
-        };
-        c.notify(STREAM, "xadd", key);
-        if r.1 > 0 {
-            c.notify(STREAM, "xtrim", key);
-        }
-        let v: Vec<&[u8]> = r.2.iter().map(|x| &x[..]).collect();
-        c.propagate(&v);
-        Ok(Some(r))
-    })?;
+            let v: Vec<&[u8]> = r.2.iter().map(|x| &x[..]).collect();
+            c.propagate(&v);
+            Ok(Some(r))
+        })?;
     match res {
         None => ctx.out.null(),
         Some((id, _, _)) => reply_id(ctx.out, id),
@@ -527,15 +542,20 @@ fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn xlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
     let c = &*ctx;
-    let n = c
-        .db()
-        .with_shard(key, |s| c.read_lookup(s, key, stream_of).map(|o| o.map_or(0, Stream::len)))?;
+    let n = c.db().with_shard(key, |s| {
+        c.read_lookup(s, key, stream_of)
+            .map(|o| o.map_or(0, Stream::len))
+    })?;
     ctx.out.integer(n as i64);
     Ok(())
 }
 
 fn xrange_generic(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> CmdResult {
-    let (sa, ea) = if rev { (&args[3], &args[2]) } else { (&args[2], &args[3]) };
+    let (sa, ea) = if rev {
+        (&args[3], &args[2])
+    } else {
+        (&args[2], &args[3])
+    };
     let start = interval_id(sa, 0, true)?;
     let end = interval_id(ea, u64::MAX, false)?;
     let mut count: i64 = -1;
@@ -562,7 +582,11 @@ fn xrange_generic(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> CmdResult {
             out.null_array();
             return Ok(());
         }
-        let limit = if count < 0 { usize::MAX } else { count as usize };
+        let limit = if count < 0 {
+            usize::MAX
+        } else {
+            count as usize
+        };
         let mut tmp = ReplyBuf::new();
         tmp.resp3 = out.resp3;
         let mut n = 0;
@@ -775,7 +799,7 @@ fn parse_read_args(ctx: &Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> Result<Re
         } else if is(o, "streams") && more > 0 {
             r.streams_arg = i + 1;
             let n = args.len() - r.streams_arg;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(CmdError::err(
                     "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
@@ -828,7 +852,7 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let s = g.shard(key);
             let st = c.read_lookup(s, key, stream_of)?;
             if let Some((gname, _)) = &r.group {
-                if st.map_or(true, |st| !st.groups.contains_key(&gname[..])) {
+                if st.is_none_or(|st| !st.groups.contains_key(&gname[..])) {
                     return Err(CmdError::Other(format!(
                         "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
                         String::from_utf8_lossy(key),
@@ -1146,7 +1170,11 @@ fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 (Some((a, _)), Some((b, _))) => {
                     reply_id(out, *a);
                     reply_id(out, *b);
-                    let cs: Vec<_> = g.consumers.iter().filter(|(_, c)| !c.pel.is_empty()).collect();
+                    let cs: Vec<_> = g
+                        .consumers
+                        .iter()
+                        .filter(|(_, c)| !c.pel.is_empty())
+                        .collect();
                     out.array(cs.len());
                     for (name, cons) in cs {
                         out.array(2);
@@ -1168,9 +1196,19 @@ fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     out.array(0);
                     return Ok(());
                 }
-                Some(cons) => cons.pel.range(start..).take_while(|id| **id <= end).copied().collect(),
+                Some(cons) => cons
+                    .pel
+                    .range(start..)
+                    .take_while(|id| **id <= end)
+                    .copied()
+                    .collect(),
             },
-            None => g.pel.range(start..).take_while(|(id, _)| **id <= end).map(|e| *e.0).collect(),
+            None => g
+                .pel
+                .range(start..)
+                .take_while(|(id, _)| **id <= end)
+                .map(|e| *e.0)
+                .collect(),
         };
         let mut tmp = ReplyBuf::new();
         tmp.resp3 = out.resp3;
@@ -1234,8 +1272,9 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let more = args.len() - 1 - j;
             let opt = &args[j][..];
             let num = |a: &[u8], what: &str| {
-                ferrite_protocol::parse_i64(a)
-                    .ok_or_else(|| CmdError::err(format!("Invalid {what} option argument for XCLAIM")))
+                ferrite_protocol::parse_i64(a).ok_or_else(|| {
+                    CmdError::err(format!("Invalid {what} option argument for XCLAIM"))
+                })
             };
             if is(opt, "force") {
                 force = true;
@@ -1275,7 +1314,9 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let mut n = 0usize;
             let mut propagate_last = false;
             {
-                let Some(g) = st.groups.get_mut(gname) else { return 0 };
+                let Some(g) = st.groups.get_mut(gname) else {
+                    return 0;
+                };
                 if last_id > g.last_id {
                     g.last_id = last_id;
                     propagate_last = true;
@@ -1284,7 +1325,9 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let mut consumer_ready = false;
             for &(id, j) in &ids {
                 let exists = st.get(id).is_some();
-                let Some(g) = st.groups.get_mut(gname) else { break };
+                let Some(g) = st.groups.get_mut(gname) else {
+                    break;
+                };
                 let pending = g.pel.contains_key(&id);
                 if !exists {
                     if pending {
@@ -1406,8 +1449,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let mut consumer_ready = false;
             let mut cursor = start;
             let mut next = StreamId::MIN;
-            loop {
-                let Some(g) = st.groups.get(gname) else { break };
+            while let Some(g) = st.groups.get(gname) {
                 let Some((&id, _)) = g.pel.range(cursor..).next() else {
                     break;
                 };
@@ -1424,7 +1466,9 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     }
                 };
                 let exists = st.get(id).is_some();
-                let Some(g) = st.groups.get_mut(gname) else { break };
+                let Some(g) = st.groups.get_mut(gname) else {
+                    break;
+                };
                 if !exists {
                     fx.propagate(xclaim_effect(key, gname, g, &id_bytes(id), id));
                     g.ack(id);
@@ -1581,10 +1625,15 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if sub == "create" && is(&args[i], "mkstream") {
             mkstream = true;
             i += 1;
-        } else if (sub == "create" || sub == "setid") && is(&args[i], "entriesread") && i + 1 < args.len() {
+        } else if (sub == "create" || sub == "setid")
+            && is(&args[i], "entriesread")
+            && i + 1 < args.len()
+        {
             entries_read = int_arg(&args[i + 1])?;
             if entries_read < 0 && entries_read != INVALID_ENTRIES_READ {
-                return Err(CmdError::err("value for ENTRIESREAD must be positive or -1"));
+                return Err(CmdError::err(
+                    "value for ENTRIESREAD must be positive or -1",
+                ));
             }
             i += 2;
         } else {
@@ -1719,7 +1768,9 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn reply_help(out: &mut ReplyBuf, cmd: &str, lines: &[&str]) {
     out.array(lines.len() + 3);
-    out.simple(format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").as_bytes());
+    out.simple(
+        format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").as_bytes(),
+    );
     for l in lines {
         out.simple(l.as_bytes());
     }
@@ -1817,7 +1868,10 @@ fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     out.bulk(b"last-delivered-id");
                     reply_id(out, g.last_id);
                     out.bulk(b"entries-read");
-                    reply_opt_i64(out, (g.entries_read != INVALID_ENTRIES_READ).then_some(g.entries_read));
+                    reply_opt_i64(
+                        out,
+                        (g.entries_read != INVALID_ENTRIES_READ).then_some(g.entries_read),
+                    );
                     out.bulk(b"lag");
                     reply_opt_i64(out, st.group_lag(g));
                 }
@@ -1856,7 +1910,11 @@ fn xinfo_stream(out: &mut ReplyBuf, st: &Stream, args: &[Bytes]) -> CmdResult {
             }
         }
     }
-    let limit = if count == 0 { usize::MAX } else { count as usize };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
     out.map(if full { 9 } else { 10 });
     out.bulk(b"length");
     out.integer(st.len() as i64);
@@ -1902,7 +1960,10 @@ fn xinfo_stream(out: &mut ReplyBuf, st: &Stream, args: &[Bytes]) -> CmdResult {
         out.bulk(b"last-delivered-id");
         reply_id(out, g.last_id);
         out.bulk(b"entries-read");
-        reply_opt_i64(out, (g.entries_read != INVALID_ENTRIES_READ).then_some(g.entries_read));
+        reply_opt_i64(
+            out,
+            (g.entries_read != INVALID_ENTRIES_READ).then_some(g.entries_read),
+        );
         out.bulk(b"lag");
         reply_opt_i64(out, st.group_lag(g));
         out.bulk(b"pel-count");
@@ -1931,7 +1992,10 @@ fn xinfo_stream(out: &mut ReplyBuf, st: &Stream, args: &[Bytes]) -> CmdResult {
             let ids: Vec<_> = cons.pel.iter().take(limit).collect();
             out.array(ids.len());
             for id in ids {
-                let (t, n) = g.pel.get(id).map_or((0, 0), |n| (n.delivery_time, n.delivery_count));
+                let (t, n) = g
+                    .pel
+                    .get(id)
+                    .map_or((0, 0), |n| (n.delivery_time, n.delivery_count));
                 out.array(3);
                 reply_id(out, *id);
                 out.integer(t);
