@@ -880,7 +880,13 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         for (i, key) in keys.iter().enumerate() {
             let s = g.shard(key);
             let gt = ids[i];
-            let Some(e) = s.peek(key, now) else { continue };
+            // Redis looks each stream up a second time here (`lookupKeyRead`),
+            // which counts in the keyspace hits and misses again.
+            let Some(e) = s.get(key, now) else {
+                c.srv.stats.miss();
+                continue;
+            };
+            c.srv.stats.hit();
             let Value::Stream(st) = &e.value else { continue };
             let maxid = st.last().map(|e| e.0);
             let (sync, history) = match &r.group {
