@@ -104,6 +104,14 @@ COMMANDS = {
     "pubsub": ["channels", "numsub", "numpat", "shardchannels",
                "shardnumsub", "help"],
     "ssubscribe": None, "sunsubscribe": None, "spublish": None,
+    # streams
+    "xadd": None, "xlen": None, "xrange": None, "xrevrange": None,
+    "xdel": None, "xtrim": None, "xread": None, "xreadgroup": None,
+    "xack": None, "xpending": None, "xclaim": None, "xautoclaim": None,
+    "xsetid": None,
+    "xgroup": ["create", "setid", "destroy", "createconsumer", "delconsumer",
+               "help"],
+    "xinfo": ["stream", "groups", "consumers", "help"],
 }
 
 # Commands whose RESP3 replies are recorded too.

@@ -53,12 +53,32 @@ pub enum BlockOp {
     },
     /// `BZPOPMIN`/`BZPOPMAX` (`count` = None) or `BZMPOP` (`count` = Some).
     ZPop { max: bool, count: Option<usize> },
+    /// `XREAD`/`XREADGROUP ... BLOCK` (boxed: the largest op).
+    Stream(Box<StreamRead>),
+}
+
+/// What a blocked `XREAD`/`XREADGROUP` waits for.
+#[derive(Debug, Clone)]
+pub struct StreamRead {
+    /// Each key with the ID its entries must follow (`StreamId::MAX` for
+    /// `>`: the group's last delivered ID when served).
+    pub ids: Vec<(Bytes, ferrite_storage::StreamId)>,
+    /// Most entries per stream in the reply.
+    pub count: usize,
+    /// `XREADGROUP`'s group and consumer.
+    pub group: Option<(Bytes, Bytes)>,
+    pub noack: bool,
 }
 
 impl BlockOp {
     /// Whether the op waits for a sorted set rather than a list.
     pub fn wants_zset(&self) -> bool {
         matches!(self, BlockOp::ZPop { .. })
+    }
+
+    /// Whether the op waits for a stream.
+    pub fn wants_stream(&self) -> bool {
+        matches!(self, BlockOp::Stream(_))
     }
 
     /// The timeout reply is a null array (pops) or a null bulk (moves).

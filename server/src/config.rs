@@ -88,6 +88,8 @@ pub struct Config {
     pub set_max_intset_entries: i64,
     pub zset_max_listpack_entries: i64,
     pub zset_max_listpack_value: i64,
+    pub stream_node_max_entries: i64,
+    pub stream_node_max_bytes: i64,
     /// The config file given on the command line, for `CONFIG REWRITE`.
     pub config_file: Option<PathBuf>,
 }
@@ -151,6 +153,8 @@ impl Default for Config {
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            stream_node_max_entries: 100,
+            stream_node_max_bytes: 4096,
             config_file: None,
         }
     }
@@ -512,6 +516,28 @@ pub static PARAMS: &[Param] = &[
         "zset-max-listpack-value",
         Some("zset-max-ziplist-value"),
         zset_max_listpack_value,
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "stream-node-max-entries",
+        None,
+        stream_node_max_entries,
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "stream-node-max-bytes",
+        None,
+        stream_node_max_bytes,
         Kind::Memory {
             min: 0,
             max: i64::MAX

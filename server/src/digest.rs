@@ -8,7 +8,7 @@
 //! internal order or encoding. The hash is xxh3-128 rather than SHA-1: the
 //! digest is only ever compared with another digest from the same server.
 
-use ferrite_storage::Value;
+use ferrite_storage::{StreamId, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
 /// 20 bytes, printed as 40 hex characters like Redis's SHA-1 digests.
@@ -100,6 +100,36 @@ pub fn value_digest(v: &Value) -> Digest {
                 o.mix(&bits);
             }
             acc = widen(o.finish(), 6);
+        }
+        Value::Stream(st) => {
+            // Entries in ID order, the stream's counters, then each group
+            // with its PEL and consumers (all in their maps' order).
+            let mut o = Ordered(b"stream".to_vec());
+            for (id, f) in st.range(StreamId::MIN, StreamId::MAX) {
+                o.mix(&id.to_be_bytes());
+                for x in f.iter() {
+                    o.mix(x);
+                }
+            }
+            for id in [st.last_id, st.first_id, st.max_deleted_entry_id] {
+                o.mix(&id.to_be_bytes());
+            }
+            o.mix(&st.entries_added.to_le_bytes());
+            for (name, g) in &st.groups {
+                o.mix(name);
+                o.mix(&g.last_id.to_be_bytes());
+                o.mix(&g.entries_read.to_le_bytes());
+                for (id, n) in &g.pel {
+                    o.mix(&id.to_be_bytes());
+                    o.mix(&n.consumer);
+                    o.mix(&n.delivery_time.to_le_bytes());
+                    o.mix(&n.delivery_count.to_le_bytes());
+                }
+                for cname in g.consumers.keys() {
+                    o.mix(cname);
+                }
+            }
+            acc = widen(o.finish(), 7);
         }
     }
     acc

@@ -24,6 +24,10 @@ const TYPE_LIST: u8 = 1;
 const TYPE_SET: u8 = 2;
 const TYPE_HASH: u8 = 4;
 const TYPE_ZSET_2: u8 = 5;
+/// Redis 7.0's stream type (`RDB_TYPE_STREAM_LISTPACKS_2`): listpack nodes,
+/// then the stream's IDs and counters, then consumer groups with their
+/// `entries_read`.
+const TYPE_STREAM_LISTPACKS_2: u8 = 19;
 
 const OPCODE_AUX: u8 = 250;
 const OPCODE_RESIZEDB: u8 = 251;
@@ -159,6 +163,7 @@ pub fn put_entry(out: &mut Vec<u8>, key: &[u8], value: &Value) {
         }
         // Left out by `dump` (see there); nothing to write.
         Value::Bloom(_) => {}
+        Value::Stream(st) => put_stream(out, key, st),
         Value::ZSet(z) => {
             out.push(TYPE_ZSET_2);
             put_string(out, key);
@@ -168,6 +173,185 @@ pub fn put_entry(out: &mut Vec<u8>, key: &[u8], value: &Value) {
                 out.extend_from_slice(&score.to_le_bytes());
             }
         }
+    }
+}
+
+/// Appends a stream as Redis 7.0's `rdbSaveObject` does: one listpack per
+/// node of live entries (keyed by its first entry's ID, which is its master
+/// entry), then length, last/first/max-deleted IDs, `entries_added`, and
+/// the consumer groups (name, last ID, `entries_read`, PEL with delivery
+/// time and count, consumers with seen time and the IDs they own).
+fn put_stream(out: &mut Vec<u8>, key: &[u8], st: &ferrite_storage::Stream) {
+    use ferrite_storage::StreamId;
+    out.push(TYPE_STREAM_LISTPACKS_2);
+    put_string(out, key);
+    let mut nodes: Vec<Vec<(StreamId, &ferrite_storage::stream::Fields)>> = Vec::new();
+    for (first, last) in st.node_ranges() {
+        let v: Vec<_> = st.range(first, last).collect();
+        if !v.is_empty() {
+            nodes.push(v);
+        }
+    }
+    put_len(out, nodes.len() as u64);
+    for node in &nodes {
+        let master = node[0].0;
+        put_len(out, 16);
+        out.extend_from_slice(&master.to_be_bytes());
+        let lp = stream_listpack(master, node);
+        put_len(out, lp.len() as u64);
+        out.extend_from_slice(&lp);
+    }
+    put_len(out, st.len() as u64);
+    for id in [st.last_id, st.first_id, st.max_deleted_entry_id] {
+        put_len(out, id.ms);
+        put_len(out, id.seq);
+    }
+    put_len(out, st.entries_added);
+    put_len(out, st.groups.len() as u64);
+    for (name, g) in &st.groups {
+        put_string(out, name);
+        put_len(out, g.last_id.ms);
+        put_len(out, g.last_id.seq);
+        // SCG_INVALID_ENTRIES_READ (-1) is saved as its two's complement.
+        put_len(out, g.entries_read as u64);
+        put_len(out, g.pel.len() as u64);
+        for (id, n) in &g.pel {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&n.delivery_time.to_le_bytes());
+            put_len(out, n.delivery_count);
+        }
+        put_len(out, g.consumers.len() as u64);
+        for (cname, c) in &g.consumers {
+            put_string(out, cname);
+            out.extend_from_slice(&c.seen_time.to_le_bytes());
+            put_len(out, c.pel.len() as u64);
+            for id in &c.pel {
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+        }
+    }
+}
+
+/// `STREAM_ITEM_FLAG_SAMEFIELDS`: the entry's fields are the master's.
+const STREAM_ITEM_FLAG_SAMEFIELDS: i64 = 2;
+
+/// One stream node as Redis's listpack (`listpack.c`, layout from
+/// `t_stream.c`): the master entry (count, deleted, the first entry's field
+/// names, 0), then per entry flags, ID deltas from the master, the values
+/// (and field names plus their count when they differ from the master's)
+/// and the entry's element count.
+fn stream_listpack(
+    master: ferrite_storage::StreamId,
+    entries: &[(ferrite_storage::StreamId, &ferrite_storage::stream::Fields)],
+) -> Vec<u8> {
+    let mut lp = Listpack::default();
+    let master_fields: Vec<&[u8]> = entries[0].1.iter().step_by(2).map(|f| &f[..]).collect();
+    lp.int(entries.len() as i64);
+    lp.int(0);
+    lp.int(master_fields.len() as i64);
+    for f in &master_fields {
+        lp.string(f);
+    }
+    lp.int(0);
+    for (id, fields) in entries {
+        let names: Vec<&[u8]> = fields.iter().step_by(2).map(|f| &f[..]).collect();
+        let same = names == master_fields;
+        let numfields = names.len() as i64;
+        lp.int(if same { STREAM_ITEM_FLAG_SAMEFIELDS } else { 0 });
+        lp.int(id.ms.wrapping_sub(master.ms) as i64);
+        lp.int(id.seq.wrapping_sub(master.seq) as i64);
+        if same {
+            for v in fields.iter().skip(1).step_by(2) {
+                lp.string(v);
+            }
+            lp.int(numfields + 3);
+        } else {
+            lp.int(numfields);
+            for x in fields.iter() {
+                lp.string(x);
+            }
+            lp.int(2 * numfields + 4);
+        }
+    }
+    lp.finish()
+}
+
+/// A listpack under construction (`listpack.c`'s encodings).
+#[derive(Default)]
+struct Listpack {
+    body: Vec<u8>,
+    count: usize,
+}
+
+impl Listpack {
+    fn push_entry(&mut self, enc: &[u8]) {
+        self.body.extend_from_slice(enc);
+        // The back-length (`lpEncodeBacklen`, with its exact size
+        // thresholds, which validation checks): the entry's size, 7 bits a
+        // byte, most significant first, the high bit on all but the first.
+        let l = enc.len() as u64;
+        let bytes = match l {
+            0..=127 => 1,
+            128..=16382 => 2,
+            16383..=2_097_150 => 3,
+            2_097_151..=268_435_454 => 4,
+            _ => 5,
+        };
+        for i in (0..bytes).rev() {
+            let g = ((l >> (7 * i)) & 127) as u8;
+            self.body.push(if i == bytes - 1 { g } else { g | 128 });
+        }
+        self.count += 1;
+    }
+
+    fn int(&mut self, v: i64) {
+        let mut e = Vec::with_capacity(9);
+        if (0..=127).contains(&v) {
+            e.push(v as u8);
+        } else if (-4096..=4095).contains(&v) {
+            let u = (v as u64) & 0x1fff;
+            e.push(0xC0 | (u >> 8) as u8);
+            e.push(u as u8);
+        } else if (-32768..=32767).contains(&v) {
+            e.push(0xF1);
+            e.extend_from_slice(&(v as i16).to_le_bytes());
+        } else if (-8_388_608..=8_388_607).contains(&v) {
+            e.push(0xF2);
+            e.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+        } else if (i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&v) {
+            e.push(0xF3);
+            e.extend_from_slice(&(v as i32).to_le_bytes());
+        } else {
+            e.push(0xF4);
+            e.extend_from_slice(&v.to_le_bytes());
+        }
+        self.push_entry(&e);
+    }
+
+    fn string(&mut self, s: &[u8]) {
+        let mut e = Vec::with_capacity(s.len() + 5);
+        let n = s.len();
+        if n < 64 {
+            e.push(0x80 | n as u8);
+        } else if n < 4096 {
+            e.push(0xE0 | (n >> 8) as u8);
+            e.push(n as u8);
+        } else {
+            e.push(0xF0);
+            e.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        e.extend_from_slice(s);
+        self.push_entry(&e);
+    }
+
+    fn finish(self) -> Vec<u8> {
+        let total = 6 + self.body.len() + 1;
+        let mut out = Vec::with_capacity(total);
+        out.extend_from_slice(&(total as u32).to_le_bytes());
+        out.extend_from_slice(&(self.count.min(65535) as u16).to_le_bytes());
+        out.extend_from_slice(&self.body);
+        out.push(0xFF);
+        out
     }
 }
 

@@ -251,6 +251,8 @@ impl Shared {
             set_max_intset_entries: clamp(c.set_max_intset_entries),
             zset_max_listpack_entries: clamp(c.zset_max_listpack_entries),
             zset_max_listpack_value: clamp(c.zset_max_listpack_value),
+            stream_node_max_entries: clamp(c.stream_node_max_entries),
+            stream_node_max_bytes: clamp(c.stream_node_max_bytes),
         };
     }
 

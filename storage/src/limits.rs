@@ -19,6 +19,10 @@ pub struct EncodingLimits {
     pub zset_max_listpack_entries: usize,
     /// `zset-max-listpack-value`: longest member kept in a listpack.
     pub zset_max_listpack_value: usize,
+    /// `stream-node-max-entries`: entries per stream node (0 = unlimited).
+    pub stream_node_max_entries: usize,
+    /// `stream-node-max-bytes`: bytes per stream node (0 = unlimited).
+    pub stream_node_max_bytes: usize,
 }
 
 impl Default for EncodingLimits {
@@ -30,6 +34,8 @@ impl Default for EncodingLimits {
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            stream_node_max_entries: 100,
+            stream_node_max_bytes: 4096,
         }
     }
 }

@@ -323,6 +323,7 @@ impl Shard {
         if value.is_blockable() {
             self.observer.key_ready(self.db, key);
         }
+        let value_is_stream = matches!(value, Value::Stream(_));
         let mut entry = Entry {
             value,
             expire_at,
@@ -349,6 +350,11 @@ impl Shard {
             }
         };
         if let Some(o) = &old {
+            if matches!(o.value, Value::Stream(_)) && !value_is_stream {
+                // Clients blocked in XREADGROUP on an overwritten stream
+                // are told it is gone (Redis's `dbSetValue`).
+                self.observer.key_ready(self.db, key);
+            }
             self.sub_mem(entry_mem(key, o));
             if o.expire_at != NO_EXPIRE && expire_at == NO_EXPIRE {
                 self.expires.remove_entry_hashed(h, key);
@@ -393,6 +399,10 @@ impl Shard {
         self.sub_mem(entry_mem(&k, &e));
         self.sync_table_mem();
         self.touch(key);
+        if matches!(e.value, Value::Stream(_)) {
+            // Wakes clients blocked in XREADGROUP on it (`dbGenericDelete`).
+            self.observer.key_ready(self.db, key);
+        }
         Some(e)
     }
 
@@ -446,6 +456,9 @@ impl Shard {
         let mut mem = 0;
         for (k, e) in self.keys.iter() {
             mem += entry_mem(k, e);
+            if matches!(e.value, Value::Stream(_)) {
+                self.observer.key_ready(self.db, k);
+            }
         }
         self.stats
             .keys

@@ -8,6 +8,7 @@ use crate::hash::Hash;
 use crate::list::List;
 use crate::mem::alloc_size;
 use crate::set::Set;
+use crate::stream::Stream;
 use crate::zset::ZSet;
 
 /// A stored value.
@@ -28,6 +29,9 @@ pub enum Value {
     /// A scalable Bloom filter (RedisBloom's `MBbloom--` type), boxed so
     /// the enum stays as small as its most common variants.
     Bloom(Box<Bloom>),
+    /// A stream, boxed: its header (IDs, counters, maps) is far larger
+    /// than the other variants.
+    Stream(Box<Stream>),
 }
 
 /// Redis keeps strings up to this length in one allocation with the object
@@ -53,6 +57,7 @@ impl Value {
             Value::ZSet(_) => "zset",
             // RedisBloom's module type name, which TYPE reports.
             Value::Bloom(_) => "MBbloom--",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -76,6 +81,7 @@ impl Value {
             Value::ZSet(z) => z.encoding(),
             // Module values are OBJ_ENCODING_RAW in Redis.
             Value::Bloom(_) => "raw",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -90,6 +96,7 @@ impl Value {
             Value::Set(s) => s.mem_usage(),
             Value::ZSet(z) => z.mem_usage(),
             Value::Bloom(b) => b.mem_usage() + alloc_size(std::mem::size_of::<Bloom>()),
+            Value::Stream(s) => s.mem_usage() + alloc_size(std::mem::size_of::<Stream>()),
         }
     }
 
@@ -101,10 +108,10 @@ impl Value {
         }
     }
 
-    /// Whether a client blocked on this key could be served by it (lists and
-    /// sorted sets, Redis's `signalKeyAsReady` types).
+    /// Whether a client blocked on this key could be served by it (lists,
+    /// sorted sets and streams, Redis's `signalKeyAsReady` types).
     pub fn is_blockable(&self) -> bool {
-        matches!(self, Value::List(_) | Value::ZSet(_))
+        matches!(self, Value::List(_) | Value::ZSet(_) | Value::Stream(_))
     }
 
     /// Number of elements of a collection (1 for a string).
@@ -116,12 +123,13 @@ impl Value {
             Value::Set(s) => s.len(),
             Value::ZSet(z) => z.len(),
             Value::Bloom(_) => 1,
+            Value::Stream(s) => s.len(),
         }
     }
 
     /// A collection with no elements (such a key must be deleted).
     pub fn is_empty(&self) -> bool {
-        !matches!(self, Value::Str { .. } | Value::Bloom(_)) && self.len() == 0
+        !matches!(self, Value::Str { .. } | Value::Bloom(_) | Value::Stream(_)) && self.len() == 0
     }
 }
 

@@ -176,6 +176,47 @@ fn populate(c: &mut redis::Connection, tag: &str) {
         let _: i64 = cmd(c, &["zadd", &k("bigzset"), &n, &format!("m{n}")]);
         let _: i64 = cmd(c, &["sadd", &k("bigset"), &format!("m{n}")]);
     }
+    // Streams: entries with the master's fields and without, a deletion,
+    // a consumer group with pending entries, and a stream of many nodes.
+    let _: String = cmd(c, &["xadd", &k("stream"), "1-1", "a", "1", "b", "2"]);
+    let _: String = cmd(c, &["xadd", &k("stream"), "2-0", "a", "3", "b", "4"]);
+    let _: String = cmd(c, &["xadd", &k("stream"), "3-0", "c", "5"]);
+    let _: String = cmd(c, &["xadd", &k("stream"), "4-0", "a", "6", "b", "7"]);
+    let _: i64 = cmd(c, &["xdel", &k("stream"), "2-0"]);
+    let _: () = cmd(c, &["xgroup", "create", &k("stream"), "g", "0"]);
+    let _: redis::Value = cmd(
+        c,
+        &[
+            "xreadgroup",
+            "group",
+            "g",
+            "alice",
+            "count",
+            "2",
+            "streams",
+            &k("stream"),
+            ">",
+        ],
+    );
+    for i in 0..250 {
+        let _: String = cmd(c, &["xadd", &k("bigstream"), "*", "f", &i.to_string()]);
+    }
+    // Values of every listpack string size class, integer-like values, a
+    // sequence lower than the master's, a drained stream that keeps its
+    // last ID, a group never read (unknown entries_read) and a consumer
+    // without pending entries.
+    let big = "x".repeat(5000);
+    let mid = "y".repeat(100);
+    let _: String = cmd(c, &["xadd", &k("odd"), "5-10", "n", "-5", "big", &big]);
+    let _: String = cmd(
+        c,
+        &["xadd", &k("odd"), "6-0", "n", "12345678901", "mid", &mid],
+    );
+    let _: String = cmd(c, &["xadd", &k("odd"), "6-1", "n", "300000"]);
+    let _: () = cmd(c, &["xgroup", "create", &k("odd"), "h", "$"]);
+    let _: i64 = cmd(c, &["xgroup", "createconsumer", &k("odd"), "h", "idle"]);
+    let _: String = cmd(c, &["xadd", &k("drained"), "9-9", "f", "v"]);
+    let _: i64 = cmd(c, &["xdel", &k("drained"), "9-9"]);
     let _: () = cmd(c, &["select", "9"]);
     let _: () = cmd(c, &["set", &k("db9"), "nine"]);
     let _: i64 = cmd(c, &["pexpire", &k("db9"), "900000"]);
@@ -199,6 +240,7 @@ fn contents(c: &mut redis::Connection) -> Vec<String> {
                 "set" => cmd(c, &["smembers", &key]),
                 "hash" => cmd(c, &["hgetall", &key]),
                 "zset" => cmd(c, &["zrange", &key, "0", "-1", "withscores"]),
+                "stream" => stream_contents(c, &key),
                 other => panic!("type {other}"),
             };
             if t == "set" {
@@ -214,6 +256,34 @@ fn contents(c: &mut redis::Connection) -> Vec<String> {
     }
     let _: () = cmd(c, &["select", "0"]);
     all
+}
+
+/// A stream's entries, counters, groups, PEL summaries and consumers
+/// (without idle times, which differ between two servers).
+fn stream_contents(c: &mut redis::Connection, key: &str) -> Vec<String> {
+    let entries: redis::Value = cmd(c, &["xrange", key, "-", "+"]);
+    let info: Vec<redis::Value> = cmd(c, &["xinfo", "stream", key]);
+    let mut v = vec![format!("{entries:?}")];
+    // length, last-generated-id, max-deleted-entry-id, entries-added,
+    // recorded-first-entry-id, groups.
+    for i in [1, 7, 9, 11, 13, 15] {
+        v.push(format!("{:?}", info.get(i)));
+    }
+    let groups: Vec<Vec<redis::Value>> = cmd(c, &["xinfo", "groups", key]);
+    for g in groups {
+        v.push(format!("{g:?}"));
+        let name = match &g[1] {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("group name {other:?}"),
+        };
+        let p: redis::Value = cmd(c, &["xpending", key, &name]);
+        v.push(format!("{p:?}"));
+        let consumers: Vec<Vec<redis::Value>> = cmd(c, &["xinfo", "consumers", key, &name]);
+        for cons in consumers {
+            v.push(format!("{:?}", &cons[..4]));
+        }
+    }
+    v
 }
 
 struct RedisChild(Child);

@@ -823,8 +823,11 @@ pub fn serve_ready(srv: &Shared) {
                     BlockOp::ZPop { .. } => {
                         crate::commands::zblock::serve_zset_waiter(srv, &w, &key, now)
                     }
+                    BlockOp::Stream(_) => {
+                        crate::commands::stream::serve_stream_waiter(srv, &w, &key, now)
+                    }
                 };
-                if matches!(r, Served::NoData) && !w.op.wants_zset() {
+                if matches!(r, Served::NoData) && !w.op.wants_zset() && !w.op.wants_stream() {
                     // Stop at the first list waiter the key cannot feed.
                     if matches!(kind_at(srv, db, &key, now), Kind::List | Kind::None) {
                         break;
@@ -916,8 +919,8 @@ fn serve_list_waiter(srv: &Shared, w: &std::sync::Arc<Waiter>, key: &Bytes, now:
             let _ = tx.send(out.buf);
             Served::Next
         }),
-        // Sorted-set waiters are served by `zblock`.
-        BlockOp::ZPop { .. } => Served::NoData,
+        // Sorted-set and stream waiters are served by `zblock` and `stream`.
+        BlockOp::ZPop { .. } | BlockOp::Stream(_) => Served::NoData,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod replication;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod throttle;
 pub mod tracking;
@@ -39,6 +40,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(sort::HANDLERS);
     v.extend_from_slice(zset::HANDLERS);
     v.extend_from_slice(zblock::HANDLERS);
+    v.extend_from_slice(stream::HANDLERS);
     v.extend_from_slice(bloom::HANDLERS);
     v.extend_from_slice(throttle::HANDLERS);
     v.extend_from_slice(tracking::HANDLERS);
