@@ -783,7 +783,7 @@ mod tests {
                     }
                     3 => {
                         s.modify(&key, now, |e| match &mut e.value {
-                            Value::Str { bytes, .. } => bytes.extend(std::iter::repeat_n(b'a', n * 13)),
+                            Value::Str { bytes, .. } => bytes.make_mut().extend(std::iter::repeat_n(b'a', n * 13)),
                             Value::List(l) => {
                                 for _ in 0..n {
                                     l.pop_front();

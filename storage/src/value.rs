@@ -8,6 +8,7 @@ use crate::hash::Hash;
 use crate::list::List;
 use crate::mem::alloc_size;
 use crate::set::Set;
+use crate::strbuf::StrBuf;
 use crate::stream::Stream;
 use crate::zset::ZSet;
 
@@ -17,7 +18,7 @@ pub enum Value {
     /// A string. `raw` records that it was modified in place (`APPEND`,
     /// `SETRANGE`, `SETBIT`), after which Redis reports the `raw` encoding
     /// whatever its length.
-    Str { bytes: Vec<u8>, raw: bool },
+    Str { bytes: StrBuf, raw: bool },
     /// A list.
     List(List),
     /// A hash.
@@ -40,7 +41,7 @@ pub const EMBSTR_LIMIT: usize = 44;
 
 impl Value {
     /// A string value as `SET` creates it.
-    pub fn string(bytes: impl Into<Vec<u8>>) -> Value {
+    pub fn string(bytes: impl Into<StrBuf>) -> Value {
         Value::Str {
             bytes: bytes.into(),
             raw: false,
@@ -90,7 +91,7 @@ impl Value {
     /// USAGE`. O(1): collections keep their sizes as they change.
     pub fn mem_usage(&self) -> usize {
         match self {
-            Value::Str { bytes, .. } => alloc_size(bytes.capacity()),
+            Value::Str { bytes, .. } => bytes.heap_size(),
             Value::List(l) => l.mem_usage(),
             Value::Hash(h) => h.mem_usage(),
             Value::Set(s) => s.mem_usage(),

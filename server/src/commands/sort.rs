@@ -485,7 +485,7 @@ fn lookup_by_pattern(
     };
     match (field, &e.value) {
         (Some(f), Value::Hash(h)) => hash_field(h, f).map(<[u8]>::to_vec),
-        (None, Value::Str { bytes, .. }) => Some(bytes.clone()),
+        (None, Value::Str { bytes, .. }) => Some(bytes.to_vec()),
         _ => None,
     }
 }

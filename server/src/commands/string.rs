@@ -63,7 +63,7 @@ fn str_mut(v: &mut Value) -> Option<&mut Vec<u8>> {
     match v {
         Value::Str { bytes, raw } => {
             *raw = true;
-            Some(bytes)
+            Some(bytes.make_mut())
         }
         _ => None,
     }
@@ -527,7 +527,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             s.set(
                 key,
                 Value::Str {
-                    bytes: Vec::new(),
+                    bytes: Default::default(),
                     raw: true,
                 },
                 NO_EXPIRE,
@@ -717,7 +717,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let mut dirty = false;
         if write_str(ctx, s, key)?.is_none() {
             let v = Value::Str {
-                bytes: Vec::new(),
+                bytes: Default::default(),
                 raw: true,
             };
             s.set(key, v, NO_EXPIRE, ctx.now);
@@ -953,7 +953,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 };
             }
             let v = Value::Str {
-                bytes: res,
+                bytes: res.into(),
                 raw: true,
             };
             s.set(dest, v, NO_EXPIRE, now);
@@ -1205,7 +1205,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
         let mut dirty = !exists;
         if !exists {
             let v = Value::Str {
-                bytes: Vec::new(),
+                bytes: Default::default(),
                 raw: true,
             };
             s.set(key, v, NO_EXPIRE, ctx.now);
