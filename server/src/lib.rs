@@ -16,6 +16,7 @@ pub mod evict;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;
+pub mod rdb_load;
 pub mod replica;
 pub mod server;
 pub mod shared;
