@@ -74,6 +74,21 @@ pub struct Config {
     /// Seconds between the `PING`s a primary puts into the replication
     /// stream, so replicas can tell a quiet primary from a dead link.
     pub repl_ping_replica_period: i64,
+    /// A replica refuses writes from normal clients (`-READONLY`).
+    pub replica_read_only: bool,
+    /// A replica whose link is down still answers (else `-MASTERDOWN`).
+    pub replica_serve_stale_data: bool,
+    /// Password (and user) a replica authenticates with to its primary.
+    pub masterauth: String,
+    pub masteruser: String,
+    /// A primary refuses writes unless this many replicas acked within
+    /// `min-replicas-max-lag` seconds (0 = off).
+    pub min_replicas_to_write: i64,
+    pub min_replicas_max_lag: i64,
+    pub replica_priority: i64,
+    pub replica_announced: bool,
+    /// Seconds without data from the primary before a replica drops the link.
+    pub repl_timeout: i64,
     pub io_threads: i64,
     pub daemonize: bool,
     pub pidfile: String,
@@ -137,6 +152,15 @@ impl Default for Config {
             lazyfree_lazy_user_flush: false,
             repl_backlog_size: 1024 * 1024,
             repl_ping_replica_period: 10,
+            replica_read_only: true,
+            replica_serve_stale_data: true,
+            masterauth: String::new(),
+            masteruser: String::new(),
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
+            replica_priority: 100,
+            replica_announced: true,
+            repl_timeout: 60,
             io_threads: 1,
             daemonize: false,
             pidfile: String::new(),
@@ -639,6 +663,67 @@ pub static PARAMS: &[Param] = &[
         "repl-ping-replica-period",
         Some("repl-ping-slave-period"),
         repl_ping_replica_period,
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "replica-read-only",
+        Some("slave-read-only"),
+        replica_read_only,
+        bool,
+        false
+    ),
+    p!(
+        "replica-serve-stale-data",
+        Some("slave-serve-stale-data"),
+        replica_serve_stale_data,
+        bool,
+        false
+    ),
+    p!("masterauth", None, masterauth, Kind::Str, str, false),
+    p!("masteruser", None, masteruser, Kind::Str, str, false),
+    p!(
+        "min-replicas-to-write",
+        Some("min-slaves-to-write"),
+        min_replicas_to_write,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "min-replicas-max-lag",
+        Some("min-slaves-max-lag"),
+        min_replicas_max_lag,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "replica-priority",
+        Some("slave-priority"),
+        replica_priority,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!("replica-announced", None, replica_announced, bool, false),
+    p!(
+        "repl-timeout",
+        None,
+        repl_timeout,
         Kind::Int {
             min: 1,
             max: i32::MAX as i64

@@ -22,6 +22,7 @@ pub mod server;
 pub mod shared;
 pub mod stats;
 pub mod tracking;
+pub mod upstream;
 
 pub use config::Config;
 pub use server::{run, run_with};

@@ -183,7 +183,11 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     out.bulk(b"mode");
     out.bulk(b"standalone");
     out.bulk(b"role");
-    out.bulk(b"master");
+    out.bulk(if ctx.srv.upstream.is_replica.load(Ordering::Relaxed) {
+        b"replica".as_slice()
+    } else {
+        b"master".as_slice()
+    });
     out.bulk(b"modules");
     out.array(0);
     Ok(())
