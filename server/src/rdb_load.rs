@@ -274,12 +274,12 @@ impl<'a> Reader<'a> {
                 Ok(self.take(n)?.to_vec())
             }
             Len::Encoded(ENC_INT8) => Ok((self.byte()? as i8).to_string().into_bytes()),
-            Len::Encoded(ENC_INT16) => {
-                Ok(i16::from_le_bytes(self.array::<2>()?).to_string().into_bytes())
-            }
-            Len::Encoded(ENC_INT32) => {
-                Ok(i32::from_le_bytes(self.array::<4>()?).to_string().into_bytes())
-            }
+            Len::Encoded(ENC_INT16) => Ok(i16::from_le_bytes(self.array::<2>()?)
+                .to_string()
+                .into_bytes()),
+            Len::Encoded(ENC_INT32) => Ok(i32::from_le_bytes(self.array::<4>()?)
+                .to_string()
+                .into_bytes()),
             Len::Encoded(ENC_LZF) => {
                 let clen = self.len()? as usize;
                 let ulen = self.len()? as usize;
@@ -425,7 +425,7 @@ impl<'a> Reader<'a> {
                 while let (Some(m), Some(s)) = (it.next(), it.next()) {
                     let score = std::str::from_utf8(&s)
                         .ok()
-                        .and_then(|t| ferrite_protocol_float(t))
+                        .and_then(listpack_score)
                         .ok_or(LoadError::Corrupt("zset listpack score"))?;
                     pairs.push((m, score));
                 }
@@ -444,7 +444,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Parses a listpack score as Redis writes it (`%.17g`, `inf`, `-inf`).
-fn ferrite_protocol_float(s: &str) -> Option<f64> {
+fn listpack_score(s: &str) -> Option<f64> {
     match s {
         "inf" | "+inf" => Some(f64::INFINITY),
         "-inf" => Some(f64::NEG_INFINITY),
@@ -824,7 +824,10 @@ mod tests {
             .with_shard(b"k", |s| s.set(b"k", Value::string("v"), NO_EXPIRE, 0));
         let rdb = crate::rdb::dump(&store, 0, 0);
         for cut in 0..rdb.len() {
-            assert!(load(&rdb[..cut], 1, &limits(), |_| {}).is_err(), "cut {cut}");
+            assert!(
+                load(&rdb[..cut], 1, &limits(), |_| {}).is_err(),
+                "cut {cut}"
+            );
         }
         let mut bad = rdb.clone();
         let n = bad.len();
@@ -849,7 +852,10 @@ mod tests {
         assert_eq!(e, Some(LoadError::UnsupportedType(19, "s".into())));
         let mut f = b"REDIS0010".to_vec();
         f.push(OPCODE_MODULE_AUX);
-        assert_eq!(load(&f, 16, &limits(), |_| {}).err(), Some(LoadError::ModuleAux));
+        assert_eq!(
+            load(&f, 16, &limits(), |_| {}).err(),
+            Some(LoadError::ModuleAux)
+        );
     }
 
     #[test]
@@ -871,6 +877,14 @@ mod tests {
         lp.extend_from_slice(&[0x82, b'a', b'b', 3]);
         lp.push(0xFF);
         let e = listpack_entries(&lp).unwrap();
-        assert_eq!(e, vec![b"5".to_vec(), b"-1".to_vec(), b"1000".to_vec(), b"ab".to_vec()]);
+        assert_eq!(
+            e,
+            vec![
+                b"5".to_vec(),
+                b"-1".to_vec(),
+                b"1000".to_vec(),
+                b"ab".to_vec()
+            ]
+        );
     }
 }

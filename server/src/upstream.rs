@@ -183,7 +183,10 @@ pub fn set_master(srv: &Shared, host: &str, port: u16) {
         // Our own history, to PSYNC with: a primary that was our replica
         // can continue from it (`replicationCacheMasterUsingMyself`).
         let id = srv.replid.lock().clone();
-        *up.cached.lock() = Some((id, srv.repl.offset() as i64));
+        let offset = srv.repl.offset() as i64;
+        *up.cached.lock() = Some((id, offset));
+        up.offset.store(offset, Ordering::Relaxed);
+        up.read_offset.store(offset, Ordering::Relaxed);
         up.down_since_ms.store(0, Ordering::Relaxed);
     }
     if up.has_master.swap(false, Ordering::Relaxed) {
@@ -395,17 +398,19 @@ impl<'a> Link<'a> {
             }
         }
         let my_port = self.srv.port.load(Ordering::Relaxed).to_string();
-        self.send(&mut s, &[b"REPLCONF", b"listening-port", my_port.as_bytes()])
-            .await?;
-        let l = self.line(&mut s).await?;
-        if l.starts_with('-') {
-            tracing::info!("(Non critical) Master does not understand REPLCONF listening-port: {l}");
-        }
         self.send(
             &mut s,
-            &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"],
+            &[b"REPLCONF", b"listening-port", my_port.as_bytes()],
         )
         .await?;
+        let l = self.line(&mut s).await?;
+        if l.starts_with('-') {
+            tracing::info!(
+                "(Non critical) Master does not understand REPLCONF listening-port: {l}"
+            );
+        }
+        self.send(&mut s, &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
+            .await?;
         let l = self.line(&mut s).await?;
         if l.starts_with('-') {
             tracing::info!("(Non critical) Master does not understand REPLCONF capa: {l}");
@@ -457,7 +462,12 @@ impl<'a> Link<'a> {
 
     /// Receives the snapshot (`$<len>` or the diskless `$EOF:<mark>`) and
     /// replaces the dataset with it.
-    async fn full_sync(&mut self, s: &mut TcpStream, id: String, off: i64) -> Result<(), LinkError> {
+    async fn full_sync(
+        &mut self,
+        s: &mut TcpStream,
+        id: String,
+        off: i64,
+    ) -> Result<(), LinkError> {
         let up = &self.srv.upstream;
         up.set_state(LinkState::Transfer);
         up.transfer_read.store(0, Ordering::Relaxed);
@@ -544,7 +554,8 @@ impl<'a> Link<'a> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Bytes after the snapshot already read are stream.
         let mut pending = std::mem::take(&mut self.buf);
-        up.read_offset.fetch_add(pending.len() as i64, Ordering::Relaxed);
+        up.read_offset
+            .fetch_add(pending.len() as i64, Ordering::Relaxed);
         loop {
             self.check()?;
             if client.handle.killed.load(Ordering::Acquire) {
@@ -648,7 +659,7 @@ fn load_snapshot(
     offset: i64,
 ) -> Result<(), LinkError> {
     let databases = srv.store.db_count();
-    let limits = srv.hot.enc.read().clone();
+    let limits = *srv.hot.enc.read();
     let mut keys = Vec::new();
     crate::rdb_load::load(data, databases, &limits, |k| keys.push(k))?;
     let mut all = LockSet::new();

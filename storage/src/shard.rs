@@ -240,7 +240,12 @@ impl Shard {
             Some(e) => e.expire_at != NO_EXPIRE && e.expire_at <= now,
             None => false,
         };
-        if expired && self.stats.replica.load(std::sync::atomic::Ordering::Relaxed) {
+        if expired
+            && self
+                .stats
+                .replica
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
             // A replica leaves expiry to its primary's `DEL` (Redis's
             // `expireIfNeeded` on a replica): the primary's stream still
             // sees the key, every other client sees it gone.
@@ -685,7 +690,10 @@ impl Shard {
         let mut checked = 0;
         let mut dead: Vec<Vec<u8>> = Vec::new();
         // A replica does not expire keys itself: its primary sends `DEL`.
-        let replica = self.stats.replica.load(std::sync::atomic::Ordering::Relaxed);
+        let replica = self
+            .stats
+            .replica
+            .load(std::sync::atomic::Ordering::Relaxed);
         let mut cursor = self.expire_cursor;
         let mut buckets = 0;
         while checked < sample && buckets < sample * 20 {

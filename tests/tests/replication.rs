@@ -541,7 +541,10 @@ fn a_replica_with_its_link_down_refuses_stale_reads_when_configured() {
     let mut other = server.client();
     let _: () = cmd(&mut other, &["replicaof", "127.0.0.1", &dead]);
     let e = ferrite_tests::err(&mut c, &["exec"]);
-    assert!(e.starts_with("EXECABORT") && e.contains("MASTERDOWN"), "{e}");
+    assert!(
+        e.starts_with("EXECABORT") && e.contains("MASTERDOWN"),
+        "{e}"
+    );
     let _: () = cmd(&mut c, &["replicaof", "no", "one"]);
     let v: String = cmd(&mut c, &["get", "k"]);
     assert_eq!(v, "v");
@@ -567,7 +570,10 @@ fn min_replicas_to_write_refuses_writes_without_enough_replicas() {
     let mut other = primary.client();
     let _: () = cmd(&mut other, &["config", "set", "min-slaves-to-write", "1"]);
     let e = ferrite_tests::err(&mut p, &["exec"]);
-    assert!(e.starts_with("EXECABORT") && e.contains("NOREPLICAS"), "{e}");
+    assert!(
+        e.starts_with("EXECABORT") && e.contains("NOREPLICAS"),
+        "{e}"
+    );
     // A replica that acknowledges makes writes possible.
     let replica = TestServer::start();
     let mut r = replica.client();

@@ -568,7 +568,11 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
                     "slave_read_repl_offset:{}",
                     up.read_offset.load(Ordering::Relaxed)
                 );
-                line!(out, "slave_repl_offset:{}", up.offset.load(Ordering::Relaxed));
+                line!(
+                    out,
+                    "slave_repl_offset:{}",
+                    up.offset.load(Ordering::Relaxed)
+                );
                 if transfer {
                     let size = up.transfer_size.load(Ordering::Relaxed).max(0);
                     let read = up.transfer_read.load(Ordering::Relaxed);
@@ -592,7 +596,11 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
                     line!(
                         out,
                         "master_link_down_since_seconds:{}",
-                        if since > 0 { (now - since).max(0) / 1000 } else { -1 }
+                        if since > 0 {
+                            (now - since).max(0) / 1000
+                        } else {
+                            -1
+                        }
                     );
                 }
                 line!(out, "slave_priority:{}", cfg.replica_priority);
