@@ -687,3 +687,40 @@ fn ferrite_storage_limits() -> ferrite_storage::EncodingLimits {
         zset_max_listpack_value: 64,
     }
 }
+
+#[test]
+fn a_replica_hides_expired_keys_until_the_primary_deletes_them() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client();
+    let mut r = replica.client();
+    // The primary deletes only on access, so the test decides when.
+    let _: () = cmd(&mut p, &["debug", "set-active-expire", "0"]);
+    let port = primary.port().to_string();
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    wait_info(&mut r, "master_link_status", "up");
+    let _: () = cmd(&mut p, &["set", "k", "v", "px", "100"]);
+    let _: () = cmd(&mut p, &["set", "sync", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cmd::<Option<String>>(&mut r, &["get", "sync"]).is_none() {
+        assert!(Instant::now() < deadline, "write never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // Logically expired: invisible, but kept (no active expiry, no
+    // deletion on read) until the primary's DEL.
+    let v: Option<String> = cmd(&mut r, &["get", "k"]);
+    assert_eq!(v, None);
+    let n: i64 = cmd(&mut r, &["exists", "k"]);
+    assert_eq!(n, 0);
+    std::thread::sleep(Duration::from_millis(200));
+    let size: i64 = cmd(&mut r, &["dbsize"]);
+    assert_eq!(size, 2);
+    let v: Option<String> = cmd(&mut p, &["get", "k"]);
+    assert_eq!(v, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cmd::<i64>(&mut r, &["dbsize"]) != 1 {
+        assert!(Instant::now() < deadline, "DEL never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
