@@ -105,6 +105,9 @@ pub struct Config {
     pub zset_max_listpack_value: i64,
     /// The config file given on the command line, for `CONFIG REWRITE`.
     pub config_file: Option<PathBuf>,
+    /// `replicaof host port` (or `slaveof`) in the file or on the command
+    /// line: start as a replica. Like Redis, not a `CONFIG GET` parameter.
+    pub replicaof: Option<(String, u16)>,
 }
 
 impl Default for Config {
@@ -176,6 +179,7 @@ impl Default for Config {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             config_file: None,
+            replicaof: None,
         }
     }
 }
@@ -1014,6 +1018,21 @@ impl Config {
             let Some((name, rest)) = args.split_first() else {
                 continue;
             };
+            if name.eq_ignore_ascii_case("replicaof") || name.eq_ignore_ascii_case("slaveof") {
+                let bad = || {
+                    ConfigError::Invalid(format!(
+                        "line {}: '{}': Bad directive or wrong number of arguments",
+                        i + 1,
+                        line
+                    ))
+                };
+                let [host, port] = rest else {
+                    return Err(bad());
+                };
+                let port: u16 = port.parse().map_err(|_| bad())?;
+                self.replicaof = Some((host.clone(), port));
+                continue;
+            }
             if name.eq_ignore_ascii_case("include") {
                 for f in rest {
                     let t = std::fs::read_to_string(f)

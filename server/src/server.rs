@@ -80,6 +80,10 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     let repl_cron = tokio::spawn(crate::replica::ping_cron(srv.clone()));
     let evictor = tokio::spawn(crate::evict::background(srv.clone()));
     let upstream = tokio::spawn(crate::upstream::manager(srv.clone()));
+    let start_as_replica = srv.config.read().replicaof.clone();
+    if let Some((host, port)) = start_as_replica {
+        crate::upstream::set_master(&srv, &host, port);
+    }
     tokio::pin!(shutdown);
     let mut next = 0usize;
     loop {

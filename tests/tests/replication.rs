@@ -724,3 +724,19 @@ fn a_replica_hides_expired_keys_until_the_primary_deletes_them() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn replicaof_on_the_command_line_starts_a_replica() {
+    let primary = TestServer::start();
+    let mut p = primary.client();
+    let _: () = cmd(&mut p, &["set", "k", "v"]);
+    let port = primary.port().to_string();
+    let replica = TestServer::with_args(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = replica.client();
+    wait_info(&mut r, "master_link_status", "up");
+    let v: String = cmd(&mut r, &["get", "k"]);
+    assert_eq!(v, "v");
+    // Like Redis, not a CONFIG parameter.
+    let v: Vec<String> = cmd(&mut r, &["config", "get", "replicaof"]);
+    assert!(v.is_empty(), "{v:?}");
+}
