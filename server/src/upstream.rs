@@ -123,6 +123,9 @@ pub struct Upstream {
     pub transfer_last_io_ms: AtomicI64,
     /// Replication id and offset to `PSYNC` with (Redis's cached master).
     cached: Mutex<Option<(String, i64)>>,
+    /// The database the primary's stream had selected when the link
+    /// dropped: a `+CONTINUE` stream goes on without a new `SELECT`.
+    cached_db: std::sync::atomic::AtomicUsize,
 }
 
 impl Upstream {
@@ -278,6 +281,8 @@ struct Link<'a> {
     /// Reached the streaming phase (resets the backoff).
     synced: bool,
     handle: Option<Arc<ClientHandle>>,
+    /// The master client's database (kept for a partial resync).
+    db: usize,
 }
 
 impl<'a> Link<'a> {
@@ -288,6 +293,7 @@ impl<'a> Link<'a> {
             buf: BytesMut::with_capacity(16 * 1024),
             synced: false,
             handle: None,
+            db: 0,
         }
     }
 
@@ -452,6 +458,7 @@ impl<'a> Link<'a> {
                 *self.srv.replid.lock() = old_id;
             }
             tracing::info!("Successful partial resynchronization with master.");
+            self.db = up.cached_db.load(Ordering::Relaxed);
             up.offset.store(off, Ordering::Relaxed);
             up.read_offset.store(off, Ordering::Relaxed);
         } else {
@@ -537,6 +544,8 @@ impl<'a> Link<'a> {
         srv.clients.add(handle.clone());
         self.handle = Some(handle.clone());
         let mut client = Client::new(handle, true);
+        client.db = self.db;
+        client.handle.db.store(self.db, Ordering::Relaxed);
         client.primary = true;
         client.deny_blocking = true;
         let mut scratch = ReplyBuf::new();
@@ -594,6 +603,7 @@ impl<'a> Link<'a> {
                             );
                             ferrite_storage::set_applying_primary(false);
                             scratch.buf.clear();
+                            self.db = client.db;
                         }
                         srv.repl.feed_raw(&bytes);
                         up.offset.fetch_add(used as i64, Ordering::Relaxed);
@@ -636,6 +646,7 @@ impl<'a> Link<'a> {
             if up.current(self.gen) {
                 let id = srv.replid.lock().clone();
                 *up.cached.lock() = Some((id, up.offset.load(Ordering::Relaxed)));
+                up.cached_db.store(self.db, Ordering::Relaxed);
                 up.read_offset
                     .store(up.offset.load(Ordering::Relaxed), Ordering::Relaxed);
             }
