@@ -177,6 +177,9 @@ pub fn disconnect_replicas(srv: &Shared) {
 pub fn set_master(srv: &Shared, host: &str, port: u16) {
     let up = &srv.upstream;
     let was_master = !up.is_replica.load(Ordering::Relaxed);
+    srv.blocking.unblock_all(
+        b"UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+    );
     *up.target.lock() = Some((host.to_string(), port));
     up.generation.fetch_add(1, Ordering::AcqRel);
     srv.repl.set_suppressed(true);
@@ -231,18 +234,28 @@ pub fn unset_master(srv: &Shared) {
 /// Runs for the server's life: (re)starts the link task whenever
 /// `REPLICAOF` changes the target.
 pub async fn manager(srv: Arc<Shared>) {
-    let mut link: Option<tokio::task::JoinHandle<()>> = None;
+    /// Aborts the link task when the manager goes (server shutdown).
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut link: Option<AbortOnDrop> = None;
     loop {
         srv.upstream.wake.notified().await;
-        if let Some(h) = link.take() {
-            h.abort();
-        }
+        drop(link.take());
         if srv.shutting_down.load(Ordering::Relaxed) {
             return;
         }
         if let Some((host, port)) = srv.upstream.target() {
             let gen = srv.upstream.generation.load(Ordering::Acquire);
-            link = Some(tokio::spawn(run_link(srv.clone(), host, port, gen)));
+            link = Some(AbortOnDrop(tokio::spawn(run_link(
+                srv.clone(),
+                host,
+                port,
+                gen,
+            ))));
         }
     }
 }
@@ -254,7 +267,8 @@ async fn run_link(srv: Arc<Shared>, host: String, port: u16, gen: u64) {
     while srv.upstream.current(gen) && !srv.shutting_down.load(Ordering::Relaxed) {
         let mut link = Link::new(&srv, gen);
         let r = link.session(&host, port).await;
-        link.close();
+        let synced = link.synced;
+        drop(link);
         match r {
             Ok(()) | Err(LinkError::Superseded) => return,
             Err(e) => {
@@ -262,7 +276,7 @@ async fn run_link(srv: Arc<Shared>, host: String, port: u16, gen: u64) {
                     return;
                 }
                 tracing::warn!("Replication link with MASTER {host}:{port}: {e}");
-                if link.synced {
+                if synced {
                     delay = Duration::from_millis(100);
                 }
                 srv.upstream.set_state(LinkState::Connect);
@@ -635,10 +649,13 @@ impl<'a> Link<'a> {
             }
         }
     }
+}
 
+impl Drop for Link<'_> {
     /// Leaves the link's state as Redis leaves it when the master client
-    /// is freed: the history is cached for the next `PSYNC`.
-    fn close(&mut self) {
+    /// is freed: the history is cached for the next `PSYNC`. A drop, so it
+    /// also runs when `REPLICAOF` aborts the task.
+    fn drop(&mut self) {
         let srv = self.srv;
         let up = &srv.upstream;
         if let Some(h) = self.handle.take() {

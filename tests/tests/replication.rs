@@ -740,3 +740,20 @@ fn replicaof_on_the_command_line_starts_a_replica() {
     let v: Vec<String> = cmd(&mut r, &["config", "get", "replicaof"]);
     assert!(v.is_empty(), "{v:?}");
 }
+
+#[test]
+fn becoming_a_replica_unblocks_blocked_clients_with_an_error() {
+    let server = TestServer::start();
+    let mut c = server.client();
+    let mut blocked = server.raw_conn();
+    blocked.send(&ferrite_tests::resp(&[b"BLPOP", b"nolist", b"0"]));
+    ferrite_tests::wait_blocked_clients(&mut c, 1);
+    let dead = free_port().to_string();
+    let _: () = cmd(&mut c, &["replicaof", "127.0.0.1", &dead]);
+    let reply = blocked.read_until(|b| b.ends_with(b"\r\n"), Duration::from_secs(5));
+    assert_eq!(
+        ferrite_tests::text(&reply),
+        "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+    );
+    let _: () = cmd(&mut c, &["replicaof", "no", "one"]);
+}
