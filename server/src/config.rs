@@ -106,7 +106,8 @@ pub struct Config {
     /// The config file given on the command line, for `CONFIG REWRITE`.
     pub config_file: Option<PathBuf>,
     /// `replicaof host port` (or `slaveof`) in the file or on the command
-    /// line: start as a replica. Like Redis, not a `CONFIG GET` parameter.
+    /// line: start as a replica. Kept equal to the primary's address while
+    /// a replica (`CONFIG GET replicaof`, `CONFIG REWRITE`).
     pub replicaof: Option<(String, u16)>,
 }
 
@@ -674,6 +675,26 @@ pub static PARAMS: &[Param] = &[
         int,
         false
     ),
+    // Redis's special `replicaof` config: immutable for `CONFIG SET`
+    // (`REPLICAOF` is the way), shown by `CONFIG GET` as "host port" while
+    // a replica; the file and command line go through `load_text`.
+    Param {
+        name: "replicaof",
+        alias: Some("slaveof"),
+        kind: Kind::Str,
+        immutable: true,
+        get: |c| {
+            c.replicaof
+                .as_ref()
+                .map(|(h, p)| format!("{h} {p}"))
+                .unwrap_or_default()
+        },
+        set: |c, v| {
+            c.replicaof = v
+                .split_once(' ')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
+        },
+    },
     p!(
         "replica-read-only",
         Some("slave-read-only"),
@@ -1026,9 +1047,18 @@ impl Config {
                         line
                     ))
                 };
-                let [host, port] = rest else {
+                // `CONFIG REWRITE` writes the pair as one quoted value.
+                let split: Vec<String> = match rest {
+                    [one] => one.split_whitespace().map(String::from).collect(),
+                    _ => rest.to_vec(),
+                };
+                let [host, port] = split.as_slice() else {
                     return Err(bad());
                 };
+                if host.eq_ignore_ascii_case("no") && port.eq_ignore_ascii_case("one") {
+                    self.replicaof = None;
+                    continue;
+                }
                 let port: u16 = port.parse().map_err(|_| bad())?;
                 self.replicaof = Some((host.clone(), port));
                 continue;

@@ -181,6 +181,7 @@ pub fn set_master(srv: &Shared, host: &str, port: u16) {
         b"UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
     );
     *up.target.lock() = Some((host.to_string(), port));
+    srv.config.write().replicaof = Some((host.to_string(), port));
     up.generation.fetch_add(1, Ordering::AcqRel);
     srv.repl.set_suppressed(true);
     srv.store.stats().replica.store(true, Ordering::Relaxed);
@@ -210,6 +211,7 @@ pub fn unset_master(srv: &Shared) {
         return;
     }
     *up.target.lock() = None;
+    srv.config.write().replicaof = None;
     up.generation.fetch_add(1, Ordering::AcqRel);
     up.is_replica.store(false, Ordering::Release);
     srv.store.stats().replica.store(false, Ordering::Relaxed);

@@ -736,9 +736,14 @@ fn replicaof_on_the_command_line_starts_a_replica() {
     wait_info(&mut r, "master_link_status", "up");
     let v: String = cmd(&mut r, &["get", "k"]);
     assert_eq!(v, "v");
-    // Like Redis, not a CONFIG parameter.
+    // As Redis: shown by CONFIG GET, not settable.
+    let v: Vec<String> = cmd(&mut r, &["config", "get", "slaveof"]);
+    assert_eq!(v, ["slaveof", &format!("127.0.0.1 {port}")]);
+    let e = ferrite_tests::err(&mut r, &["config", "set", "replicaof", "x 1"]);
+    assert!(e.contains("can't set immutable config"), "{e}");
+    let _: () = cmd(&mut r, &["replicaof", "no", "one"]);
     let v: Vec<String> = cmd(&mut r, &["config", "get", "replicaof"]);
-    assert!(v.is_empty(), "{v:?}");
+    assert_eq!(v, ["replicaof", ""]);
 }
 
 #[test]
