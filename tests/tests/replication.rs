@@ -762,3 +762,20 @@ fn becoming_a_replica_unblocks_blocked_clients_with_an_error() {
     );
     let _: () = cmd(&mut c, &["replicaof", "no", "one"]);
 }
+
+#[test]
+fn a_replica_authenticates_with_masterauth() {
+    let primary = TestServer::with_args(&["--requirepass", "secret"]);
+    let replica = TestServer::start();
+    let mut r = replica.client();
+    let port = primary.port().to_string();
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    // Without the password the sync is refused and retried.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        ferrite_tests::info_field(&mut r, "replication", "master_link_status"),
+        "down"
+    );
+    let _: () = cmd(&mut r, &["config", "set", "masterauth", "secret"]);
+    wait_info(&mut r, "master_link_status", "up");
+}
