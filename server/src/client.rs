@@ -133,6 +133,24 @@ impl ClientHandle {
         }
     }
 
+    /// Redis's `getClientType` name: `master`, `slave`, `pubsub` or
+    /// `normal` (`CLIENT LIST/KILL TYPE`).
+    pub fn client_type(&self) -> &'static str {
+        if self.primary.load(Ordering::Relaxed) {
+            "master"
+        } else if self.replica.load(Ordering::Relaxed) && !self.monitor.load(Ordering::Relaxed) {
+            "slave"
+        } else if self.sub.load(Ordering::Relaxed)
+            + self.psub.load(Ordering::Relaxed)
+            + self.ssub.load(Ordering::Relaxed)
+            > 0
+        {
+            "pubsub"
+        } else {
+            "normal"
+        }
+    }
+
     /// Asks the connection to close after its current command.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);

@@ -779,3 +779,28 @@ fn a_replica_authenticates_with_masterauth() {
     let _: () = cmd(&mut r, &["config", "set", "masterauth", "secret"]);
     wait_info(&mut r, "master_link_status", "up");
 }
+
+#[test]
+fn client_kill_type_master_makes_the_replica_reconnect() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client();
+    let mut r = replica.client();
+    let port = primary.port().to_string();
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    wait_info(&mut r, "master_link_status", "up");
+    let list: String = cmd(&mut r, &["client", "list", "type", "master"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains("flags=M"), "{list}");
+    let list: String = cmd(&mut p, &["client", "list", "type", "replica"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains("flags=S"), "{list}");
+    let n: i64 = cmd(&mut r, &["client", "kill", "type", "master"]);
+    assert_eq!(n, 1);
+    let _: () = cmd(&mut p, &["set", "after", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cmd::<Option<String>>(&mut r, &["get", "after"]).is_none() {
+        assert!(Instant::now() < deadline, "the link did not come back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
