@@ -711,31 +711,27 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn config_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cfg = ctx.srv.config.read();
-    let mut seen: HashSet<&'static str> = HashSet::new();
+    // The names already in the reply, as shown.
+    let mut seen: HashSet<String> = HashSet::new();
     let mut pairs: Vec<(String, String)> = Vec::new();
     for pat in &args[2..] {
         let has_glob = pat.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
         if !has_glob {
             let name = lossy(pat);
             if let Some(p) = find_param(&name) {
-                if seen.insert(p.name) {
+                if seen.insert(name.clone()) {
                     pairs.push((name.clone(), p.get(&cfg)));
                 }
             }
             continue;
         }
+        // Redis matches names and aliases alike (both are keys of its
+        // config dict), so `*of` gives `replicaof` and `slaveof`.
         for p in PARAMS {
-            if seen.contains(p.name) {
-                continue;
-            }
-            let shown = if glob_match(pat, p.name.as_bytes(), true) {
-                Some(p.name)
-            } else {
-                p.alias.filter(|a| glob_match(pat, a.as_bytes(), true))
-            };
-            if let Some(n) = shown {
-                seen.insert(p.name);
-                pairs.push((n.to_string(), p.get(&cfg)));
+            for n in std::iter::once(p.name).chain(p.alias) {
+                if glob_match(pat, n.as_bytes(), true) && seen.insert(n.to_string()) {
+                    pairs.push((n.to_string(), p.get(&cfg)));
+                }
             }
         }
     }
