@@ -618,6 +618,16 @@ impl<'a> Link<'a> {
                                 &argv,
                             );
                             ferrite_storage::set_applying_primary(false);
+                            if scratch.buf.first() == Some(&b'-') {
+                                // The dataset may now differ from the
+                                // primary's (an unsupported command).
+                                let end = scratch.buf.len().min(200);
+                                tracing::warn!(
+                                    "== CRITICAL == the primary's '{}' failed on this replica: {}",
+                                    String::from_utf8_lossy(&argv[0]),
+                                    String::from_utf8_lossy(&scratch.buf[..end]).trim_end()
+                                );
+                            }
                             scratch.buf.clear();
                             self.db = client.db;
                         }
