@@ -78,6 +78,8 @@ pub struct Config {
     pub replica_read_only: bool,
     /// A replica whose link is down still answers (else `-MASTERDOWN`).
     pub replica_serve_stale_data: bool,
+    /// A replica leaves memory to its primary: no eviction, no `-OOM`.
+    pub replica_ignore_maxmemory: bool,
     /// Password (and user) a replica authenticates with to its primary.
     pub masterauth: String,
     pub masteruser: String,
@@ -158,6 +160,7 @@ impl Default for Config {
             repl_ping_replica_period: 10,
             replica_read_only: true,
             replica_serve_stale_data: true,
+            replica_ignore_maxmemory: true,
             masterauth: String::new(),
             masteruser: String::new(),
             min_replicas_to_write: 0,
@@ -706,6 +709,13 @@ pub static PARAMS: &[Param] = &[
         "replica-serve-stale-data",
         Some("slave-serve-stale-data"),
         replica_serve_stale_data,
+        bool,
+        false
+    ),
+    p!(
+        "replica-ignore-maxmemory",
+        Some("slave-ignore-maxmemory"),
+        replica_ignore_maxmemory,
         bool,
         false
     ),

@@ -156,11 +156,8 @@ pub fn perform_evictions(srv: &Shared) -> Outcome {
 
 fn evict_to(srv: &Shared, max: i64) -> Outcome {
     // A replica's dataset is its primary's (Redis's
-    // `replica-ignore-maxmemory yes`): it never evicts.
-    if max <= 0
-        || srv.upstream.is_replica.load(Ordering::Relaxed)
-        || used_memory(srv) <= max
-    {
+    // `replica-ignore-maxmemory yes`): it does not evict.
+    if max <= 0 || srv.ignores_maxmemory() || used_memory(srv) <= max {
         return Outcome::Ok;
     }
     let access = &srv.store.stats().access;

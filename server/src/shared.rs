@@ -47,6 +47,8 @@ pub struct Hot {
     /// `replica-read-only`, `replica-serve-stale-data`.
     pub replica_read_only: AtomicBool,
     pub replica_serve_stale_data: AtomicBool,
+    /// `replica-ignore-maxmemory`.
+    pub replica_ignore_maxmemory: AtomicBool,
     /// `hz`, clamped to Redis's 1..=500 (the active expiry scheduler).
     pub hz: AtomicI64,
     /// `active-expire-effort` (1..=10).
@@ -237,6 +239,8 @@ impl Shared {
             .store(c.replica_read_only, Ordering::Relaxed);
         h.replica_serve_stale_data
             .store(c.replica_serve_stale_data, Ordering::Relaxed);
+        h.replica_ignore_maxmemory
+            .store(c.replica_ignore_maxmemory, Ordering::Relaxed);
         self.tracking
             .max_keys
             .store(c.tracking_table_max_keys.max(0) as u64, Ordering::Relaxed);
@@ -357,6 +361,13 @@ impl Shared {
             || self.hot.min_replicas_max_lag.load(Ordering::Relaxed) == 0
             || self.upstream.is_replica.load(Ordering::Relaxed)
             || self.good_replicas() as i64 >= want
+    }
+
+    /// A replica that leaves memory to its primary (Redis's
+    /// `server.masterhost && server.repl_slave_ignore_maxmemory`).
+    pub fn ignores_maxmemory(&self) -> bool {
+        self.upstream.is_replica.load(Ordering::Relaxed)
+            && self.hot.replica_ignore_maxmemory.load(Ordering::Relaxed)
     }
 
     /// Asks the whole server to stop.

@@ -185,7 +185,8 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     // A replica ignores `maxmemory` (Redis's `replica-ignore-maxmemory`):
     // its primary's stream decides what it holds.
     if srv.hot.maxmemory.load(Ordering::Relaxed) != 0
-        && !srv.upstream.is_replica.load(Ordering::Relaxed)
+        && !srv.ignores_maxmemory()
+        && !client.primary
         && out_of_memory(srv, client, cmd)
     {
         return reject(srv, client, out, Some(cmd), crate::evict::OOM_ERROR);
