@@ -68,6 +68,8 @@ COMMANDS = {
     "monitor": None, "shutdown": None,
     # replication, primary side
     "sync": None, "psync": None, "replconf": None,
+    # replication, replica side
+    "replicaof": None, "slaveof": None, "role": None,
     "memory": ["usage", "stats", "doctor", "malloc-stats", "purge", "help"],
     "latency": ["latest", "reset", "history", "doctor", "graph", "help"],
     "debug": None, "save": None, "bgsave": None, "bgrewriteaof": None,

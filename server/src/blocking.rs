@@ -277,6 +277,30 @@ impl Blocking {
         self.take_locked(&mut g, w).is_some()
     }
 
+    /// Answers every blocked client with an `-UNBLOCKED` error (Redis's
+    /// `disconnectAllBlockedClients` when a primary becomes a replica; the
+    /// clients stay connected here).
+    pub fn unblock_all(&self, msg: &[u8]) {
+        if self.blocked_clients() == 0 {
+            return;
+        }
+        let mut g = self.inner.lock();
+        let all: Vec<Arc<Waiter>> = g.by_client.values().cloned().collect();
+        let mut sends = Vec::new();
+        for w in all {
+            if let Some(tx) = self.take_locked(&mut g, &w) {
+                sends.push((w, tx));
+            }
+        }
+        drop(g);
+        for (w, tx) in sends {
+            let mut out = ferrite_protocol::ReplyBuf::new();
+            out.resp3 = w.resp3;
+            out.error(msg);
+            let _ = tx.send(out.buf);
+        }
+    }
+
     /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: true if the client was blocked.
     pub fn unblock(&self, client_id: u64, error: bool) -> bool {
         let mut g = self.inner.lock();

@@ -65,6 +65,8 @@ pub struct ClientHandle {
     pub queued: AtomicU64,
     /// A replica link (flag `S`): never evicted, counted as replica memory.
     pub replica: AtomicBool,
+    /// The link to this replica's primary (flag `M`).
+    pub primary: AtomicBool,
     pub commands: AtomicU64,
     /// Set by `CLIENT KILL`, timeouts and shutdown; the task closes the connection.
     pub killed: AtomicBool,
@@ -116,6 +118,7 @@ impl ClientHandle {
             mem: 0.into(),
             queued: 0.into(),
             replica: false.into(),
+            primary: false.into(),
             commands: 0.into(),
             killed: false.into(),
             kill_notify: Default::default(),
@@ -127,6 +130,24 @@ impl ClientHandle {
             tracking: 0.into(),
             tracking_redir: 0.into(),
             feed: Default::default(),
+        }
+    }
+
+    /// Redis's `getClientType` name: `master`, `slave`, `pubsub` or
+    /// `normal` (`CLIENT LIST/KILL TYPE`).
+    pub fn client_type(&self) -> &'static str {
+        if self.primary.load(Ordering::Relaxed) {
+            "master"
+        } else if self.replica.load(Ordering::Relaxed) && !self.monitor.load(Ordering::Relaxed) {
+            "slave"
+        } else if self.sub.load(Ordering::Relaxed)
+            + self.psub.load(Ordering::Relaxed)
+            + self.ssub.load(Ordering::Relaxed)
+            > 0
+        {
+            "pubsub"
+        } else {
+            "normal"
         }
     }
 
@@ -169,6 +190,9 @@ impl ClientHandle {
             flags.push('S');
         } else if self.monitor.load(Ordering::Relaxed) {
             flags.push('O');
+        }
+        if self.primary.load(Ordering::Relaxed) {
+            flags.push('M');
         }
         let (sub, psub, ssub) = (
             self.sub.load(Ordering::Relaxed),
@@ -257,6 +281,9 @@ pub struct Client {
     pub start_monitor: bool,
     /// `REPLCONF` options; `SYNC`/`PSYNC` set `start` to hand the connection over.
     pub repl: crate::replica::ReplState,
+    /// The master client of a replica: its writes are the primary's
+    /// stream (no `READONLY`, `MASTERDOWN` or `maxmemory` refusal).
+    pub primary: bool,
     /// Set by a blocking command that found nothing: the task waits for
     /// the reply before reading further commands.
     pub blocked: Option<crate::blocking::Blocked>,
@@ -290,6 +317,7 @@ impl Client {
             close_after_reply: false,
             start_monitor: false,
             repl: Default::default(),
+            primary: false,
             blocked: None,
             deny_blocking: false,
             multi: None,

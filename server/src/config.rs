@@ -74,6 +74,23 @@ pub struct Config {
     /// Seconds between the `PING`s a primary puts into the replication
     /// stream, so replicas can tell a quiet primary from a dead link.
     pub repl_ping_replica_period: i64,
+    /// A replica refuses writes from normal clients (`-READONLY`).
+    pub replica_read_only: bool,
+    /// A replica whose link is down still answers (else `-MASTERDOWN`).
+    pub replica_serve_stale_data: bool,
+    /// A replica leaves memory to its primary: no eviction, no `-OOM`.
+    pub replica_ignore_maxmemory: bool,
+    /// Password (and user) a replica authenticates with to its primary.
+    pub masterauth: String,
+    pub masteruser: String,
+    /// A primary refuses writes unless this many replicas acked within
+    /// `min-replicas-max-lag` seconds (0 = off).
+    pub min_replicas_to_write: i64,
+    pub min_replicas_max_lag: i64,
+    pub replica_priority: i64,
+    pub replica_announced: bool,
+    /// Seconds without data from the primary before a replica drops the link.
+    pub repl_timeout: i64,
     pub io_threads: i64,
     pub daemonize: bool,
     pub pidfile: String,
@@ -92,6 +109,10 @@ pub struct Config {
     pub stream_node_max_bytes: i64,
     /// The config file given on the command line, for `CONFIG REWRITE`.
     pub config_file: Option<PathBuf>,
+    /// `replicaof host port` (or `slaveof`) in the file or on the command
+    /// line: start as a replica. Kept equal to the primary's address while
+    /// a replica (`CONFIG GET replicaof`, `CONFIG REWRITE`).
+    pub replicaof: Option<(String, u16)>,
 }
 
 impl Default for Config {
@@ -139,6 +160,16 @@ impl Default for Config {
             lazyfree_lazy_user_flush: false,
             repl_backlog_size: 1024 * 1024,
             repl_ping_replica_period: 10,
+            replica_read_only: true,
+            replica_serve_stale_data: true,
+            replica_ignore_maxmemory: true,
+            masterauth: String::new(),
+            masteruser: String::new(),
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
+            replica_priority: 100,
+            replica_announced: true,
+            repl_timeout: 60,
             io_threads: 1,
             daemonize: false,
             pidfile: String::new(),
@@ -156,6 +187,7 @@ impl Default for Config {
             stream_node_max_entries: 100,
             stream_node_max_bytes: 4096,
             config_file: None,
+            replicaof: None,
         }
     }
 }
@@ -672,6 +704,94 @@ pub static PARAMS: &[Param] = &[
         int,
         false
     ),
+    // Redis's special `replicaof` config: immutable for `CONFIG SET`
+    // (`REPLICAOF` is the way), shown by `CONFIG GET` as "host port" while
+    // a replica; the file and command line go through `load_text`.
+    Param {
+        name: "replicaof",
+        alias: Some("slaveof"),
+        kind: Kind::Str,
+        immutable: true,
+        get: |c| {
+            c.replicaof
+                .as_ref()
+                .map(|(h, p)| format!("{h} {p}"))
+                .unwrap_or_default()
+        },
+        set: |c, v| {
+            c.replicaof = v
+                .split_once(' ')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
+        },
+    },
+    p!(
+        "replica-read-only",
+        Some("slave-read-only"),
+        replica_read_only,
+        bool,
+        false
+    ),
+    p!(
+        "replica-serve-stale-data",
+        Some("slave-serve-stale-data"),
+        replica_serve_stale_data,
+        bool,
+        false
+    ),
+    p!(
+        "replica-ignore-maxmemory",
+        Some("slave-ignore-maxmemory"),
+        replica_ignore_maxmemory,
+        bool,
+        false
+    ),
+    p!("masterauth", None, masterauth, Kind::Str, str, false),
+    p!("masteruser", None, masteruser, Kind::Str, str, false),
+    p!(
+        "min-replicas-to-write",
+        Some("min-slaves-to-write"),
+        min_replicas_to_write,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "min-replicas-max-lag",
+        Some("min-slaves-max-lag"),
+        min_replicas_max_lag,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!(
+        "replica-priority",
+        Some("slave-priority"),
+        replica_priority,
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
+    p!("replica-announced", None, replica_announced, bool, false),
+    p!(
+        "repl-timeout",
+        None,
+        repl_timeout,
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64
+        },
+        int,
+        false
+    ),
     p!(
         "io-threads",
         None,
@@ -955,6 +1075,30 @@ impl Config {
             let Some((name, rest)) = args.split_first() else {
                 continue;
             };
+            if name.eq_ignore_ascii_case("replicaof") || name.eq_ignore_ascii_case("slaveof") {
+                let bad = || {
+                    ConfigError::Invalid(format!(
+                        "line {}: '{}': Bad directive or wrong number of arguments",
+                        i + 1,
+                        line
+                    ))
+                };
+                // `CONFIG REWRITE` writes the pair as one quoted value.
+                let split: Vec<String> = match rest {
+                    [one] => one.split_whitespace().map(String::from).collect(),
+                    _ => rest.to_vec(),
+                };
+                let [host, port] = split.as_slice() else {
+                    return Err(bad());
+                };
+                if host.eq_ignore_ascii_case("no") && port.eq_ignore_ascii_case("one") {
+                    self.replicaof = None;
+                    continue;
+                }
+                let port: u16 = port.parse().map_err(|_| bad())?;
+                self.replicaof = Some((host.clone(), port));
+                continue;
+            }
             if name.eq_ignore_ascii_case("include") {
                 for f in rest {
                     let t = std::fs::read_to_string(f)

@@ -155,7 +155,9 @@ pub fn perform_evictions(srv: &Shared) -> Outcome {
 }
 
 fn evict_to(srv: &Shared, max: i64) -> Outcome {
-    if max <= 0 || used_memory(srv) <= max {
+    // A replica's dataset is its primary's (Redis's
+    // `replica-ignore-maxmemory yes`): it does not evict.
+    if max <= 0 || srv.ignores_maxmemory() || used_memory(srv) <= max {
         return Outcome::Ok;
     }
     let access = &srv.store.stats().access;

@@ -16,11 +16,13 @@ pub mod evict;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;
+pub mod rdb_load;
 pub mod replica;
 pub mod server;
 pub mod shared;
 pub mod stats;
 pub mod tracking;
+pub mod upstream;
 
 pub use config::Config;
 pub use server::{run, run_with};

@@ -48,6 +48,10 @@ pub struct Propagator {
     /// [`Propagator::backlog_mem`], kept outside the lock: eviction reads
     /// `used_memory` before every command while `maxmemory` is set.
     resident: AtomicUsize,
+    /// This server is a replica: its own effects are not its stream (the
+    /// primary's stream is, fed through [`Propagator::feed_raw`]), as Redis's
+    /// `replicationFeedSlaves` returns at once on a replica.
+    suppressed: AtomicBool,
 }
 
 /// The stream's tail in one contiguous vector: appends are `memcpy`s, and
@@ -117,6 +121,7 @@ impl Propagator {
             replicas: AtomicUsize::new(0),
             resident: AtomicUsize::new(0),
             active: AtomicBool::new(false),
+            suppressed: AtomicBool::new(false),
             end: watch::channel(0).0,
         }
     }
@@ -162,7 +167,7 @@ impl Propagator {
     /// Appends the effect `args` of a write in database `db`, preceded by a
     /// `SELECT` when the stream's database changes (as Redis does).
     pub fn feed(&self, db: usize, args: &[&[u8]]) {
-        if !self.active.load(Ordering::Relaxed) {
+        if !self.active.load(Ordering::Relaxed) || self.suppressed.load(Ordering::Relaxed) {
             return;
         }
         if self.capture(Some(db), args) {
@@ -179,7 +184,7 @@ impl Propagator {
 
     /// Appends a command that is not tied to a database (`FLUSHALL`).
     pub fn feed_global(&self, args: &[&[u8]]) {
-        if !self.active.load(Ordering::Relaxed) {
+        if !self.active.load(Ordering::Relaxed) || self.suppressed.load(Ordering::Relaxed) {
             return;
         }
         if self.capture(None, args) {
@@ -227,7 +232,9 @@ impl Propagator {
     }
 
     fn append_block(&self, effects: &[Effect]) {
-        if effects.is_empty() {
+        // Checked at the end: a transaction that made this server a
+        // replica (`REPLICAOF` inside `EXEC`) propagates nothing, as Redis.
+        if effects.is_empty() || self.suppressed.load(Ordering::Relaxed) {
             return;
         }
         let mut b = self.inner.lock();
@@ -248,6 +255,52 @@ impl Propagator {
         let end = b.offset;
         drop(b);
         self.publish(end);
+    }
+}
+
+impl Propagator {
+    /// Stops (replica) or resumes (primary) recording this server's own
+    /// effects.
+    pub fn set_suppressed(&self, on: bool) {
+        let mut b = self.inner.lock();
+        self.suppressed.store(on, Ordering::Relaxed);
+        // Whatever comes next, its database is not known to a reader.
+        b.selected = usize::MAX;
+    }
+
+    /// Appends bytes of the primary's stream as they are (a replica
+    /// proxies them to its own replicas, so offsets match the primary's).
+    /// The offset advances even while nothing is recorded: on a replica it
+    /// is the processed offset of the primary's stream.
+    pub fn feed_raw(&self, bytes: &[u8]) {
+        let end = {
+            let mut b = self.inner.lock();
+            if self.active.load(Ordering::Relaxed) {
+                if b.buf.capacity() == 0 {
+                    let cap = 2 * b.capacity + WINDOW_SLACK;
+                    b.buf.reserve_exact(cap);
+                }
+                b.buf.extend_from_slice(bytes);
+                b.high_water = b.high_water.max(b.buf.len());
+                b.trim();
+                self.note_resident(&b);
+            }
+            b.offset += bytes.len() as u64;
+            b.selected = usize::MAX;
+            b.offset
+        };
+        self.publish(end);
+    }
+
+    /// Restarts the stream's history at `offset` (a replica's full sync:
+    /// the primary's offset of the snapshot it loaded).
+    pub fn reset_offset(&self, offset: u64) {
+        let mut b = self.inner.lock();
+        b.buf.clear();
+        b.offset = offset;
+        b.selected = usize::MAX;
+        drop(b);
+        self.publish(offset);
     }
 }
 

@@ -86,6 +86,19 @@ pub fn info_lines(srv: &Shared) -> String {
     let list = srv.replicas.all();
     let now = unix_ms();
     let mut s = format!("connected_slaves:{}\r\n", list.len());
+    let (want, lag) = {
+        let h = &srv.hot;
+        (
+            h.min_replicas_to_write.load(Ordering::Relaxed),
+            h.min_replicas_max_lag.load(Ordering::Relaxed),
+        )
+    };
+    if want != 0 && lag != 0 {
+        s.push_str(&format!(
+            "min_slaves_good_slaves:{}\r\n",
+            srv.good_replicas()
+        ));
+    }
     for (i, r) in list.iter().enumerate() {
         let lag = (now - r.ack_ms.load(Ordering::Relaxed)).max(0) / 1000;
         s.push_str(&format!(
@@ -162,7 +175,9 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
     );
     let mut head = Vec::new();
     if psync {
-        head.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", srv.run_id).as_bytes());
+        head.extend_from_slice(
+            format!("+FULLRESYNC {} {offset}\r\n", srv.replid.lock()).as_bytes(),
+        );
     }
     head.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
     if write_all(srv, stream, &head).await.is_err() || write_all(srv, stream, &rdb).await.is_err() {

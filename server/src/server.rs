@@ -79,6 +79,11 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     let cron = tokio::spawn(cron(srv.clone()));
     let repl_cron = tokio::spawn(crate::replica::ping_cron(srv.clone()));
     let evictor = tokio::spawn(crate::evict::background(srv.clone()));
+    let upstream = tokio::spawn(crate::upstream::manager(srv.clone()));
+    let start_as_replica = srv.config.read().replicaof.clone();
+    if let Some((host, port)) = start_as_replica {
+        crate::upstream::set_master(&srv, &host, port);
+    }
     tokio::pin!(shutdown);
     let mut next = 0usize;
     loop {
@@ -115,6 +120,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     cron.abort();
     repl_cron.abort();
     evictor.abort();
+    upstream.abort();
     expiry.thread().unpark();
     let _ = tokio::task::spawn_blocking(move || {
         let _ = expiry.join();

@@ -41,6 +41,14 @@ pub struct Hot {
     pub maxmemory_clients: AtomicI64,
     /// `maxmemory-eviction-tenacity`.
     pub eviction_tenacity: AtomicI64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag` (seconds).
+    pub min_replicas_to_write: AtomicI64,
+    pub min_replicas_max_lag: AtomicI64,
+    /// `replica-read-only`, `replica-serve-stale-data`.
+    pub replica_read_only: AtomicBool,
+    pub replica_serve_stale_data: AtomicBool,
+    /// `replica-ignore-maxmemory`.
+    pub replica_ignore_maxmemory: AtomicBool,
     /// `hz`, clamped to Redis's 1..=500 (the active expiry scheduler).
     pub hz: AtomicI64,
     /// `active-expire-effort` (1..=10).
@@ -114,7 +122,14 @@ pub struct Shared {
     pub latency: Mutex<Latency>,
     /// 40 hex characters, new at every start (`run_id`, `master_replid`).
     pub run_id: String,
+    /// `master_replid`: this server's replication history (a replica
+    /// takes its primary's), `master_replid2` the one before it, valid up
+    /// to `second_repl_offset`.
+    pub replid: Mutex<String>,
     pub replid2: Mutex<String>,
+    pub second_repl_offset: AtomicI64,
+    /// The replica side: the link to a primary (`REPLICAOF`).
+    pub upstream: crate::upstream::Upstream,
     pub start_ms: i64,
     pub lastsave_s: AtomicI64,
     /// The port actually bound (`INFO server` `tcp_port`).
@@ -173,7 +188,10 @@ impl Shared {
             slowlog: Mutex::new(SlowLog::default()),
             latency: Mutex::new(Latency::default()),
             run_id: random_hex40(),
+            replid: Mutex::new(random_hex40()),
             replid2: Mutex::new("0".repeat(40)),
+            second_repl_offset: AtomicI64::new(-1),
+            upstream: Default::default(),
             start_ms: unix_us() / 1000,
             lastsave_s: AtomicI64::new(now_s),
             port: AtomicI64::new(0),
@@ -213,6 +231,16 @@ impl Shared {
             .store(c.maxmemory_clients, Ordering::Relaxed);
         h.eviction_tenacity
             .store(c.maxmemory_eviction_tenacity, Ordering::Relaxed);
+        h.min_replicas_to_write
+            .store(c.min_replicas_to_write, Ordering::Relaxed);
+        h.min_replicas_max_lag
+            .store(c.min_replicas_max_lag, Ordering::Relaxed);
+        h.replica_read_only
+            .store(c.replica_read_only, Ordering::Relaxed);
+        h.replica_serve_stale_data
+            .store(c.replica_serve_stale_data, Ordering::Relaxed);
+        h.replica_ignore_maxmemory
+            .store(c.replica_ignore_maxmemory, Ordering::Relaxed);
         self.tracking
             .max_keys
             .store(c.tracking_table_max_keys.max(0) as u64, Ordering::Relaxed);
@@ -313,6 +341,35 @@ impl Shared {
                 .lock()
                 .add("expire-cycle", unix_ms() / 1000, ms);
         }
+    }
+
+    /// Replicas that acknowledged within `min-replicas-max-lag` seconds
+    /// (Redis's `repl_good_slaves_count`).
+    pub fn good_replicas(&self) -> usize {
+        let lag = self.hot.min_replicas_max_lag.load(Ordering::Relaxed);
+        let now = unix_ms();
+        self.replicas
+            .all()
+            .iter()
+            .filter(|r| (now - r.ack_ms.load(Ordering::Relaxed)) / 1000 <= lag)
+            .count()
+    }
+
+    /// Whether writes may run under `min-replicas-to-write` (Redis's
+    /// `checkGoodReplicasStatus`): always on a replica or when disabled.
+    pub fn enough_good_replicas(&self) -> bool {
+        let want = self.hot.min_replicas_to_write.load(Ordering::Relaxed);
+        want == 0
+            || self.hot.min_replicas_max_lag.load(Ordering::Relaxed) == 0
+            || self.upstream.is_replica.load(Ordering::Relaxed)
+            || self.good_replicas() as i64 >= want
+    }
+
+    /// A replica that leaves memory to its primary (Redis's
+    /// `server.masterhost && server.repl_slave_ignore_maxmemory`).
+    pub fn ignores_maxmemory(&self) -> bool {
+        self.upstream.is_replica.load(Ordering::Relaxed)
+            && self.hot.replica_ignore_maxmemory.load(Ordering::Relaxed)
     }
 
     /// Asks the whole server to stop.

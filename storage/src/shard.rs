@@ -240,6 +240,17 @@ impl Shard {
             Some(e) => e.expire_at != NO_EXPIRE && e.expire_at <= now,
             None => false,
         };
+        if expired
+            && self
+                .stats
+                .replica
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // A replica leaves expiry to its primary's `DEL` (Redis's
+            // `expireIfNeeded` on a replica): the primary's stream still
+            // sees the key, every other client sees it gone.
+            return !crate::store::applying_primary();
+        }
         if expired {
             self.remove_hashed(h, key);
             self.stats
@@ -253,14 +264,18 @@ impl Shard {
     /// Reads a live key without touching its access time (`OBJECT`, `TYPE`-like peeks).
     pub fn peek(&mut self, key: &[u8], now: i64) -> Option<&Entry> {
         let h = hash_key(key);
-        self.expire_if_needed(h, key, now);
+        if self.expire_if_needed(h, key, now) {
+            return None;
+        }
         self.keys.get_hashed(h, key)
     }
 
     /// Reads a live key and records the access.
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Entry> {
         let h = hash_key(key);
-        self.expire_if_needed(h, key, now);
+        if self.expire_if_needed(h, key, now) {
+            return None;
+        }
         let e = self.keys.get_mut_hashed(h, key)?;
         touch_access(e, &self.stats.access, now, &mut self.rng);
         Some(e)
@@ -281,7 +296,9 @@ impl Shard {
         f: impl FnOnce(&mut Entry) -> R,
     ) -> Option<R> {
         let h = hash_key(key);
-        self.expire_if_needed(h, key, now);
+        if self.expire_if_needed(h, key, now) {
+            return None;
+        }
         let e = self.keys.get_mut_hashed(h, key)?;
         let before = e.value.mem_usage();
         let r = f(e);
@@ -418,7 +435,9 @@ impl Shard {
     /// Sets or clears (`NO_EXPIRE`) a live key's TTL; false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: i64, now: i64) -> bool {
         let h = hash_key(key);
-        self.expire_if_needed(h, key, now);
+        if self.expire_if_needed(h, key, now) {
+            return false;
+        }
         let Some(e) = self.keys.get_mut_hashed(h, key) else {
             return false;
         };
@@ -683,6 +702,11 @@ impl Shard {
     pub fn active_expire_step(&mut self, now: i64, sample: usize) -> (usize, usize) {
         let mut checked = 0;
         let mut dead: Vec<Vec<u8>> = Vec::new();
+        // A replica does not expire keys itself: its primary sends `DEL`.
+        let replica = self
+            .stats
+            .replica
+            .load(std::sync::atomic::Ordering::Relaxed);
         let mut cursor = self.expire_cursor;
         let mut buckets = 0;
         while checked < sample && buckets < sample * 20 {
@@ -690,7 +714,7 @@ impl Shard {
             cursor = self.expires.scan(cursor, |k, _| {
                 checked += 1;
                 if let Some(e) = keys.get(k) {
-                    if e.expire_at != NO_EXPIRE && e.expire_at <= now {
+                    if !replica && e.expire_at != NO_EXPIRE && e.expire_at <= now {
                         dead.push(k.to_vec());
                     }
                 }

@@ -77,6 +77,26 @@ pub struct StoreStats {
     /// Wall time spent in active expiry cycles, in microseconds
     /// (`expire_cycle_cpu_milliseconds`, which Redis also measures as wall time).
     pub expire_cycle_time_used_us: AtomicU64,
+    /// This server is a replica: expired keys stay until the primary's
+    /// `DEL`, hidden from every client but the primary's link (see
+    /// [`applying_primary`]), and active expiry skips them.
+    pub replica: std::sync::atomic::AtomicBool,
+}
+
+thread_local! {
+    static APPLYING_PRIMARY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as running the primary's replication stream (or not):
+/// on a replica, that stream sees logically expired keys as live, as
+/// Redis's master client does.
+pub fn set_applying_primary(on: bool) {
+    APPLYING_PRIMARY.with(|c| c.set(on));
+}
+
+/// Whether this thread runs the primary's replication stream.
+pub fn applying_primary() -> bool {
+    APPLYING_PRIMARY.with(std::cell::Cell::get)
 }
 
 impl StoreStats {

@@ -393,3 +393,477 @@ fn redis_cli_rdb_loads_into_a_real_redis() {
     assert_eq!(contents(&mut r), contents(&mut c));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Values that take every compact and plain encoding in a real Redis 7.0:
+/// integer widths in listpacks, intsets beyond their limit, long
+/// (listpack-breaking) members, plain quicklist nodes, LZF strings.
+fn populate_encodings(c: &mut redis::Connection, tag: &str) {
+    let k = |s: &str| format!("{tag}{s}");
+    let big = "x".repeat(10_000);
+    let long = "abcdefghij".repeat(20);
+    let _: () = cmd(c, &["set", &k("lzf"), &long]);
+    let _: () = cmd(c, &["set", &k("i64"), "-9223372036854775808"]);
+    let _: i64 = cmd(
+        c,
+        &[
+            "rpush",
+            &k("ints"),
+            "-1",
+            "100",
+            "1000",
+            "-70000",
+            "1099511627776",
+            "-4000",
+            "12",
+        ],
+    );
+    let _: i64 = cmd(c, &["rpush", &k("plainlist"), "a", &big, "b"]);
+    let _: i64 = cmd(c, &["hset", &k("longhash"), "f", &long]);
+    let _: i64 = cmd(c, &["zadd", &k("longzset"), "3", &long, "-2.5", "m"]);
+    let _: i64 = cmd(c, &["sadd", &k("longset"), &long, "1"]);
+    for i in 0..600 {
+        let n = (i * 1000 - 70_000).to_string();
+        let _: i64 = cmd(c, &["sadd", &k("bigintset"), &n]);
+    }
+    let _: i64 = cmd(c, &["sadd", &k("wideintset"), "1", "-5000000000"]);
+}
+
+/// Waits until `replica`'s contents equal `primary`'s.
+fn wait_same(primary: &mut redis::Connection, replica: &mut redis::Connection, what: &str) {
+    let want = contents(primary);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = contents(replica);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: replica has {} keys, primary {}",
+            got.len(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `INFO replication` of `c` has `field:value`.
+fn wait_info(c: &mut redis::Connection, field: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = cmd(c, &["info", "replication"]);
+        if ferrite_tests::info_value(&info, field) == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{field} never became {value}: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_ferrite_replica_follows_a_ferrite_primary_then_becomes_a_primary() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client();
+    let mut r = replica.client();
+    populate(&mut p, "pre:");
+    let _: () = cmd(&mut r, &["set", "replaced", "by the sync"]);
+    let port = primary.port().to_string();
+    let ok: String = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    assert_eq!(ok, "OK");
+    let again: String = cmd(&mut r, &["slaveof", "127.0.0.1", &port]);
+    assert_eq!(again, "OK Already connected to specified master");
+    wait_info(&mut r, "master_link_status", "up");
+    wait_same(&mut p, &mut r, "initial sync");
+
+    // Live writes arrive through the stream, expirations as DEL.
+    populate(&mut p, "post:");
+    let _: i64 = cmd(&mut p, &["del", "pre:str"]);
+    let _: String = cmd(&mut p, &["incrbyfloat", "post:float", "2.5"]);
+    let _: () = cmd(&mut p, &["set", "short", "v", "px", "50"]);
+    std::thread::sleep(Duration::from_millis(100));
+    wait_same(&mut p, &mut r, "stream");
+
+    let info: String = cmd(&mut r, &["info", "replication"]);
+    let field = |f: &str| ferrite_tests::info_value(&info, f).map(str::to_string);
+    assert_eq!(field("role").as_deref(), Some("slave"), "{info}");
+    assert_eq!(field("master_host").as_deref(), Some("127.0.0.1"));
+    assert_eq!(field("master_port"), Some(port.clone()));
+    assert_eq!(field("master_sync_in_progress").as_deref(), Some("0"));
+    assert_eq!(field("slave_read_only").as_deref(), Some("1"));
+    assert_eq!(field("slave_priority").as_deref(), Some("100"));
+    assert_eq!(field("replica_announced").as_deref(), Some("1"));
+    let p_info: String = cmd(&mut p, &["info", "replication"]);
+    assert_eq!(
+        field("master_replid").as_deref(),
+        ferrite_tests::info_value(&p_info, "master_replid")
+    );
+    // The replica acknowledges what it applied.
+    let offset: i64 = ferrite_tests::info_int(&mut p, "replication", "master_repl_offset");
+    wait_info(&mut r, "slave_repl_offset", &offset.to_string());
+    let role: Vec<redis::Value> = cmd(&mut r, &["role"]);
+    assert_eq!(role.len(), 5);
+    assert_eq!(role[0], redis::Value::BulkString(b"slave".to_vec()));
+    assert_eq!(role[3], redis::Value::BulkString(b"connected".to_vec()));
+    assert_eq!(role[4], redis::Value::Int(offset));
+    let prole: Vec<redis::Value> = cmd(&mut p, &["role"]);
+    assert_eq!(prole[0], redis::Value::BulkString(b"master".to_vec()));
+
+    // Read only.
+    let e = ferrite_tests::err(&mut r, &["set", "x", "1"]);
+    assert_eq!(e, "READONLY You can't write against a read only replica.");
+    let _: () = cmd(&mut r, &["multi"]);
+    let e = ferrite_tests::err(&mut r, &["set", "x", "1"]);
+    assert!(e.starts_with("READONLY"), "{e}");
+    let e = ferrite_tests::err(&mut r, &["exec"]);
+    assert!(e.starts_with("EXECABORT"), "{e}");
+
+    // Promotion: a new history, the old one as replid2.
+    let old_id = field("master_replid").unwrap();
+    let ok: String = cmd(&mut r, &["replicaof", "no", "one"]);
+    assert_eq!(ok, "OK");
+    let info: String = cmd(&mut r, &["info", "replication"]);
+    assert_eq!(ferrite_tests::info_value(&info, "role"), Some("master"));
+    assert_eq!(
+        ferrite_tests::info_value(&info, "master_replid2"),
+        Some(old_id.as_str())
+    );
+    assert_ne!(
+        ferrite_tests::info_value(&info, "master_replid"),
+        Some(old_id.as_str())
+    );
+    assert_eq!(
+        ferrite_tests::info_value(&info, "second_repl_offset"),
+        Some((offset + 1).to_string().as_str())
+    );
+    let _: () = cmd(&mut r, &["set", "x", "1"]);
+    // The primary's writes no longer arrive.
+    let _: () = cmd(&mut p, &["set", "later", "1"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let later: Option<String> = cmd(&mut r, &["get", "later"]);
+    assert_eq!(later, None);
+}
+
+#[test]
+fn replicaof_validates_its_arguments() {
+    let server = TestServer::start();
+    let mut c = server.client();
+    let e = ferrite_tests::err(&mut c, &["replicaof", "127.0.0.1", "notaport"]);
+    assert_eq!(e, "ERR Invalid master port");
+    let e = ferrite_tests::err(&mut c, &["replicaof", "127.0.0.1", "65536"]);
+    assert_eq!(e, "ERR Invalid master port");
+    let e = ferrite_tests::err(&mut c, &["replicaof", "127.0.0.1"]);
+    assert!(e.contains("wrong number of arguments"), "{e}");
+    // NO ONE on a primary is a no-op.
+    let ok: String = cmd(&mut c, &["replicaof", "no", "one"]);
+    assert_eq!(ok, "OK");
+    let role: Vec<redis::Value> = cmd(&mut c, &["role"]);
+    assert_eq!(
+        role,
+        vec![
+            redis::Value::BulkString(b"master".to_vec()),
+            redis::Value::Int(0),
+            redis::Value::Array(vec![]),
+        ]
+    );
+}
+
+#[test]
+fn a_replica_with_its_link_down_refuses_stale_reads_when_configured() {
+    let server = TestServer::start();
+    let mut c = server.client();
+    let _: () = cmd(&mut c, &["set", "k", "v"]);
+    // Nothing listens there: the link stays down.
+    let dead = free_port().to_string();
+    let _: () = cmd(&mut c, &["replicaof", "127.0.0.1", &dead]);
+    // Stale data is served by default.
+    let v: String = cmd(&mut c, &["get", "k"]);
+    assert_eq!(v, "v");
+    let info: String = cmd(&mut c, &["info", "replication"]);
+    assert_eq!(
+        ferrite_tests::info_value(&info, "master_link_status"),
+        Some("down")
+    );
+    assert_eq!(
+        ferrite_tests::info_value(&info, "master_last_io_seconds_ago"),
+        Some("-1")
+    );
+    assert!(info.contains("master_link_down_since_seconds:"), "{info}");
+    let _: () = cmd(&mut c, &["config", "set", "replica-serve-stale-data", "no"]);
+    let e = ferrite_tests::err(&mut c, &["get", "k"]);
+    assert_eq!(
+        e,
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+    );
+    let e = ferrite_tests::err(&mut c, &["ping"]);
+    assert!(e.starts_with("MASTERDOWN"), "{e}");
+    // Commands flagged `stale` still run.
+    let _: String = cmd(&mut c, &["info", "server"]);
+    let role: Vec<redis::Value> = cmd(&mut c, &["role"]);
+    assert_eq!(role[4], redis::Value::Int(-1));
+    // A transaction queued before the state changed fails at EXEC.
+    let _: () = cmd(&mut c, &["replicaof", "no", "one"]);
+    let _: () = cmd(&mut c, &["multi"]);
+    let _: () = cmd(&mut c, &["get", "k"]);
+    let mut other = server.client();
+    let _: () = cmd(&mut other, &["replicaof", "127.0.0.1", &dead]);
+    let e = ferrite_tests::err(&mut c, &["exec"]);
+    assert!(
+        e.starts_with("EXECABORT") && e.contains("MASTERDOWN"),
+        "{e}"
+    );
+    let _: () = cmd(&mut c, &["replicaof", "no", "one"]);
+    let v: String = cmd(&mut c, &["get", "k"]);
+    assert_eq!(v, "v");
+}
+
+#[test]
+fn min_replicas_to_write_refuses_writes_without_enough_replicas() {
+    let primary = TestServer::start();
+    let mut p = primary.client();
+    let _: () = cmd(&mut p, &["config", "set", "min-replicas-to-write", "1"]);
+    let e = ferrite_tests::err(&mut p, &["set", "k", "v"]);
+    assert_eq!(e, "NOREPLICAS Not enough good replicas to write.");
+    let info: String = cmd(&mut p, &["info", "replication"]);
+    assert_eq!(
+        ferrite_tests::info_value(&info, "min_slaves_good_slaves"),
+        Some("0")
+    );
+    // Reads still run; a transaction with a write fails at EXEC.
+    let _: Option<String> = cmd(&mut p, &["get", "k"]);
+    let _: () = cmd(&mut p, &["config", "set", "min-replicas-to-write", "0"]);
+    let _: () = cmd(&mut p, &["multi"]);
+    let _: () = cmd(&mut p, &["incr", "n"]);
+    let mut other = primary.client();
+    let _: () = cmd(&mut other, &["config", "set", "min-slaves-to-write", "1"]);
+    let e = ferrite_tests::err(&mut p, &["exec"]);
+    assert!(
+        e.starts_with("EXECABORT") && e.contains("NOREPLICAS"),
+        "{e}"
+    );
+    // A replica that acknowledges makes writes possible.
+    let replica = TestServer::start();
+    let mut r = replica.client();
+    let port = primary.port().to_string();
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    wait_info(&mut p, "min_slaves_good_slaves", "1");
+    let _: () = cmd(&mut p, &["set", "k", "v"]);
+    let n: Option<i64> = cmd(&mut p, &["get", "n"]);
+    assert_eq!(n, None, "the aborted INCR did not run");
+}
+
+#[test]
+fn a_ferrite_replica_follows_a_real_redis_primary() {
+    if !has("redis-server") {
+        return;
+    }
+    let port = free_port();
+    let (_redis, mut p) = start_redis(port, &["--repl-diskless-sync-delay", "0"]);
+    populate(&mut p, "pre:");
+    populate_encodings(&mut p, "enc:");
+    let replica = TestServer::start();
+    let mut r = replica.client();
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port.to_string()]);
+    // Redis 7.0 sends a diskless ($EOF:<mark>) snapshot by default.
+    wait_info(&mut r, "master_link_status", "up");
+    wait_same(&mut p, &mut r, "diskless sync");
+    populate(&mut p, "post:");
+    let _: i64 = cmd(&mut p, &["del", "pre:str"]);
+    let _: i64 = cmd(&mut p, &["lpush", "enc:plainlist", &"y".repeat(9000)]);
+    wait_same(&mut p, &mut r, "stream");
+    // A disk-based ($<len>) snapshot after a resync with a new history.
+    let _: () = cmd(&mut p, &["config", "set", "repl-diskless-sync", "no"]);
+    let _: () = cmd(&mut r, &["replicaof", "no", "one"]);
+    let _: () = cmd(&mut r, &["set", "diverged", "1"]);
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port.to_string()]);
+    wait_info(&mut r, "master_link_status", "up");
+    wait_same(&mut p, &mut r, "disk sync");
+    let offset = ferrite_tests::info_int(&mut p, "replication", "master_repl_offset");
+    wait_info(&mut r, "slave_repl_offset", &offset.to_string());
+}
+
+/// (db, key, type, length) of every key of a real Redis.
+fn shapes(c: &mut redis::Connection) -> Vec<(usize, String, String, i64)> {
+    let mut out = Vec::new();
+    for db in [0usize, 9] {
+        let _: () = cmd(c, &["select", &db.to_string()]);
+        let keys: Vec<String> = cmd(c, &["keys", "*"]);
+        for k in keys {
+            let t: String = cmd(c, &["type", &k]);
+            let len_cmd = match t.as_str() {
+                "string" => "strlen",
+                "list" => "llen",
+                "set" => "scard",
+                "hash" => "hlen",
+                _ => "zcard",
+            };
+            let n: i64 = cmd(c, &[len_cmd, &k]);
+            out.push((db, k, t, n));
+        }
+    }
+    let _: () = cmd(c, &["select", "0"]);
+    out.sort();
+    out
+}
+
+#[test]
+fn the_rdb_loader_reads_a_file_written_by_real_redis() {
+    if !has("redis-server") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ferrite-rdbload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let (_redis, mut c) = start_redis(
+        port,
+        &["--dir", dir.to_str().unwrap(), "--dbfilename", "dump.rdb"],
+    );
+    populate(&mut c, "k:");
+    populate_encodings(&mut c, "enc:");
+    let want = shapes(&mut c);
+    let _: () = cmd(&mut c, &["save"]);
+    let data = std::fs::read(dir.join("dump.rdb")).unwrap();
+    let limits = ferrite_storage_limits();
+    let mut got = Vec::new();
+    let mut ttls = 0;
+    ferrite_server::rdb_load::load(&data, 16, &limits, |k| {
+        if k.expire_at != i64::MAX && k.expire_at > 0 {
+            ttls += 1;
+        }
+        let t = k.value.type_name().to_string();
+        let n = match &k.value {
+            ferrite_storage::Value::Str { bytes, .. } => bytes.len(),
+            v => v.len(),
+        } as i64;
+        got.push((k.db, String::from_utf8(k.key).unwrap(), t, n));
+    })
+    .expect("load");
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(ttls, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn ferrite_storage_limits() -> ferrite_storage::EncodingLimits {
+    ferrite_storage::EncodingLimits::default()
+}
+
+#[test]
+fn a_replica_hides_expired_keys_until_the_primary_deletes_them() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client();
+    let mut r = replica.client();
+    // The primary deletes only on access, so the test decides when.
+    let _: () = cmd(&mut p, &["debug", "set-active-expire", "0"]);
+    let port = primary.port().to_string();
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    wait_info(&mut r, "master_link_status", "up");
+    let _: () = cmd(&mut p, &["set", "k", "v", "px", "100"]);
+    let _: () = cmd(&mut p, &["set", "sync", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cmd::<Option<String>>(&mut r, &["get", "sync"]).is_none() {
+        assert!(Instant::now() < deadline, "write never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // Logically expired: invisible, but kept (no active expiry, no
+    // deletion on read) until the primary's DEL.
+    let v: Option<String> = cmd(&mut r, &["get", "k"]);
+    assert_eq!(v, None);
+    let n: i64 = cmd(&mut r, &["exists", "k"]);
+    assert_eq!(n, 0);
+    std::thread::sleep(Duration::from_millis(200));
+    let size: i64 = cmd(&mut r, &["dbsize"]);
+    assert_eq!(size, 2);
+    let v: Option<String> = cmd(&mut p, &["get", "k"]);
+    assert_eq!(v, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cmd::<i64>(&mut r, &["dbsize"]) != 1 {
+        assert!(Instant::now() < deadline, "DEL never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn replicaof_on_the_command_line_starts_a_replica() {
+    let primary = TestServer::start();
+    let mut p = primary.client();
+    let _: () = cmd(&mut p, &["set", "k", "v"]);
+    let port = primary.port().to_string();
+    let replica = TestServer::with_args(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = replica.client();
+    wait_info(&mut r, "master_link_status", "up");
+    let v: String = cmd(&mut r, &["get", "k"]);
+    assert_eq!(v, "v");
+    // As Redis: shown by CONFIG GET, not settable.
+    let v: Vec<String> = cmd(&mut r, &["config", "get", "slaveof"]);
+    assert_eq!(v, ["slaveof", &format!("127.0.0.1 {port}")]);
+    let e = ferrite_tests::err(&mut r, &["config", "set", "replicaof", "x 1"]);
+    assert!(e.contains("can't set immutable config"), "{e}");
+    let _: () = cmd(&mut r, &["replicaof", "no", "one"]);
+    let v: Vec<String> = cmd(&mut r, &["config", "get", "replicaof"]);
+    assert_eq!(v, ["replicaof", ""]);
+}
+
+#[test]
+fn becoming_a_replica_unblocks_blocked_clients_with_an_error() {
+    let server = TestServer::start();
+    let mut c = server.client();
+    let mut blocked = server.raw_conn();
+    blocked.send(&ferrite_tests::resp(&[b"BLPOP", b"nolist", b"0"]));
+    ferrite_tests::wait_blocked_clients(&mut c, 1);
+    let dead = free_port().to_string();
+    let _: () = cmd(&mut c, &["replicaof", "127.0.0.1", &dead]);
+    let reply = blocked.read_until(|b| b.ends_with(b"\r\n"), Duration::from_secs(5));
+    assert_eq!(
+        ferrite_tests::text(&reply),
+        "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+    );
+    let _: () = cmd(&mut c, &["replicaof", "no", "one"]);
+}
+
+#[test]
+fn a_replica_authenticates_with_masterauth() {
+    let primary = TestServer::with_args(&["--requirepass", "secret"]);
+    let replica = TestServer::start();
+    let mut r = replica.client();
+    let port = primary.port().to_string();
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    // Without the password the sync is refused and retried.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        ferrite_tests::info_field(&mut r, "replication", "master_link_status"),
+        "down"
+    );
+    let _: () = cmd(&mut r, &["config", "set", "masterauth", "secret"]);
+    wait_info(&mut r, "master_link_status", "up");
+}
+
+#[test]
+fn client_kill_type_master_makes_the_replica_reconnect() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client();
+    let mut r = replica.client();
+    let port = primary.port().to_string();
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    wait_info(&mut r, "master_link_status", "up");
+    let list: String = cmd(&mut r, &["client", "list", "type", "master"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains("flags=M"), "{list}");
+    let list: String = cmd(&mut p, &["client", "list", "type", "replica"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains("flags=S"), "{list}");
+    let n: i64 = cmd(&mut r, &["client", "kill", "type", "master"]);
+    assert_eq!(n, 1);
+    let _: () = cmd(&mut p, &["set", "after", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cmd::<Option<String>>(&mut r, &["get", "after"]).is_none() {
+        assert!(Instant::now() < deadline, "the link did not come back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

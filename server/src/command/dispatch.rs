@@ -182,8 +182,19 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
         // Evicted itself: the command does not run.
         return;
     }
-    if srv.hot.maxmemory.load(Ordering::Relaxed) != 0 && out_of_memory(srv, client, cmd) {
+    // A replica ignores `maxmemory` (Redis's `replica-ignore-maxmemory`):
+    // its primary's stream decides what it holds.
+    if srv.hot.maxmemory.load(Ordering::Relaxed) != 0
+        && !srv.ignores_maxmemory()
+        && !client.primary
+        && out_of_memory(srv, client, cmd)
+    {
         return reject(srv, client, out, Some(cmd), crate::evict::OOM_ERROR);
+    }
+    if !client.primary {
+        if let Some(msg) = replication_refusal(srv, client, cmd) {
+            return reject(srv, client, out, Some(cmd), msg);
+        }
     }
     if tracking {
         // Keep the tracking table within `tracking-table-max-keys`
@@ -236,6 +247,42 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     if is_exec {
         feed_monitor(srv, client, cmd, argv);
     }
+}
+
+/// `-NOREPLICAS`, `-READONLY` and `-MASTERDOWN`, in Redis's
+/// `processCommand` order. `EXEC` counts as a write if it queued one, and
+/// as refused on a stale replica if it queued a command without the
+/// `stale` flag: the server's state may have changed since they were queued.
+#[inline]
+fn replication_refusal(srv: &Shared, client: &Client, cmd: &Command) -> Option<&'static str> {
+    let replica = srv.upstream.is_replica.load(Ordering::Relaxed);
+    let min_replicas = srv.hot.min_replicas_to_write.load(Ordering::Relaxed) != 0;
+    if !replica && !min_replicas {
+        return None;
+    }
+    let (write, deny_stale) = match (&client.multi, cmd.name()) {
+        (Some(m), "exec") => (
+            cmd.has(flag::WRITE) || m.queue.iter().any(|q| q.cmd.has(flag::WRITE)),
+            !cmd.has(flag::STALE) || m.queue.iter().any(|q| !q.cmd.has(flag::STALE)),
+        ),
+        _ => (cmd.has(flag::WRITE), !cmd.has(flag::STALE)),
+    };
+    if write && !srv.enough_good_replicas() {
+        return Some("NOREPLICAS Not enough good replicas to write.");
+    }
+    if replica && write && srv.hot.replica_read_only.load(Ordering::Relaxed) {
+        return Some("READONLY You can't write against a read only replica.");
+    }
+    if replica
+        && deny_stale
+        && !srv.hot.replica_serve_stale_data.load(Ordering::Relaxed)
+        && srv.upstream.link_down()
+    {
+        return Some(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        );
+    }
+    None
 }
 
 /// Frees memory by the eviction policy before a command runs and says

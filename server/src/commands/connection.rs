@@ -183,7 +183,11 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     out.bulk(b"mode");
     out.bulk(b"standalone");
     out.bulk(b"role");
-    out.bulk(b"master");
+    out.bulk(if ctx.srv.upstream.is_replica.load(Ordering::Relaxed) {
+        b"replica".as_slice()
+    } else {
+        b"master".as_slice()
+    });
     out.bulk(b"modules");
     out.array(0);
     Ok(())
@@ -270,26 +274,32 @@ fn client_getname(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// A `TYPE` argument as [`crate::client::ClientHandle::client_type`]
+/// names it.
+fn client_type_arg(t: &[u8]) -> Result<&'static str, CmdError> {
+    Ok(if is(t, "normal") {
+        "normal"
+    } else if is(t, "master") {
+        "master"
+    } else if is(t, "replica") || is(t, "slave") {
+        "slave"
+    } else if is(t, "pubsub") {
+        "pubsub"
+    } else {
+        return Err(CmdError::err(format!(
+            "Unknown client type '{}'",
+            String::from_utf8_lossy(t)
+        )));
+    })
+}
+
 fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    let mut ctype: Option<&'static str> = None;
     let mut i = 2;
     while i < args.len() {
         if is(&args[i], "type") && i + 1 < args.len() {
-            let t = &args[i + 1];
-            if !(is(t, "normal")
-                || is(t, "master")
-                || is(t, "replica")
-                || is(t, "slave")
-                || is(t, "pubsub"))
-            {
-                return Err(CmdError::err(format!(
-                    "Unknown client type '{}'",
-                    String::from_utf8_lossy(t)
-                )));
-            }
-            if !is(t, "normal") {
-                ids = Some(Vec::new());
-            }
+            ctype = Some(client_type_arg(&args[i + 1])?);
             i += 2;
         } else if is(&args[i], "id") && i + 1 < args.len() {
             let mut v = ids.take().unwrap_or_default();
@@ -308,7 +318,9 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now;
     let mut text = String::new();
     for c in ctx.srv.clients.all() {
-        if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
+        if ids.as_ref().is_some_and(|v| !v.contains(&c.id))
+            || ctype.is_some_and(|t| t != c.client_type())
+        {
             continue;
         }
         text.push_str(&c.info_line(now));
@@ -350,7 +362,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut addr = None;
     let mut laddr = None;
     let mut skipme = true;
-    let mut only_none = false;
+    let mut ctype: Option<&'static str> = None;
     let mut i = 2;
     while i + 1 < args.len() {
         let (k, v) = (&args[i], &args[i + 1]);
@@ -366,15 +378,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else if is(k, "laddr") {
             laddr = Some(String::from_utf8_lossy(v).into_owned());
         } else if is(k, "type") {
-            if is(v, "normal") {
-            } else if is(v, "master") || is(v, "replica") || is(v, "slave") || is(v, "pubsub") {
-                only_none = true;
-            } else {
-                return Err(CmdError::err(format!(
-                    "Unknown client type '{}'",
-                    String::from_utf8_lossy(v)
-                )));
-            }
+            ctype = Some(client_type_arg(v)?);
         } else if is(k, "user") {
             if &v[..] != b"default" {
                 return Err(CmdError::err(format!(
@@ -396,11 +400,12 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let mut killed = 0;
-    if !only_none {
+    {
         for c in ctx.srv.clients.all() {
             if id.is_some_and(|x| x != c.id)
                 || addr.as_ref().is_some_and(|a| *a != c.addr)
                 || laddr.as_ref().is_some_and(|a| *a != c.laddr)
+                || ctype.is_some_and(|t| t != c.client_type())
             {
                 continue;
             }

@@ -1,8 +1,11 @@
-//! Replication commands, primary side: `SYNC`, `PSYNC`, `REPLCONF`.
-//!
-//! The handlers only validate and record; the connection hands itself to
+//! Replication commands. Primary side: `SYNC`, `PSYNC`, `REPLCONF`; the
+//! handlers only validate and record, and the connection hands itself to
 //! [`crate::replica::serve`] once the command's turn is over, because the
 //! full resync (snapshot, transfer, then the stream) outlives one command.
+//! Replica side: `REPLICAOF`/`SLAVEOF` (the link itself is
+//! [`crate::upstream`]) and `ROLE`.
+
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
@@ -10,16 +13,111 @@ use crate::command::ctx::is;
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 
 /// Handlers of this family.
-pub const HANDLERS: &[(&str, Handler)] =
-    &[("sync", sync), ("psync", psync), ("replconf", replconf)];
+pub const HANDLERS: &[(&str, Handler)] = &[
+    ("sync", sync),
+    ("psync", psync),
+    ("replconf", replconf),
+    ("replicaof", replicaof),
+    ("slaveof", replicaof),
+    ("role", role),
+];
+
+/// A replica serves replicas only while its own link is up.
+fn refuse_stale_sync(ctx: &Ctx<'_>) -> CmdResult {
+    if ctx.srv.upstream.link_down() {
+        return Err(CmdError::Other(
+            "NOMASTERLINK Can't SYNC while not connected with my master".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// # Format
+/// `REPLICAOF host port` | `REPLICAOF NO ONE` (also `SLAVEOF`)
+fn replicaof(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    if is(&args[1], "no") && is(&args[2], "one") {
+        if srv.upstream.is_replica.load(Ordering::Relaxed) {
+            crate::upstream::unset_master(srv);
+            tracing::info!(
+                "MASTER MODE enabled (user request from '{}')",
+                ctx.client.handle.addr
+            );
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    if ctx.client.handle.replica.load(Ordering::Relaxed) {
+        return Err(CmdError::err(
+            "Command is not valid when client is a replica.",
+        ));
+    }
+    let port = ferrite_protocol::parse_i64(&args[2])
+        .filter(|p| (0..=65535).contains(p))
+        .ok_or_else(|| CmdError::err("Invalid master port"))? as u16;
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    if let Some((h, p)) = srv.upstream.target() {
+        if h.eq_ignore_ascii_case(&host) && p == port {
+            tracing::info!("REPLICAOF would result into synchronization with the master we are already connected with. No operation performed.");
+            ctx.out.simple(b"OK Already connected to specified master");
+            return Ok(());
+        }
+    }
+    crate::upstream::set_master(srv, &host, port);
+    tracing::info!(
+        "REPLICAOF {host}:{port} enabled (user request from '{}')",
+        ctx.client.handle.addr
+    );
+    ctx.out.ok();
+    Ok(())
+}
+
+/// # Format
+/// `ROLE`: `master offset [[ip port offset] ...]` or
+/// `slave host port state offset`.
+fn role(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    let out = &mut *ctx.out;
+    match srv.upstream.target() {
+        None => {
+            let list = srv.replicas.all();
+            out.array(3);
+            out.bulk(b"master");
+            out.integer(srv.repl.offset() as i64);
+            out.array(list.len());
+            for r in &list {
+                out.array(3);
+                out.bulk(r.ip.as_bytes());
+                out.bulk(r.port.to_string().as_bytes());
+                out.bulk(r.ack_offset.load(Ordering::Relaxed).to_string().as_bytes());
+            }
+        }
+        Some((host, port)) => {
+            let up = &srv.upstream;
+            out.array(5);
+            out.bulk(b"slave");
+            out.bulk(host.as_bytes());
+            out.integer(i64::from(port));
+            out.bulk(up.state().role_name().as_bytes());
+            out.integer(if up.has_master.load(Ordering::Relaxed) {
+                up.offset.load(Ordering::Relaxed)
+            } else {
+                -1
+            });
+        }
+    }
+    Ok(())
+}
 
 fn sync(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    refuse_stale_sync(ctx)?;
     // `SYNC` has no reply of its own: the payload follows directly.
     ctx.client.repl.start = Some(false);
     Ok(())
 }
 
 fn psync(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    refuse_stale_sync(ctx)?;
     // No partial resync yet: every PSYNC gets a full one (+FULLRESYNC is
     // written with the payload, once the snapshot's offset is known).
     ctx.client.repl.start = Some(true);

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use ferrite_storage::{glob_match, idle_seconds, Value};
 
 use super::connection::{write_help, REDIS_VERSION};
-use crate::command::ctx::{is, unix_us};
+use crate::command::ctx::{is, unix_ms, unix_us};
 use crate::command::render::{write_docs, write_info};
 use crate::command::{CmdError, CmdResult, Command, Ctx, Handler, TABLE};
 use crate::config::{find_param, Kind, PARAMS};
@@ -533,13 +533,91 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         let offset = srv.repl.offset();
         let (first, held) = srv.repl.backlog_span();
         header(&mut out, "Replication");
-        line!(out, "role:master");
+        let up = &srv.upstream;
+        let now = unix_ms();
+        match up.target() {
+            None => line!(out, "role:master"),
+            Some((host, port)) => {
+                let st = up.state();
+                line!(out, "role:slave");
+                line!(out, "master_host:{host}");
+                line!(out, "master_port:{port}");
+                line!(
+                    out,
+                    "master_link_status:{}",
+                    if st == crate::upstream::LinkState::Connected {
+                        "up"
+                    } else {
+                        "down"
+                    }
+                );
+                let has_master = up.has_master.load(Ordering::Relaxed);
+                line!(
+                    out,
+                    "master_last_io_seconds_ago:{}",
+                    if has_master {
+                        (now - up.last_io_ms.load(Ordering::Relaxed)).max(0) / 1000
+                    } else {
+                        -1
+                    }
+                );
+                let transfer = st == crate::upstream::LinkState::Transfer;
+                line!(out, "master_sync_in_progress:{}", u8::from(transfer));
+                line!(
+                    out,
+                    "slave_read_repl_offset:{}",
+                    up.read_offset.load(Ordering::Relaxed)
+                );
+                line!(
+                    out,
+                    "slave_repl_offset:{}",
+                    up.offset.load(Ordering::Relaxed)
+                );
+                if transfer {
+                    let size = up.transfer_size.load(Ordering::Relaxed).max(0);
+                    let read = up.transfer_read.load(Ordering::Relaxed);
+                    let perc = if size > 0 {
+                        read as f64 / size as f64 * 100.0
+                    } else {
+                        0.0
+                    };
+                    line!(out, "master_sync_total_bytes:{size}");
+                    line!(out, "master_sync_read_bytes:{read}");
+                    line!(out, "master_sync_left_bytes:{}", size - read);
+                    line!(out, "master_sync_perc:{perc:.2}");
+                    line!(
+                        out,
+                        "master_sync_last_io_seconds_ago:{}",
+                        (now - up.transfer_last_io_ms.load(Ordering::Relaxed)).max(0) / 1000
+                    );
+                }
+                if st != crate::upstream::LinkState::Connected {
+                    let since = up.down_since_ms.load(Ordering::Relaxed);
+                    line!(
+                        out,
+                        "master_link_down_since_seconds:{}",
+                        if since > 0 {
+                            (now - since).max(0) / 1000
+                        } else {
+                            -1
+                        }
+                    );
+                }
+                line!(out, "slave_priority:{}", cfg.replica_priority);
+                line!(out, "slave_read_only:{}", u8::from(cfg.replica_read_only));
+                line!(out, "replica_announced:{}", u8::from(cfg.replica_announced));
+            }
+        }
         out.push_str(&crate::replica::info_lines(srv));
         line!(out, "master_failover_state:no-failover");
-        line!(out, "master_replid:{}", srv.run_id);
+        line!(out, "master_replid:{}", srv.replid.lock());
         line!(out, "master_replid2:{}", srv.replid2.lock());
         line!(out, "master_repl_offset:{offset}");
-        line!(out, "second_repl_offset:-1");
+        line!(
+            out,
+            "second_repl_offset:{}",
+            srv.second_repl_offset.load(Ordering::Relaxed)
+        );
         line!(out, "repl_backlog_active:{}", u8::from(held > 0));
         line!(out, "repl_backlog_size:{}", cfg.repl_backlog_size);
         line!(
@@ -633,31 +711,27 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn config_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cfg = ctx.srv.config.read();
-    let mut seen: HashSet<&'static str> = HashSet::new();
+    // The names already in the reply, as shown.
+    let mut seen: HashSet<String> = HashSet::new();
     let mut pairs: Vec<(String, String)> = Vec::new();
     for pat in &args[2..] {
         let has_glob = pat.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
         if !has_glob {
             let name = lossy(pat);
             if let Some(p) = find_param(&name) {
-                if seen.insert(p.name) {
+                if seen.insert(name.clone()) {
                     pairs.push((name.clone(), p.get(&cfg)));
                 }
             }
             continue;
         }
+        // Redis matches names and aliases alike (both are keys of its
+        // config dict), so `*of` gives `replicaof` and `slaveof`.
         for p in PARAMS {
-            if seen.contains(p.name) {
-                continue;
-            }
-            let shown = if glob_match(pat, p.name.as_bytes(), true) {
-                Some(p.name)
-            } else {
-                p.alias.filter(|a| glob_match(pat, a.as_bytes(), true))
-            };
-            if let Some(n) = shown {
-                seen.insert(p.name);
-                pairs.push((n.to_string(), p.get(&cfg)));
+            for n in std::iter::once(p.name).chain(p.alias) {
+                if glob_match(pat, n.as_bytes(), true) && seen.insert(n.to_string()) {
+                    pairs.push((n.to_string(), p.get(&cfg)));
+                }
             }
         }
     }
@@ -1095,7 +1169,10 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             let id: String = (0..40)
                 .map(|_| char::from(b"0123456789abcdef"[r.gen_range(0..16)]))
                 .collect();
-            *ctx.srv.replid2.lock() = id;
+            // Redis's `changeReplicationId` + `clearReplicationId2`.
+            *ctx.srv.replid.lock() = id;
+            *ctx.srv.replid2.lock() = "0".repeat(40);
+            ctx.srv.second_repl_offset.store(-1, Ordering::Relaxed);
             ctx.out.ok();
             Ok(())
         }

@@ -1,0 +1,729 @@
+//! The replica side of replication: `REPLICAOF host port` makes this
+//! server follow a primary (Ferrite or Redis), `REPLICAOF NO ONE` makes it
+//! a primary again (Redis 7.0's `replication.c`, replica half).
+//!
+//! One task per primary address (started by [`manager`], which the
+//! `REPLICAOF` handler wakes) connects, does the handshake (`PING`,
+//! `AUTH`, `REPLCONF listening-port`, `REPLCONF capa eof capa psync2`,
+//! `PSYNC`), loads the snapshot of a full resync (`crate::rdb_load`) or
+//! continues after `+CONTINUE`, then applies the primary's stream through
+//! the ordinary dispatcher as the master client: writes allowed, replies
+//! dropped, except `REPLCONF GETACK`, answered with `REPLCONF ACK
+//! <offset>`, which it also sends every second. A dropped link is retried
+//! with a short backoff until the address changes.
+//!
+//! While this server is a replica its own effects do not enter the
+//! propagation stream; the primary's stream does, byte for byte
+//! ([`Propagator::feed_raw`]), so `master_repl_offset` is the processed
+//! offset and replicas of this replica see the primary's offsets.
+//!
+//! [`Propagator::feed_raw`]: crate::propagate::Propagator::feed_raw
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use ferrite_protocol::{parse_command, Limits, Parsed, ReplyBuf};
+use ferrite_storage::LockSet;
+use parking_lot::Mutex;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::client::{Client, ClientHandle};
+use crate::command::ctx::unix_ms;
+use crate::shared::Shared;
+
+/// Where the link to the primary stands (Redis's `repl_state`, reduced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LinkState {
+    /// Not a replica.
+    None = 0,
+    /// Must connect (after `REPLICAOF`, or after the link dropped).
+    Connect = 1,
+    Connecting = 2,
+    Handshake = 3,
+    /// Receiving the snapshot.
+    Transfer = 4,
+    Connected = 5,
+}
+
+impl LinkState {
+    fn from_u8(v: u8) -> LinkState {
+        match v {
+            1 => LinkState::Connect,
+            2 => LinkState::Connecting,
+            3 => LinkState::Handshake,
+            4 => LinkState::Transfer,
+            5 => LinkState::Connected,
+            _ => LinkState::None,
+        }
+    }
+
+    /// The state `ROLE` names.
+    pub fn role_name(self) -> &'static str {
+        match self {
+            LinkState::None => "none",
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Handshake => "handshake",
+            LinkState::Transfer => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+/// Why a link attempt ended; each one is logged and retried.
+#[derive(Debug, Error)]
+pub enum LinkError {
+    #[error("I/O error with the primary: {0}")]
+    Io(#[from] io::Error),
+    #[error("the primary closed the connection")]
+    Closed,
+    #[error("timeout talking to the primary")]
+    Timeout,
+    #[error("unexpected reply from the primary to {0}: {1}")]
+    Reply(&'static str, String),
+    #[error("protocol error in the primary's stream: {0}")]
+    Protocol(String),
+    #[error("error loading the snapshot: {0}")]
+    Load(#[from] crate::rdb_load::LoadError),
+    #[error("replication target changed")]
+    Superseded,
+}
+
+/// The replica-side state shared with `INFO`, `ROLE` and the dispatcher.
+#[derive(Default)]
+pub struct Upstream {
+    /// The primary's address while this server is a replica (`masterhost`).
+    target: Mutex<Option<(String, u16)>>,
+    /// A replica (Redis's `masterhost != NULL`), read before every command.
+    pub is_replica: AtomicBool,
+    state: AtomicU8,
+    /// Bumped by every `REPLICAOF`: a link of an older generation stops.
+    generation: AtomicU64,
+    wake: Notify,
+    /// Unix ms of the last data from the primary (0: no link).
+    pub last_io_ms: AtomicI64,
+    /// Unix ms the link went down (0: never up since `REPLICAOF`).
+    pub down_since_ms: AtomicI64,
+    /// Stream bytes read and applied (`read_reploff`, `reploff`), -1 when
+    /// no primary state exists.
+    pub read_offset: AtomicI64,
+    pub offset: AtomicI64,
+    /// A connected master client exists (`server.master`).
+    pub has_master: AtomicBool,
+    /// The snapshot being received: (size, read so far).
+    pub transfer_size: AtomicI64,
+    pub transfer_read: AtomicI64,
+    pub transfer_last_io_ms: AtomicI64,
+    /// Replication id and offset to `PSYNC` with (Redis's cached master).
+    cached: Mutex<Option<(String, i64)>>,
+    /// The database the primary's stream had selected when the link
+    /// dropped: a `+CONTINUE` stream goes on without a new `SELECT`.
+    cached_db: std::sync::atomic::AtomicUsize,
+}
+
+impl Upstream {
+    /// The link's state.
+    pub fn state(&self) -> LinkState {
+        LinkState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    fn set_state(&self, s: LinkState) {
+        self.state.store(s as u8, Ordering::Relaxed);
+    }
+
+    /// The primary's address, if this server is a replica.
+    pub fn target(&self) -> Option<(String, u16)> {
+        self.target.lock().clone()
+    }
+
+    /// A replica whose link is not up (Redis's `repl_state !=
+    /// REPL_STATE_CONNECTED`), for `replica-serve-stale-data no`.
+    pub fn link_down(&self) -> bool {
+        self.is_replica.load(Ordering::Relaxed) && self.state() != LinkState::Connected
+    }
+
+    fn current(&self, gen: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == gen
+    }
+}
+
+/// Generates a new 40-hex-digit replication id.
+pub fn random_replid() -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    (0..40)
+        .map(|_| char::from(b"0123456789abcdef"[r.gen_range(0..16)]))
+        .collect()
+}
+
+/// Disconnects every attached replica (Redis's `disconnectSlaves`): they
+/// must learn of a new history.
+pub fn disconnect_replicas(srv: &Shared) {
+    for r in srv.replicas.all() {
+        if let Some(h) = srv.clients.get(r.client_id) {
+            h.kill();
+        }
+    }
+}
+
+/// `REPLICAOF host port` (Redis's `replicationSetMaster`).
+pub fn set_master(srv: &Shared, host: &str, port: u16) {
+    let up = &srv.upstream;
+    let was_master = !up.is_replica.load(Ordering::Relaxed);
+    srv.blocking.unblock_all(
+        b"UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+    );
+    *up.target.lock() = Some((host.to_string(), port));
+    srv.config.write().replicaof = Some((host.to_string(), port));
+    up.generation.fetch_add(1, Ordering::AcqRel);
+    srv.repl.set_suppressed(true);
+    srv.store.stats().replica.store(true, Ordering::Relaxed);
+    up.is_replica.store(true, Ordering::Release);
+    if was_master {
+        // Our own history, to PSYNC with: a primary that was our replica
+        // can continue from it (`replicationCacheMasterUsingMyself`).
+        let id = srv.replid.lock().clone();
+        let offset = srv.repl.offset() as i64;
+        *up.cached.lock() = Some((id, offset));
+        up.offset.store(offset, Ordering::Relaxed);
+        up.read_offset.store(offset, Ordering::Relaxed);
+        up.down_since_ms.store(0, Ordering::Relaxed);
+    }
+    if up.has_master.swap(false, Ordering::Relaxed) {
+        up.down_since_ms.store(unix_ms(), Ordering::Relaxed);
+    }
+    up.set_state(LinkState::Connect);
+    tracing::info!("Connecting to MASTER {host}:{port}");
+    up.wake.notify_one();
+}
+
+/// `REPLICAOF NO ONE` (Redis's `replicationUnsetMaster`).
+pub fn unset_master(srv: &Shared) {
+    let up = &srv.upstream;
+    if !up.is_replica.load(Ordering::Relaxed) {
+        return;
+    }
+    *up.target.lock() = None;
+    srv.config.write().replicaof = None;
+    up.generation.fetch_add(1, Ordering::AcqRel);
+    up.is_replica.store(false, Ordering::Release);
+    srv.store.stats().replica.store(false, Ordering::Relaxed);
+    *up.cached.lock() = None;
+    up.has_master.store(false, Ordering::Relaxed);
+    up.set_state(LinkState::None);
+    up.down_since_ms.store(0, Ordering::Relaxed);
+    up.last_io_ms.store(0, Ordering::Relaxed);
+    // The inherited history becomes the secondary id up to here; a new
+    // one starts (`shiftReplicationId`).
+    let offset = srv.repl.offset() as i64;
+    {
+        let mut id = srv.replid.lock();
+        *srv.replid2.lock() = std::mem::replace(&mut *id, random_replid());
+    }
+    srv.second_repl_offset.store(offset + 1, Ordering::Relaxed);
+    srv.repl.set_suppressed(false);
+    disconnect_replicas(srv);
+    up.wake.notify_one();
+}
+
+/// Runs for the server's life: (re)starts the link task whenever
+/// `REPLICAOF` changes the target.
+pub async fn manager(srv: Arc<Shared>) {
+    /// Aborts the link task when the manager goes (server shutdown).
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut link: Option<AbortOnDrop> = None;
+    loop {
+        srv.upstream.wake.notified().await;
+        drop(link.take());
+        if srv.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some((host, port)) = srv.upstream.target() {
+            let gen = srv.upstream.generation.load(Ordering::Acquire);
+            link = Some(AbortOnDrop(tokio::spawn(run_link(
+                srv.clone(),
+                host,
+                port,
+                gen,
+            ))));
+        }
+    }
+}
+
+/// Connects and serves the link until the target changes, retrying with
+/// backoff after every failure.
+async fn run_link(srv: Arc<Shared>, host: String, port: u16, gen: u64) {
+    let mut delay = Duration::from_millis(100);
+    while srv.upstream.current(gen) && !srv.shutting_down.load(Ordering::Relaxed) {
+        let mut link = Link::new(&srv, gen);
+        let r = link.session(&host, port).await;
+        let synced = link.synced;
+        drop(link);
+        match r {
+            Ok(()) | Err(LinkError::Superseded) => return,
+            Err(e) => {
+                if !srv.upstream.current(gen) {
+                    return;
+                }
+                tracing::warn!("Replication link with MASTER {host}:{port}: {e}");
+                if synced {
+                    delay = Duration::from_millis(100);
+                }
+                srv.upstream.set_state(LinkState::Connect);
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// One connection to the primary.
+struct Link<'a> {
+    srv: &'a Arc<Shared>,
+    gen: u64,
+    buf: BytesMut,
+    /// Reached the streaming phase (resets the backoff).
+    synced: bool,
+    handle: Option<Arc<ClientHandle>>,
+    /// The master client's database (kept for a partial resync).
+    db: usize,
+}
+
+impl<'a> Link<'a> {
+    fn new(srv: &'a Arc<Shared>, gen: u64) -> Self {
+        Link {
+            srv,
+            gen,
+            buf: BytesMut::with_capacity(16 * 1024),
+            synced: false,
+            handle: None,
+            db: 0,
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.srv.config.read().repl_timeout.max(1) as u64)
+    }
+
+    fn check(&self) -> Result<(), LinkError> {
+        if self.srv.upstream.current(self.gen) {
+            Ok(())
+        } else {
+            Err(LinkError::Superseded)
+        }
+    }
+
+    /// Reads more bytes into the buffer (with the link timeout).
+    async fn fill(&mut self, s: &mut TcpStream) -> Result<usize, LinkError> {
+        self.buf.reserve(16 * 1024);
+        let n = tokio::time::timeout(self.timeout(), s.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| LinkError::Timeout)??;
+        if n == 0 {
+            return Err(LinkError::Closed);
+        }
+        self.srv
+            .stats
+            .net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.srv
+            .upstream
+            .last_io_ms
+            .store(unix_ms(), Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// One reply line (without `\r\n`); bare `\n`s (the primary's
+    /// keepalives while it prepares a snapshot) are skipped.
+    async fn line(&mut self, s: &mut TcpStream) -> Result<String, LinkError> {
+        loop {
+            while self.buf.first() == Some(&b'\n') {
+                self.buf.advance(1);
+            }
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let l = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.advance(i + 2);
+                return Ok(l);
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err(LinkError::Protocol("reply line too long".into()));
+            }
+            self.fill(s).await?;
+        }
+    }
+
+    async fn send(&self, s: &mut TcpStream, args: &[&[u8]]) -> Result<(), LinkError> {
+        let mut out = Vec::new();
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        tokio::time::timeout(self.timeout(), s.write_all(&out))
+            .await
+            .map_err(|_| LinkError::Timeout)??;
+        self.srv
+            .stats
+            .net_output_bytes
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn session(&mut self, host: &str, port: u16) -> Result<(), LinkError> {
+        let up = &self.srv.upstream;
+        up.set_state(LinkState::Connecting);
+        let mut s = tokio::time::timeout(self.timeout(), TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| LinkError::Timeout)??;
+        let _ = s.set_nodelay(true);
+        self.check()?;
+        tracing::info!("MASTER <-> REPLICA sync started");
+        up.set_state(LinkState::Handshake);
+        up.last_io_ms.store(unix_ms(), Ordering::Relaxed);
+        self.send(&mut s, &[b"PING"]).await?;
+        let l = self.line(&mut s).await?;
+        // An authentication error here is fine: AUTH follows.
+        if l.starts_with('-')
+            && !l.starts_with("-NOAUTH")
+            && !l.starts_with("-NOPERM")
+            && !l.starts_with("-ERR operation not permitted")
+        {
+            return Err(LinkError::Reply("PING", l));
+        }
+        let (user, pass) = {
+            let c = self.srv.config.read();
+            (c.masteruser.clone(), c.masterauth.clone())
+        };
+        if !pass.is_empty() {
+            if user.is_empty() {
+                self.send(&mut s, &[b"AUTH", pass.as_bytes()]).await?;
+            } else {
+                self.send(&mut s, &[b"AUTH", user.as_bytes(), pass.as_bytes()])
+                    .await?;
+            }
+            let l = self.line(&mut s).await?;
+            if l.starts_with('-') {
+                return Err(LinkError::Reply("AUTH", l));
+            }
+        }
+        let my_port = self.srv.port.load(Ordering::Relaxed).to_string();
+        self.send(
+            &mut s,
+            &[b"REPLCONF", b"listening-port", my_port.as_bytes()],
+        )
+        .await?;
+        let l = self.line(&mut s).await?;
+        if l.starts_with('-') {
+            tracing::info!(
+                "(Non critical) Master does not understand REPLCONF listening-port: {l}"
+            );
+        }
+        self.send(&mut s, &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
+            .await?;
+        let l = self.line(&mut s).await?;
+        if l.starts_with('-') {
+            tracing::info!("(Non critical) Master does not understand REPLCONF capa: {l}");
+        }
+        self.check()?;
+        let cached = up.cached.lock().clone();
+        match &cached {
+            Some((id, off)) => {
+                let next = (off + 1).to_string();
+                self.send(&mut s, &[b"PSYNC", id.as_bytes(), next.as_bytes()])
+                    .await?
+            }
+            None => self.send(&mut s, &[b"PSYNC", b"?", b"-1"]).await?,
+        }
+        let l = self.line(&mut s).await?;
+        if let Some(rest) = l.strip_prefix("+FULLRESYNC") {
+            let mut it = rest.split_whitespace();
+            let (Some(id), Some(off)) = (it.next(), it.next().and_then(|o| o.parse::<i64>().ok()))
+            else {
+                return Err(LinkError::Reply("PSYNC", l));
+            };
+            let id = id.to_string();
+            tracing::info!("Full resync from master: {id}:{off}");
+            self.full_sync(&mut s, id, off).await?;
+        } else if let Some(rest) = l.strip_prefix("+CONTINUE") {
+            let Some((old_id, off)) = cached else {
+                return Err(LinkError::Reply("PSYNC", l));
+            };
+            let new_id = rest.trim();
+            if !new_id.is_empty() && new_id != old_id {
+                // The primary's history has a new id from here on.
+                *self.srv.replid2.lock() = old_id.clone();
+                *self.srv.replid.lock() = new_id.to_string();
+                self.srv
+                    .second_repl_offset
+                    .store(off + 1, Ordering::Relaxed);
+                disconnect_replicas(self.srv);
+            } else {
+                *self.srv.replid.lock() = old_id;
+            }
+            tracing::info!("Successful partial resynchronization with master.");
+            self.db = up.cached_db.load(Ordering::Relaxed);
+            up.offset.store(off, Ordering::Relaxed);
+            up.read_offset.store(off, Ordering::Relaxed);
+        } else {
+            return Err(LinkError::Reply("PSYNC", l));
+        }
+        self.stream(&mut s).await
+    }
+
+    /// Receives the snapshot (`$<len>` or the diskless `$EOF:<mark>`) and
+    /// replaces the dataset with it.
+    async fn full_sync(
+        &mut self,
+        s: &mut TcpStream,
+        id: String,
+        off: i64,
+    ) -> Result<(), LinkError> {
+        let up = &self.srv.upstream;
+        up.set_state(LinkState::Transfer);
+        up.transfer_read.store(0, Ordering::Relaxed);
+        up.transfer_size.store(-1, Ordering::Relaxed);
+        let head = self.line(s).await?;
+        let Some(spec) = head.strip_prefix('$') else {
+            return Err(LinkError::Reply("the snapshot", head));
+        };
+        let payload: Vec<u8> = if let Some(mark) = spec.strip_prefix("EOF:") {
+            let mark = mark.as_bytes().to_vec();
+            if mark.len() != 40 {
+                return Err(LinkError::Reply("the snapshot", head));
+            }
+            up.transfer_size.store(0, Ordering::Relaxed);
+            loop {
+                if self.buf.len() >= 40 && self.buf[self.buf.len() - 40..] == mark[..] {
+                    let n = self.buf.len() - 40;
+                    let data = self.buf.split_to(n).to_vec();
+                    self.buf.clear();
+                    break data;
+                }
+                self.fill(s).await?;
+                up.transfer_read
+                    .store(self.buf.len() as i64, Ordering::Relaxed);
+                up.transfer_last_io_ms.store(unix_ms(), Ordering::Relaxed);
+            }
+        } else {
+            let len: usize = spec
+                .parse()
+                .map_err(|_| LinkError::Reply("the snapshot", head.clone()))?;
+            up.transfer_size.store(len as i64, Ordering::Relaxed);
+            while self.buf.len() < len {
+                self.fill(s).await?;
+                up.transfer_read
+                    .store(self.buf.len().min(len) as i64, Ordering::Relaxed);
+                up.transfer_last_io_ms.store(unix_ms(), Ordering::Relaxed);
+            }
+            self.buf.split_to(len).to_vec()
+        };
+        self.check()?;
+        tracing::info!(
+            "MASTER <-> REPLICA sync: received {} bytes, loading",
+            payload.len()
+        );
+        let srv = self.srv.clone();
+        let gen = self.gen;
+        tokio::task::spawn_blocking(move || load_snapshot(&srv, gen, &payload, id, off))
+            .await
+            .map_err(|e| LinkError::Protocol(format!("snapshot loader failed: {e}")))??;
+        up.offset.store(off, Ordering::Relaxed);
+        up.read_offset.store(off, Ordering::Relaxed);
+        tracing::info!("MASTER <-> REPLICA sync: Finished with success");
+        Ok(())
+    }
+
+    /// Applies the primary's stream until the link drops or the target
+    /// changes; acknowledges every second.
+    async fn stream(&mut self, s: &mut TcpStream) -> Result<(), LinkError> {
+        let srv = self.srv;
+        let up = &srv.upstream;
+        // The master client, listed by `CLIENT LIST` (flag `M`).
+        let id = srv.clients.next_id();
+        let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        let laddr = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let handle = Arc::new(ClientHandle::new(id, peer, laddr, -1, unix_ms()));
+        handle.primary.store(true, Ordering::Relaxed);
+        srv.clients.add(handle.clone());
+        self.handle = Some(handle.clone());
+        let mut client = Client::new(handle, true);
+        client.db = self.db;
+        client.handle.db.store(self.db, Ordering::Relaxed);
+        client.primary = true;
+        client.deny_blocking = true;
+        let mut scratch = ReplyBuf::new();
+        up.set_state(LinkState::Connected);
+        up.has_master.store(true, Ordering::Relaxed);
+        up.down_since_ms.store(0, Ordering::Relaxed);
+        self.synced = true;
+        tracing::info!("MASTER <-> REPLICA sync: link up");
+        let limits = Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            authenticated: true,
+        };
+        let mut argv: Vec<Bytes> = Vec::with_capacity(8);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Bytes after the snapshot already read are stream.
+        let mut pending = std::mem::take(&mut self.buf);
+        up.read_offset
+            .fetch_add(pending.len() as i64, Ordering::Relaxed);
+        loop {
+            self.check()?;
+            if client.handle.killed.load(Ordering::Acquire) {
+                return Err(LinkError::Closed);
+            }
+            // Every complete command in the buffer; `raw` (one copy per
+            // read) gives each command's exact bytes to the stream.
+            let raw = Bytes::copy_from_slice(&pending);
+            let mut at = 0usize;
+            loop {
+                let before = pending.len();
+                match parse_command(&mut pending, &mut argv, &limits) {
+                    Ok(Parsed::Command) => {
+                        let used = before - pending.len();
+                        let bytes = raw.slice(at..at + used);
+                        at += used;
+                        if argv.is_empty() {
+                            up.offset.fetch_add(used as i64, Ordering::Relaxed);
+                            continue;
+                        }
+                        if argv.len() >= 2
+                            && argv[0].eq_ignore_ascii_case(b"replconf")
+                            && argv[1].eq_ignore_ascii_case(b"getack")
+                        {
+                            // The offset before this command, as Redis.
+                            let off = up.offset.load(Ordering::Relaxed).to_string();
+                            self.send(s, &[b"REPLCONF", b"ACK", off.as_bytes()]).await?;
+                        } else {
+                            self.check()?;
+                            ferrite_storage::set_applying_primary(true);
+                            crate::command::dispatch::execute(
+                                srv,
+                                &mut client,
+                                &mut scratch,
+                                &argv,
+                            );
+                            ferrite_storage::set_applying_primary(false);
+                            if scratch.buf.first() == Some(&b'-') {
+                                // The dataset may now differ from the
+                                // primary's (an unsupported command).
+                                let end = scratch.buf.len().min(200);
+                                tracing::warn!(
+                                    "== CRITICAL == the primary's '{}' failed on this replica: {}",
+                                    String::from_utf8_lossy(&argv[0]),
+                                    String::from_utf8_lossy(&scratch.buf[..end]).trim_end()
+                                );
+                            }
+                            scratch.buf.clear();
+                            self.db = client.db;
+                        }
+                        srv.repl.feed_raw(&bytes);
+                        up.offset.fetch_add(used as i64, Ordering::Relaxed);
+                        argv.clear();
+                    }
+                    Ok(Parsed::Incomplete { .. }) => {
+                        argv.clear();
+                        break;
+                    }
+                    Err(e) => return Err(LinkError::Protocol(e.to_string())),
+                }
+            }
+            pending.reserve(16 * 1024);
+            tokio::select! {
+                r = tokio::time::timeout(self.timeout(), s.read_buf(&mut pending)) => {
+                    let n = r.map_err(|_| LinkError::Timeout)??;
+                    if n == 0 {
+                        return Err(LinkError::Closed);
+                    }
+                    srv.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    up.read_offset.fetch_add(n as i64, Ordering::Relaxed);
+                    up.last_io_ms.store(unix_ms(), Ordering::Relaxed);
+                    client.handle.last_interaction_ms.store(unix_ms(), Ordering::Relaxed);
+                }
+                _ = client.handle.kill_notify.notified() => {}
+                _ = tick.tick() => {
+                    let off = up.offset.load(Ordering::Relaxed).to_string();
+                    self.send(s, &[b"REPLCONF", b"ACK", off.as_bytes()]).await?;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Link<'_> {
+    /// Leaves the link's state as Redis leaves it when the master client
+    /// is freed: the history is cached for the next `PSYNC`. A drop, so it
+    /// also runs when `REPLICAOF` aborts the task.
+    fn drop(&mut self) {
+        let srv = self.srv;
+        let up = &srv.upstream;
+        if let Some(h) = self.handle.take() {
+            srv.clients.remove(h.id);
+            if up.current(self.gen) {
+                let id = srv.replid.lock().clone();
+                *up.cached.lock() = Some((id, up.offset.load(Ordering::Relaxed)));
+                up.cached_db.store(self.db, Ordering::Relaxed);
+                up.read_offset
+                    .store(up.offset.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            if up.has_master.swap(false, Ordering::Relaxed) {
+                up.down_since_ms.store(unix_ms(), Ordering::Relaxed);
+            }
+        }
+        if up.current(self.gen) && up.is_replica.load(Ordering::Relaxed) {
+            up.set_state(LinkState::Connect);
+        }
+    }
+}
+
+/// Replaces the dataset with a snapshot, with every shard held; nothing
+/// changes when the file does not load or `REPLICAOF` moved on meanwhile.
+fn load_snapshot(
+    srv: &Shared,
+    gen: u64,
+    data: &[u8],
+    replid: String,
+    offset: i64,
+) -> Result<(), LinkError> {
+    let databases = srv.store.db_count();
+    let limits = *srv.hot.enc.read();
+    let mut keys = Vec::new();
+    crate::rdb_load::load(data, databases, &limits, |k| keys.push(k))?;
+    let mut all = LockSet::new();
+    all.add_all();
+    let now = unix_ms();
+    srv.store.with_locked(&all, || {
+        if !srv.upstream.current(gen) {
+            return Err(LinkError::Superseded);
+        }
+        // Replicas of this server must sync again: its history changes.
+        disconnect_replicas(srv);
+        srv.store.flush_all();
+        let n = keys.len();
+        for k in keys {
+            srv.store
+                .db(k.db)
+                .with_shard(&k.key, |s| s.set(&k.key, k.value, k.expire_at, now));
+        }
+        *srv.replid.lock() = replid;
+        *srv.replid2.lock() = "0".repeat(40);
+        srv.second_repl_offset.store(-1, Ordering::Relaxed);
+        srv.repl.reset_offset(offset.max(0) as u64);
+        tracing::info!("MASTER <-> REPLICA sync: loaded {n} keys");
+        Ok(())
+    })
+}
