@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod digest;
 pub mod evict;
+pub mod persist;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;

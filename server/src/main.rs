@@ -163,9 +163,15 @@ fn main() -> ExitCode {
         return healthcheck(&config);
     }
     init_logging(&config);
+    let mut config = config;
     if let Err(e) = std::env::set_current_dir(&config.dir) {
         tracing::error!(error = %e, dir = %config.dir, "Can't chdir to the configured dir");
         return ExitCode::FAILURE;
+    }
+    // Files (`dbfilename`) are found in `dir` from now on, whatever the
+    // process's working directory becomes.
+    if let Ok(cwd) = std::env::current_dir() {
+        config.dir = cwd.to_string_lossy().into_owned();
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -206,7 +212,12 @@ fn main() -> ExitCode {
             let _ = ctrl_c.await;
             tracing::info!("Received signal, scheduling shutdown...");
         };
-        ferrite_server::run(listener, config, shutdown).await;
+        let srv = ferrite_server::shared::Shared::new(config);
+        if let Err(e) = ferrite_server::persist::load_at_startup(&srv) {
+            tracing::error!(error = %e, "Fatal error loading the DB. Exiting.");
+            return ExitCode::FAILURE;
+        }
+        ferrite_server::server::run_with(listener, srv, shutdown).await;
         ExitCode::SUCCESS
     })
 }

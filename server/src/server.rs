@@ -116,6 +116,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
         }
     }
     srv.request_shutdown();
+    crate::persist::at_exit(&srv);
     drop(senders);
     cron.abort();
     repl_cron.abort();
@@ -278,6 +279,7 @@ async fn cron(srv: Arc<Shared>) {
             }
         }
         crate::commands::memory::track_peak(&srv);
+        crate::persist::cron(&srv);
         let mut s = srv.stats.ops_sample.lock();
         let total = srv.stats.total_commands_processed.load(Ordering::Relaxed);
         let (last_total, last_ms, _) = *s;

@@ -131,7 +131,9 @@ pub struct Shared {
     /// The replica side: the link to a primary (`REPLICAOF`).
     pub upstream: crate::upstream::Upstream,
     pub start_ms: i64,
-    pub lastsave_s: AtomicI64,
+    /// RDB persistence state (`SAVE`, `BGSAVE`, the `save` points,
+    /// `LASTSAVE`); shared with a background save's thread.
+    pub persist: Arc<crate::persist::Persistence>,
     /// The port actually bound (`INFO server` `tcp_port`).
     pub port: AtomicI64,
     pub monitors: Mutex<Vec<UnboundedSender<Bytes>>>,
@@ -193,7 +195,7 @@ impl Shared {
             second_repl_offset: AtomicI64::new(-1),
             upstream: Default::default(),
             start_ms: unix_us() / 1000,
-            lastsave_s: AtomicI64::new(now_s),
+            persist: Arc::new(crate::persist::Persistence::new(now_s)),
             port: AtomicI64::new(0),
             monitors: Mutex::new(Vec::new()),
             monitors_active: AtomicBool::new(false),

@@ -518,6 +518,9 @@ impl Shard {
     /// the observer (Redis's `signalModifiedKey`).
     #[inline]
     fn touch(&mut self, key: &[u8]) {
+        self.stats
+            .dirty
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.watched.is_some() {
             self.touch_watchers(key);
         }

@@ -53,6 +53,10 @@ pub struct StoreStats {
     pub track_keys: std::sync::atomic::AtomicBool,
     /// Keys removed because their TTL passed (`expired_keys`).
     pub expired_keys: AtomicU64,
+    /// Changes to keys since start (Redis's `server.dirty`, one per key a
+    /// write changed): `rdb_changes_since_last_save` and the `save` points
+    /// count from it.
+    pub dirty: AtomicU64,
     /// Bytes the keyspace holds as allocated (keys, values, per-key nodes,
     /// both maps' bucket arrays), kept as entries change: the dataset part
     /// of `used_memory`.

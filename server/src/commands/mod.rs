@@ -11,6 +11,7 @@ pub mod keys;
 pub mod list;
 pub mod memory;
 pub mod multi;
+pub mod persist;
 pub mod pubsub;
 pub mod replication;
 pub mod server;
@@ -33,6 +34,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(memory::HANDLERS);
     v.extend_from_slice(list::HANDLERS);
     v.extend_from_slice(multi::HANDLERS);
+    v.extend_from_slice(persist::HANDLERS);
     v.extend_from_slice(replication::HANDLERS);
     v.extend_from_slice(pubsub::HANDLERS);
     v.extend_from_slice(hash::HANDLERS);

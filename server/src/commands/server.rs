@@ -388,27 +388,57 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
             "current_fork_perc:0.00",
             "current_save_keys_processed:0",
             "current_save_keys_total:0",
-            "rdb_changes_since_last_save:0",
-            "rdb_bgsave_in_progress:0",
         ] {
             line!(out, "{l}");
         }
+        let p = &srv.persist;
+        let bg = p.bgsave_in_progress.load(Ordering::Relaxed);
+        line!(
+            out,
+            "rdb_changes_since_last_save:{}",
+            crate::persist::changes_since_save(srv)
+        );
+        line!(out, "rdb_bgsave_in_progress:{}", u8::from(bg));
         line!(
             out,
             "rdb_last_save_time:{}",
-            srv.lastsave_s.load(Ordering::Relaxed)
+            p.lastsave_s.load(Ordering::Relaxed)
         );
-        for l in [
-            "rdb_last_bgsave_status:ok",
-            "rdb_last_bgsave_time_sec:-1",
-            "rdb_current_bgsave_time_sec:-1",
-            "rdb_saves:0",
-            "rdb_last_cow_size:0",
-            "rdb_last_load_keys_expired:0",
-            "rdb_last_load_keys_loaded:0",
-        ] {
-            line!(out, "{l}");
-        }
+        line!(
+            out,
+            "rdb_last_bgsave_status:{}",
+            if p.last_bgsave_ok.load(Ordering::Relaxed) {
+                "ok"
+            } else {
+                "err"
+            }
+        );
+        line!(
+            out,
+            "rdb_last_bgsave_time_sec:{}",
+            p.last_bgsave_time_sec.load(Ordering::Relaxed)
+        );
+        line!(
+            out,
+            "rdb_current_bgsave_time_sec:{}",
+            if bg {
+                (unix_ms() - p.bgsave_started_ms.load(Ordering::Relaxed)) / 1000
+            } else {
+                -1
+            }
+        );
+        line!(out, "rdb_saves:{}", p.saves.load(Ordering::Relaxed));
+        line!(out, "rdb_last_cow_size:0");
+        line!(
+            out,
+            "rdb_last_load_keys_expired:{}",
+            p.last_load_keys_expired.load(Ordering::Relaxed)
+        );
+        line!(
+            out,
+            "rdb_last_load_keys_loaded:{}",
+            p.last_load_keys_loaded.load(Ordering::Relaxed)
+        );
         line!(out, "aof_enabled:{}", u8::from(cfg.appendonly));
         for l in [
             "aof_rewrite_in_progress:0",
@@ -839,7 +869,8 @@ fn time(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    ctx.out.integer(ctx.srv.lastsave_s.load(Ordering::Relaxed));
+    ctx.out
+        .integer(ctx.srv.persist.lastsave_s.load(Ordering::Relaxed));
     Ok(())
 }
 
@@ -940,9 +971,21 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         return Err(CmdError::err("No shutdown in progress."));
     }
-    if save {
-        tracing::warn!("SHUTDOWN SAVE: persistence is not implemented; nothing saved");
+    // Redis's `prepareForShutdown`: save when told to, or by default when
+    // `save` points are configured; a failed save keeps the server up.
+    let nosave = args[1..].iter().any(|a| is(a, "nosave"));
+    let force = args[1..].iter().any(|a| is(a, "force"));
+    let srv = ctx.srv;
+    if save || (!nosave && !crate::persist::save_points(&srv.config.read().save).is_empty()) {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        if let Err(e) = crate::persist::save(srv) {
+            tracing::warn!(error = %e, "Error trying to save the DB, can't exit.");
+            if !force {
+                return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+            }
+        }
     }
+    srv.persist.shutdown_handled.store(true, Ordering::Release);
     tracing::warn!("User requested shutdown...");
     ctx.srv.request_shutdown();
     ctx.client.close_after_reply = true;
@@ -1135,6 +1178,35 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 ],
             );
             Ok(())
+        }
+        ("reload", _) => {
+            // DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, then load the
+            // file back in place of the dataset. MERGE and NOFLUSH (keep
+            // the keys and add the file's) are not supported.
+            let mut save = true;
+            for a in &args[2..] {
+                if is(a, "nosave") {
+                    save = false;
+                } else if is(a, "merge") || is(a, "noflush") {
+                    return Err(CmdError::err(
+                        "DEBUG RELOAD MERGE and NOFLUSH are not supported",
+                    ));
+                } else {
+                    return Err(CmdError::err(
+                        "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                    ));
+                }
+            }
+            match crate::persist::debug_reload(ctx.srv, save) {
+                Ok(()) => {
+                    ctx.out.ok();
+                    Ok(())
+                }
+                Err(crate::persist::PersistError::Load { .. }) => Err(CmdError::err(
+                    "Error trying to load the RDB dump, check server logs.",
+                )),
+                Err(_) => Err(CmdError::Other("ERR".into())),
+            }
         }
         ("sleep", 3) => {
             let s = ferrite_protocol::parse_f64(&args[2]).unwrap_or(0.0);

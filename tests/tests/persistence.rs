@@ -1,0 +1,203 @@
+//! RDB persistence: `SAVE`/`BGSAVE`, loading `dbfilename` at start-up,
+//! `SHUTDOWN` and SIGTERM saving, the `save` points, `DEBUG RELOAD`, and
+//! `INFO persistence`. Each test works in a directory of its own (`--dir`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ferrite_tests::{cmd, err, info_field, info_int, TestServer};
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrite-persist-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn start_in(dir: &std::path::Path, extra: &[&str]) -> TestServer {
+    let dir = dir.to_string_lossy().into_owned();
+    let mut args = vec!["--dir", dir.as_str()];
+    args.extend_from_slice(extra);
+    TestServer::with_args(&args)
+}
+
+fn fill(c: &mut redis::Connection) {
+    let _: () = cmd(c, &["set", "str", "value"]);
+    let _: () = cmd(c, &["set", "ttl", "v", "ex", "1000"]);
+    let _: i64 = cmd(c, &["rpush", "list", "a", "b", "c"]);
+    let _: i64 = cmd(c, &["hset", "hash", "f", "v", "g", "w"]);
+    let _: i64 = cmd(c, &["sadd", "set", "1", "2", "x"]);
+    let _: i64 = cmd(c, &["zadd", "zset", "1.5", "m", "2", "n"]);
+    let _: () = cmd(c, &["select", "3"]);
+    let _: () = cmd(c, &["set", "in3", "x"]);
+    let _: () = cmd(c, &["select", "0"]);
+}
+
+fn check(c: &mut redis::Connection) {
+    assert_eq!(cmd::<String>(c, &["get", "str"]), "value");
+    let ttl: i64 = cmd(c, &["ttl", "ttl"]);
+    assert!((990..=1000).contains(&ttl), "ttl {ttl}");
+    assert_eq!(
+        cmd::<Vec<String>>(c, &["lrange", "list", "0", "-1"]),
+        ["a", "b", "c"]
+    );
+    assert_eq!(cmd::<String>(c, &["hget", "hash", "g"]), "w");
+    assert_eq!(cmd::<i64>(c, &["scard", "set"]), 3);
+    assert_eq!(cmd::<String>(c, &["zscore", "zset", "m"]), "1.5");
+    let _: () = cmd(c, &["select", "3"]);
+    assert_eq!(cmd::<String>(c, &["get", "in3"]), "x");
+    let _: () = cmd(c, &["select", "0"]);
+    assert_eq!(cmd::<i64>(c, &["dbsize"]), 6);
+}
+
+#[test]
+fn save_then_restart_loads_every_type_and_ttl() {
+    let dir = tempdir("save");
+    {
+        let s = start_in(&dir, &[]);
+        let mut c = s.client();
+        fill(&mut c);
+        // One change per key written (Redis counts some commands per
+        // element, so its figure here would be higher).
+        assert!(info_int(&mut c, "persistence", "rdb_changes_since_last_save") >= 7);
+        let before: i64 = cmd(&mut c, &["lastsave"]);
+        assert_eq!(cmd::<String>(&mut c, &["save"]), "OK");
+        assert_eq!(
+            info_int(&mut c, "persistence", "rdb_changes_since_last_save"),
+            0
+        );
+        assert_eq!(info_int(&mut c, "persistence", "rdb_saves"), 1);
+        assert!(cmd::<i64>(&mut c, &["lastsave"]) >= before);
+        assert!(dir.join("dump.rdb").exists());
+        // `--save ""`: SHUTDOWN does not save again; the file stays as saved.
+        let _: () = cmd(&mut c, &["set", "unsaved", "1"]);
+    }
+    let s = start_in(&dir, &[]);
+    let mut c = s.client();
+    check(&mut c);
+    assert_eq!(cmd::<Option<String>>(&mut c, &["get", "unsaved"]), None);
+    assert_eq!(
+        info_int(&mut c, "persistence", "rdb_last_load_keys_loaded"),
+        7
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bgsave_reports_its_progress_and_writes_the_file() {
+    let dir = tempdir("bgsave");
+    let s = start_in(&dir, &[]);
+    let mut c = s.client();
+    fill(&mut c);
+    assert_eq!(
+        cmd::<String>(&mut c, &["bgsave"]),
+        "Background saving started"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_int(&mut c, "persistence", "rdb_bgsave_in_progress") == 1 {
+        assert!(Instant::now() < deadline, "bgsave never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_last_bgsave_status"),
+        "ok"
+    );
+    assert_eq!(info_int(&mut c, "persistence", "rdb_saves"), 1);
+    assert_eq!(
+        info_int(&mut c, "persistence", "rdb_changes_since_last_save"),
+        0
+    );
+    assert_eq!(err(&mut c, &["bgsave", "now"]), "ERR syntax error");
+    drop(c);
+    drop(s);
+    let s = start_in(&dir, &[]);
+    check(&mut s.client());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shutdown_saves_by_default_with_save_points_and_not_with_nosave() {
+    let dir = tempdir("shutdown");
+    let mut s = start_in(&dir, &["--save", "3600 1"]);
+    let mut c = s.client();
+    fill(&mut c);
+    let _ = redis::cmd("shutdown").query::<()>(&mut c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.is_running() {
+        assert!(Instant::now() < deadline, "server did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut s = start_in(&dir, &["--save", "3600 1"]);
+    let mut c = s.client();
+    check(&mut c);
+    let _: () = cmd(&mut c, &["set", "later", "1"]);
+    let _ = redis::cmd("shutdown").arg("nosave").query::<()>(&mut c);
+    while s.is_running() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let s = start_in(&dir, &[]);
+    let mut c = s.client();
+    assert_eq!(cmd::<Option<String>>(&mut c, &["get", "later"]), None);
+    check(&mut c);
+    // SHUTDOWN SAVE saves even without save points.
+    let _: () = cmd(&mut c, &["set", "forced", "1"]);
+    let mut s = s;
+    let _ = redis::cmd("shutdown").arg("save").query::<()>(&mut c);
+    while s.is_running() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let s = start_in(&dir, &[]);
+    assert_eq!(cmd::<String>(&mut s.client(), &["get", "forced"]), "1");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn save_points_start_a_background_save() {
+    let dir = tempdir("points");
+    let s = start_in(&dir, &["--save", "1 2"]);
+    let mut c = s.client();
+    let _: () = cmd(&mut c, &["set", "a", "1"]);
+    // One change is below the point's two: nothing is saved.
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(info_int(&mut c, "persistence", "rdb_saves"), 0);
+    let _: () = cmd(&mut c, &["set", "b", "2"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_int(&mut c, "persistence", "rdb_saves") == 0 {
+        assert!(Instant::now() < deadline, "the save point never fired");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(dir.join("dump.rdb").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn debug_reload_keeps_the_dataset_and_save_is_refused_in_multi() {
+    let dir = tempdir("reload");
+    let s = start_in(&dir, &[]);
+    let mut c = s.client();
+    fill(&mut c);
+    assert_eq!(cmd::<String>(&mut c, &["debug", "reload"]), "OK");
+    check(&mut c);
+    assert_eq!(cmd::<String>(&mut c, &["debug", "reload", "nosave"]), "OK");
+    check(&mut c);
+    let _: () = cmd(&mut c, &["multi"]);
+    let e = err(&mut c, &["save"]);
+    assert_eq!(e, "ERR Command not allowed inside a transaction");
+    assert!(err(&mut c, &["exec"]).starts_with("EXECABORT"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_corrupt_file_stops_the_server_from_starting() {
+    let dir = tempdir("corrupt");
+    std::fs::write(dir.join("dump.rdb"), b"REDIS0010garbage").expect("write");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let status = std::process::Command::new(ferrite_tests::server_binary())
+        .args(["--port", "0", "--save", "", "--dir", &dir_s])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run");
+    assert!(!status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
