@@ -395,6 +395,60 @@ impl Stream {
         Ok(())
     }
 
+    /// Appends one node as an RDB holds it (`rdbLoadObject`): `master` is
+    /// its key (the first ID ever appended to it), `entries` its live
+    /// entries in order, `total` how many it ever held (live and deleted),
+    /// `bytes` its listpack's size and `last` the last ID it ever held, so
+    /// later appends and `~` trims see the node Redis had. Counters
+    /// (`last_id`, `first_id`, `entries_added`, ...) are the caller's to set.
+    /// A node without live entries is dropped, as Redis never keeps one.
+    /// Returns false, changing nothing, when the node does not fit: IDs out
+    /// of order, overlapping the previous node, or counts inconsistent.
+    pub fn push_node(
+        &mut self,
+        master: StreamId,
+        entries: Vec<(StreamId, Fields)>,
+        total: usize,
+        bytes: usize,
+        last: StreamId,
+    ) -> bool {
+        if let Some((_, prev)) = self.nodes.iter().next_back() {
+            if master <= prev.last {
+                return false;
+            }
+        }
+        if let Some((id, _)) = self.entries.last_key_value() {
+            if master <= *id {
+                return false;
+            }
+        }
+        let ordered = entries.windows(2).all(|w| w[0].0 < w[1].0);
+        let inside = match (entries.first(), entries.last()) {
+            (Some(f), Some(l)) => master <= f.0 && l.0 <= last,
+            _ => master <= last,
+        };
+        if !ordered || !inside || total < entries.len() {
+            return false;
+        }
+        if entries.is_empty() {
+            return true;
+        }
+        self.nodes.insert(
+            master,
+            Node {
+                live: entries.len(),
+                total,
+                bytes,
+                last,
+            },
+        );
+        for (id, f) in entries {
+            self.entries_mem += Self::fields_mem(&f);
+            self.entries.insert(id, f);
+        }
+        true
+    }
+
     /// The entry with `id`.
     pub fn get(&self, id: StreamId) -> Option<&Fields> {
         self.entries.get(&id)
