@@ -852,11 +852,12 @@ fn listpack_entries(b: &[u8]) -> Result<Vec<Vec<u8>>> {
                 _ => return Err(LoadError::Corrupt(W)),
             }
         };
+        // `lpEncodeBacklen`'s exact thresholds.
         let backlen = match enc_len {
             0..=127 => 1,
-            128..=16383 => 2,
-            16384..=2097151 => 3,
-            2097152..=268435455 => 4,
+            128..=16382 => 2,
+            16383..=2_097_150 => 3,
+            2_097_151..=268_435_454 => 4,
             _ => 5,
         };
         p += enc_len + backlen;
@@ -1197,6 +1198,240 @@ mod tests {
         assert_eq!(
             load(&f, 16, &limits(), |_| {}).err(),
             Some(LoadError::ModuleAux)
+        );
+    }
+
+    /// A file holding one stream `s` of type `t` (15, 19 or 21), written
+    /// by hand: a node of three entries (a deleted one with the master's
+    /// fields, one with other fields, one with the master's), a node of
+    /// one, and a group whose PEL two consumers share.
+    fn stream_file(t: u8) -> Vec<u8> {
+        use crate::rdb::{put_len, put_string, Listpack};
+        let mut f = b"REDIS0010".to_vec();
+        f.push(t);
+        put_string(&mut f, b"s");
+        put_len(&mut f, 2);
+        put_string(&mut f, &StreamId::new(10, 0).to_be_bytes());
+        let mut lp = Listpack::default();
+        for x in [2, 1, 2] {
+            lp.int(x);
+        }
+        lp.string(b"a");
+        lp.string(b"b");
+        lp.int(0);
+        // 10-0 deleted, same fields.
+        for x in [STREAM_FLAG_DELETED | STREAM_FLAG_SAMEFIELDS, 0, 0] {
+            lp.int(x);
+        }
+        lp.string(b"1");
+        lp.int(-20000);
+        lp.int(5);
+        // 10-1: c=3.
+        for x in [0, 0, 1, 1] {
+            lp.int(x);
+        }
+        lp.string(b"c");
+        lp.int(3);
+        lp.int(6);
+        // 11-0 same fields.
+        for x in [STREAM_FLAG_SAMEFIELDS, 1, 0] {
+            lp.int(x);
+        }
+        lp.string(&[b'x'; 5000]);
+        lp.string(b"5");
+        lp.int(5);
+        put_string(&mut f, &lp.finish());
+        put_string(&mut f, &StreamId::new(20, 0).to_be_bytes());
+        let mut lp = Listpack::default();
+        for x in [1, 0, 1] {
+            lp.int(x);
+        }
+        lp.string(b"z");
+        lp.int(0);
+        for x in [STREAM_FLAG_SAMEFIELDS, 0, 0] {
+            lp.int(x);
+        }
+        lp.string(b"zz");
+        lp.int(4);
+        put_string(&mut f, &lp.finish());
+        put_len(&mut f, 3);
+        put_len(&mut f, 25);
+        put_len(&mut f, 0);
+        if t != TYPE_STREAM_LISTPACKS {
+            for x in [10, 1, 10, 0, 5] {
+                put_len(&mut f, x);
+            }
+        }
+        put_len(&mut f, 1);
+        put_string(&mut f, b"g");
+        put_len(&mut f, 20);
+        put_len(&mut f, 0);
+        if t != TYPE_STREAM_LISTPACKS {
+            put_len(&mut f, 4);
+        }
+        put_len(&mut f, 2);
+        for (id, time, count) in [
+            (StreamId::new(10, 1), 100i64, 2),
+            (StreamId::new(20, 0), 200, 1),
+        ] {
+            f.extend_from_slice(&id.to_be_bytes());
+            f.extend_from_slice(&time.to_le_bytes());
+            put_len(&mut f, count);
+        }
+        put_len(&mut f, 2);
+        for (name, seen, id) in [
+            (b"c1", 50i64, StreamId::new(10, 1)),
+            (b"c2", 70, StreamId::new(20, 0)),
+        ] {
+            put_string(&mut f, name);
+            f.extend_from_slice(&seen.to_le_bytes());
+            if t == TYPE_STREAM_LISTPACKS_3 {
+                f.extend_from_slice(&(seen + 1).to_le_bytes());
+            }
+            put_len(&mut f, 1);
+            f.extend_from_slice(&id.to_be_bytes());
+        }
+        f.push(OPCODE_EOF);
+        f.extend_from_slice(&[0; 8]);
+        f
+    }
+
+    fn load_stream(f: &[u8]) -> Result<Stream> {
+        let mut got = None;
+        load(f, 16, &limits(), |k| got = Some(k.value))?;
+        match got {
+            Some(Value::Stream(s)) => Ok(*s),
+            _ => Err(LoadError::Corrupt("no stream")),
+        }
+    }
+
+    #[test]
+    fn streams_of_every_rdb_type_load_with_their_groups() {
+        for t in [
+            TYPE_STREAM_LISTPACKS,
+            TYPE_STREAM_LISTPACKS_2,
+            TYPE_STREAM_LISTPACKS_3,
+        ] {
+            let mut s = load_stream(&stream_file(t)).unwrap();
+            let ids: Vec<StreamId> = s.range(StreamId::MIN, StreamId::MAX).map(|e| e.0).collect();
+            assert_eq!(
+                ids,
+                [
+                    StreamId::new(10, 1),
+                    StreamId::new(11, 0),
+                    StreamId::new(20, 0)
+                ]
+            );
+            let f =
+                |id| -> Vec<Vec<u8>> { s.get(id).unwrap().iter().map(|x| x.to_vec()).collect() };
+            assert_eq!(f(StreamId::new(10, 1)), [b"c".to_vec(), b"3".to_vec()]);
+            assert_eq!(
+                f(StreamId::new(11, 0)),
+                [
+                    b"a".to_vec(),
+                    vec![b'x'; 5000],
+                    b"b".to_vec(),
+                    b"5".to_vec()
+                ]
+            );
+            assert_eq!(f(StreamId::new(20, 0)), [b"z".to_vec(), b"zz".to_vec()]);
+            assert_eq!(
+                s.node_ranges(),
+                [
+                    (StreamId::new(10, 0), StreamId::new(11, 0)),
+                    (StreamId::new(20, 0), StreamId::new(20, 0))
+                ]
+            );
+            assert_eq!(s.last_id, StreamId::new(25, 0));
+            assert_eq!(s.first_id, StreamId::new(10, 1));
+            let g = &s.groups[&b"g"[..]];
+            assert_eq!(g.last_id, StreamId::new(20, 0));
+            if t == TYPE_STREAM_LISTPACKS {
+                assert_eq!(s.max_deleted_entry_id, StreamId::MIN);
+                assert_eq!(s.entries_added, 3);
+                assert_eq!(g.entries_read, s.estimate_distance(g.last_id));
+            } else {
+                assert_eq!(s.max_deleted_entry_id, StreamId::new(10, 0));
+                assert_eq!(s.entries_added, 5);
+                assert_eq!(g.entries_read, 4);
+            }
+            assert_eq!(g.pel.len(), 2);
+            let n = &g.pel[&StreamId::new(10, 1)];
+            assert_eq!(
+                (&n.consumer[..], n.delivery_time, n.delivery_count),
+                (&b"c1"[..], 100, 2)
+            );
+            let n = &g.pel[&StreamId::new(20, 0)];
+            assert_eq!(
+                (&n.consumer[..], n.delivery_time, n.delivery_count),
+                (&b"c2"[..], 200, 1)
+            );
+            let c = &g.consumers[&b"c2"[..]];
+            assert_eq!(c.seen_time, 70);
+            assert_eq!(
+                c.pel.iter().copied().collect::<Vec<_>>(),
+                [StreamId::new(20, 0)]
+            );
+            assert!(s.mem_usage() > 5000);
+            // Later appends continue the file's last node as Redis would.
+            let lim = EncodingLimits {
+                stream_node_max_entries: 2,
+                ..limits()
+            };
+            let one = || vec![Box::from(&b"f"[..]), Box::from(&b"v"[..])].into_boxed_slice();
+            s.append(StreamId::new(26, 0), one(), &lim).unwrap();
+            assert_eq!(s.node_count(), 2);
+            s.append(StreamId::new(27, 0), one(), &lim).unwrap();
+            assert_eq!(s.node_count(), 3);
+        }
+    }
+
+    #[test]
+    fn corrupt_streams_are_errors() {
+        let good = stream_file(TYPE_STREAM_LISTPACKS_2);
+        for cut in 0..good.len() - 9 {
+            assert!(load_stream(&good[..cut]).is_err(), "cut {cut}");
+        }
+        // Every single-byte change loads or fails, never panics.
+        for i in 10..good.len() - 9 {
+            for x in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[i] ^= x;
+                let _ = load_stream(&bad);
+            }
+        }
+        // A global PEL entry no consumer owns.
+        let mut f = b"REDIS0010".to_vec();
+        let mut body = vec![
+            TYPE_STREAM_LISTPACKS_2,
+            1,
+            b's',
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            1,
+            b'g',
+            0,
+            0,
+            0,
+            1,
+        ];
+        body.extend_from_slice(&StreamId::new(1, 0).to_be_bytes());
+        body.extend_from_slice(&[0; 8]);
+        body.extend_from_slice(&[1, 0]);
+        f.extend_from_slice(&body);
+        f.push(OPCODE_EOF);
+        f.extend_from_slice(&[0; 8]);
+        assert_eq!(
+            load_stream(&f).err(),
+            Some(LoadError::Corrupt("stream (PEL entry without consumer)"))
         );
     }
 

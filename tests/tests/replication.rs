@@ -478,6 +478,16 @@ fn a_ferrite_replica_follows_a_ferrite_primary_then_becomes_a_primary() {
     assert_eq!(again, "OK Already connected to specified master");
     wait_info(&mut r, "master_link_status", "up");
     wait_same(&mut p, &mut r, "initial sync");
+    // Streams arrive whole: node layout, counters, groups, PELs with their
+    // delivery times and counts, consumers with their seen times.
+    for key in ["pre:stream", "pre:bigstream", "pre:odd", "pre:drained"] {
+        let want: redis::Value = cmd(&mut p, &["xinfo", "stream", key, "full"]);
+        let got: redis::Value = cmd(&mut r, &["xinfo", "stream", key, "full"]);
+        assert!(
+            got == want,
+            "XINFO STREAM {key} FULL differs on the replica"
+        );
+    }
 
     // Live writes arrive through the stream, expirations as DEL.
     populate(&mut p, "post:");
@@ -698,6 +708,7 @@ fn shapes(c: &mut redis::Connection) -> Vec<(usize, String, String, i64)> {
                 "list" => "llen",
                 "set" => "scard",
                 "hash" => "hlen",
+                "stream" => "xlen",
                 _ => "zcard",
             };
             let n: i64 = cmd(c, &[len_cmd, &k]);
