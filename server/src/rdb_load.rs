@@ -460,15 +460,7 @@ impl<'a> Reader<'a> {
 impl Reader<'_> {
     /// A raw 128-bit stream ID (big endian, as Redis's rax keys).
     fn raw_id(&mut self) -> Result<StreamId> {
-        let b = self.array::<16>()?;
-        let mut ms = [0u8; 8];
-        let mut seq = [0u8; 8];
-        ms.copy_from_slice(&b[..8]);
-        seq.copy_from_slice(&b[8..]);
-        Ok(StreamId::new(
-            u64::from_be_bytes(ms),
-            u64::from_be_bytes(seq),
-        ))
+        Ok(id_from_be(self.array::<16>()?))
     }
 
     /// A stream ID as two lengths.
@@ -491,10 +483,7 @@ impl Reader<'_> {
                 .as_slice()
                 .try_into()
                 .map_err(|_| LoadError::Corrupt("stream node key"))?;
-            let master = StreamId::new(
-                u64::from_be_bytes(key[..8].try_into().unwrap_or_default()),
-                u64::from_be_bytes(key[8..].try_into().unwrap_or_default()),
-            );
+            let master = id_from_be(key);
             let lp = self.string()?;
             let node = stream_node(master, &lp)?;
             if !s.push_node(master, node.entries, node.total, lp.len(), node.last) {
@@ -536,7 +525,7 @@ impl Reader<'_> {
             };
             let mut g = ConsumerGroup::new(last_id, entries_read);
             // The global PEL first, owners resolved by the consumers after.
-            let mut pel: std::collections::BTreeMap<StreamId, (i64, u64, Option<Box<[u8]>>)> =
+            let mut pel: std::collections::BTreeMap<StreamId, LoadedNack> =
                 std::collections::BTreeMap::new();
             let n = self.count()?;
             for _ in 0..n {
@@ -596,6 +585,17 @@ impl Reader<'_> {
         Ok(s)
     }
 }
+
+/// A stream ID from its 16 big-endian bytes.
+fn id_from_be(b: [u8; 16]) -> StreamId {
+    let (ms, seq) = b.split_at(8);
+    let word = |h: &[u8]| h.iter().fold(0u64, |n, x| n << 8 | u64::from(*x));
+    StreamId::new(word(ms), word(seq))
+}
+
+/// A global PEL entry as read: delivery time, count, and the owner the
+/// consumers name later.
+type LoadedNack = (i64, u64, Option<Box<[u8]>>);
 
 /// One stream node decoded from its listpack.
 struct StreamNode {
@@ -1001,9 +1001,11 @@ mod tests {
         Stream(StreamGen),
     }
 
+    type Pair = (Vec<u8>, Vec<u8>);
+
     #[derive(Debug, Clone)]
     struct StreamGen {
-        entries: Vec<(u8, Vec<(Vec<u8>, Vec<u8>)>)>,
+        entries: Vec<(u8, Vec<Pair>)>,
         deletes: Vec<usize>,
         per_node: usize,
         groups: Vec<(usize, Vec<(usize, u8)>)>,

@@ -746,6 +746,47 @@ mod tests {
     }
 
     #[test]
+    fn push_node_keeps_order_and_counts() {
+        let mut s = Stream::new();
+        let e = |ms| (StreamId::new(ms, 0), fields("v"));
+        assert!(s.push_node(
+            StreamId::new(1, 0),
+            vec![e(2), e(3)],
+            3,
+            100,
+            StreamId::new(4, 0)
+        ));
+        // Overlapping the previous node, unordered, or more live than total.
+        assert!(!s.push_node(StreamId::new(4, 0), vec![e(5)], 1, 10, StreamId::new(5, 0)));
+        assert!(!s.push_node(
+            StreamId::new(5, 0),
+            vec![e(7), e(6)],
+            2,
+            10,
+            StreamId::new(7, 0)
+        ));
+        assert!(!s.push_node(
+            StreamId::new(5, 0),
+            vec![e(5), e(6)],
+            1,
+            10,
+            StreamId::new(6, 0)
+        ));
+        assert!(!s.push_node(StreamId::new(5, 0), vec![e(9)], 1, 10, StreamId::new(8, 0)));
+        // A node without live entries is dropped.
+        assert!(s.push_node(StreamId::new(5, 0), vec![], 2, 10, StreamId::new(6, 0)));
+        assert_eq!(s.node_count(), 1);
+        assert_eq!(s.len(), 2);
+        assert!(s.mem_usage() > 0);
+        s.last_id = StreamId::new(4, 0);
+        // The loaded node holds 3 of at most 3: the next entry opens a node.
+        s.append(StreamId::new(8, 0), fields("w"), &lim(3)).unwrap();
+        assert_eq!(s.node_count(), 2);
+        assert_eq!(s.delete(&[StreamId::new(2, 0), StreamId::new(3, 0)]), 2);
+        assert_eq!(s.node_count(), 1);
+    }
+
+    #[test]
     fn pel_assign_and_ack() {
         let mut g = ConsumerGroup::new(StreamId::MIN, 0);
         g.consumer_or_create(b"a", 1);
