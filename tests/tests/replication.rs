@@ -286,16 +286,23 @@ fn stream_contents(c: &mut redis::Connection, key: &str) -> Vec<String> {
     v
 }
 
-struct RedisChild(Child);
+struct RedisChild(Child, std::path::PathBuf);
 
 impl Drop for RedisChild {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
+/// Starts a real Redis in a fresh directory of its own (a disk-based sync
+/// writes `dump.rdb` there, which must not be loaded by the next run);
+/// `args` may name another `--dir`.
 fn start_redis(port: u16, args: &[&str]) -> (RedisChild, redis::Connection) {
+    let dir = std::env::temp_dir().join(format!("ferrite-redis-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("redis dir");
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -304,13 +311,15 @@ fn start_redis(port: u16, args: &[&str]) -> (RedisChild, redis::Connection) {
             "",
             "--bind",
             "127.0.0.1",
+            "--dir",
+            dir.to_str().expect("utf-8 temp dir"),
         ])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn redis-server");
-    let child = RedisChild(child);
+    let child = RedisChild(child, dir);
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
