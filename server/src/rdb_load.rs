@@ -1159,6 +1159,30 @@ mod tests {
             file.extend_from_slice(&data);
             let _ = load(&file, 16, &limits(), |_| {});
         }
+
+        #[test]
+        fn garbage_streams_never_panic(
+            t in prop_oneof![Just(TYPE_STREAM_LISTPACKS), Just(TYPE_STREAM_LISTPACKS_2), Just(TYPE_STREAM_LISTPACKS_3)],
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut file = b"REDIS0010".to_vec();
+            file.extend_from_slice(&[t, 1, b's']);
+            file.extend_from_slice(&data);
+            let _ = load(&file, 16, &limits(), |_| {});
+        }
+
+        #[test]
+        fn mutated_streams_never_panic(
+            t in prop_oneof![Just(TYPE_STREAM_LISTPACKS), Just(TYPE_STREAM_LISTPACKS_2), Just(TYPE_STREAM_LISTPACKS_3)],
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        ) {
+            let mut file = stream_file(t);
+            let n = file.len() - 9;
+            for (i, b) in edits {
+                file[12 + i % (n - 12)] = b;
+            }
+            let _ = load(&file, 16, &limits(), |_| {});
+        }
     }
 
     #[test]
