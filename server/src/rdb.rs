@@ -278,7 +278,7 @@ fn stream_listpack(
 
 /// A listpack under construction (`listpack.c`'s encodings).
 #[derive(Default)]
-struct Listpack {
+pub(crate) struct Listpack {
     body: Vec<u8>,
     count: usize,
 }
@@ -304,7 +304,7 @@ impl Listpack {
         self.count += 1;
     }
 
-    fn int(&mut self, v: i64) {
+    pub(crate) fn int(&mut self, v: i64) {
         let mut e = Vec::with_capacity(9);
         if (0..=127).contains(&v) {
             e.push(v as u8);
@@ -328,7 +328,7 @@ impl Listpack {
         self.push_entry(&e);
     }
 
-    fn string(&mut self, s: &[u8]) {
+    pub(crate) fn string(&mut self, s: &[u8]) {
         let mut e = Vec::with_capacity(s.len() + 5);
         let n = s.len();
         if n < 64 {
@@ -344,7 +344,7 @@ impl Listpack {
         self.push_entry(&e);
     }
 
-    fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(self) -> Vec<u8> {
         let total = 6 + self.body.len() + 1;
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(&(total as u32).to_le_bytes());

@@ -395,6 +395,60 @@ impl Stream {
         Ok(())
     }
 
+    /// Appends one node as an RDB holds it (`rdbLoadObject`): `master` is
+    /// its key (the first ID ever appended to it), `entries` its live
+    /// entries in order, `total` how many it ever held (live and deleted),
+    /// `bytes` its listpack's size and `last` the last ID it ever held, so
+    /// later appends and `~` trims see the node Redis had. Counters
+    /// (`last_id`, `first_id`, `entries_added`, ...) are the caller's to set.
+    /// A node without live entries is dropped, as Redis never keeps one.
+    /// Returns false, changing nothing, when the node does not fit: IDs out
+    /// of order, overlapping the previous node, or counts inconsistent.
+    pub fn push_node(
+        &mut self,
+        master: StreamId,
+        entries: Vec<(StreamId, Fields)>,
+        total: usize,
+        bytes: usize,
+        last: StreamId,
+    ) -> bool {
+        if let Some((_, prev)) = self.nodes.iter().next_back() {
+            if master <= prev.last {
+                return false;
+            }
+        }
+        if let Some((id, _)) = self.entries.last_key_value() {
+            if master <= *id {
+                return false;
+            }
+        }
+        let ordered = entries.windows(2).all(|w| w[0].0 < w[1].0);
+        let inside = match (entries.first(), entries.last()) {
+            (Some(f), Some(l)) => master <= f.0 && l.0 <= last,
+            _ => master <= last,
+        };
+        if !ordered || !inside || total < entries.len() {
+            return false;
+        }
+        if entries.is_empty() {
+            return true;
+        }
+        self.nodes.insert(
+            master,
+            Node {
+                live: entries.len(),
+                total,
+                bytes,
+                last,
+            },
+        );
+        for (id, f) in entries {
+            self.entries_mem += Self::fields_mem(&f);
+            self.entries.insert(id, f);
+        }
+        true
+    }
+
     /// The entry with `id`.
     pub fn get(&self, id: StreamId) -> Option<&Fields> {
         self.entries.get(&id)
@@ -689,6 +743,47 @@ mod tests {
         assert_eq!(s.node_count(), 0);
         assert_eq!(s.first_id, StreamId::MIN);
         assert_eq!(s.mem_usage(), 0);
+    }
+
+    #[test]
+    fn push_node_keeps_order_and_counts() {
+        let mut s = Stream::new();
+        let e = |ms| (StreamId::new(ms, 0), fields("v"));
+        assert!(s.push_node(
+            StreamId::new(1, 0),
+            vec![e(2), e(3)],
+            3,
+            100,
+            StreamId::new(4, 0)
+        ));
+        // Overlapping the previous node, unordered, or more live than total.
+        assert!(!s.push_node(StreamId::new(4, 0), vec![e(5)], 1, 10, StreamId::new(5, 0)));
+        assert!(!s.push_node(
+            StreamId::new(5, 0),
+            vec![e(7), e(6)],
+            2,
+            10,
+            StreamId::new(7, 0)
+        ));
+        assert!(!s.push_node(
+            StreamId::new(5, 0),
+            vec![e(5), e(6)],
+            1,
+            10,
+            StreamId::new(6, 0)
+        ));
+        assert!(!s.push_node(StreamId::new(5, 0), vec![e(9)], 1, 10, StreamId::new(8, 0)));
+        // A node without live entries is dropped.
+        assert!(s.push_node(StreamId::new(5, 0), vec![], 2, 10, StreamId::new(6, 0)));
+        assert_eq!(s.node_count(), 1);
+        assert_eq!(s.len(), 2);
+        assert!(s.mem_usage() > 0);
+        s.last_id = StreamId::new(4, 0);
+        // The loaded node holds 3 of at most 3: the next entry opens a node.
+        s.append(StreamId::new(8, 0), fields("w"), &lim(3)).unwrap();
+        assert_eq!(s.node_count(), 2);
+        assert_eq!(s.delete(&[StreamId::new(2, 0), StreamId::new(3, 0)]), 2);
+        assert_eq!(s.node_count(), 1);
     }
 
     #[test]

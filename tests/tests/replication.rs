@@ -286,16 +286,23 @@ fn stream_contents(c: &mut redis::Connection, key: &str) -> Vec<String> {
     v
 }
 
-struct RedisChild(Child);
+struct RedisChild(Child, std::path::PathBuf);
 
 impl Drop for RedisChild {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
+/// Starts a real Redis in a fresh directory of its own (a disk-based sync
+/// writes `dump.rdb` there, which must not be loaded by the next run);
+/// `args` may name another `--dir`.
 fn start_redis(port: u16, args: &[&str]) -> (RedisChild, redis::Connection) {
+    let dir = std::env::temp_dir().join(format!("ferrite-redis-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("redis dir");
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -304,13 +311,15 @@ fn start_redis(port: u16, args: &[&str]) -> (RedisChild, redis::Connection) {
             "",
             "--bind",
             "127.0.0.1",
+            "--dir",
+            dir.to_str().expect("utf-8 temp dir"),
         ])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn redis-server");
-    let child = RedisChild(child);
+    let child = RedisChild(child, dir);
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -478,6 +487,16 @@ fn a_ferrite_replica_follows_a_ferrite_primary_then_becomes_a_primary() {
     assert_eq!(again, "OK Already connected to specified master");
     wait_info(&mut r, "master_link_status", "up");
     wait_same(&mut p, &mut r, "initial sync");
+    // Streams arrive whole: node layout, counters, groups, PELs with their
+    // delivery times and counts, consumers with their seen times.
+    for key in ["pre:stream", "pre:bigstream", "pre:odd", "pre:drained"] {
+        let want: redis::Value = cmd(&mut p, &["xinfo", "stream", key, "full"]);
+        let got: redis::Value = cmd(&mut r, &["xinfo", "stream", key, "full"]);
+        assert!(
+            got == want,
+            "XINFO STREAM {key} FULL differs on the replica"
+        );
+    }
 
     // Live writes arrive through the stream, expirations as DEL.
     populate(&mut p, "post:");
@@ -670,6 +689,25 @@ fn a_ferrite_replica_follows_a_real_redis_primary() {
     // Redis 7.0 sends a diskless ($EOF:<mark>) snapshot by default.
     wait_info(&mut r, "master_link_status", "up");
     wait_same(&mut p, &mut r, "diskless sync");
+    // The streams arrive whole; only radix-tree-nodes (Redis's count of
+    // rax internals, which Ferrite estimates) may differ.
+    for key in ["pre:stream", "pre:bigstream", "pre:odd", "pre:drained"] {
+        let full = |c: &mut redis::Connection| {
+            let mut v: Vec<redis::Value> = cmd(c, &["xinfo", "stream", key, "full"]);
+            assert_eq!(
+                v.get(4),
+                Some(&redis::Value::BulkString(b"radix-tree-nodes".to_vec()))
+            );
+            v[5] = redis::Value::Nil;
+            v
+        };
+        let want = full(&mut p);
+        let got = full(&mut r);
+        assert!(
+            got == want,
+            "XINFO STREAM {key} FULL differs on the replica"
+        );
+    }
     populate(&mut p, "post:");
     let _: i64 = cmd(&mut p, &["del", "pre:str"]);
     let _: i64 = cmd(&mut p, &["lpush", "enc:plainlist", &"y".repeat(9000)]);
@@ -698,6 +736,7 @@ fn shapes(c: &mut redis::Connection) -> Vec<(usize, String, String, i64)> {
                 "list" => "llen",
                 "set" => "scard",
                 "hash" => "hlen",
+                "stream" => "xlen",
                 _ => "zcard",
             };
             let n: i64 = cmd(c, &[len_cmd, &k]);
