@@ -83,6 +83,10 @@ fn free_port() -> u16 {
 pub struct TestServer {
     child: Child,
     port: u16,
+    /// The server's own working directory (`--dir`), so no file it writes
+    /// or loads (`dump.rdb`) is shared with the repository or another
+    /// test; removed on drop.
+    dir: std::path::PathBuf,
 }
 
 impl TestServer {
@@ -98,8 +102,13 @@ impl TestServer {
         // The port may be taken between `free_port` and the child's bind: retry.
         for _ in 0..3 {
             let port = free_port();
+            let dir =
+                std::env::temp_dir().join(format!("ferrite-test-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("test server dir");
             let child = Command::new(bin)
                 .args(["--port", &port.to_string(), "--save", ""])
+                .args(["--dir", &dir.to_string_lossy()])
                 .args(["--enable-debug-command", "yes"])
                 .args(extra)
                 .stdin(Stdio::null())
@@ -107,7 +116,7 @@ impl TestServer {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-            let mut server = TestServer { child, port };
+            let mut server = TestServer { child, port, dir };
             match server.wait_ready() {
                 Ok(()) => return server,
                 Err(e) => last = e,
@@ -186,6 +195,7 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
