@@ -260,6 +260,12 @@ pub struct Client {
     /// Set by a blocking command that found nothing: the task waits for
     /// the reply before reading further commands.
     pub blocked: Option<crate::blocking::Blocked>,
+    /// Set by `EVAL`: the script thread's reply, which the task awaits
+    /// before reading further commands.
+    pub script_wait: Option<tokio::sync::oneshot::Receiver<bytes::BytesMut>>,
+    /// The command about to run arrives while a script is past
+    /// `busy-reply-threshold`: only `allow_busy` commands run.
+    pub script_busy: bool,
     /// Blocking commands answer as on timeout instead of blocking (inside
     /// `MULTI`/`EXEC`, as Redis's `CLIENT_DENY_BLOCKING`).
     pub deny_blocking: bool,
@@ -291,6 +297,8 @@ impl Client {
             start_monitor: false,
             repl: Default::default(),
             blocked: None,
+            script_wait: None,
+            script_busy: false,
             deny_blocking: false,
             multi: None,
             watched: Vec::new(),

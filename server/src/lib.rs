@@ -17,6 +17,7 @@ pub mod propagate;
 pub mod pubsub;
 pub mod rdb;
 pub mod replica;
+pub mod scripting;
 pub mod server;
 pub mod shared;
 pub mod stats;

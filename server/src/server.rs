@@ -56,6 +56,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     if let Ok(a) = listener.local_addr() {
         srv.port.store(i64::from(a.port()), Ordering::Relaxed);
     }
+    crate::scripting::start(&srv);
     let n = worker_count();
     let mut senders = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);

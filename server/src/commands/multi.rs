@@ -202,6 +202,11 @@ const LOCK_EVERYTHING: &[&str] = &[
     "sort",
     "sort_ro",
     "migrate",
+    // A script may touch any key.
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
 ];
 
 /// Whether `q` may touch shards its key positions do not name.

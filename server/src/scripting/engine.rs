@@ -1,0 +1,1077 @@
+//! The Lua 5.1 interpreter of `EVAL`, set up as Redis 7.0's `script_lua.c`
+//! and `eval.c` do: the `redis` library, read-only globals, Redis's
+//! deterministic `math.random`, and the RESP <-> Lua conversions.
+//!
+//! One [`Engine`] lives per thread that runs scripts (the script thread,
+//! and a worker running `EVAL` inline inside `EXEC`); `mlua::Lua` is not
+//! `Send`, so an engine never leaves its thread. Compiled functions are
+//! cached per engine; the script bodies are shared ([`super::Scripts`]),
+//! and `SCRIPT FLUSH` bumps a generation that makes every engine start over.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use ferrite_protocol::ReplyBuf;
+use mlua::{
+    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState,
+};
+
+use super::{flags, Job};
+use crate::client::Client;
+use crate::command::ctx::unix_ms;
+use crate::command::table::{flag, TABLE};
+use crate::shared::Shared;
+
+/// The chunk name of internal helpers: error positions skip them.
+const INTERNAL: &str = "=redis_internal";
+
+/// Lua code run once per interpreter: the protections Redis applies to
+/// globals and library tables (reads of unknown globals fail, writes fail).
+const PRELUDE: &str = r#"
+local G = ...
+local rawget, rawset, error, tostring, type = rawget, rawset, error, tostring, type
+local setmt, getmt = setmetatable, getmetatable
+local protected = {}
+local function readonly(t)
+  local proxy = {}
+  local mt = {
+    __index = t,
+    __newindex = function() error("Attempt to modify a readonly table", 2) end,
+  }
+  mt.__metatable = false
+  setmt(proxy, mt)
+  protected[proxy] = true
+  return proxy
+end
+local env = {}
+local envmt = {
+  __index = function(_, k)
+    if k == "_G" then return env end
+    local v = rawget(G, k)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function() error("Attempt to modify a readonly table", 2) end,
+}
+envmt.__metatable = readonly(envmt)
+setmt(env, envmt)
+protected[env] = true
+for _, name in ipairs({"redis", "string", "table", "math", "cjson", "bit", "cmsgpack", "struct", "coroutine"}) do
+  if rawget(G, name) ~= nil then rawset(G, name, readonly(rawget(G, name))) end
+end
+rawset(G, "setmetatable", function(t, m)
+  if protected[t] then error("Attempt to modify a readonly table", 2) end
+  return setmt(t, m)
+end)
+rawset(G, "loadfile", nil)
+rawset(G, "dofile", nil)
+rawset(G, "print", nil)
+return env
+"#;
+
+/// Runs `f` under `h` (`xpcall`), returning `ok, result`.
+const RUNNER: &str = "local f, h = ... return xpcall(f, h)";
+
+/// An error reply raised by `redis.call`: the reply as `luaPushErrorBuff`
+/// words it (`-CODE msg`, or a bare message that gets `ERR`).
+#[derive(Debug)]
+struct CallError(Vec<u8>);
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.0))
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// The raw reply of a `redis.call` error, however deep mlua wrapped it.
+fn call_error(e: &mlua::Error) -> Option<&[u8]> {
+    match e {
+        mlua::Error::ExternalError(x) => x.downcast_ref::<CallError>().map(|c| &c.0[..]),
+        mlua::Error::CallbackError { cause, .. } => call_error(cause),
+        mlua::Error::WithContext { cause, .. } => call_error(cause),
+        _ => None,
+    }
+}
+
+/// Makes a `redis.call` error caught by the script's own `pcall` answer
+/// `e.err` like Redis's error table does.
+const ERR_FIELD: &str = r#"
+local probe, errmsg = ...
+local ok, e = pcall(probe)
+local mt = getmetatable(e)
+if type(mt) == "table" then
+  local old = mt.__index
+  mt.__index = function(u, k)
+    if k == "err" then return errmsg(u) end
+    if type(old) == "function" then return old(u, k) end
+    if type(old) == "table" then return old[k] end
+    return nil
+  end
+end
+"#;
+
+/// What `redis.call` needs while a script runs.
+struct RunCtx {
+    srv: Arc<Shared>,
+    client: Client,
+    /// Writes refused (`EVAL_RO`, `no-writes`).
+    read_only: bool,
+    /// `allow-oom` or `no-writes`: denyoom commands run above maxmemory.
+    allow_oom: bool,
+    /// Used memory was above `maxmemory` when the script started.
+    oom: bool,
+    wrote: bool,
+    /// RESP version of `redis.call` replies (`redis.setresp`).
+    resp: u8,
+    /// On the script thread: subject to `busy-reply-threshold` and `SCRIPT KILL`.
+    timed: bool,
+    start: Instant,
+}
+
+/// One interpreter and its compiled scripts.
+pub struct Engine {
+    lua: Lua,
+    env: Table,
+    runner: Function,
+    handler: Function,
+    compiled: HashMap<String, Function>,
+    generation: u64,
+}
+
+thread_local! {
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+}
+
+/// Runs `job` on this thread's engine (created on first use, recreated
+/// after `SCRIPT FLUSH`) and returns the RESP reply for the caller.
+pub fn run_here(srv: &Arc<Shared>, job: Job, timed: bool) -> BytesMut {
+    ENGINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let generation = srv.scripts.generation.load(Ordering::Acquire);
+        if slot.as_ref().is_none_or(|e| e.generation != generation) {
+            *slot = None;
+            match Engine::new(generation) {
+                Ok(e) => *slot = Some(e),
+                Err(e) => {
+                    let mut out = ReplyBuf::new();
+                    out.resp3 = job.resp3;
+                    out.error(format!("ERR Lua engine unavailable: {e}").as_bytes());
+                    return out.buf;
+                }
+            }
+        }
+        match slot.as_mut() {
+            Some(engine) => engine.run(srv, job, timed),
+            None => BytesMut::new(),
+        }
+    })
+}
+
+/// Compiles a script on this thread's engine (`SCRIPT LOAD`), returning
+/// the compiler's message on failure.
+pub fn compile_check(srv: &Arc<Shared>, sha: &str, body: &[u8], shebang_len: usize) -> Result<(), String> {
+    ENGINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let generation = srv.scripts.generation.load(Ordering::Acquire);
+        if slot.as_ref().is_none_or(|e| e.generation != generation) {
+            *slot = Engine::new(generation).ok();
+        }
+        match slot.as_mut() {
+            Some(engine) => engine.compile(sha, body, shebang_len).map(|_| ()),
+            None => Err("Lua engine unavailable".into()),
+        }
+    })
+}
+
+/// Used memory of this thread's interpreter (`used_memory_lua`).
+pub fn memory_here() -> usize {
+    ENGINE.with(|cell| {
+        cell.try_borrow()
+            .ok()
+            .and_then(|s| s.as_ref().map(|e| e.lua.used_memory()))
+            .unwrap_or(0)
+    })
+}
+
+fn rt(msg: impl Into<String>) -> mlua::Error {
+    mlua::Error::RuntimeError(msg.into())
+}
+
+/// An error table `{err = msg}` as `luaPushErrorBuff` builds it: a message
+/// starting with `-` carries its own code, any other gets `ERR`.
+fn error_table(lua: &Lua, msg: &[u8]) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    let text: Vec<u8> = if let Some(rest) = msg.strip_prefix(b"-") {
+        match rest.iter().position(|&b| b == b' ') {
+            Some(sp) => {
+                let mut v = rest[..sp].to_vec();
+                v.push(b' ');
+                v.extend_from_slice(trim_crlf(&rest[sp + 1..]));
+                v
+            }
+            None => {
+                let mut v = b"ERR ".to_vec();
+                v.extend_from_slice(trim_crlf(rest));
+                v
+            }
+        }
+    } else {
+        let mut v = b"ERR ".to_vec();
+        v.extend_from_slice(trim_crlf(msg));
+        v
+    };
+    t.raw_set("err", lua.create_string(&text)?)?;
+    Ok(t)
+}
+
+fn trim_crlf(mut s: &[u8]) -> &[u8] {
+    while let Some((&l, rest)) = s.split_last() {
+        if l == b'\r' || l == b'\n' {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let Some((&f, rest)) = s.split_first() {
+        if f == b'\r' || f == b'\n' {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// The message of an error mlua carries as a value (a Rust callback or
+/// hook error), without mlua's decorations.
+fn plain_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => plain_message(cause),
+        mlua::Error::WithContext { cause, .. } => plain_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// The `%.14g` formatting Lua 5.1 gives numbers converted to strings.
+pub(crate) fn lua_number_string(n: f64) -> String {
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan" } else { "nan" }.into();
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if n == n.trunc() && n.abs() < 1e15 {
+        return format!("{}", n as i64);
+    }
+    let exp = n.abs().log10().floor() as i32;
+    if (-5..14).contains(&exp) {
+        let decimals = (13 - exp).max(0) as usize;
+        let s = format!("{n:.decimals$}");
+        let s = if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        };
+        return s;
+    }
+    let s = format!("{n:.13e}");
+    let (mant, e) = s.split_once('e').unwrap_or((&s, "0"));
+    let mant = if mant.contains('.') {
+        mant.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        mant
+    };
+    let e: i32 = e.parse().unwrap_or(0);
+    format!("{mant}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+}
+
+/// Arguments of `redis.call` as Redis's `luaArgsToRedisArgv` takes them:
+/// strings and numbers only.
+fn lua_args(args: &MultiValue) -> Option<Vec<Bytes>> {
+    let mut v = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match a {
+            Value::String(s) => v.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(i) => v.push(Bytes::from(i.to_string())),
+            Value::Number(n) => v.push(Bytes::from(fpconv(*n))),
+            _ => return None,
+        }
+    }
+    Some(v)
+}
+
+/// `fpconv_dtoa`: the shortest representation that reads back the same.
+fn fpconv(n: f64) -> String {
+    if n == n.trunc() && n.abs() < 1e17 {
+        return format!("{}", n as i64);
+    }
+    let s = format!("{n:e}");
+    let plain = format!("{n}");
+    if plain.len() <= s.len() + 2 {
+        plain
+    } else {
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let e: i32 = e.parse().unwrap_or(0);
+        format!("{m}e{}{}", if e < 0 { '-' } else { '+' }, e.abs())
+    }
+}
+
+impl Engine {
+    fn new(generation: u64) -> mlua::Result<Engine> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )?;
+        let g = lua.globals();
+        // `loadstring`, `pcall` and friends are in the base library, which
+        // is always open.
+        super::libs::install(&lua, &g)?;
+        install_redis(&lua, &g)?;
+        install_random(&lua, &g)?;
+        let probe = lua.create_function(|_, ()| -> mlua::Result<()> {
+            Err(mlua::Error::external(CallError(b"-ERR probe".to_vec())))
+        })?;
+        let errmsg = lua.create_function(|lua, v: Value| {
+            Ok(match v {
+                Value::Error(e) => match call_error(&e) {
+                    Some(m) => Some(error_table(lua, m)?.raw_get::<Value>("err")?),
+                    None => Some(Value::String(lua.create_string(plain_message(&e))?)),
+                },
+                _ => None,
+            })
+        })?;
+        lua.load(ERR_FIELD).set_name(INTERNAL).call::<()>((probe, errmsg))?;
+        let handler = lua.create_function(error_handler)?;
+        let env: Table = lua
+            .load(PRELUDE)
+            .set_name(INTERNAL)
+            .call(g.clone())?;
+        let runner = lua.load(RUNNER).set_name(INTERNAL).into_function()?;
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(100_000),
+            |lua, _| hook(lua),
+        )?;
+        Ok(Engine {
+            lua,
+            env,
+            runner,
+            handler,
+            compiled: HashMap::new(),
+            generation,
+        })
+    }
+
+    /// Compiles a script body (its shebang line skipped, its newline kept
+    /// so line numbers stay right). Returns the error text on failure.
+    fn compile(&mut self, sha: &str, body: &[u8], shebang_len: usize) -> Result<Function, String> {
+        if let Some(f) = self.compiled.get(sha) {
+            return Ok(f.clone());
+        }
+        let code = &body[shebang_len..];
+        match self
+            .lua
+            .load(code)
+            .set_name("@user_script")
+            .set_environment(self.env.clone())
+            .into_function()
+        {
+            Ok(f) => {
+                self.compiled.insert(sha.to_string(), f.clone());
+                Ok(f)
+            }
+            Err(e) => Err(match e {
+                mlua::Error::SyntaxError { message, .. } => message,
+                other => plain_message(&other),
+            }),
+        }
+    }
+
+    fn run(&mut self, srv: &Arc<Shared>, job: Job, timed: bool) -> BytesMut {
+        let mut out = ReplyBuf::new();
+        out.resp3 = job.resp3;
+        let shebang_len = if job.flags & flags::EVAL_COMPAT != 0 {
+            0
+        } else {
+            job.shebang_len
+        };
+        let f = match self.compile(&job.sha, &job.body, shebang_len) {
+            Ok(f) => f,
+            Err(msg) => {
+                let m = format!("ERR Error compiling script (new function): {msg}");
+                srv.stats.count_error(m.as_bytes());
+                out.error(m.as_bytes());
+                return out.buf;
+            }
+        };
+        if job.from_eval {
+            srv.scripts.remember(&job.sha, &job.body, job.flags, job.shebang_len);
+        }
+        let g = self.lua.globals();
+        let set_args = |name: &str, items: &[Bytes]| -> mlua::Result<()> {
+            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, self.lua.create_string(a)?)?;
+            }
+            g.raw_set(name, t)
+        };
+        if let Err(e) = set_args("KEYS", &job.keys).and_then(|_| set_args("ARGV", &job.args)) {
+            out.error(format!("ERR {}", plain_message(&e)).as_bytes());
+            return out.buf;
+        }
+        let mut client = Client::new(job.handle.clone(), true);
+        client.db = job.db;
+        client.deny_blocking = true;
+        let no_writes = job.flags & flags::EVAL_COMPAT == 0 && job.flags & flags::NO_WRITES != 0;
+        let ctx = RunCtx {
+            srv: srv.clone(),
+            client,
+            read_only: job.ro || no_writes,
+            allow_oom: job.flags & flags::EVAL_COMPAT == 0
+                && job.flags & (flags::ALLOW_OOM | flags::NO_WRITES) != 0,
+            oom: job.oom,
+            wrote: false,
+            resp: 2,
+            timed,
+            start: Instant::now(),
+        };
+        self.lua.set_app_data(ctx);
+        let last_cmd = job.handle.last_cmd.load(Ordering::Relaxed);
+        let result: mlua::Result<(bool, Value)> =
+            self.runner.call((f, self.handler.clone()));
+        job.handle.last_cmd.store(last_cmd, Ordering::Relaxed);
+        let ctx = self.lua.remove_app_data::<RunCtx>();
+        let _ = ctx;
+        let _ = g.raw_set("KEYS", Value::Nil);
+        let _ = g.raw_set("ARGV", Value::Nil);
+        let funcname = job.sha.clone();
+        match result {
+            Ok((true, v)) => reply_from_lua(srv, &mut out, &v, 0),
+            Ok((false, v)) => error_reply(srv, &mut out, &v, &funcname),
+            Err(e) => {
+                let m = format!(
+                    "ERR Error running script {funcname}, {:.100}",
+                    plain_message(&e)
+                );
+                srv.stats.count_error(m.as_bytes());
+                out.error(m.as_bytes());
+            }
+        }
+        // A full collection now and then keeps the interpreter small, as
+        // Redis's `lua_gc` step after each script.
+        let _ = self.lua.gc_step();
+        out.buf
+    }
+}
+
+/// The error a script ended with, as `luaCallFunction` replies it.
+fn error_reply(srv: &Shared, out: &mut ReplyBuf, v: &Value, funcname: &str) {
+    let msg = match v {
+        Value::Table(t) => {
+            let err: Option<mlua::LuaString> = t.raw_get("err").ok();
+            let mut m = match err {
+                Some(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                None => "ERR unknown error".into(),
+            };
+            let source: Option<mlua::LuaString> = t.raw_get("source").ok();
+            let line: Option<i64> = t.raw_get("line").ok();
+            if let (Some(src), Some(line)) = (source, line) {
+                m.push_str(&format!(
+                    " script: {funcname}, on {}:{line}.",
+                    String::from_utf8_lossy(&src.as_bytes())
+                ));
+            }
+            m
+        }
+        Value::String(s) => format!(
+            "ERR Error running script {funcname}, {:.100}",
+            String::from_utf8_lossy(&s.as_bytes())
+        ),
+        _ => format!("ERR Error running script {funcname}, execution failure"),
+    };
+    srv.stats.count_error(msg.as_bytes());
+    out.error(msg.as_bytes());
+}
+
+/// The `xpcall` handler (Redis's `__redis__err__handler`): turns the error
+/// into a table and records the user-code position it was raised at.
+fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    let t = match err {
+        Value::Table(t) => t,
+        Value::Error(e) if call_error(&e).is_some() => {
+            error_table(lua, call_error(&e).unwrap_or_default())?
+        }
+        Value::Error(e) => {
+            let t = lua.create_table()?;
+            let m = plain_message(&e);
+            let m = if m.starts_with("ERR ") || m.starts_with("BUSY") {
+                m
+            } else {
+                format!("ERR {m}")
+            };
+            t.raw_set("err", m)?;
+            t
+        }
+        other => {
+            let t = lua.create_table()?;
+            let s = match &other {
+                Value::String(s) => {
+                    let mut v = b"ERR ".to_vec();
+                    v.extend_from_slice(&s.as_bytes());
+                    lua.create_string(&v)?
+                }
+                Value::Integer(i) => lua.create_string(format!("ERR {i}"))?,
+                Value::Number(n) => lua.create_string(format!("ERR {}", lua_number_string(*n)))?,
+                Value::Nil => lua.create_string("ERR nil")?,
+                Value::Boolean(b) => lua.create_string(format!("ERR {b}"))?,
+                _ => lua.create_string("ERR (non-string error)")?,
+            };
+            t.raw_set("err", s)?;
+            t
+        }
+    };
+    // Level 0 is this handler; find the innermost user-code frame.
+    for level in 1..20 {
+        let found = lua.inspect_stack(level, |d| {
+            let s = d.source();
+            let what = s.what;
+            let src = s.source.as_deref().unwrap_or("").to_string();
+            (what, src, d.current_line())
+        });
+        let Some((what, src, line)) = found else {
+            break;
+        };
+        if what == "C" || src == INTERNAL {
+            continue;
+        }
+        t.raw_set("source", src)?;
+        if let Some(l) = line {
+            t.raw_set("line", l as i64)?;
+        }
+        break;
+    }
+    Ok(t)
+}
+
+/// The count hook: past `busy-reply-threshold` other clients get `BUSY`;
+/// after `SCRIPT KILL` the script stops (Redis's `luaMaskCountHook`).
+fn hook(lua: &Lua) -> mlua::Result<VmState> {
+    let Some(ctx) = lua.app_data_ref::<RunCtx>() else {
+        return Ok(VmState::Continue);
+    };
+    if !ctx.timed {
+        return Ok(VmState::Continue);
+    }
+    let s = &ctx.srv.scripts;
+    if !s.timedout.load(Ordering::Acquire) {
+        let limit = ctx.srv.config.read().busy_reply_threshold;
+        let elapsed = ctx.start.elapsed().as_millis() as i64;
+        if elapsed >= limit {
+            tracing::warn!(
+                "Slow script detected: still in execution after {elapsed} milliseconds. You can try killing the script using the SCRIPT KILL command."
+            );
+            s.set_timedout();
+        }
+    }
+    if s.kill_requested() {
+        tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+        return Err(rt("ERR Script killed by user with SCRIPT KILL..."));
+    }
+    Ok(VmState::Continue)
+}
+
+/// Which protocol a parsed reply came in, for the Lua conversion.
+fn install_redis(lua: &Lua, g: &Table) -> mlua::Result<()> {
+    let redis = lua.create_table()?;
+    let call = lua.create_function(|lua, args: MultiValue| match redis_call(lua, args)? {
+        Ok(v) => Ok(v),
+        Err(msg) => Err(mlua::Error::external(CallError(msg))),
+    })?;
+    let pcall = lua.create_function(|lua, args: MultiValue| match redis_call(lua, args)? {
+        Ok(v) => Ok(v),
+        Err(msg) => Ok(Value::Table(error_table(lua, &msg)?)),
+    })?;
+    redis.raw_set("call", call)?;
+    redis.raw_set("pcall", pcall)?;
+    redis.raw_set(
+        "error_reply",
+        lua.create_function(|lua, msg: Value| {
+            let Value::String(s) = msg else {
+                return Err(rt("ERR wrong number or type of arguments"));
+            };
+            let b = s.as_bytes();
+            let mut v = Vec::with_capacity(b.len() + 1);
+            if !b.starts_with(b"-") {
+                v.push(b'-');
+            }
+            v.extend_from_slice(&b);
+            error_table(lua, &v)
+        })?,
+    )?;
+    redis.raw_set(
+        "status_reply",
+        lua.create_function(|lua, msg: Value| {
+            let Value::String(s) = msg else {
+                return Err(rt("ERR wrong number or type of arguments"));
+            };
+            let t = lua.create_table()?;
+            t.raw_set("ok", s)?;
+            Ok(t)
+        })?,
+    )?;
+    redis.raw_set(
+        "sha1hex",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(rt("ERR wrong number of arguments"));
+            }
+            let bytes: Vec<u8> = match &args[0] {
+                Value::String(s) => s.as_bytes().to_vec(),
+                Value::Integer(i) => i.to_string().into_bytes(),
+                Value::Number(n) => lua_number_string(*n).into_bytes(),
+                _ => Vec::new(),
+            };
+            Ok(super::sha1hex(&bytes))
+        })?,
+    )?;
+    redis.raw_set(
+        "log",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() < 2 {
+                return Err(rt("ERR redis.log() requires two arguments or more."));
+            }
+            let level = match &args[0] {
+                Value::Integer(i) => *i,
+                Value::Number(n) => *n as i64,
+                _ => return Err(rt("ERR First argument must be a number (log level).")),
+            };
+            if !(0..=3).contains(&level) {
+                return Err(rt("ERR Invalid debug level."));
+            }
+            let msg: Vec<String> = args
+                .iter()
+                .skip(1)
+                .map(|v| match v {
+                    Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                    Value::Integer(i) => i.to_string(),
+                    Value::Number(n) => lua_number_string(*n),
+                    _ => String::new(),
+                })
+                .collect();
+            let msg = msg.join(" ");
+            match level {
+                0 => tracing::debug!("{msg}"),
+                1 => tracing::info!("{msg}"),
+                2 => tracing::info!("{msg}"),
+                _ => tracing::warn!("{msg}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    for (name, v) in [
+        ("LOG_DEBUG", 0),
+        ("LOG_VERBOSE", 1),
+        ("LOG_NOTICE", 2),
+        ("LOG_WARNING", 3),
+        ("REPL_NONE", 0),
+        ("REPL_AOF", 1),
+        ("REPL_SLAVE", 2),
+        ("REPL_REPLICA", 2),
+        ("REPL_ALL", 3),
+    ] {
+        redis.raw_set(name, v)?;
+    }
+    redis.raw_set(
+        "setresp",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(rt("ERR redis.setresp() requires one argument."));
+            }
+            let v = match &args[0] {
+                Value::Integer(i) => *i,
+                Value::Number(n) => *n as i64,
+                _ => -1,
+            };
+            if v != 2 && v != 3 {
+                return Err(rt("ERR RESP version must be 2 or 3."));
+            }
+            if let Some(mut ctx) = lua.app_data_mut::<RunCtx>() {
+                ctx.resp = v as u8;
+            }
+            Ok(())
+        })?,
+    )?;
+    redis.raw_set(
+        "set_repl",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(rt("ERR redis.set_repl() requires one argument."));
+            }
+            let v = match &args[0] {
+                Value::Integer(i) => *i,
+                Value::Number(n) => *n as i64,
+                _ => -1,
+            };
+            if !(0..=3).contains(&v) {
+                return Err(rt("ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."));
+            }
+            Ok(())
+        })?,
+    )?;
+    redis.raw_set(
+        "replicate_commands",
+        lua.create_function(|_, ()| Ok(true))?,
+    )?;
+    redis.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    redis.raw_set("REDIS_VERSION", super::REDIS_VERSION)?;
+    redis.raw_set("REDIS_VERSION_NUM", super::REDIS_VERSION_NUM)?;
+    g.raw_set("redis", redis)?;
+    Ok(())
+}
+
+/// Redis's `redisLrand48` state: `drand48` arithmetic, so scripts get the
+/// same sequence on every platform.
+struct Rand48(u64);
+
+impl Rand48 {
+    fn next(&mut self) -> i32 {
+        self.0 = (self.0.wrapping_mul(0x5DEE_CE66D).wrapping_add(0xB)) & 0xFFFF_FFFF_FFFF;
+        (self.0 >> 17) as i32
+    }
+    fn seed(&mut self, s: i32) {
+        self.0 = ((s as u32 as u64) << 16) | 0x330E;
+    }
+}
+
+fn install_random(lua: &Lua, g: &Table) -> mlua::Result<()> {
+    let math: Table = g.get("math")?;
+    let state = Arc::new(parking_lot::Mutex::new(Rand48(0x1234_ABCD_330E)));
+    let st = state.clone();
+    math.raw_set(
+        "random",
+        lua.create_function(move |_, args: MultiValue| {
+            let r = {
+                let mut s = st.lock();
+                f64::from(s.next() % i32::MAX) / f64::from(i32::MAX)
+            };
+            let int = |v: &Value, n: usize| -> mlua::Result<i64> {
+                match v {
+                    Value::Integer(i) => Ok(*i),
+                    Value::Number(x) => Ok(*x as i64),
+                    _ => Err(rt(format!("bad argument #{n} to 'random' (number expected)"))),
+                }
+            };
+            match args.len() {
+                0 => Ok(r),
+                1 => {
+                    let u = int(&args[0], 1)?;
+                    if u < 1 {
+                        return Err(rt("bad argument #1 to 'random' (interval is empty)"));
+                    }
+                    Ok((r * u as f64).floor() + 1.0)
+                }
+                2 => {
+                    let l = int(&args[0], 1)?;
+                    let u = int(&args[1], 2)?;
+                    if l > u {
+                        return Err(rt("bad argument #2 to 'random' (interval is empty)"));
+                    }
+                    Ok((r * (u - l + 1) as f64).floor() + l as f64)
+                }
+                _ => Err(rt("wrong number of arguments")),
+            }
+        })?,
+    )?;
+    math.raw_set(
+        "randomseed",
+        lua.create_function(move |_, v: Value| {
+            let s = match v {
+                Value::Integer(i) => i as i32,
+                Value::Number(n) => n as i32,
+                _ => return Err(rt("bad argument #1 to 'randomseed' (number expected)")),
+            };
+            state.lock().seed(s);
+            Ok(())
+        })?,
+    )?;
+    Ok(())
+}
+
+/// The native half of `redis.call`/`redis.pcall` (Redis's
+/// `luaRedisGenericCommand` + `scriptCall`): returns `(reply, nil)` or
+/// `(nil, error table)`.
+fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>>> {
+    let err = |msg: &[u8]| -> mlua::Result<Result<Value, Vec<u8>>> { Ok(Err(msg.to_vec())) };
+    if args.is_empty() {
+        return err(b"Please specify at least one argument for this redis lib call");
+    }
+    let Some(argv) = lua_args(&args) else {
+        return err(b"Lua redis lib command arguments must be strings or integers");
+    };
+    let Some(mut ctx) = lua.app_data_mut::<RunCtx>() else {
+        return err(b"redis.call/pcall can only be called inside a script invocation");
+    };
+    let Some(mut cmd) = TABLE.lookup(&argv[0]) else {
+        return err(b"Unknown Redis command called from script");
+    };
+    if cmd.handler.is_none() || (argv.len() >= 2 && !cmd.subcommands.is_empty()) {
+        match argv.get(1).and_then(|a| cmd.subcommand(a)) {
+            Some(s) => cmd = s,
+            None if cmd.handler.is_none() => {
+                return err(b"Unknown Redis command called from script");
+            }
+            None => {}
+        }
+    }
+    if !cmd.arity_ok(argv.len()) {
+        return err(b"Wrong number of args calling Redis command from script");
+    }
+    if cmd.has(flag::NOSCRIPT) {
+        return err(b"This Redis command is not allowed from script");
+    }
+    if cmd.has(flag::WRITE) && ctx.read_only {
+        return err(b"Write commands are not allowed from read-only scripts.");
+    }
+    if !ctx.allow_oom && !ctx.wrote && ctx.oom && cmd.has(flag::DENYOOM) {
+        return err(crate::evict::OOM_ERROR.as_bytes());
+    }
+    if cmd.has(flag::WRITE) {
+        ctx.wrote = true;
+        if ctx.timed {
+            ctx.srv.scripts.wrote.store(true, Ordering::Release);
+        }
+    }
+    let mut out = ReplyBuf::new();
+    out.resp3 = ctx.resp == 3;
+    let ctx = &mut *ctx;
+    crate::command::dispatch::call(&ctx.srv, &mut ctx.client, &mut out, cmd, &argv, unix_ms());
+    // The script client's own push frames (keyspace events to itself) go nowhere.
+    ctx.client.push.get_mut().buf.clear();
+    let bytes = out.buf;
+    if bytes.first() == Some(&b'-') {
+        let end = bytes.len().saturating_sub(2);
+        return Ok(Err(bytes[..end].to_vec()));
+    }
+    let mut pos = 0;
+    Ok(Ok(resp_to_lua(lua, &bytes, &mut pos)?))
+}
+
+fn line<'a>(b: &'a [u8], pos: &mut usize) -> mlua::Result<&'a [u8]> {
+    let start = *pos;
+    let rel = b[start..]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .ok_or_else(|| rt("ERR bad reply"))?;
+    *pos = start + rel + 2;
+    Ok(&b[start..start + rel])
+}
+
+fn int_of(s: &[u8]) -> i64 {
+    ferrite_protocol::parse_i64(s).unwrap_or(0)
+}
+
+/// Converts one RESP reply at `pos` to Lua (Redis's
+/// `redisProtocolToLuaType`).
+fn resp_to_lua(lua: &Lua, b: &[u8], pos: &mut usize) -> mlua::Result<Value> {
+    let Some(&kind) = b.get(*pos) else {
+        return Ok(Value::Nil);
+    };
+    *pos += 1;
+    let l = line(b, pos)?;
+    Ok(match kind {
+        b':' => Value::Number(int_of(l) as f64),
+        b'$' => {
+            let n = int_of(l);
+            if n < 0 {
+                Value::Boolean(false)
+            } else {
+                let n = n as usize;
+                let s = lua.create_string(&b[*pos..*pos + n])?;
+                *pos += n + 2;
+                Value::String(s)
+            }
+        }
+        b'+' => {
+            let t = lua.create_table()?;
+            t.raw_set("ok", lua.create_string(l)?)?;
+            Value::Table(t)
+        }
+        b'-' => {
+            let t = lua.create_table()?;
+            t.raw_set("err", lua.create_string(l)?)?;
+            Value::Table(t)
+        }
+        b'*' | b'~' | b'>' => {
+            let n = int_of(l);
+            if n < 0 {
+                return Ok(Value::Boolean(false));
+            }
+            let items = lua.create_table()?;
+            for i in 0..n as usize {
+                let v = resp_to_lua(lua, b, pos)?;
+                if kind == b'~' {
+                    items.raw_set(v, true)?;
+                } else {
+                    items.raw_set(i + 1, v)?;
+                }
+            }
+            if kind == b'~' {
+                let t = lua.create_table()?;
+                t.raw_set("set", items)?;
+                Value::Table(t)
+            } else {
+                Value::Table(items)
+            }
+        }
+        b'%' => {
+            let n = int_of(l);
+            let m = lua.create_table()?;
+            for _ in 0..n.max(0) {
+                let k = resp_to_lua(lua, b, pos)?;
+                let v = resp_to_lua(lua, b, pos)?;
+                m.raw_set(k, v)?;
+            }
+            let t = lua.create_table()?;
+            t.raw_set("map", m)?;
+            Value::Table(t)
+        }
+        b'_' => Value::Nil,
+        b'#' => Value::Boolean(l == b"t"),
+        b',' => {
+            let d = std::str::from_utf8(l)
+                .ok()
+                .and_then(|s| match s {
+                    "inf" => Some(f64::INFINITY),
+                    "-inf" => Some(f64::NEG_INFINITY),
+                    _ => s.parse().ok(),
+                })
+                .unwrap_or(0.0);
+            let t = lua.create_table()?;
+            t.raw_set("double", d)?;
+            Value::Table(t)
+        }
+        b'(' => {
+            let t = lua.create_table()?;
+            t.raw_set("big_number", lua.create_string(l)?)?;
+            Value::Table(t)
+        }
+        b'=' => {
+            let n = int_of(l).max(0) as usize;
+            let body = &b[*pos..*pos + n];
+            *pos += n + 2;
+            let (fmt, s) = if n >= 4 { (&body[..3], &body[4..]) } else { (&b""[..], body) };
+            let v = lua.create_table()?;
+            v.raw_set("format", lua.create_string(fmt)?)?;
+            v.raw_set("string", lua.create_string(s)?)?;
+            let t = lua.create_table()?;
+            t.raw_set("verbatim_string", v)?;
+            Value::Table(t)
+        }
+        _ => Value::Nil,
+    })
+}
+
+/// Converts a script's result to the caller's reply (Redis's
+/// `luaReplyToRedisReply`).
+fn reply_from_lua(srv: &Shared, out: &mut ReplyBuf, v: &Value, depth: usize) {
+    match v {
+        Value::String(s) => out.bulk(&s.as_bytes()),
+        Value::Boolean(b) => {
+            if out.resp3 {
+                out.boolean(*b);
+            } else if *b {
+                out.integer(1);
+            } else {
+                out.null();
+            }
+        }
+        Value::Integer(i) => out.integer(*i),
+        Value::Number(n) => out.integer(*n as i64),
+        Value::Table(t) if depth < 1000 => table_reply(srv, out, t, depth),
+        _ => out.null(),
+    }
+}
+
+fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize) {
+    if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+        let m = e.as_bytes().to_vec();
+        srv.stats.count_error(&m);
+        out.error(&m);
+        return;
+    }
+    if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
+        out.simple(&s.as_bytes());
+        return;
+    }
+    if let Ok(d) = t.raw_get::<Value>("double") {
+        if let Some(d) = match d {
+            Value::Number(n) => Some(n),
+            Value::Integer(i) => Some(i as f64),
+            _ => None,
+        } {
+            out.double(d);
+            return;
+        }
+    }
+    if let Ok(Value::String(s)) = t.raw_get::<Value>("big_number") {
+        if out.resp3 {
+            out.raw(b"(");
+            out.raw(&s.as_bytes());
+            out.raw(b"\r\n");
+        } else {
+            out.bulk(&s.as_bytes());
+        }
+        return;
+    }
+    if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(Result::ok).collect();
+        if out.resp3 {
+            out.map(pairs.len());
+        } else {
+            out.array(pairs.len() * 2);
+        }
+        for (k, v) in &pairs {
+            reply_from_lua(srv, out, k, depth + 1);
+            reply_from_lua(srv, out, v, depth + 1);
+        }
+        return;
+    }
+    if let Ok(Value::Table(m)) = t.raw_get::<Value>("set") {
+        let keys: Vec<Value> = m
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, _)| k)
+            .collect();
+        if out.resp3 {
+            out.set(keys.len());
+        } else {
+            out.array(keys.len());
+        }
+        for k in &keys {
+            reply_from_lua(srv, out, k, depth + 1);
+        }
+        return;
+    }
+    let mut items = Vec::new();
+    let mut i = 1usize;
+    loop {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(v),
+        }
+        i += 1;
+    }
+    out.array(items.len());
+    for v in &items {
+        reply_from_lua(srv, out, v, depth + 1);
+    }
+}

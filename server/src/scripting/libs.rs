@@ -1,0 +1,442 @@
+//! The extra libraries Redis links into its Lua: `bit` (LuaBitOp) and
+//! `cjson` (lua-cjson), written here in Rust over mlua since mlua ships
+//! neither. `cmsgpack` and `struct` are not provided.
+
+use mlua::{Lua, MultiValue, Table, Value};
+
+fn rt(msg: impl Into<String>) -> mlua::Error {
+    mlua::Error::RuntimeError(msg.into())
+}
+
+/// LuaBitOp's `tobit`: the number taken modulo 2^32 as a signed 32-bit integer.
+fn tobit(v: &Value, n: usize, name: &str) -> mlua::Result<i32> {
+    let x = match v {
+        Value::Integer(i) => *i as f64,
+        Value::Number(f) => *f,
+        Value::String(s) => std::str::from_utf8(&s.as_bytes())
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .ok_or_else(|| rt(format!("bad argument #{n} to '{name}' (number expected, got string)")))?,
+        other => {
+            return Err(rt(format!(
+                "bad argument #{n} to '{name}' (number expected, got {})",
+                other.type_name()
+            )))
+        }
+    };
+    // LuaBitOp adds 2^52+2^51 and takes the low word; for finite values
+    // this is rounding to an integer then wrapping.
+    let r = x.round_ties_even();
+    Ok((r.rem_euclid(4294967296.0) as u64) as u32 as i32)
+}
+
+fn install_bit(lua: &Lua, g: &Table) -> mlua::Result<()> {
+    let bit = lua.create_table()?;
+    macro_rules! fold {
+        ($name:literal, $op:expr) => {
+            bit.raw_set(
+                $name,
+                lua.create_function(|_, args: MultiValue| {
+                    let mut it = args.iter().enumerate();
+                    let Some((_, first)) = it.next() else {
+                        return Err(rt(concat!("bad argument #1 to '", $name, "' (number expected, got no value)")));
+                    };
+                    let mut acc = tobit(first, 1, $name)?;
+                    for (i, v) in it {
+                        acc = $op(acc, tobit(v, i + 1, $name)?);
+                    }
+                    Ok(f64::from(acc))
+                })?,
+            )?;
+        };
+    }
+    fold!("band", |a: i32, b: i32| a & b);
+    fold!("bor", |a: i32, b: i32| a | b);
+    fold!("bxor", |a: i32, b: i32| a ^ b);
+    bit.raw_set(
+        "tobit",
+        lua.create_function(|_, v: Value| Ok(f64::from(tobit(&v, 1, "tobit")?)))?,
+    )?;
+    bit.raw_set(
+        "bnot",
+        lua.create_function(|_, v: Value| Ok(f64::from(!tobit(&v, 1, "bnot")?)))?,
+    )?;
+    bit.raw_set(
+        "bswap",
+        lua.create_function(|_, v: Value| Ok(f64::from(tobit(&v, 1, "bswap")?.swap_bytes())))?,
+    )?;
+    macro_rules! shift {
+        ($name:literal, $op:expr) => {
+            bit.raw_set(
+                $name,
+                lua.create_function(|_, (a, n): (Value, Value)| {
+                    let a = tobit(&a, 1, $name)?;
+                    let n = (tobit(&n, 2, $name)? & 31) as u32;
+                    Ok(f64::from($op(a, n)))
+                })?,
+            )?;
+        };
+    }
+    shift!("lshift", |a: i32, n: u32| ((a as u32) << n) as i32);
+    shift!("rshift", |a: i32, n: u32| ((a as u32) >> n) as i32);
+    shift!("arshift", |a: i32, n: u32| a >> n);
+    shift!("rol", |a: i32, n: u32| (a as u32).rotate_left(n) as i32);
+    shift!("ror", |a: i32, n: u32| (a as u32).rotate_right(n) as i32);
+    bit.raw_set(
+        "tohex",
+        lua.create_function(|_, (a, n): (Value, Option<Value>)| {
+            let a = tobit(&a, 1, "tohex")? as u32;
+            let mut n = match n {
+                Some(v) => tobit(&v, 2, "tohex")?,
+                None => 8,
+            };
+            let upper = n < 0;
+            if upper {
+                n = -n;
+            }
+            let n = n.clamp(1, 8) as usize;
+            let s = if upper {
+                format!("{a:08X}")
+            } else {
+                format!("{a:08x}")
+            };
+            Ok(s[8 - n..].to_string())
+        })?,
+    )?;
+    g.raw_set("bit", bit)
+}
+
+/// lua-cjson's number formatting (`%.14g`).
+fn json_number(n: f64, out: &mut Vec<u8>) -> mlua::Result<()> {
+    if !n.is_finite() {
+        return Err(rt("Cannot serialise number: must not be NaN or Inf"));
+    }
+    put(out, &super::engine::lua_number_string(n));
+    Ok(())
+}
+
+fn put(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn json_string(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &b in s {
+        match b {
+            b'"' => put(out, "\\\""),
+            b'\\' => put(out, "\\\\"),
+            b'/' => put(out, "\\/"),
+            b'\n' => put(out, "\\n"),
+            b'\r' => put(out, "\\r"),
+            b'\t' => put(out, "\\t"),
+            8 => put(out, "\\b"),
+            12 => put(out, "\\f"),
+            c if c < 0x20 || c == 0x7f => put(out, &format!("\\u{c:04x}")),
+            c => {
+                // Bytes pass through unchanged (cjson does not validate UTF-8).
+                out.push(c);
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
+    if depth > 1000 {
+        return Err(rt("Cannot serialise, excessive nesting (1001)"));
+    }
+    match v {
+        Value::Nil => put(out, "null"),
+        Value::LightUserData(p) if p.0.is_null() => put(out, "null"),
+        Value::Boolean(b) => put(out, if *b { "true" } else { "false" }),
+        Value::Integer(i) => put(out, &i.to_string()),
+        Value::Number(n) => json_number(*n, out)?,
+        Value::String(s) => json_string(&s.as_bytes(), out),
+        Value::Table(t) => {
+            // An array when every key is a positive integer.
+            let mut max = 0i64;
+            let mut count = 0i64;
+            let mut array = true;
+            for pair in t.pairs::<Value, Value>() {
+                let (k, _) = pair?;
+                count += 1;
+                match k {
+                    Value::Integer(i) if i >= 1 => max = max.max(i),
+                    Value::Number(n) if n >= 1.0 && n == n.trunc() => max = max.max(n as i64),
+                    _ => array = false,
+                }
+            }
+            if array && count > 0 {
+                if max > count * 2 && max > 10 {
+                    return Err(rt("Cannot serialise table: excessively sparse array"));
+                }
+                out.push(b'[');
+                for i in 1..=max {
+                    if i > 1 {
+                        out.push(b',');
+                    }
+                    encode(&t.raw_get::<Value>(i)?, out, depth + 1)?;
+                }
+                out.push(b']');
+            } else {
+                out.push(b'{');
+                let mut first = true;
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    match &k {
+                        Value::String(s) => json_string(&s.as_bytes(), out),
+                        Value::Integer(i) => json_string(i.to_string().as_bytes(), out),
+                        Value::Number(n) => {
+                            let mut s = Vec::new();
+                            json_number(*n, &mut s)?;
+                            json_string(&s, out);
+                        }
+                        _ => return Err(rt("Cannot serialise table: table key must be a number or string")),
+                    }
+                    out.push(b':');
+                    encode(&v, out, depth + 1)?;
+                }
+                out.push(b'}');
+            }
+        }
+        other => {
+            return Err(rt(format!(
+                "Cannot serialise {}: type not supported",
+                other.type_name()
+            )))
+        }
+    }
+    Ok(())
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn fail<T>(&self, what: &str) -> mlua::Result<T> {
+        Err(rt(format!(
+            "Expected {what} but found invalid token at character {}",
+            self.i + 1
+        )))
+    }
+
+    fn value(&mut self, lua: &Lua) -> mlua::Result<Value> {
+        self.ws();
+        let Some(&c) = self.b.get(self.i) else {
+            return self.fail("value");
+        };
+        match c {
+            b'{' => {
+                self.depth += 1;
+                if self.depth > 1000 {
+                    return Err(rt("Found too many nested data structures (1001)"));
+                }
+                self.i += 1;
+                let t = lua.create_table()?;
+                self.ws();
+                if self.b.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(Value::Table(t));
+                }
+                loop {
+                    self.ws();
+                    if self.b.get(self.i) != Some(&b'"') {
+                        return self.fail("object key string");
+                    }
+                    let k = self.string(lua)?;
+                    self.ws();
+                    if self.b.get(self.i) != Some(&b':') {
+                        return self.fail("colon");
+                    }
+                    self.i += 1;
+                    let v = self.value(lua)?;
+                    t.raw_set(k, v)?;
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            break;
+                        }
+                        _ => return self.fail("comma or object end"),
+                    }
+                }
+                self.depth -= 1;
+                Ok(Value::Table(t))
+            }
+            b'[' => {
+                self.depth += 1;
+                if self.depth > 1000 {
+                    return Err(rt("Found too many nested data structures (1001)"));
+                }
+                self.i += 1;
+                let t = lua.create_table()?;
+                self.ws();
+                if self.b.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(Value::Table(t));
+                }
+                let mut n = 1;
+                loop {
+                    let v = self.value(lua)?;
+                    t.raw_set(n, v)?;
+                    n += 1;
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            break;
+                        }
+                        _ => return self.fail("comma or array end"),
+                    }
+                }
+                self.depth -= 1;
+                Ok(Value::Table(t))
+            }
+            b'"' => Ok(Value::String(self.string(lua)?)),
+            b't' if self.b[self.i..].starts_with(b"true") => {
+                self.i += 4;
+                Ok(Value::Boolean(true))
+            }
+            b'f' if self.b[self.i..].starts_with(b"false") => {
+                self.i += 5;
+                Ok(Value::Boolean(false))
+            }
+            b'n' if self.b[self.i..].starts_with(b"null") => {
+                self.i += 4;
+                Ok(Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = self.i;
+                while self.i < self.b.len()
+                    && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    self.i += 1;
+                }
+                let s = std::str::from_utf8(&self.b[start..self.i]).unwrap_or("");
+                match s.parse::<f64>() {
+                    Ok(n) => Ok(Value::Number(n)),
+                    Err(_) => {
+                        self.i = start;
+                        self.fail("value")
+                    }
+                }
+            }
+            _ => self.fail("value"),
+        }
+    }
+
+    fn string(&mut self, lua: &Lua) -> mlua::Result<mlua::LuaString> {
+        self.i += 1;
+        let mut v = Vec::new();
+        loop {
+            let Some(&c) = self.b.get(self.i) else {
+                return self.fail("string end");
+            };
+            self.i += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let Some(&e) = self.b.get(self.i) else {
+                        return self.fail("escape");
+                    };
+                    self.i += 1;
+                    match e {
+                        b'"' | b'\\' | b'/' => v.push(e),
+                        b'b' => v.push(8),
+                        b'f' => v.push(12),
+                        b'n' => v.push(b'\n'),
+                        b'r' => v.push(b'\r'),
+                        b't' => v.push(b'\t'),
+                        b'u' => {
+                            let hex = |p: &Self, at: usize| {
+                                p.b.get(at..at + 4)
+                                    .and_then(|h| std::str::from_utf8(h).ok())
+                                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                            };
+                            let Some(mut cp) = hex(self, self.i) else {
+                                return self.fail("unicode escape");
+                            };
+                            self.i += 4;
+                            if (0xD800..0xDC00).contains(&cp)
+                                && self.b.get(self.i..self.i + 2) == Some(b"\\u")
+                            {
+                                if let Some(lo) = hex(self, self.i + 2) {
+                                    if (0xDC00..0xE000).contains(&lo) {
+                                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                                        self.i += 6;
+                                    }
+                                }
+                            }
+                            let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                            let mut buf = [0u8; 4];
+                            v.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        _ => return self.fail("escape"),
+                    }
+                }
+                c => v.push(c),
+            }
+        }
+        lua.create_string(&v)
+    }
+}
+
+fn install_cjson(lua: &Lua, g: &Table) -> mlua::Result<()> {
+    let cjson = lua.create_table()?;
+    cjson.raw_set(
+        "encode",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(rt("bad argument #1 to 'encode' (expected 1 argument)"));
+            }
+            let mut s = Vec::new();
+            encode(&args[0], &mut s, 0)?;
+            lua.create_string(&s)
+        })?,
+    )?;
+    cjson.raw_set(
+        "decode",
+        lua.create_function(|lua, s: mlua::LuaString| {
+            let b = s.as_bytes();
+            let mut p = Parser {
+                b: &b,
+                i: 0,
+                depth: 0,
+            };
+            let v = p.value(lua)?;
+            p.ws();
+            if p.i != b.len() {
+                return p.fail("the end");
+            }
+            Ok(v)
+        })?,
+    )?;
+    cjson.raw_set(
+        "null",
+        Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),
+    )?;
+    g.raw_set("cjson", cjson)
+}
+
+/// Adds `bit` and `cjson` to the globals.
+pub fn install(lua: &Lua, g: &Table) -> mlua::Result<()> {
+    install_bit(lua, g)?;
+    install_cjson(lua, g)
+}
