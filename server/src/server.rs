@@ -111,6 +111,12 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
             }
         }
     }
+    if srv.scripts.running.load(Ordering::Acquire) {
+        // A script holds every shard and only ends on its own: exit now,
+        // as Redis does when asked to stop during a busy script.
+        tracing::warn!("A script is still running; exiting without waiting for it");
+        std::process::exit(0);
+    }
     srv.request_shutdown();
     drop(senders);
     cron.abort();
