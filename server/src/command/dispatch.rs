@@ -170,7 +170,7 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
         return reject(srv, client, out, Some(cmd), &CmdError::NoAuth.to_string());
     }
     if client.script_busy && !cmd.has(flag::ALLOW_BUSY) {
-        return reject(srv, client, out, Some(cmd), crate::scripting::BUSY_ERROR);
+        return reject(srv, client, out, Some(cmd), srv.scripts.busy_error());
     }
     if client.pubsub && !out.resp3 && !allowed_in_pubsub(cmd) {
         let msg = format!(

@@ -207,6 +207,8 @@ const LOCK_EVERYTHING: &[&str] = &[
     "evalsha",
     "eval_ro",
     "evalsha_ro",
+    "fcall",
+    "fcall_ro",
 ];
 
 /// Whether `q` may touch shards its key positions do not name.

@@ -21,6 +21,7 @@ use mlua::{
 };
 
 use super::{flags, Job};
+use mlua::LuaString;
 use crate::client::Client;
 use crate::command::ctx::unix_ms;
 use crate::command::table::{flag, TABLE};
@@ -144,6 +145,103 @@ pub struct Engine {
     handler: Function,
     compiled: HashMap<String, Function>,
     generation: u64,
+    /// Function callbacks by name, as of `fn_generation`.
+    functions: HashMap<String, Function>,
+    fn_generation: u64,
+    fcall: Function,
+}
+
+/// What `redis.register_function` collects while a library loads.
+struct LoadCtx {
+    funcs: Vec<(super::functions::FnMeta, Function)>,
+    start: Instant,
+}
+
+/// Calls a function callback with `KEYS` and `ARGV` under `xpcall`.
+const FCALL_RUNNER: &str = "local f, h, k, a = ... return xpcall(function() return f(k, a) end, h)";
+
+/// Checks `redis.register_function`'s arguments and records the function.
+fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
+    use super::functions::FnMeta;
+    let fail = |m: &str| Err(rt(format!("ERR {m}")));
+    if lua.app_data_ref::<LoadCtx>().is_none() {
+        return fail("redis.register_function can only be called on FUNCTION LOAD command");
+    }
+    let (name, callback, flags, desc) = match args.len() {
+        2 => match (&args[0], &args[1]) {
+            (Value::String(n), Value::Function(f)) => (n.as_bytes().to_vec(), f.clone(), 0, None),
+            (Value::String(_), _) => return fail("callback argument given to redis.register_function must be a function"),
+            _ => return fail("wrong number of arguments to redis.register_function"),
+        },
+        1 => {
+            let Value::Table(t) = &args[0] else {
+                return fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+            };
+            let mut name = None;
+            let mut callback = None;
+            let mut flags = 0u32;
+            let mut desc = None;
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let Value::String(k) = k else {
+                    return fail("named argument key given to redis.register_function is not a string");
+                };
+                match &*k.as_bytes() {
+                    b"function_name" => match v {
+                        Value::String(s) => name = Some(s.as_bytes().to_vec()),
+                        _ => return fail("function_name argument given to redis.register_function must be a string"),
+                    },
+                    b"description" => match v {
+                        Value::String(s) => desc = Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+                        _ => return fail("description argument given to redis.register_function must be a string"),
+                    },
+                    b"callback" => match v {
+                        Value::Function(f) => callback = Some(f),
+                        _ => return fail("callback argument given to redis.register_function must be a function"),
+                    },
+                    b"flags" => {
+                        let Value::Table(ft) = v else {
+                            return fail("flags argument to redis.register_function must be a table representing function flags");
+                        };
+                        for f in ft.sequence_values::<Value>() {
+                            let Value::String(f) = f? else {
+                                return fail("unknown flag given");
+                            };
+                            flags |= match &*f.as_bytes() {
+                                b"no-writes" => flags::NO_WRITES,
+                                b"allow-oom" => flags::ALLOW_OOM,
+                                b"allow-stale" => flags::ALLOW_STALE,
+                                b"no-cluster" => flags::NO_CLUSTER,
+                                b"allow-cross-slot-keys" => flags::ALLOW_CROSS_SLOT,
+                                _ => return fail("unknown flag given"),
+                            };
+                        }
+                    }
+                    _ => return fail("unknown argument given to redis.register_function"),
+                }
+            }
+            let Some(name) = name else {
+                return fail("redis.register_function must get a function name argument");
+            };
+            let Some(callback) = callback else {
+                return fail("redis.register_function must get a callback argument");
+            };
+            (name, callback, flags, desc)
+        }
+        _ => return fail("wrong number of arguments to redis.register_function"),
+    };
+    if !super::functions::valid_name(&name) {
+        return fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long");
+    }
+    let name = String::from_utf8_lossy(&name).into_owned();
+    let Some(mut ctx) = lua.app_data_mut::<LoadCtx>() else {
+        return fail("redis.register_function can only be called on FUNCTION LOAD command");
+    };
+    if ctx.funcs.iter().any(|(m, _)| m.name == name) {
+        return fail("Function already exists in the library");
+    }
+    ctx.funcs.push((FnMeta { name, desc, flags }, callback));
+    Ok(())
 }
 
 thread_local! {
@@ -186,6 +284,28 @@ pub fn compile_check(srv: &Arc<Shared>, sha: &str, body: &[u8], shebang_len: usi
         }
         match slot.as_mut() {
             Some(engine) => engine.compile(sha, body, shebang_len).map(|_| ()),
+            None => Err("Lua engine unavailable".into()),
+        }
+    })
+}
+
+/// Loads a library on this thread's engine (`FUNCTION LOAD`): the
+/// functions it registers, or the error text.
+pub fn load_library_check(
+    srv: &Arc<Shared>,
+    code: &[u8],
+    shebang_len: usize,
+) -> Result<Vec<super::functions::FnMeta>, String> {
+    ENGINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let generation = srv.scripts.generation.load(Ordering::Acquire);
+        if slot.as_ref().is_none_or(|e| e.generation != generation) {
+            *slot = Engine::new(generation).ok();
+        }
+        match slot.as_mut() {
+            Some(engine) => engine
+                .load_library(code, shebang_len)
+                .map(|v| v.into_iter().map(|(m, _)| m).collect()),
             None => Err("Lua engine unavailable".into()),
         }
     })
@@ -336,6 +456,8 @@ impl Engine {
         // is always open.
         super::libs::install(&lua, &g)?;
         install_redis(&lua, &g)?;
+        let redis: Table = g.get("redis")?;
+        redis.raw_set("register_function", lua.create_function(register_function)?)?;
         install_random(&lua, &g)?;
         let probe = lua.create_function(|_, ()| -> mlua::Result<()> {
             Err(mlua::Error::external(CallError(b"-ERR probe".to_vec())))
@@ -360,6 +482,7 @@ impl Engine {
             HookTriggers::new().every_nth_instruction(100_000),
             |lua, _| hook(lua),
         )?;
+        let fcall = lua.load(FCALL_RUNNER).set_name(INTERNAL).into_function()?;
         Ok(Engine {
             lua,
             env,
@@ -367,6 +490,9 @@ impl Engine {
             handler,
             compiled: HashMap::new(),
             generation,
+            functions: HashMap::new(),
+            fn_generation: u64::MAX,
+            fcall,
         })
     }
 
@@ -395,6 +521,69 @@ impl Engine {
         }
     }
 
+    /// Runs a library's code (its shebang line blanked) and returns the
+    /// functions it registered, or the error text for `FUNCTION LOAD`.
+    fn load_library(
+        &mut self,
+        code: &[u8],
+        shebang_len: usize,
+    ) -> Result<Vec<(super::functions::FnMeta, Function)>, String> {
+        let f = self
+            .lua
+            .load(&code[shebang_len..])
+            .set_name("@user_function")
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| match e {
+                mlua::Error::SyntaxError { message, .. } => format!("Error compiling function: {message}"),
+                other => plain_message(&other),
+            })?;
+        self.lua.set_app_data(LoadCtx {
+            funcs: Vec::new(),
+            start: Instant::now(),
+        });
+        let r: mlua::Result<(bool, Value)> = self.runner.call((f, self.handler.clone()));
+        let ctx = self.lua.remove_app_data::<LoadCtx>();
+        let funcs = ctx.map(|c| c.funcs).unwrap_or_default();
+        match r {
+            Ok((true, _)) => {}
+            Ok((false, v)) => {
+                let msg = match v {
+                    Value::Table(t) => t
+                        .raw_get::<LuaString>("err")
+                        .map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned())
+                        .unwrap_or_else(|_| "ERR unknown error".into()),
+                    _ => "ERR unknown error".into(),
+                };
+                return Err(format!("Error registering functions: {msg}"));
+            }
+            Err(e) => return Err(format!("Error registering functions: {}", plain_message(&e))),
+        }
+        if funcs.is_empty() {
+            return Err("No functions registered".into());
+        }
+        Ok(funcs)
+    }
+
+    /// Loads every registered library into this engine if the function
+    /// registry changed since it last did.
+    fn sync_functions(&mut self, srv: &Shared) {
+        let gen = srv.scripts.fn_generation.load(Ordering::Acquire);
+        if gen == self.fn_generation {
+            return;
+        }
+        self.functions.clear();
+        let libs = srv.scripts.functions.lock().codes();
+        for (code, shebang_len) in libs {
+            if let Ok(funcs) = self.load_library(&code, shebang_len) {
+                for (m, f) in funcs {
+                    self.functions.insert(m.name, f);
+                }
+            }
+        }
+        self.fn_generation = gen;
+    }
+
     fn run(&mut self, srv: &Arc<Shared>, job: Job, timed: bool) -> BytesMut {
         let mut out = ReplyBuf::new();
         out.resp3 = job.resp3;
@@ -403,8 +592,23 @@ impl Engine {
         } else {
             job.shebang_len
         };
-        let f = match self.compile(&job.sha, &job.body, shebang_len) {
+        let compiled = if let Some(name) = &job.function {
+            self.sync_functions(srv);
+            self.functions
+                .get(name)
+                .cloned()
+                .ok_or_else(|| "Function not found".to_string())
+        } else {
+            self.compile(&job.sha, &job.body, shebang_len)
+        };
+        let f = match compiled {
             Ok(f) => f,
+            Err(msg) if job.function.is_some() => {
+                let m = format!("ERR {msg}");
+                srv.stats.count_error(m.as_bytes());
+                out.error(m.as_bytes());
+                return out.buf;
+            }
             Err(msg) => {
                 let m = format!("ERR Error compiling script (new function): {msg}");
                 srv.stats.count_error(m.as_bytes());
@@ -445,14 +649,27 @@ impl Engine {
         };
         self.lua.set_app_data(ctx);
         let last_cmd = job.handle.last_cmd.load(Ordering::Relaxed);
-        let result: mlua::Result<(bool, Value)> =
-            self.runner.call((f, self.handler.clone()));
+        let result: mlua::Result<(bool, Value)> = if job.function.is_some() {
+            let mk = |items: &[Bytes]| -> mlua::Result<Table> {
+                let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+                for (i, a) in items.iter().enumerate() {
+                    t.raw_set(i + 1, self.lua.create_string(a)?)?;
+                }
+                Ok(t)
+            };
+            match (mk(&job.keys), mk(&job.args)) {
+                (Ok(k), Ok(a)) => self.fcall.call((f, self.handler.clone(), k, a)),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        } else {
+            self.runner.call((f, self.handler.clone()))
+        };
         job.handle.last_cmd.store(last_cmd, Ordering::Relaxed);
         let ctx = self.lua.remove_app_data::<RunCtx>();
         let _ = ctx;
         let _ = g.raw_set("KEYS", Value::Nil);
         let _ = g.raw_set("ARGV", Value::Nil);
-        let funcname = job.sha.clone();
+        let funcname = job.function.clone().unwrap_or_else(|| job.sha.clone());
         match result {
             Ok((true, v)) => reply_from_lua(srv, &mut out, &v, 0),
             Ok((false, v)) => error_reply(srv, &mut out, &v, &funcname),
@@ -564,6 +781,11 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
 /// The count hook: past `busy-reply-threshold` other clients get `BUSY`;
 /// after `SCRIPT KILL` the script stops (Redis's `luaMaskCountHook`).
 fn hook(lua: &Lua) -> mlua::Result<VmState> {
+    if let Some(l) = lua.app_data_ref::<LoadCtx>() {
+        if l.start.elapsed() > std::time::Duration::from_millis(500) {
+            return Err(rt("ERR FUNCTION LOAD timeout"));
+        }
+    }
     let Some(ctx) = lua.app_data_ref::<RunCtx>() else {
         return Ok(VmState::Continue);
     };

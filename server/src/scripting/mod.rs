@@ -21,6 +21,7 @@
 //! interpreter on that thread; such a run is not subject to the time limit.
 
 pub mod engine;
+pub mod functions;
 pub mod libs;
 
 use std::collections::HashMap;
@@ -47,6 +48,10 @@ pub const REDIS_VERSION_NUM: i64 = 0x0007_000f;
 pub const BUSY_ERROR: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 
+/// `BUSY` while a function runs past the threshold.
+pub const BUSY_FUNCTION_ERROR: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
 /// Shebang flags (`#!lua flags=...`), as Redis's `SCRIPT_FLAG_*`.
 pub mod flags {
     pub const NO_WRITES: u32 = 1;
@@ -69,6 +74,15 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("script|flush", script_flush),
     ("script|kill", script_kill),
     ("script|help", script_help),
+    ("fcall", fcall),
+    ("fcall_ro", fcall_ro),
+    ("function|load", functions::function_load),
+    ("function|delete", functions::function_delete),
+    ("function|flush", functions::function_flush),
+    ("function|list", functions::function_list),
+    ("function|stats", functions::function_stats),
+    ("function|kill", function_kill),
+    ("function|help", functions::function_help),
 ];
 
 /// A cached script body.
@@ -80,6 +94,8 @@ struct Cached {
 
 /// One script run for the script thread.
 pub struct Job {
+    /// `FCALL`: the function to call (the body fields are unused).
+    function: Option<String>,
     sha: String,
     body: Bytes,
     flags: u32,
@@ -116,12 +132,39 @@ pub struct Scripts {
     me: OnceLock<Weak<Shared>>,
     /// `used_memory_lua` of the script thread's interpreter, as of its last run.
     lua_mem: AtomicUsize,
+    /// The function libraries (`FUNCTION LOAD`).
+    functions: Mutex<functions::Registry>,
+    /// Bumped when the libraries change: interpreters reload them.
+    fn_generation: AtomicU64,
+    /// The running script's name (sha or function) and start, for
+    /// `FUNCTION STATS` and the `BUSY` wording.
+    current: Mutex<Option<(String, std::time::Instant, bool)>>,
 }
 
 impl Scripts {
     fn set_timedout(&self) {
         self.timedout.store(true, Ordering::Release);
         self.changed.notify_waiters();
+    }
+
+    /// The running script's name and how long it has run (ms).
+    pub fn running_info(&self) -> Option<(String, i64)> {
+        if !self.running.load(Ordering::Acquire) {
+            return None;
+        }
+        self.current
+            .lock()
+            .as_ref()
+            .map(|(n, t, _)| (n.clone(), t.elapsed().as_millis() as i64))
+    }
+
+    /// The `BUSY` error for the running script (`EVAL` or function).
+    pub fn busy_error(&self) -> &'static str {
+        if self.current.lock().as_ref().is_some_and(|c| c.2) {
+            BUSY_FUNCTION_ERROR
+        } else {
+            BUSY_ERROR
+        }
     }
 
     fn kill_requested(&self) -> bool {
@@ -189,6 +232,11 @@ fn run_timed(srv: &Arc<Shared>, job: Job) -> BytesMut {
     s.kill.store(false, Ordering::Release);
     s.wrote.store(false, Ordering::Release);
     s.timedout.store(false, Ordering::Release);
+    *s.current.lock() = Some((
+        job.function.clone().unwrap_or_else(|| job.sha.clone()),
+        std::time::Instant::now(),
+        job.function.is_some(),
+    ));
     s.running.store(true, Ordering::SeqCst);
     let mut set = LockSet::new();
     set.add_all();
@@ -342,16 +390,7 @@ fn evalsha_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> CmdResult {
-    let numkeys = crate::command::ctx::int_arg(&args[2])?;
-    if numkeys > (args.len() - 3) as i64 {
-        return Err(CmdError::err(
-            "Number of keys can't be greater than number of args",
-        ));
-    }
-    if numkeys < 0 {
-        return Err(CmdError::err("Number of keys can't be negative"));
-    }
-    let numkeys = numkeys as usize;
+    let numkeys = numkeys_arg(args)?;
     let srv = ctx.srv;
     let (sha, body, script_flags, shebang_len, from_eval) = if by_sha {
         let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
@@ -376,6 +415,74 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> Cm
             }
         }
     };
+    let job = Job {
+        function: None,
+        sha,
+        body,
+        flags: script_flags,
+        shebang_len,
+        from_eval,
+        keys: args[3..3 + numkeys].to_vec(),
+        args: args[3 + numkeys..].to_vec(),
+        db: ctx.client.db,
+        resp3: ctx.out.resp3,
+        handle: ctx.client.handle.clone(),
+        ro,
+        oom: false,
+    };
+    submit(ctx, job)
+}
+
+/// `numkeys` of `EVAL`/`FCALL`, checked against the arguments.
+fn numkeys_arg(args: &[Bytes]) -> Result<usize, CmdError> {
+    let numkeys = crate::command::ctx::int_arg(&args[2])?;
+    if numkeys > (args.len() - 3) as i64 {
+        return Err(CmdError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    if numkeys < 0 {
+        return Err(CmdError::err("Number of keys can't be negative"));
+    }
+    Ok(numkeys as usize)
+}
+
+fn fcall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    fcall_generic(ctx, args, false)
+}
+
+fn fcall_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    fcall_generic(ctx, args, true)
+}
+
+fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
+    let name = String::from_utf8_lossy(&args[1]).into_owned();
+    let numkeys = numkeys_arg(args)?;
+    let fn_flags = functions::lookup(ctx, &name)?;
+    let job = Job {
+        function: Some(name),
+        sha: String::new(),
+        body: Bytes::new(),
+        flags: fn_flags,
+        shebang_len: 0,
+        from_eval: false,
+        keys: args[3..3 + numkeys].to_vec(),
+        args: args[3 + numkeys..].to_vec(),
+        db: ctx.client.db,
+        resp3: ctx.out.resp3,
+        handle: ctx.client.handle.clone(),
+        ro,
+        oom: false,
+    };
+    submit(ctx, job)
+}
+
+/// The checks of `scriptPrepareForRun`, then the run: on the script
+/// thread, or inline inside `EXEC`.
+fn submit(ctx: &mut Ctx<'_>, mut job: Job) -> CmdResult {
+    let srv = ctx.srv;
+    let script_flags = job.flags;
+    let ro = job.ro;
     let inline = ctx.client.deny_blocking;
     let maxmemory = srv.hot.maxmemory.load(Ordering::Relaxed);
     let oom = !inline
@@ -395,20 +502,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> Cm
             ));
         }
     }
-    let job = Job {
-        sha,
-        body,
-        flags: script_flags,
-        shebang_len,
-        from_eval,
-        keys: args[3..3 + numkeys].to_vec(),
-        args: args[3 + numkeys..].to_vec(),
-        db: ctx.client.db,
-        resp3: ctx.out.resp3,
-        handle: ctx.client.handle.clone(),
-        ro,
-        oom,
-    };
+    job.oom = oom;
     let me = srv.scripts.me.get().and_then(Weak::upgrade);
     let Some(me) = me else {
         return Err(CmdError::err("scripting is not available"));
@@ -487,6 +581,15 @@ fn script_flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn script_kill(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    kill(ctx, true)
+}
+
+fn function_kill(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    kill(ctx, false)
+}
+
+/// `SCRIPT KILL` / `FUNCTION KILL` (Redis's `scriptKill`).
+fn kill(ctx: &mut Ctx<'_>, is_eval: bool) -> CmdResult {
     let s = &ctx.srv.scripts;
     if !s.running.load(Ordering::Acquire) {
         return Err(CmdError::Other(
@@ -495,6 +598,13 @@ fn script_kill(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     }
     if s.wrote.load(Ordering::Acquire) {
         return Err(CmdError::Other("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
+    }
+    let is_function = s.current.lock().as_ref().is_some_and(|c| c.2);
+    if is_eval && is_function {
+        return Err(CmdError::Other(BUSY_FUNCTION_ERROR.into()));
+    }
+    if !is_eval && !is_function {
+        return Err(CmdError::Other(BUSY_ERROR.into()));
     }
     s.kill.store(true, Ordering::Release);
     ctx.out.ok();
