@@ -70,6 +70,11 @@ rawset(G, "setmetatable", function(t, m)
   if protected[t] then error("Attempt to modify a readonly table", 2) end
   return setmt(t, m)
 end)
+local loadstring_ = loadstring
+rawset(G, "loadstring", function(code, name)
+  if type(code) == "string" and code:byte(1) == 27 then return nil end
+  return loadstring_(code, name)
+end)
 rawset(G, "loadfile", nil)
 rawset(G, "dofile", nil)
 rawset(G, "print", nil)
@@ -647,6 +652,12 @@ impl Engine {
             timed,
             start: Instant::now(),
         };
+        if self.lua.remove_app_data::<LineHook>().is_some() {
+            let _ = self.lua.set_hook(
+                HookTriggers::new().every_nth_instruction(100_000),
+                |lua, _| hook(lua),
+            );
+        }
         self.lua.set_app_data(ctx);
         let last_cmd = job.handle.last_cmd.load(Ordering::Relaxed);
         let result: mlua::Result<(bool, Value)> = if job.function.is_some() {
@@ -778,6 +789,9 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// Marks an interpreter whose hook runs on every line (after a kill).
+struct LineHook;
+
 /// The count hook: past `busy-reply-threshold` other clients get `BUSY`;
 /// after `SCRIPT KILL` the script stops (Redis's `luaMaskCountHook`).
 fn hook(lua: &Lua) -> mlua::Result<VmState> {
@@ -805,6 +819,12 @@ fn hook(lua: &Lua) -> mlua::Result<VmState> {
     }
     if s.kill_requested() {
         tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+        // From now on every line raises, so a `pcall` cannot swallow it.
+        if lua.app_data_ref::<LineHook>().is_none() {
+            drop(ctx);
+            lua.set_app_data(LineHook);
+            let _ = lua.set_hook(HookTriggers::EVERY_LINE, |lua, _| hook(lua));
+        }
         return Err(rt("ERR Script killed by user with SCRIPT KILL..."));
     }
     Ok(VmState::Continue)
@@ -1202,6 +1222,9 @@ fn resp_to_lua(lua: &Lua, b: &[u8], pos: &mut usize) -> mlua::Result<Value> {
     })
 }
 
+/// How deep a script's reply may nest (a self-referencing table ends here).
+const MAX_REPLY_DEPTH: usize = 1000;
+
 /// Converts a script's result to the caller's reply (Redis's
 /// `luaReplyToRedisReply`).
 fn reply_from_lua(srv: &Shared, out: &mut ReplyBuf, v: &Value, depth: usize) {
@@ -1218,7 +1241,13 @@ fn reply_from_lua(srv: &Shared, out: &mut ReplyBuf, v: &Value, depth: usize) {
         }
         Value::Integer(i) => out.integer(*i),
         Value::Number(n) => out.integer(*n as i64),
-        Value::Table(t) if depth < 1000 => table_reply(srv, out, t, depth),
+        // Redis stops where `lua_checkstack` fails on a self-referencing table.
+        Value::Table(_) if depth >= MAX_REPLY_DEPTH => {
+            let m = b"ERR reached lua stack limit";
+            srv.stats.count_error(m);
+            out.error(m);
+        }
+        Value::Table(t) => table_reply(srv, out, t, depth),
         _ => out.null(),
     }
 }

@@ -141,9 +141,9 @@ fn json_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
-    if depth > 1000 {
-        return Err(rt("Cannot serialise, excessive nesting (1001)"));
+fn encode(v: &Value, out: &mut Vec<u8>, depth: usize, max_depth: usize) -> mlua::Result<()> {
+    if depth > max_depth {
+        return Err(rt(format!("Cannot serialise, excessive nesting ({depth})")));
     }
     match v {
         Value::Nil => put(out, "null"),
@@ -175,7 +175,7 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
                     if i > 1 {
                         out.push(b',');
                     }
-                    encode(&t.raw_get::<Value>(i)?, out, depth + 1)?;
+                    encode(&t.raw_get::<Value>(i)?, out, depth + 1, max_depth)?;
                 }
                 out.push(b']');
             } else {
@@ -198,7 +198,7 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
                         _ => return Err(rt("Cannot serialise table: table key must be a number or string")),
                     }
                     out.push(b':');
-                    encode(&v, out, depth + 1)?;
+                    encode(&v, out, depth + 1, max_depth)?;
                 }
                 out.push(b'}');
             }
@@ -217,6 +217,7 @@ struct Parser<'a> {
     b: &'a [u8],
     i: usize,
     depth: usize,
+    max: usize,
 }
 
 impl Parser<'_> {
@@ -241,8 +242,12 @@ impl Parser<'_> {
         match c {
             b'{' => {
                 self.depth += 1;
-                if self.depth > 1000 {
-                    return Err(rt("Found too many nested data structures (1001)"));
+                if self.depth > self.max {
+                    return Err(rt(format!(
+                        "Found too many nested data structures ({}) at character {}",
+                        self.depth,
+                        self.i + 1
+                    )));
                 }
                 self.i += 1;
                 let t = lua.create_table()?;
@@ -280,8 +285,12 @@ impl Parser<'_> {
             }
             b'[' => {
                 self.depth += 1;
-                if self.depth > 1000 {
-                    return Err(rt("Found too many nested data structures (1001)"));
+                if self.depth > self.max {
+                    return Err(rt(format!(
+                        "Found too many nested data structures ({}) at character {}",
+                        self.depth,
+                        self.i + 1
+                    )));
                 }
                 self.i += 1;
                 let t = lua.create_table()?;
@@ -399,26 +408,45 @@ impl Parser<'_> {
 }
 
 fn install_cjson(lua: &Lua, g: &Table) -> mlua::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     let cjson = lua.create_table()?;
+    let enc_max = Arc::new(AtomicUsize::new(1000));
+    let dec_max = Arc::new(AtomicUsize::new(1000));
+    for (name, cell) in [("encode_max_depth", enc_max.clone()), ("decode_max_depth", dec_max.clone())] {
+        cjson.raw_set(
+            name,
+            lua.create_function(move |_, v: Option<i64>| {
+                if let Some(n) = v {
+                    if !(1..=i64::from(i32::MAX)).contains(&n) {
+                        return Err(rt(format!("bad argument #1 to '{name}' (expected integer between 1 and 2147483647)")));
+                    }
+                    cell.store(n as usize, Ordering::Relaxed);
+                }
+                Ok(cell.load(Ordering::Relaxed) as i64)
+            })?,
+        )?;
+    }
     cjson.raw_set(
         "encode",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(move |lua, args: MultiValue| {
             if args.len() != 1 {
                 return Err(rt("bad argument #1 to 'encode' (expected 1 argument)"));
             }
             let mut s = Vec::new();
-            encode(&args[0], &mut s, 0)?;
+            encode(&args[0], &mut s, 1, enc_max.load(Ordering::Relaxed))?;
             lua.create_string(&s)
         })?,
     )?;
     cjson.raw_set(
         "decode",
-        lua.create_function(|lua, s: mlua::LuaString| {
+        lua.create_function(move |lua, s: mlua::LuaString| {
             let b = s.as_bytes();
             let mut p = Parser {
                 b: &b,
                 i: 0,
                 depth: 0,
+                max: dec_max.load(Ordering::Relaxed),
             };
             let v = p.value(lua)?;
             p.ws();
@@ -428,6 +456,17 @@ fn install_cjson(lua: &Lua, g: &Table) -> mlua::Result<()> {
             Ok(v)
         })?,
     )?;
+    let encode: mlua::Function = cjson.raw_get("encode")?;
+    cjson.raw_set("encode_keep_buffer", encode)?;
+    // lua-cjson's configuration calls, accepted and ignored.
+    for name in [
+        "encode_number_precision",
+        "encode_sparse_array",
+        "encode_invalid_numbers",
+        "decode_invalid_numbers",
+    ] {
+        cjson.raw_set(name, lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    }
     cjson.raw_set(
         "null",
         Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),

@@ -212,6 +212,8 @@ pub fn start(srv: &Arc<Shared>) {
     let weak = Arc::downgrade(srv);
     let spawned = std::thread::Builder::new()
         .name("ferrite-script".into())
+        // Deeply nested replies and Lua's C calls recurse on this stack.
+        .stack_size(64 << 20)
         .spawn(move || {
             while let Ok((job, reply)) = rx.recv() {
                 let Some(srv) = weak.upgrade() else { break };
