@@ -266,6 +266,8 @@ pub struct Client {
     /// The command about to run arrives while a script is past
     /// `busy-reply-threshold`: only `allow_busy` commands run.
     pub script_busy: bool,
+    /// The client a script's `redis.call` runs as (Redis's `CLIENT_SCRIPT`).
+    pub in_script: bool,
     /// Blocking commands answer as on timeout instead of blocking (inside
     /// `MULTI`/`EXEC`, as Redis's `CLIENT_DENY_BLOCKING`).
     pub deny_blocking: bool,
@@ -299,6 +301,7 @@ impl Client {
             blocked: None,
             script_wait: None,
             script_busy: false,
+            in_script: false,
             deny_blocking: false,
             multi: None,
             watched: Vec::new(),

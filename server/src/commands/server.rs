@@ -1076,6 +1076,15 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.out.ok();
             Ok(())
         }
+        ("set-disable-deny-scripts", 3) => {
+            let on = crate::command::ctx::int_arg(&args[2])? != 0;
+            ctx.srv
+                .scripts
+                .disable_deny
+                .store(on, std::sync::atomic::Ordering::Relaxed);
+            ctx.out.ok();
+            Ok(())
+        }
         ("pause-cron", 3) => {
             // atoi, as Redis: anything that does not start with a non-zero
             // number resumes the cron.

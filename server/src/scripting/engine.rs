@@ -639,6 +639,7 @@ impl Engine {
         let mut client = Client::new(job.handle.clone(), true);
         client.db = job.db;
         client.deny_blocking = true;
+        client.in_script = true;
         let no_writes = job.flags & flags::EVAL_COMPAT == 0 && job.flags & flags::NO_WRITES != 0;
         let ctx = RunCtx {
             srv: srv.clone(),
@@ -1039,6 +1040,11 @@ fn install_random(lua: &Lua, g: &Table) -> mlua::Result<()> {
             let s = match v {
                 Value::Integer(i) => i as i32,
                 Value::Number(n) => n as i32,
+                Value::String(s) => std::str::from_utf8(&s.as_bytes())
+                    .ok()
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                    .map(|n| n as i32)
+                    .ok_or_else(|| rt("bad argument #1 to 'randomseed' (number expected, got string)"))?,
                 _ => return Err(rt("bad argument #1 to 'randomseed' (number expected)")),
             };
             state.lock().seed(s);
@@ -1077,14 +1083,14 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     if !cmd.arity_ok(argv.len()) {
         return err(b"Wrong number of args calling Redis command from script");
     }
-    if cmd.has(flag::NOSCRIPT) {
+    if cmd.has(flag::NOSCRIPT) && !ctx.srv.scripts.disable_deny.load(Ordering::Relaxed) {
         return err(b"This Redis command is not allowed from script");
     }
     if cmd.has(flag::WRITE) && ctx.read_only {
         return err(b"Write commands are not allowed from read-only scripts.");
     }
     if !ctx.allow_oom && !ctx.wrote && ctx.oom && cmd.has(flag::DENYOOM) {
-        return err(crate::evict::OOM_ERROR.as_bytes());
+        return err(format!("-{}", crate::evict::OOM_ERROR).as_bytes());
     }
     if cmd.has(flag::WRITE) {
         ctx.wrote = true;

@@ -45,6 +45,15 @@ impl Registry {
             .collect()
     }
 
+    /// Libraries, functions and code bytes (`INFO memory`).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.libs.len(),
+            self.libs.values().map(|l| l.funcs.len()).sum(),
+            self.libs.values().map(|l| l.code.len()).sum(),
+        )
+    }
+
     fn find(&self, fname: &str) -> Option<&FnMeta> {
         self.libs
             .values()

@@ -106,8 +106,17 @@ fn install_bit(lua: &Lua, g: &Table) -> mlua::Result<()> {
     g.raw_set("bit", bit)
 }
 
+thread_local! {
+    /// `cjson.encode_invalid_numbers(true)`: NaN and Inf are written.
+    static INVALID_NUMBERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// lua-cjson's number formatting (`%.14g`).
 fn json_number(n: f64, out: &mut Vec<u8>) -> mlua::Result<()> {
+    if !n.is_finite() && INVALID_NUMBERS.with(|c| c.get()) {
+        put(out, if n.is_nan() { "nan" } else if n > 0.0 { "inf" } else { "-inf" });
+        return Ok(());
+    }
     if !n.is_finite() {
         return Err(rt("Cannot serialise number: must not be NaN or Inf"));
     }
@@ -462,11 +471,19 @@ fn install_cjson(lua: &Lua, g: &Table) -> mlua::Result<()> {
     for name in [
         "encode_number_precision",
         "encode_sparse_array",
-        "encode_invalid_numbers",
         "decode_invalid_numbers",
     ] {
         cjson.raw_set(name, lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     }
+    cjson.raw_set(
+        "encode_invalid_numbers",
+        lua.create_function(|_, v: Value| {
+            let on = matches!(v, Value::Boolean(true))
+                || matches!(&v, Value::String(s) if &*s.as_bytes() == b"on");
+            INVALID_NUMBERS.with(|c| c.set(on));
+            Ok(on)
+        })?,
+    )?;
     cjson.raw_set(
         "null",
         Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),

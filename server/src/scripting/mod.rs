@@ -132,6 +132,8 @@ pub struct Scripts {
     me: OnceLock<Weak<Shared>>,
     /// `used_memory_lua` of the script thread's interpreter, as of its last run.
     lua_mem: AtomicUsize,
+    /// `DEBUG SET-DISABLE-DENY-SCRIPTS`: `noscript` commands allowed in scripts.
+    pub disable_deny: AtomicBool,
     /// The function libraries (`FUNCTION LOAD`).
     functions: Mutex<functions::Registry>,
     /// Bumped when the libraries change: interpreters reload them.
@@ -195,6 +197,11 @@ impl Scripts {
     /// `used_memory_scripts_eval`.
     pub fn cache_memory(&self) -> usize {
         self.cache_mem.load(Ordering::Relaxed) + self.cached() * 64
+    }
+
+    /// Libraries, functions and the bytes of their code.
+    pub fn function_counts(&self) -> (usize, usize, usize) {
+        self.functions.lock().counts()
     }
 
     /// `used_memory_lua`: the interpreter's memory (an empty Lua 5.1 state
