@@ -677,13 +677,15 @@ impl Engine {
             self.runner.call((f, self.handler.clone()))
         };
         job.handle.last_cmd.store(last_cmd, Ordering::Relaxed);
-        let ctx = self.lua.remove_app_data::<RunCtx>();
-        let _ = ctx;
+        let script_resp = self
+            .lua
+            .remove_app_data::<RunCtx>()
+            .map_or(2, |c| c.resp);
         let _ = g.raw_set("KEYS", Value::Nil);
         let _ = g.raw_set("ARGV", Value::Nil);
         let funcname = job.function.clone().unwrap_or_else(|| job.sha.clone());
         match result {
-            Ok((true, v)) => reply_from_lua(srv, &mut out, &v, 0),
+            Ok((true, v)) => reply_from_lua(srv, &mut out, &v, 0, script_resp),
             Ok((false, v)) => error_reply(srv, &mut out, &v, &funcname),
             Err(e) => {
                 let m = format!(
@@ -1080,17 +1082,21 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
             None => {}
         }
     }
+    let reject = |msg: &[u8]| {
+        cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        err(msg)
+    };
     if !cmd.arity_ok(argv.len()) {
-        return err(b"Wrong number of args calling Redis command from script");
+        return reject(b"Wrong number of args calling Redis command from script");
     }
     if cmd.has(flag::NOSCRIPT) && !ctx.srv.scripts.disable_deny.load(Ordering::Relaxed) {
-        return err(b"This Redis command is not allowed from script");
+        return reject(b"This Redis command is not allowed from script");
     }
     if cmd.has(flag::WRITE) && ctx.read_only {
-        return err(b"Write commands are not allowed from read-only scripts.");
+        return reject(b"Write commands are not allowed from read-only scripts.");
     }
     if !ctx.allow_oom && !ctx.wrote && ctx.oom && cmd.has(flag::DENYOOM) {
-        return err(format!("-{}", crate::evict::OOM_ERROR).as_bytes());
+        return reject(format!("-{}", crate::evict::OOM_ERROR).as_bytes());
     }
     if cmd.has(flag::WRITE) {
         ctx.wrote = true;
@@ -1193,6 +1199,13 @@ fn resp_to_lua(lua: &Lua, b: &[u8], pos: &mut usize) -> mlua::Result<Value> {
             Value::Table(t)
         }
         b'_' => Value::Nil,
+        b'|' => {
+            // Attributes are skipped: the reply that follows is the value.
+            for _ in 0..int_of(l).max(0) * 2 {
+                resp_to_lua(lua, b, pos)?;
+            }
+            return resp_to_lua(lua, b, pos);
+        }
         b'#' => Value::Boolean(l == b"t"),
         b',' => {
             let d = std::str::from_utf8(l)
@@ -1233,11 +1246,12 @@ const MAX_REPLY_DEPTH: usize = 1000;
 
 /// Converts a script's result to the caller's reply (Redis's
 /// `luaReplyToRedisReply`).
-fn reply_from_lua(srv: &Shared, out: &mut ReplyBuf, v: &Value, depth: usize) {
+fn reply_from_lua(srv: &Shared, out: &mut ReplyBuf, v: &Value, depth: usize, resp: u8) {
     match v {
         Value::String(s) => out.bulk(&s.as_bytes()),
+        // As Redis: the script's protocol (`redis.setresp`) decides.
         Value::Boolean(b) => {
-            if out.resp3 {
+            if resp == 3 {
                 out.boolean(*b);
             } else if *b {
                 out.integer(1);
@@ -1253,12 +1267,12 @@ fn reply_from_lua(srv: &Shared, out: &mut ReplyBuf, v: &Value, depth: usize) {
             srv.stats.count_error(m);
             out.error(m);
         }
-        Value::Table(t) => table_reply(srv, out, t, depth),
+        Value::Table(t) => table_reply(srv, out, t, depth, resp),
         _ => out.null(),
     }
 }
 
-fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize) {
+fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize, resp: u8) {
     if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
         let m = e.as_bytes().to_vec();
         srv.stats.count_error(&m);
@@ -1280,14 +1294,41 @@ fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize) {
         }
     }
     if let Ok(Value::String(s)) = t.raw_get::<Value>("big_number") {
+        let clean: Vec<u8> = s
+            .as_bytes()
+            .iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+            .collect();
         if out.resp3 {
             out.raw(b"(");
-            out.raw(&s.as_bytes());
+            out.raw(&clean);
             out.raw(b"\r\n");
         } else {
-            out.bulk(&s.as_bytes());
+            out.bulk(&clean);
         }
         return;
+    }
+    if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
+        let fmt: Option<LuaString> = v.raw_get("format").ok();
+        let text: Option<LuaString> = v.raw_get("string").ok();
+        if let (Some(fmt), Some(text)) = (fmt, text) {
+            let text = text.as_bytes();
+            if out.resp3 {
+                let fmt = fmt.as_bytes();
+                let mut f = [b' '; 3];
+                for (d, s) in f.iter_mut().zip(fmt.iter()) {
+                    *d = *s;
+                }
+                out.raw(format!("={}\r\n", text.len() + 4).as_bytes());
+                out.raw(&f);
+                out.raw(b":");
+                out.raw(&text);
+                out.raw(b"\r\n");
+            } else {
+                out.bulk(&text);
+            }
+            return;
+        }
     }
     if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
         let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(Result::ok).collect();
@@ -1297,8 +1338,8 @@ fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize) {
             out.array(pairs.len() * 2);
         }
         for (k, v) in &pairs {
-            reply_from_lua(srv, out, k, depth + 1);
-            reply_from_lua(srv, out, v, depth + 1);
+            reply_from_lua(srv, out, k, depth + 1, resp);
+            reply_from_lua(srv, out, v, depth + 1, resp);
         }
         return;
     }
@@ -1314,7 +1355,7 @@ fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize) {
             out.array(keys.len());
         }
         for k in &keys {
-            reply_from_lua(srv, out, k, depth + 1);
+            reply_from_lua(srv, out, k, depth + 1, resp);
         }
         return;
     }
@@ -1329,6 +1370,6 @@ fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize) {
     }
     out.array(items.len());
     for v in &items {
-        reply_from_lua(srv, out, v, depth + 1);
+        reply_from_lua(srv, out, v, depth + 1, resp);
     }
 }

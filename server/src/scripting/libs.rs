@@ -151,9 +151,6 @@ fn json_string(s: &[u8], out: &mut Vec<u8>) {
 }
 
 fn encode(v: &Value, out: &mut Vec<u8>, depth: usize, max_depth: usize) -> mlua::Result<()> {
-    if depth > max_depth {
-        return Err(rt(format!("Cannot serialise, excessive nesting ({depth})")));
-    }
     match v {
         Value::Nil => put(out, "null"),
         Value::LightUserData(p) if p.0.is_null() => put(out, "null"),
@@ -161,6 +158,9 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize, max_depth: usize) -> mlua:
         Value::Integer(i) => put(out, &i.to_string()),
         Value::Number(n) => json_number(*n, out)?,
         Value::String(s) => json_string(&s.as_bytes(), out),
+        Value::Table(_) if depth > max_depth => {
+            return Err(rt(format!("Cannot serialise, excessive nesting ({depth})")));
+        }
         Value::Table(t) => {
             // An array when every key is a positive integer.
             let mut max = 0i64;
