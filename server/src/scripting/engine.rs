@@ -140,6 +140,9 @@ struct RunCtx {
     /// On the script thread: subject to `busy-reply-threshold` and `SCRIPT KILL`.
     timed: bool,
     start: Instant,
+    /// Unix ms at the start: time stands still for the whole script, so
+    /// a key does not expire between two of its commands (7.0).
+    now: i64,
 }
 
 /// One interpreter and its compiled scripts.
@@ -652,6 +655,7 @@ impl Engine {
             resp: 2,
             timed,
             start: Instant::now(),
+            now: unix_ms(),
         };
         if self.lua.remove_app_data::<LineHook>().is_some() {
             let _ = self.lua.set_hook(
@@ -686,7 +690,10 @@ impl Engine {
         let funcname = job.function.clone().unwrap_or_else(|| job.sha.clone());
         match result {
             Ok((true, v)) => reply_from_lua(srv, &mut out, &v, 0, script_resp),
-            Ok((false, v)) => error_reply(srv, &mut out, &v, &funcname),
+            Ok((false, v)) => {
+                job.cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+                error_reply(srv, &mut out, &v, &funcname)
+            }
             Err(e) => {
                 let m = format!(
                     "ERR Error running script {funcname}, {:.100}",
@@ -1107,7 +1114,8 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     let mut out = ReplyBuf::new();
     out.resp3 = ctx.resp == 3;
     let ctx = &mut *ctx;
-    crate::command::dispatch::call(&ctx.srv, &mut ctx.client, &mut out, cmd, &argv, unix_ms());
+    let now = ctx.now;
+    crate::command::dispatch::call(&ctx.srv, &mut ctx.client, &mut out, cmd, &argv, now);
     // The script client's own push frames (keyspace events to itself) go nowhere.
     ctx.client.push.get_mut().buf.clear();
     let bytes = out.buf;

@@ -94,6 +94,8 @@ struct Cached {
 
 /// One script run for the script thread.
 pub struct Job {
+    /// The command that submitted the job (`failed_calls` of a script error).
+    cmd: &'static crate::command::Command,
     /// `FCALL`: the function to call (the body fields are unused).
     function: Option<String>,
     sha: String,
@@ -425,6 +427,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> Cm
         }
     };
     let job = Job {
+        cmd: static_cmd(ctx),
         function: None,
         sha,
         body,
@@ -440,6 +443,13 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> Cm
         oom: false,
     };
     submit(ctx, job)
+}
+
+/// The running command's table entry (`EVAL`... are top-level commands).
+fn static_cmd(ctx: &Ctx<'_>) -> &'static crate::command::Command {
+    crate::command::TABLE
+        .lookup(ctx.cmd.name().as_bytes())
+        .unwrap_or_else(|| crate::command::TABLE.lookup(b"eval").expect("eval is declared"))
 }
 
 /// `numkeys` of `EVAL`/`FCALL`, checked against the arguments.
@@ -469,6 +479,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
     let numkeys = numkeys_arg(args)?;
     let fn_flags = functions::lookup(ctx, &name)?;
     let job = Job {
+        cmd: static_cmd(ctx),
         function: Some(name),
         sha: String::new(),
         body: Bytes::new(),
