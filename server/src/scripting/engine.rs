@@ -143,6 +143,12 @@ struct RunCtx {
     /// Unix ms at the start: time stands still for the whole script, so
     /// a key does not expire between two of its commands (7.0).
     now: i64,
+    /// The calling client, for key tracking.
+    caller: Arc<crate::client::ClientHandle>,
+    /// The keys the caller declared, remembered for it when the script
+    /// first calls a read-only command.
+    keys: Vec<Bytes>,
+    tracked: bool,
 }
 
 /// One interpreter and its compiled scripts.
@@ -639,7 +645,17 @@ impl Engine {
             out.error(format!("ERR {}", plain_message(&e)).as_bytes());
             return out.buf;
         }
-        let mut client = Client::new(job.handle.clone(), true);
+        // The script's own client (Redis's `lua_client`): a handle of its
+        // own, so its reads are not remembered for the caller one by one;
+        // the caller's declared keys are (see `redis_call`).
+        let script_handle = Arc::new(crate::client::ClientHandle::new(
+            0,
+            String::new(),
+            String::new(),
+            -1,
+            unix_ms(),
+        ));
+        let mut client = Client::new(script_handle, true);
         client.db = job.db;
         client.deny_blocking = true;
         client.in_script = true;
@@ -656,6 +672,9 @@ impl Engine {
             timed,
             start: Instant::now(),
             now: unix_ms(),
+            caller: job.handle.clone(),
+            keys: job.keys.clone(),
+            tracked: false,
         };
         if self.lua.remove_app_data::<LineHook>().is_some() {
             let _ = self.lua.set_hook(
@@ -1110,6 +1129,16 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
         if ctx.timed {
             ctx.srv.scripts.wrote.store(true, Ordering::Release);
         }
+    }
+    if cmd.has(flag::READONLY)
+        && !ctx.tracked
+        && crate::tracking::remembers(ctx.caller.tracking.load(Ordering::Relaxed))
+    {
+        // 7.0 tracks the script's declared keys once it reads anything.
+        ctx.tracked = true;
+        ctx.srv
+            .tracking
+            .remember(&ctx.caller, ctx.keys.iter().cloned());
     }
     let mut out = ReplyBuf::new();
     out.resp3 = ctx.resp == 3;

@@ -251,10 +251,27 @@ fn run_timed(srv: &Arc<Shared>, job: Job) -> BytesMut {
     s.running.store(true, Ordering::SeqCst);
     let mut set = LockSet::new();
     set.add_all();
-    let out = srv.store.with_locked(&set, || {
+    // Invalidations are attributed to the caller (NOLOOP), and those for
+    // its own keys surround its reply as for any command.
+    let caller = job.handle.id;
+    let tracking = crate::tracking::enter(&srv.tracking, caller);
+    if tracking {
+        crate::tracking::set_in_call(true);
+    }
+    let mut out = srv.store.with_locked(&set, || {
         srv.repl
             .transaction(|| engine::run_here(srv, job, true))
     });
+    if tracking {
+        crate::tracking::set_in_call(false);
+        if let Some(mut before) = crate::tracking::take_before() {
+            before.unsplit(out);
+            out = before;
+        }
+        if let Some(after) = crate::tracking::leave() {
+            out.unsplit(after);
+        }
+    }
     s.lua_mem.store(engine::memory_here(), Ordering::Relaxed);
     s.running.store(false, Ordering::SeqCst);
     s.timedout.store(false, Ordering::SeqCst);
