@@ -19,7 +19,10 @@ fn eval_returns_converted_values() {
     assert_eq!(cmd::<i64>(&mut con, &["EVAL", "return 1", "0"]), 1);
     assert_eq!(cmd::<i64>(&mut con, &["EVAL", "return 3.99", "0"]), 3);
     assert_eq!(
-        cmd::<String>(&mut con, &["EVAL", "return KEYS[1]..ARGV[1]", "1", "k", "a"]),
+        cmd::<String>(
+            &mut con,
+            &["EVAL", "return KEYS[1]..ARGV[1]", "1", "k", "a"]
+        ),
         "ka"
     );
     assert_eq!(
@@ -40,7 +43,10 @@ fn eval_returns_converted_values() {
         "MY error"
     );
     assert_eq!(
-        err(&mut con, &["EVAL", "return redis.error_reply('My Error')", "0"]),
+        err(
+            &mut con,
+            &["EVAL", "return redis.error_reply('My Error')", "0"]
+        ),
         "My Error"
     );
 }
@@ -97,9 +103,17 @@ fn evalsha_and_the_script_cache() {
     // redis::Script: EVALSHA first, EVAL on NOSCRIPT.
     cmd::<String>(&mut con, &["SCRIPT", "FLUSH"]);
     let script = redis::Script::new("return redis.call('incrby', KEYS[1], ARGV[1])");
-    let v: i64 = script.key("counter").arg(5).invoke(&mut con).expect("invoke");
+    let v: i64 = script
+        .key("counter")
+        .arg(5)
+        .invoke(&mut con)
+        .expect("invoke");
     assert_eq!(v, 5);
-    let v: i64 = script.key("counter").arg(2).invoke(&mut con).expect("invoke");
+    let v: i64 = script
+        .key("counter")
+        .arg(2)
+        .invoke(&mut con)
+        .expect("invoke");
     assert_eq!(v, 7);
 }
 
@@ -131,13 +145,24 @@ fn errors_are_worded_as_redis() {
         err(&mut con, &["EVAL", "return 1", "3", "a"]),
         "ERR Number of keys can't be greater than number of args"
     );
-    assert!(err(&mut con, &["EVAL", "return redis.call('eval','return 1',0)", "0"])
-        .starts_with("ERR This Redis command is not allowed from script script: "));
-    assert!(err(&mut con, &["EVAL_RO", "return redis.call('set','a',1)", "1", "a"])
-        .starts_with("ERR Write commands are not allowed from read-only scripts. script: "));
     assert!(err(
         &mut con,
-        &["EVAL", "#!lua flags=no-writes\nreturn redis.call('set','a',1)", "1", "a"]
+        &["EVAL", "return redis.call('eval','return 1',0)", "0"]
+    )
+    .starts_with("ERR This Redis command is not allowed from script script: "));
+    assert!(err(
+        &mut con,
+        &["EVAL_RO", "return redis.call('set','a',1)", "1", "a"]
+    )
+    .starts_with("ERR Write commands are not allowed from read-only scripts. script: "));
+    assert!(err(
+        &mut con,
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('set','a',1)",
+            "1",
+            "a"
+        ]
     )
     .ends_with("on @user_script:2."));
     assert_eq!(
@@ -163,17 +188,29 @@ fn libraries_and_determinism() {
         "[1,2,{\"a\":1}]"
     );
     assert_eq!(
-        cmd::<i64>(&mut con, &["EVAL", "return cjson.decode('[1,{\"b\":5}]')[2].b", "0"]),
+        cmd::<i64>(
+            &mut con,
+            &["EVAL", "return cjson.decode('[1,{\"b\":5}]')[2].b", "0"]
+        ),
         5
     );
-    assert_eq!(cmd::<i64>(&mut con, &["EVAL", "return bit.band(7, 3)", "0"]), 3);
+    assert_eq!(
+        cmd::<i64>(&mut con, &["EVAL", "return bit.band(7, 3)", "0"]),
+        3
+    );
     assert_eq!(
         cmd::<String>(&mut con, &["EVAL", "return redis.sha1hex('')", "0"]),
         "da39a3ee5e6b4b0d3255bfef95601890afd80709"
     );
     // Redis's drand48: the first draws of a fresh server are fixed.
-    assert_eq!(cmd::<i64>(&mut con, &["EVAL", "return math.random()", "0"]), 0);
-    assert_eq!(cmd::<i64>(&mut con, &["EVAL", "return math.random(100)", "0"]), 85);
+    assert_eq!(
+        cmd::<i64>(&mut con, &["EVAL", "return math.random()", "0"]),
+        0
+    );
+    assert_eq!(
+        cmd::<i64>(&mut con, &["EVAL", "return math.random(100)", "0"]),
+        85
+    );
 }
 
 #[test]
@@ -182,7 +219,11 @@ fn select_inside_a_script_does_not_change_the_callers_db() {
     cmd::<()>(&mut con, &["SET", "k", "db0"]);
     let v: String = cmd(
         &mut con,
-        &["EVAL", "redis.call('select', 1) redis.call('set', 'k', 'db1') return redis.call('get', 'k')", "0"],
+        &[
+            "EVAL",
+            "redis.call('select', 1) redis.call('set', 'k', 'db1') return redis.call('get', 'k')",
+            "0",
+        ],
     );
     assert_eq!(v, "db1");
     assert_eq!(cmd::<String>(&mut con, &["GET", "k"]), "db0");
@@ -223,13 +264,18 @@ fn busy_script_and_script_kill() {
     assert_eq!(cmd::<String>(&mut con, &["PING"]), "PONG");
 
     // A script that wrote cannot be killed.
-    runner.send(b"*3\r\n$4\r\nEVAL\r\n$46\r\nredis.call('set','w','1') while true do end   \r\n$1\r\n0\r\n");
+    runner.send(
+        b"*3\r\n$4\r\nEVAL\r\n$46\r\nredis.call('set','w','1') while true do end   \r\n$1\r\n0\r\n",
+    );
     let start = Instant::now();
     loop {
         match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut con) {
             Err(e) if ferrite_tests::error_text(&e).starts_with("UNKILLABLE ") => break,
             _ => {
-                assert!(start.elapsed() < Duration::from_secs(10), "never UNKILLABLE");
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "never UNKILLABLE"
+                );
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -264,7 +310,12 @@ fn script_writes_are_propagated_as_one_transaction() {
     let _ = link.read_until(|b| b.ends_with(b"up\r\n"), Duration::from_secs(5));
     cmd::<()>(
         &mut con,
-        &["EVAL", "redis.call('set', KEYS[1], 'a') redis.call('incr', 'n') redis.call('get', 'n')", "1", "k"],
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'a') redis.call('incr', 'n') redis.call('get', 'n')",
+            "1",
+            "k",
+        ],
     );
     let got = link.read_until(|b| b.ends_with(b"EXEC\r\n"), Duration::from_secs(5));
     assert_eq!(
@@ -282,7 +333,10 @@ fn script_writes_are_propagated_as_one_transaction() {
 fn eval_inside_multi_runs_in_exec() {
     let (_s, mut con) = setup();
     cmd::<()>(&mut con, &["MULTI"]);
-    cmd::<()>(&mut con, &["EVAL", "return redis.call('incr', KEYS[1])", "1", "c"]);
+    cmd::<()>(
+        &mut con,
+        &["EVAL", "return redis.call('incr', KEYS[1])", "1", "c"],
+    );
     cmd::<()>(&mut con, &["INCR", "c"]);
     let v: Vec<i64> = cmd(&mut con, &["EXEC"]);
     assert_eq!(v, vec![1, 2]);

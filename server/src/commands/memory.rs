@@ -285,7 +285,10 @@ pub fn info_section(srv: &Shared, cfg: &Config, out: &mut String) {
     let vm_functions = 32 * 1024 + fn_mem;
     line(format_args!("used_memory_lua:{lua}"));
     line(format_args!("used_memory_vm_eval:{lua}"));
-    line(format_args!("used_memory_lua_human:{}", bytes_to_human(lua as i64)));
+    line(format_args!(
+        "used_memory_lua_human:{}",
+        bytes_to_human(lua as i64)
+    ));
     line(format_args!("used_memory_scripts_eval:{scripts_eval}"));
     line(format_args!("number_of_cached_scripts:{}", sc.cached()));
     line(format_args!("number_of_functions:{funcs}"));

@@ -870,7 +870,12 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         tracing::warn!("SHUTDOWN SAVE: persistence is not implemented; nothing saved");
     }
     tracing::warn!("User requested shutdown...");
-    if ctx.srv.scripts.running.load(std::sync::atomic::Ordering::Acquire) {
+    if ctx
+        .srv
+        .scripts
+        .running
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
         // A script holds every shard and cannot be stopped: exit at once,
         // as Redis does for SHUTDOWN NOSAVE during a busy script.
         tracing::warn!("Redis is now ready to exit, bye bye...");

@@ -16,16 +16,14 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use ferrite_protocol::ReplyBuf;
-use mlua::{
-    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState,
-};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
 use super::{flags, Job};
-use mlua::LuaString;
 use crate::client::Client;
 use crate::command::ctx::unix_ms;
 use crate::command::table::{flag, TABLE};
 use crate::shared::Shared;
+use mlua::LuaString;
 
 /// The chunk name of internal helpers: error positions skip them.
 const INTERNAL: &str = "=redis_internal";
@@ -184,7 +182,11 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     let (name, callback, flags, desc) = match args.len() {
         2 => match (&args[0], &args[1]) {
             (Value::String(n), Value::Function(f)) => (n.as_bytes().to_vec(), f.clone(), 0, None),
-            (Value::String(_), _) => return fail("callback argument given to redis.register_function must be a function"),
+            (Value::String(_), _) => {
+                return fail(
+                    "callback argument given to redis.register_function must be a function",
+                )
+            }
             _ => return fail("wrong number of arguments to redis.register_function"),
         },
         1 => {
@@ -198,7 +200,9 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
             for pair in t.pairs::<Value, Value>() {
                 let (k, v) = pair?;
                 let Value::String(k) = k else {
-                    return fail("named argument key given to redis.register_function is not a string");
+                    return fail(
+                        "named argument key given to redis.register_function is not a string",
+                    );
                 };
                 match &*k.as_bytes() {
                     b"function_name" => match v {
@@ -289,7 +293,12 @@ pub fn run_here(srv: &Arc<Shared>, job: Job, timed: bool) -> BytesMut {
 
 /// Compiles a script on this thread's engine (`SCRIPT LOAD`), returning
 /// the compiler's message on failure.
-pub fn compile_check(srv: &Arc<Shared>, sha: &str, body: &[u8], shebang_len: usize) -> Result<(), String> {
+pub fn compile_check(
+    srv: &Arc<Shared>,
+    sha: &str,
+    body: &[u8],
+    shebang_len: usize,
+) -> Result<(), String> {
     ENGINE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let generation = srv.scripts.generation.load(Ordering::Acquire);
@@ -485,12 +494,11 @@ impl Engine {
                 _ => None,
             })
         })?;
-        lua.load(ERR_FIELD).set_name(INTERNAL).call::<()>((probe, errmsg))?;
-        let handler = lua.create_function(error_handler)?;
-        let env: Table = lua
-            .load(PRELUDE)
+        lua.load(ERR_FIELD)
             .set_name(INTERNAL)
-            .call(g.clone())?;
+            .call::<()>((probe, errmsg))?;
+        let handler = lua.create_function(error_handler)?;
+        let env: Table = lua.load(PRELUDE).set_name(INTERNAL).call(g.clone())?;
         let runner = lua.load(RUNNER).set_name(INTERNAL).into_function()?;
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(100_000),
@@ -549,7 +557,9 @@ impl Engine {
             .set_environment(self.env.clone())
             .into_function()
             .map_err(|e| match e {
-                mlua::Error::SyntaxError { message, .. } => format!("Error compiling function: {message}"),
+                mlua::Error::SyntaxError { message, .. } => {
+                    format!("Error compiling function: {message}")
+                }
                 other => plain_message(&other),
             })?;
         self.lua.set_app_data(LoadCtx {
@@ -571,7 +581,12 @@ impl Engine {
                 };
                 return Err(format!("Error registering functions: {msg}"));
             }
-            Err(e) => return Err(format!("Error registering functions: {}", plain_message(&e))),
+            Err(e) => {
+                return Err(format!(
+                    "Error registering functions: {}",
+                    plain_message(&e)
+                ))
+            }
         }
         if funcs.is_empty() {
             return Err("No functions registered".into());
@@ -631,7 +646,8 @@ impl Engine {
             }
         };
         if job.from_eval {
-            srv.scripts.remember(&job.sha, &job.body, job.flags, job.shebang_len);
+            srv.scripts
+                .remember(&job.sha, &job.body, job.flags, job.shebang_len);
         }
         let g = self.lua.globals();
         let set_args = |name: &str, items: &[Bytes]| -> mlua::Result<()> {
@@ -700,10 +716,7 @@ impl Engine {
             self.runner.call((f, self.handler.clone()))
         };
         job.handle.last_cmd.store(last_cmd, Ordering::Relaxed);
-        let script_resp = self
-            .lua
-            .remove_app_data::<RunCtx>()
-            .map_or(2, |c| c.resp);
+        let script_resp = self.lua.remove_app_data::<RunCtx>().map_or(2, |c| c.resp);
         let _ = g.raw_set("KEYS", Value::Nil);
         let _ = g.raw_set("ARGV", Value::Nil);
         let funcname = job.function.clone().unwrap_or_else(|| job.sha.clone());
@@ -997,10 +1010,7 @@ fn install_redis(lua: &Lua, g: &Table) -> mlua::Result<()> {
             Ok(())
         })?,
     )?;
-    redis.raw_set(
-        "replicate_commands",
-        lua.create_function(|_, ()| Ok(true))?,
-    )?;
+    redis.raw_set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
     redis.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
     redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     redis.raw_set("REDIS_VERSION", super::REDIS_VERSION)?;
@@ -1038,7 +1048,9 @@ fn install_random(lua: &Lua, g: &Table) -> mlua::Result<()> {
                 match v {
                     Value::Integer(i) => Ok(*i),
                     Value::Number(x) => Ok(*x as i64),
-                    _ => Err(rt(format!("bad argument #{n} to 'random' (number expected)"))),
+                    _ => Err(rt(format!(
+                        "bad argument #{n} to 'random' (number expected)"
+                    ))),
                 }
             };
             match args.len() {
@@ -1072,7 +1084,9 @@ fn install_random(lua: &Lua, g: &Table) -> mlua::Result<()> {
                     .ok()
                     .and_then(|t| t.trim().parse::<f64>().ok())
                     .map(|n| n as i32)
-                    .ok_or_else(|| rt("bad argument #1 to 'randomseed' (number expected, got string)"))?,
+                    .ok_or_else(|| {
+                        rt("bad argument #1 to 'randomseed' (number expected, got string)")
+                    })?,
                 _ => return Err(rt("bad argument #1 to 'randomseed' (number expected)")),
             };
             state.lock().seed(s);
@@ -1266,7 +1280,11 @@ fn resp_to_lua(lua: &Lua, b: &[u8], pos: &mut usize) -> mlua::Result<Value> {
             let n = int_of(l).max(0) as usize;
             let body = &b[*pos..*pos + n];
             *pos += n + 2;
-            let (fmt, s) = if n >= 4 { (&body[..3], &body[4..]) } else { (&b""[..], body) };
+            let (fmt, s) = if n >= 4 {
+                (&body[..3], &body[4..])
+            } else {
+                (&b""[..], body)
+            };
             let v = lua.create_table()?;
             v.raw_set("format", lua.create_string(fmt)?)?;
             v.raw_set("string", lua.create_string(s)?)?;

@@ -74,7 +74,9 @@ fn lib_metadata(code: &[u8]) -> Result<(String, usize), String> {
     }
     let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
     let line = &code[2..end];
-    let mut parts = line.split(|b| b.is_ascii_whitespace()).filter(|p| !p.is_empty());
+    let mut parts = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|p| !p.is_empty());
     let engine = parts.next().unwrap_or_default();
     if !engine.eq_ignore_ascii_case(b"lua") {
         return Err(format!(
@@ -141,10 +143,7 @@ pub(super) fn function_load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             .find(|(_, l)| l.funcs.iter().any(|g| g.name == f.name));
         if let Some((lib, _)) = owner {
             if *lib != name {
-                return Err(CmdError::err(format!(
-                    "Function {} already exists",
-                    f.name
-                )));
+                return Err(CmdError::err(format!("Function {} already exists", f.name)));
             }
         }
     }

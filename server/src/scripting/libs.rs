@@ -16,7 +16,11 @@ fn tobit(v: &Value, n: usize, name: &str) -> mlua::Result<i32> {
         Value::String(s) => std::str::from_utf8(&s.as_bytes())
             .ok()
             .and_then(|s| s.trim().parse::<f64>().ok())
-            .ok_or_else(|| rt(format!("bad argument #{n} to '{name}' (number expected, got string)")))?,
+            .ok_or_else(|| {
+                rt(format!(
+                    "bad argument #{n} to '{name}' (number expected, got string)"
+                ))
+            })?,
         other => {
             return Err(rt(format!(
                 "bad argument #{n} to '{name}' (number expected, got {})",
@@ -39,7 +43,11 @@ fn install_bit(lua: &Lua, g: &Table) -> mlua::Result<()> {
                 lua.create_function(|_, args: MultiValue| {
                     let mut it = args.iter().enumerate();
                     let Some((_, first)) = it.next() else {
-                        return Err(rt(concat!("bad argument #1 to '", $name, "' (number expected, got no value)")));
+                        return Err(rt(concat!(
+                            "bad argument #1 to '",
+                            $name,
+                            "' (number expected, got no value)"
+                        )));
                     };
                     let mut acc = tobit(first, 1, $name)?;
                     for (i, v) in it {
@@ -114,7 +122,16 @@ thread_local! {
 /// lua-cjson's number formatting (`%.14g`).
 fn json_number(n: f64, out: &mut Vec<u8>) -> mlua::Result<()> {
     if !n.is_finite() && INVALID_NUMBERS.with(|c| c.get()) {
-        put(out, if n.is_nan() { "nan" } else if n > 0.0 { "inf" } else { "-inf" });
+        put(
+            out,
+            if n.is_nan() {
+                "nan"
+            } else if n > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            },
+        );
         return Ok(());
     }
     if !n.is_finite() {
@@ -204,7 +221,11 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize, max_depth: usize) -> mlua:
                             json_number(*n, &mut s)?;
                             json_string(&s, out);
                         }
-                        _ => return Err(rt("Cannot serialise table: table key must be a number or string")),
+                        _ => {
+                            return Err(rt(
+                                "Cannot serialise table: table key must be a number or string",
+                            ))
+                        }
                     }
                     out.push(b':');
                     encode(&v, out, depth + 1, max_depth)?;
@@ -338,12 +359,17 @@ impl Parser<'_> {
             }
             b'n' if self.b[self.i..].starts_with(b"null") => {
                 self.i += 4;
-                Ok(Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))
+                Ok(Value::LightUserData(mlua::LightUserData(
+                    std::ptr::null_mut(),
+                )))
             }
             b'-' | b'0'..=b'9' => {
                 let start = self.i;
                 while self.i < self.b.len()
-                    && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                    && matches!(
+                        self.b[self.i],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
                 {
                     self.i += 1;
                 }
@@ -422,7 +448,10 @@ fn install_cjson(lua: &Lua, g: &Table) -> mlua::Result<()> {
     let cjson = lua.create_table()?;
     let enc_max = Arc::new(AtomicUsize::new(1000));
     let dec_max = Arc::new(AtomicUsize::new(1000));
-    for (name, cell) in [("encode_max_depth", enc_max.clone()), ("decode_max_depth", dec_max.clone())] {
+    for (name, cell) in [
+        ("encode_max_depth", enc_max.clone()),
+        ("decode_max_depth", dec_max.clone()),
+    ] {
         cjson.raw_set(
             name,
             lua.create_function(move |_, v: Option<i64>| {

@@ -113,6 +113,9 @@ pub struct Job {
     oom: bool,
 }
 
+/// A job and where its reply goes.
+type JobAndReply = (Job, tokio::sync::oneshot::Sender<BytesMut>);
+
 /// Scripting state shared by every connection.
 #[derive(Default)]
 pub struct Scripts {
@@ -125,7 +128,7 @@ pub struct Scripts {
     wrote: AtomicBool,
     /// Signalled when a script ends or times out.
     pub changed: Notify,
-    jobs: Mutex<Option<std::sync::mpsc::Sender<(Job, tokio::sync::oneshot::Sender<BytesMut>)>>>,
+    jobs: Mutex<Option<std::sync::mpsc::Sender<JobAndReply>>>,
     cache: Mutex<HashMap<String, Cached>>,
     /// Body bytes of the cached scripts (`used_memory_scripts_eval`).
     cache_mem: AtomicUsize,
@@ -216,7 +219,7 @@ impl Scripts {
 /// Starts the script thread for `srv`.
 pub fn start(srv: &Arc<Shared>) {
     let _ = srv.scripts.me.set(Arc::downgrade(srv));
-    let (tx, rx) = std::sync::mpsc::channel::<(Job, tokio::sync::oneshot::Sender<BytesMut>)>();
+    let (tx, rx) = std::sync::mpsc::channel::<JobAndReply>();
     *srv.scripts.jobs.lock() = Some(tx);
     let weak = Arc::downgrade(srv);
     let spawned = std::thread::Builder::new()
@@ -259,8 +262,7 @@ fn run_timed(srv: &Arc<Shared>, job: Job) -> BytesMut {
         crate::tracking::set_in_call(true);
     }
     let mut out = srv.store.with_locked(&set, || {
-        srv.repl
-            .transaction(|| engine::run_here(srv, job, true))
+        srv.repl.transaction(|| engine::run_here(srv, job, true))
     });
     if tracking {
         crate::tracking::set_in_call(false);
@@ -438,7 +440,8 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> Cm
         match cached {
             Some((f, l)) => (sha, args[1].clone(), f, l, false),
             None => {
-                let (f, l) = shebang_flags(&args[1]).map_err(|e| CmdError::Other(format!("ERR {e}")))?;
+                let (f, l) =
+                    shebang_flags(&args[1]).map_err(|e| CmdError::Other(format!("ERR {e}")))?;
                 (sha, args[1].clone(), f, l, true)
             }
         }
@@ -466,7 +469,11 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> Cm
 fn static_cmd(ctx: &Ctx<'_>) -> &'static crate::command::Command {
     crate::command::TABLE
         .lookup(ctx.cmd.name().as_bytes())
-        .unwrap_or_else(|| crate::command::TABLE.lookup(b"eval").expect("eval is declared"))
+        .unwrap_or_else(|| {
+            crate::command::TABLE
+                .lookup(b"eval")
+                .expect("eval is declared")
+        })
 }
 
 /// `numkeys` of `EVAL`/`FCALL`, checked against the arguments.
@@ -526,12 +533,10 @@ fn submit(ctx: &mut Ctx<'_>, mut job: Job) -> CmdResult {
         && maxmemory != 0
         && crate::evict::perform_evictions(srv) == crate::evict::Outcome::Fail;
     if script_flags & flags::EVAL_COMPAT == 0 {
-        if script_flags & flags::NO_WRITES == 0 {
-            if ro {
-                return Err(CmdError::err(
-                    "Can not execute a script with write flag using *_ro command.",
-                ));
-            }
+        if script_flags & flags::NO_WRITES == 0 && ro {
+            return Err(CmdError::err(
+                "Can not execute a script with write flag using *_ro command.",
+            ));
         }
         if oom && script_flags & (flags::ALLOW_OOM | flags::NO_WRITES) == 0 {
             return Err(CmdError::Other(
@@ -603,11 +608,7 @@ fn script_flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match args.get(2) {
         None => {}
         Some(a) if args.len() == 3 && (is(a, "sync") || is(a, "async")) => {}
-        Some(_) => {
-            return Err(CmdError::err(
-                "SCRIPT FLUSH only support SYNC|ASYNC option",
-            ))
-        }
+        Some(_) => return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
     }
     let s = &ctx.srv.scripts;
     s.cache.lock().clear();
