@@ -1,6 +1,6 @@
-//! The extra libraries Redis links into its Lua: `bit` (LuaBitOp) and
-//! `cjson` (lua-cjson), written here in Rust over mlua since mlua ships
-//! neither. `cmsgpack` and `struct` are not provided.
+//! The extra libraries Redis links into its Lua: `bit` (LuaBitOp),
+//! `cjson` (lua-cjson) and `cmsgpack` (lua-cmsgpack), written here in Rust
+//! over mlua since mlua ships none of them. `struct` is not provided.
 
 use mlua::{Lua, MultiValue, Table, Value};
 
@@ -520,8 +520,301 @@ fn install_cjson(lua: &Lua, g: &Table) -> mlua::Result<()> {
     g.raw_set("cjson", cjson)
 }
 
-/// Adds `bit` and `cjson` to the globals.
+/// Adds `bit`, `cjson` and `cmsgpack` to the globals.
 pub fn install(lua: &Lua, g: &Table) -> mlua::Result<()> {
     install_bit(lua, g)?;
-    install_cjson(lua, g)
+    install_cjson(lua, g)?;
+    install_cmsgpack(lua, g)
+}
+
+/// lua-cmsgpack's nesting limit: deeper tables are packed as nil.
+const MSGPACK_MAX_NESTING: usize = 16;
+
+fn mp_int(n: i64, out: &mut Vec<u8>) {
+    if n >= 0 {
+        if n <= 127 {
+            out.push(n as u8);
+        } else if n <= 0xff {
+            out.extend_from_slice(&[0xcc, n as u8]);
+        } else if n <= 0xffff {
+            out.push(0xcd);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else if n <= 0xffff_ffff {
+            out.push(0xce);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    } else if n >= -32 {
+        out.push(n as i8 as u8);
+    } else if n >= -128 {
+        out.extend_from_slice(&[0xd0, n as i8 as u8]);
+    } else if n >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(n as i16).to_be_bytes());
+    } else if n >= -2_147_483_648 {
+        out.push(0xd2);
+        out.extend_from_slice(&(n as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn mp_number(n: f64, out: &mut Vec<u8>) {
+    if n.is_finite()
+        && n == n.trunc()
+        && n >= -9.223_372_036_854_776e18
+        && n < 9.223_372_036_854_776e18
+    {
+        mp_int(n as i64, out);
+    } else if f64::from(n as f32) == n {
+        out.push(0xca);
+        out.extend_from_slice(&(n as f32).to_be_bytes());
+    } else {
+        out.push(0xcb);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn mp_len(len: usize, small_tag: u8, small_max: usize, tags: [u8; 3], out: &mut Vec<u8>) {
+    if len <= small_max {
+        out.push(small_tag | len as u8);
+    } else if tags[0] != 0 && len <= 0xff {
+        out.extend_from_slice(&[tags[0], len as u8]);
+    } else if len <= 0xffff {
+        out.push(tags[1]);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(tags[2]);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+}
+
+fn mp_encode(v: &Value, out: &mut Vec<u8>, level: usize) -> mlua::Result<()> {
+    match v {
+        Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Integer(i) => mp_int(*i, out),
+        Value::Number(n) => mp_number(*n, out),
+        Value::String(s) => {
+            let b = s.as_bytes();
+            mp_len(b.len(), 0xa0, 31, [0xd9, 0xda, 0xdb], out);
+            out.extend_from_slice(&b);
+        }
+        Value::Table(t) if level < MSGPACK_MAX_NESTING => {
+            let mut count = 0usize;
+            let mut max = 0i64;
+            let mut array = true;
+            for pair in t.pairs::<Value, Value>() {
+                let (k, _) = pair?;
+                let n = match k {
+                    Value::Integer(i) => Some(i),
+                    Value::Number(n) if n == n.trunc() => Some(n as i64),
+                    _ => None,
+                };
+                match n {
+                    Some(n) if n > 0 => {
+                        max = max.max(n);
+                        count += 1;
+                    }
+                    _ => {
+                        array = false;
+                        break;
+                    }
+                }
+            }
+            if array && max as usize == count {
+                mp_len(count, 0x90, 15, [0, 0xdc, 0xdd], out);
+                for i in 1..=count {
+                    mp_encode(&t.raw_get::<Value>(i)?, out, level + 1)?;
+                }
+            } else {
+                let pairs: Vec<(Value, Value)> =
+                    t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
+                mp_len(pairs.len(), 0x80, 15, [0, 0xde, 0xdf], out);
+                for (k, v) in &pairs {
+                    mp_encode(k, out, level + 1)?;
+                    mp_encode(v, out, level + 1)?;
+                }
+            }
+        }
+        _ => out.push(0xc0),
+    }
+    Ok(())
+}
+
+struct MpDecoder<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl MpDecoder<'_> {
+    fn take(&mut self, n: usize) -> mlua::Result<&[u8]> {
+        if self.b.len() - self.i < n {
+            return Err(rt("Missing bytes in input."));
+        }
+        let s = &self.b[self.i..self.i + n];
+        self.i += n;
+        Ok(s)
+    }
+
+    fn uint(&mut self, n: usize) -> mlua::Result<u64> {
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |a, &b| a << 8 | u64::from(b)))
+    }
+
+    fn value(&mut self, lua: &Lua) -> mlua::Result<Value> {
+        let tag = self.take(1)?[0];
+        let num = |n: f64| Ok(Value::Number(n));
+        match tag {
+            0x00..=0x7f => num(f64::from(tag)),
+            0xe0..=0xff => num(f64::from(tag as i8)),
+            0xcc => num(self.uint(1)? as f64),
+            0xcd => num(self.uint(2)? as f64),
+            0xce => num(self.uint(4)? as f64),
+            0xcf => num(self.uint(8)? as f64),
+            0xd0 => num(f64::from(self.uint(1)? as u8 as i8)),
+            0xd1 => num(f64::from(self.uint(2)? as u16 as i16)),
+            0xd2 => num(f64::from(self.uint(4)? as u32 as i32)),
+            0xd3 => num(self.uint(8)? as i64 as f64),
+            0xca => num(f64::from(f32::from_bits(self.uint(4)? as u32))),
+            0xcb => num(f64::from_bits(self.uint(8)?)),
+            0xc0 => Ok(Value::Nil),
+            0xc2 => Ok(Value::Boolean(false)),
+            0xc3 => Ok(Value::Boolean(true)),
+            0xa0..=0xbf => self.string(lua, usize::from(tag & 0x1f)),
+            0xd9 | 0xc4 => {
+                let n = self.uint(1)? as usize;
+                self.string(lua, n)
+            }
+            0xda | 0xc5 => {
+                let n = self.uint(2)? as usize;
+                self.string(lua, n)
+            }
+            0xdb | 0xc6 => {
+                let n = self.uint(4)? as usize;
+                self.string(lua, n)
+            }
+            0x90..=0x9f => self.array(lua, usize::from(tag & 0x0f)),
+            0xdc => {
+                let n = self.uint(2)? as usize;
+                self.array(lua, n)
+            }
+            0xdd => {
+                let n = self.uint(4)? as usize;
+                self.array(lua, n)
+            }
+            0x80..=0x8f => self.map(lua, usize::from(tag & 0x0f)),
+            0xde => {
+                let n = self.uint(2)? as usize;
+                self.map(lua, n)
+            }
+            0xdf => {
+                let n = self.uint(4)? as usize;
+                self.map(lua, n)
+            }
+            _ => Err(rt("Bad data format in input.")),
+        }
+    }
+
+    fn string(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        let s = self.take(n)?;
+        Ok(Value::String(lua.create_string(s)?))
+    }
+
+    fn array(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        for i in 1..=n {
+            let v = self.value(lua)?;
+            t.raw_set(i, v)?;
+        }
+        Ok(Value::Table(t))
+    }
+
+    fn map(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        for _ in 0..n {
+            let k = self.value(lua)?;
+            let v = self.value(lua)?;
+            if k != Value::Nil {
+                t.raw_set(k, v)?;
+            }
+        }
+        Ok(Value::Table(t))
+    }
+}
+
+/// `unpack_limit`: up to `limit` objects (0 = all) from `offset`; the
+/// next offset (-1 at the end) then the objects.
+fn mp_unpack(
+    lua: &Lua,
+    s: &[u8],
+    limit: usize,
+    offset: usize,
+    with_offset: bool,
+) -> mlua::Result<MultiValue> {
+    if offset > s.len() {
+        return Err(rt("Start offset greater than input length"));
+    }
+    let mut d = MpDecoder { b: s, i: offset };
+    let mut vals = Vec::new();
+    while d.i < s.len() && (limit == 0 || vals.len() < limit) {
+        vals.push(d.value(lua)?);
+    }
+    if with_offset {
+        let next = if d.i >= s.len() { -1 } else { d.i as i64 };
+        vals.insert(0, Value::Integer(next));
+    }
+    Ok(MultiValue::from_iter(vals))
+}
+
+fn install_cmsgpack(lua: &Lua, g: &Table) -> mlua::Result<()> {
+    let m = lua.create_table()?;
+    m.raw_set(
+        "pack",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.is_empty() {
+                return Err(rt("MessagePack pack needs input."));
+            }
+            let mut out = Vec::new();
+            for a in args.iter() {
+                mp_encode(a, &mut out, 0)?;
+            }
+            lua.create_string(&out)
+        })?,
+    )?;
+    m.raw_set(
+        "unpack",
+        lua.create_function(|lua, s: mlua::LuaString| mp_unpack(lua, &s.as_bytes(), 0, 0, false))?,
+    )?;
+    m.raw_set(
+        "unpack_one",
+        lua.create_function(|lua, (s, off): (mlua::LuaString, Option<i64>)| {
+            mp_unpack(
+                lua,
+                &s.as_bytes(),
+                1,
+                off.unwrap_or(0).max(0) as usize,
+                true,
+            )
+        })?,
+    )?;
+    m.raw_set(
+        "unpack_limit",
+        lua.create_function(
+            |lua, (s, limit, off): (mlua::LuaString, Option<i64>, Option<i64>)| {
+                mp_unpack(
+                    lua,
+                    &s.as_bytes(),
+                    limit.unwrap_or(0).max(0) as usize,
+                    off.unwrap_or(0).max(0) as usize,
+                    true,
+                )
+            },
+        )?,
+    )?;
+    g.raw_set("cmsgpack", m)
 }
