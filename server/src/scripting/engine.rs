@@ -375,6 +375,14 @@ fn error_table(lua: &Lua, msg: &[u8]) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// An error table from `redis.call`/`redis.pcall`: the error was counted
+/// when the command failed, so the script's reply does not count it again.
+fn call_error_table(lua: &Lua, msg: &[u8]) -> mlua::Result<Table> {
+    let t = error_table(lua, msg)?;
+    t.raw_set("ignore_error_stats_update", true)?;
+    Ok(t)
+}
+
 fn trim_crlf(mut s: &[u8]) -> &[u8] {
     while let Some((&l, rest)) = s.split_last() {
         if l == b'\r' || l == b'\n' {
@@ -744,6 +752,7 @@ impl Engine {
 
 /// The error a script ended with, as `luaCallFunction` replies it.
 fn error_reply(srv: &Shared, out: &mut ReplyBuf, v: &Value, funcname: &str) {
+    let counted = matches!(v, Value::Table(t) if t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false));
     let msg = match v {
         Value::Table(t) => {
             let err: Option<mlua::LuaString> = t.raw_get("err").ok();
@@ -767,7 +776,9 @@ fn error_reply(srv: &Shared, out: &mut ReplyBuf, v: &Value, funcname: &str) {
         ),
         _ => format!("ERR Error running script {funcname}, execution failure"),
     };
-    srv.stats.count_error(msg.as_bytes());
+    if !counted {
+        srv.stats.count_error(msg.as_bytes());
+    }
     out.error(msg.as_bytes());
 }
 
@@ -777,7 +788,7 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
     let t = match err {
         Value::Table(t) => t,
         Value::Error(e) if call_error(&e).is_some() => {
-            error_table(lua, call_error(&e).unwrap_or_default())?
+            call_error_table(lua, call_error(&e).unwrap_or_default())?
         }
         Value::Error(e) => {
             let t = lua.create_table()?;
@@ -881,7 +892,7 @@ fn install_redis(lua: &Lua, g: &Table) -> mlua::Result<()> {
     })?;
     let pcall = lua.create_function(|lua, args: MultiValue| match redis_call(lua, args)? {
         Ok(v) => Ok(v),
-        Err(msg) => Ok(Value::Table(error_table(lua, &msg)?)),
+        Err(msg) => Ok(Value::Table(call_error_table(lua, &msg)?)),
     })?;
     redis.raw_set("call", call)?;
     redis.raw_set("pcall", pcall)?;
@@ -1124,6 +1135,10 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     }
     let reject = |msg: &[u8]| {
         cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        // Counted here, as Redis's `scriptCall` does; the script's own
+        // error reply then does not count it again.
+        let full = error_table(lua, msg)?.raw_get::<LuaString>("err")?;
+        ctx.srv.stats.count_error(&full.as_bytes());
         err(msg)
     };
     if !cmd.arity_ok(argv.len()) {
@@ -1330,7 +1345,9 @@ fn reply_from_lua(srv: &Shared, out: &mut ReplyBuf, v: &Value, depth: usize, res
 fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize, resp: u8) {
     if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
         let m = e.as_bytes().to_vec();
-        srv.stats.count_error(&m);
+        if !t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false) {
+            srv.stats.count_error(&m);
+        }
         out.error(&m);
         return;
     }
@@ -1385,46 +1402,40 @@ fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize, resp: 
             return;
         }
     }
+    // Values are converted as iterated: holding them all would exhaust
+    // mlua's reference slots on large tables.
     if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
-        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(Result::ok).collect();
+        let n = m.pairs::<Value, Value>().count();
         if out.resp3 {
-            out.map(pairs.len());
+            out.map(n);
         } else {
-            out.array(pairs.len() * 2);
+            out.array(n * 2);
         }
-        for (k, v) in &pairs {
-            reply_from_lua(srv, out, k, depth + 1, resp);
-            reply_from_lua(srv, out, v, depth + 1, resp);
+        for (k, v) in m.pairs::<Value, Value>().filter_map(Result::ok) {
+            reply_from_lua(srv, out, &k, depth + 1, resp);
+            reply_from_lua(srv, out, &v, depth + 1, resp);
         }
         return;
     }
     if let Ok(Value::Table(m)) = t.raw_get::<Value>("set") {
-        let keys: Vec<Value> = m
-            .pairs::<Value, Value>()
-            .filter_map(Result::ok)
-            .map(|(k, _)| k)
-            .collect();
+        let n = m.pairs::<Value, Value>().count();
         if out.resp3 {
-            out.set(keys.len());
+            out.set(n);
         } else {
-            out.array(keys.len());
+            out.array(n);
         }
-        for k in &keys {
-            reply_from_lua(srv, out, k, depth + 1, resp);
+        for (k, _) in m.pairs::<Value, Value>().filter_map(Result::ok) {
+            reply_from_lua(srv, out, &k, depth + 1, resp);
         }
         return;
     }
-    let mut items = Vec::new();
-    let mut i = 1usize;
-    loop {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(v),
-        }
-        i += 1;
+    let mut n = 0usize;
+    while !matches!(t.raw_get::<Value>(n + 1), Ok(Value::Nil) | Err(_)) {
+        n += 1;
     }
-    out.array(items.len());
-    for v in &items {
-        reply_from_lua(srv, out, v, depth + 1, resp);
+    out.array(n);
+    for i in 1..=n {
+        let v = t.raw_get::<Value>(i).unwrap_or(Value::Nil);
+        reply_from_lua(srv, out, &v, depth + 1, resp);
     }
 }

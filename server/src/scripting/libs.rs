@@ -630,12 +630,14 @@ fn mp_encode(v: &Value, out: &mut Vec<u8>, level: usize) -> mlua::Result<()> {
                     mp_encode(&t.raw_get::<Value>(i)?, out, level + 1)?;
                 }
             } else {
-                let pairs: Vec<(Value, Value)> =
-                    t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
-                mp_len(pairs.len(), 0x80, 15, [0, 0xde, 0xdf], out);
-                for (k, v) in &pairs {
-                    mp_encode(k, out, level + 1)?;
-                    mp_encode(v, out, level + 1)?;
+                // Values are encoded as iterated: holding them all would
+                // exhaust mlua's reference slots on large tables.
+                let n = t.pairs::<Value, Value>().count();
+                mp_len(n, 0x80, 15, [0, 0xde, 0xdf], out);
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    mp_encode(&k, out, level + 1)?;
+                    mp_encode(&v, out, level + 1)?;
                 }
             }
         }
