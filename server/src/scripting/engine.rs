@@ -729,7 +729,13 @@ impl Engine {
         let _ = g.raw_set("ARGV", Value::Nil);
         let funcname = job.function.clone().unwrap_or_else(|| job.sha.clone());
         match result {
-            Ok((true, v)) => reply_from_lua(srv, &mut out, &v, 0, script_resp),
+            Ok((true, v)) => {
+                reply_from_lua(srv, &mut out, &v, 0, script_resp);
+                // A returned error table is a failed call too.
+                if out.buf.first() == Some(&b'-') {
+                    job.cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Ok((false, v)) => {
                 job.cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
                 error_reply(srv, &mut out, &v, &funcname)
