@@ -341,3 +341,88 @@ fn eval_inside_multi_runs_in_exec() {
     let v: Vec<i64> = cmd(&mut con, &["EXEC"]);
     assert_eq!(v, vec![1, 2]);
 }
+
+#[test]
+fn functions_load_call_list_and_delete() {
+    let (_s, mut con) = setup();
+    let lib = "#!lua name=mylib\n\
+               redis.register_function('echo1', function(keys, args) return args[1] end)\n\
+               redis.register_function{function_name='get1', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+    assert_eq!(cmd::<String>(&mut con, &["FUNCTION", "LOAD", lib]), "mylib");
+    assert_eq!(
+        err(&mut con, &["FUNCTION", "LOAD", lib]),
+        "ERR Library 'mylib' already exists"
+    );
+    assert_eq!(
+        cmd::<String>(&mut con, &["FUNCTION", "LOAD", "REPLACE", lib]),
+        "mylib"
+    );
+    assert_eq!(
+        cmd::<String>(&mut con, &["FCALL", "echo1", "0", "hi"]),
+        "hi"
+    );
+    cmd::<()>(&mut con, &["SET", "k", "v"]);
+    assert_eq!(
+        cmd::<String>(&mut con, &["FCALL_RO", "get1", "1", "k"]),
+        "v"
+    );
+    assert_eq!(
+        err(&mut con, &["FCALL_RO", "echo1", "0"]),
+        "ERR Can not execute a script with write flag using *_ro command."
+    );
+    assert_eq!(
+        err(&mut con, &["FCALL", "nosuch", "0"]),
+        "ERR Function not found"
+    );
+    assert_eq!(
+        err(&mut con, &["FUNCTION", "LOAD", "#!lua name=bad\nx = 1"]),
+        "ERR Error registering functions: ERR user_function:2: Attempt to modify a readonly table"
+    );
+    let list: Value = cmd(&mut con, &["FUNCTION", "LIST"]);
+    assert!(matches!(&list, Value::Array(libs) if libs.len() == 1));
+    assert_eq!(
+        cmd::<String>(&mut con, &["FUNCTION", "DELETE", "mylib"]),
+        "OK"
+    );
+    assert_eq!(
+        err(&mut con, &["FCALL", "echo1", "0"]),
+        "ERR Function not found"
+    );
+    assert_eq!(cmd::<String>(&mut con, &["FUNCTION", "FLUSH"]), "OK");
+}
+
+#[test]
+fn cmsgpack_round_trips_as_lua_cmsgpack_encodes() {
+    let (_s, mut con) = setup();
+    let script = "local e = cmsgpack.pack(0.1, -1099511627776, 'abc', {1,2}, {a=1}) \
+                  local h = '' for i = 1, #e do h = h .. string.format('%02x', string.byte(e, i)) end \
+                  local a, b, c, d = cmsgpack.unpack(e) \
+                  return {h, c, d[2]}";
+    assert_eq!(
+        cmd::<Value>(&mut con, &["EVAL", script, "0"]),
+        Value::Array(vec![
+            Value::BulkString(
+                b"cb3fb999999999999ad3ffffff0000000000a361626392010281a16101".to_vec()
+            ),
+            Value::BulkString(b"abc".to_vec()),
+            Value::Int(2),
+        ])
+    );
+}
+
+#[test]
+fn script_info_fields() {
+    let (_s, mut con) = setup();
+    cmd::<String>(&mut con, &["SCRIPT", "LOAD", "return 1"]);
+    cmd::<String>(&mut con, &["SCRIPT", "LOAD", "return 2"]);
+    assert_eq!(
+        ferrite_tests::info_int(&mut con, "memory", "number_of_cached_scripts"),
+        2
+    );
+    assert!(ferrite_tests::info_int(&mut con, "memory", "used_memory_lua") > 0);
+    cmd::<String>(&mut con, &["SCRIPT", "FLUSH", "ASYNC"]);
+    assert_eq!(
+        ferrite_tests::info_int(&mut con, "memory", "number_of_cached_scripts"),
+        0
+    );
+}

@@ -1351,7 +1351,10 @@ fn reply_from_lua(srv: &Shared, out: &mut ReplyBuf, v: &Value, depth: usize, res
 fn table_reply(srv: &Shared, out: &mut ReplyBuf, t: &Table, depth: usize, resp: u8) {
     if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
         let m = e.as_bytes().to_vec();
-        if !t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false) {
+        if !t
+            .raw_get::<bool>("ignore_error_stats_update")
+            .unwrap_or(false)
+        {
             srv.stats.count_error(&m);
         }
         out.error(&m);
