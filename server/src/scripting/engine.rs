@@ -334,6 +334,15 @@ pub fn load_library_check(
     })
 }
 
+/// Drops this thread's interpreter (after a panic left it in doubt).
+pub fn reset_here() {
+    ENGINE.with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            *slot = None;
+        }
+    });
+}
+
 /// Used memory of this thread's interpreter (`used_memory_lua`).
 pub fn memory_here() -> usize {
     ENGINE.with(|cell| {
