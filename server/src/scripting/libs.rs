@@ -563,11 +563,7 @@ fn mp_int(n: i64, out: &mut Vec<u8>) {
 }
 
 fn mp_number(n: f64, out: &mut Vec<u8>) {
-    if n.is_finite()
-        && n == n.trunc()
-        && n >= -9.223_372_036_854_776e18
-        && n < 9.223_372_036_854_776e18
-    {
+    if n == n.trunc() && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n) {
         mp_int(n as i64, out);
     } else if f64::from(n as f32) == n {
         out.push(0xca);

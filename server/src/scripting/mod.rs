@@ -231,20 +231,19 @@ pub fn start(srv: &Arc<Shared>) {
                 let Some(srv) = weak.upgrade() else { break };
                 let resp3 = job.resp3;
                 // A bug must not leave every client waiting on `running`.
-                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_timed(&srv, job)
-                }))
-                .unwrap_or_else(|_| {
-                    engine::reset_here();
-                    let s = &srv.scripts;
-                    s.running.store(false, Ordering::SeqCst);
-                    s.timedout.store(false, Ordering::SeqCst);
-                    s.changed.notify_waiters();
-                    let mut out = ferrite_protocol::ReplyBuf::new();
-                    out.resp3 = resp3;
-                    out.error(b"ERR internal error running the script");
-                    out.buf
-                });
+                let out =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_timed(&srv, job)))
+                        .unwrap_or_else(|_| {
+                            engine::reset_here();
+                            let s = &srv.scripts;
+                            s.running.store(false, Ordering::SeqCst);
+                            s.timedout.store(false, Ordering::SeqCst);
+                            s.changed.notify_waiters();
+                            let mut out = ferrite_protocol::ReplyBuf::new();
+                            out.resp3 = resp3;
+                            out.error(b"ERR internal error running the script");
+                            out.buf
+                        });
                 let _ = reply.send(out);
             }
         });
