@@ -4,7 +4,9 @@
 //! The registry of libraries (code and the functions each registered) is
 //! shared; every interpreter loads the libraries itself when the registry's
 //! generation changes, so `FCALL` runs on the script thread like `EVAL`.
-//! `FUNCTION DUMP`/`RESTORE` are not provided.
+//! `FUNCTION LOAD/DELETE/FLUSH` are propagated as received, as Redis does.
+//! `FUNCTION DUMP`/`RESTORE` are not provided, and libraries are not saved
+//! in RDB files.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -157,6 +159,8 @@ pub(super) fn function_load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     );
     drop(reg);
     s.fn_generation.fetch_add(1, Ordering::AcqRel);
+    // Replicas and the AOF load the library too (Redis propagates it).
+    ctx.propagate_argv(args);
     ctx.out.bulk(name.as_bytes());
     Ok(())
 }
@@ -168,6 +172,7 @@ pub(super) fn function_delete(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("Library not found"));
     }
     s.fn_generation.fetch_add(1, Ordering::AcqRel);
+    ctx.propagate_argv(args);
     ctx.out.ok();
     Ok(())
 }
@@ -185,6 +190,7 @@ pub(super) fn function_flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let s = &ctx.srv.scripts;
     s.functions.lock().libs.clear();
     s.fn_generation.fetch_add(1, Ordering::AcqRel);
+    ctx.propagate_argv(args);
     ctx.out.ok();
     Ok(())
 }
