@@ -40,6 +40,10 @@ import sys
 
 # Top-level command -> the subcommands Ferrite declares (None: no subcommands).
 COMMANDS = {
+    "eval": None, "evalsha": None, "eval_ro": None, "evalsha_ro": None,
+    "script": ["load", "exists", "flush", "kill", "help"],
+    "fcall": None, "fcall_ro": None,
+    "function": ["load", "delete", "flush", "list", "stats", "kill", "help"],
     "ping": None, "echo": None, "quit": None, "reset": None, "hello": None,
     "auth": None, "select": None, "swapdb": None,
     "client": ["id", "setname", "getname", "list", "info", "kill", "setinfo",

@@ -287,6 +287,14 @@ pub struct Client {
     /// Set by a blocking command that found nothing: the task waits for
     /// the reply before reading further commands.
     pub blocked: Option<crate::blocking::Blocked>,
+    /// Set by `EVAL`: the script thread's reply, which the task awaits
+    /// before reading further commands.
+    pub script_wait: Option<tokio::sync::oneshot::Receiver<bytes::BytesMut>>,
+    /// The command about to run arrives while a script is past
+    /// `busy-reply-threshold`: only `allow_busy` commands run.
+    pub script_busy: bool,
+    /// The client a script's `redis.call` runs as (Redis's `CLIENT_SCRIPT`).
+    pub in_script: bool,
     /// Blocking commands answer as on timeout instead of blocking (inside
     /// `MULTI`/`EXEC`, as Redis's `CLIENT_DENY_BLOCKING`).
     pub deny_blocking: bool,
@@ -319,6 +327,9 @@ impl Client {
             repl: Default::default(),
             primary: false,
             blocked: None,
+            script_wait: None,
+            script_busy: false,
+            in_script: false,
             deny_blocking: false,
             multi: None,
             watched: Vec::new(),

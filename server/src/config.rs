@@ -59,6 +59,9 @@ pub struct Config {
     pub hz: i64,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: i64,
+    /// `busy-reply-threshold` (alias `lua-time-limit`): ms a script runs
+    /// before other clients get `BUSY` and `SCRIPT KILL` may stop it.
+    pub busy_reply_threshold: i64,
     pub latency_monitor_threshold: i64,
     pub notify_keyspace_events: String,
     /// `client-output-buffer-limit`, canonical: `normal h s secs slave h s
@@ -148,6 +151,7 @@ impl Default for Config {
             hz: 10,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
+            busy_reply_threshold: 5000,
             latency_monitor_threshold: 0,
             notify_keyspace_events: String::new(),
             client_output_buffer_limit:
@@ -603,6 +607,17 @@ pub static PARAMS: &[Param] = &[
         "slowlog-max-len",
         None,
         slowlog_max_len,
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "busy-reply-threshold",
+        Some("lua-time-limit"),
+        busy_reply_threshold,
         Kind::Int {
             min: 0,
             max: i64::MAX

@@ -178,8 +178,20 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                     }
                     // Messages that arrived first precede this reply.
                     take_queued(&srv, &mut client, &mut out, None);
+                    if srv.scripts.running.load(Ordering::Relaxed) {
+                        // A script holds the keyspace: wait for it, or
+                        // past its time limit answer BUSY (in dispatch).
+                        client.script_busy = crate::scripting::wait_turn(&srv).await;
+                    }
                     execute(&srv, &mut client, &mut out, &argv);
+                    client.script_busy = false;
                     argv.clear();
+                    if let Some(rx) = client.script_wait.take() {
+                        match rx.await {
+                            Ok(reply) => out.raw(&reply),
+                            Err(_) => out.error(b"ERR script engine stopped"),
+                        }
+                    }
                     if let Some(b) = client.blocked.take() {
                         // Replies so far go out before the client waits.
                         if !out.is_empty()
@@ -279,7 +291,9 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
         }
         // Expiry work that fell due while this batch ran (Redis's
         // `beforeSleep` fast cycle), after the replies went out.
-        srv.expire_if_due();
+        if !srv.scripts.running.load(Ordering::Relaxed) {
+            srv.expire_if_due();
+        }
         // Give back what one large request or reply needed (Redis's cron
         // resizes idle clients' buffers the same way), so an idle client
         // costs about two chunks. Below these sizes buffers are kept, so

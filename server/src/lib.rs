@@ -19,6 +19,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod rdb_load;
 pub mod replica;
+pub mod scripting;
 pub mod server;
 pub mod shared;
 pub mod stats;

@@ -56,6 +56,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     if let Ok(a) = listener.local_addr() {
         srv.port.store(i64::from(a.port()), Ordering::Relaxed);
     }
+    crate::scripting::start(&srv);
     let n = worker_count();
     let mut senders = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
@@ -114,6 +115,12 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
                 }
             }
         }
+    }
+    if srv.scripts.running.load(Ordering::Acquire) {
+        // A script holds every shard and only ends on its own: exit now,
+        // as Redis does when asked to stop during a busy script.
+        tracing::warn!("A script is still running; exiting without waiting for it");
+        std::process::exit(0);
     }
     srv.request_shutdown();
     crate::persist::at_exit(&srv);

@@ -142,6 +142,8 @@ pub struct Shared {
     pub shutdown: Notify,
     pub shutting_down: AtomicBool,
     pub config_file: Option<std::path::PathBuf>,
+    /// Lua scripting: the script cache and the running script's state.
+    pub scripts: crate::scripting::Scripts,
 }
 
 fn random_hex40() -> String {
@@ -202,6 +204,7 @@ impl Shared {
             shutdown: Notify::new(),
             shutting_down: AtomicBool::new(false),
             config_file,
+            scripts: Default::default(),
         };
         s.apply_config();
         Arc::new(s)

@@ -655,6 +655,11 @@ pub fn call_remembering(
     argv: &[Bytes],
 ) -> crate::command::CmdResult {
     let cmd = ctx.cmd;
+    // Read-only scripts track what they read, not their declared keys as
+    // such (see `scripting`), as Redis's `call()` skips them.
+    if matches!(cmd.name(), "eval_ro" | "evalsha_ro" | "fcall_ro") {
+        return handler(ctx, argv);
+    }
     let keys = cmd.keys(argv);
     if keys.is_empty() || cmd.has(crate::command::table::flag::PUBSUB) {
         return handler(ctx, argv);

@@ -169,6 +169,9 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     if !client.authenticated && !cmd.has(flag::NO_AUTH) {
         return reject(srv, client, out, Some(cmd), &CmdError::NoAuth.to_string());
     }
+    if client.script_busy && !cmd.has(flag::ALLOW_BUSY) {
+        return reject(srv, client, out, Some(cmd), srv.scripts.busy_error());
+    }
     if client.pubsub && !out.resp3 && !allowed_in_pubsub(cmd) {
         let msg = format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",

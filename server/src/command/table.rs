@@ -36,6 +36,8 @@ pub mod flag {
     pub const NO_AUTH: u32 = 1 << 12;
     pub const MOVABLEKEYS: u32 = 1 << 13;
     pub const NO_MULTI: u32 = 1 << 14;
+    pub const ALLOW_BUSY: u32 = 1 << 15;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
 
     /// The bit of one flag word.
     pub fn from_word(w: &str) -> u32 {
@@ -55,6 +57,8 @@ pub mod flag {
             "no_auth" => NO_AUTH,
             "movablekeys" => MOVABLEKEYS,
             "no_multi" => NO_MULTI,
+            "allow_busy" => ALLOW_BUSY,
+            "no_mandatory_keys" => NO_MANDATORY_KEYS,
             _ => 0,
         }
     }

@@ -278,24 +278,35 @@ pub fn info_section(srv: &Shared, cfg: &Config, out: &mut String) {
         "total_system_memory_human:{}",
         bytes_to_human(sys)
     ));
-    // No scripting engine: nothing is held for Lua or functions.
-    for l in [
-        "used_memory_lua:0",
-        "used_memory_vm_eval:0",
-        "used_memory_lua_human:0B",
-        "used_memory_scripts_eval:0",
-        "number_of_cached_scripts:0",
-        "number_of_functions:0",
-        "number_of_libraries:0",
-        "used_memory_vm_functions:0",
-        "used_memory_vm_total:0",
-        "used_memory_vm_total_human:0B",
-        "used_memory_functions:0",
-        "used_memory_scripts:0",
-        "used_memory_scripts_human:0B",
-    ] {
-        line(format_args!("{l}"));
-    }
+    let sc = &srv.scripts;
+    let lua = sc.lua_memory();
+    let scripts_eval = sc.cache_memory();
+    let (libs, funcs, fn_mem) = sc.function_counts();
+    let vm_functions = 32 * 1024 + fn_mem;
+    line(format_args!("used_memory_lua:{lua}"));
+    line(format_args!("used_memory_vm_eval:{lua}"));
+    line(format_args!(
+        "used_memory_lua_human:{}",
+        bytes_to_human(lua as i64)
+    ));
+    line(format_args!("used_memory_scripts_eval:{scripts_eval}"));
+    line(format_args!("number_of_cached_scripts:{}", sc.cached()));
+    line(format_args!("number_of_functions:{funcs}"));
+    line(format_args!("number_of_libraries:{libs}"));
+    line(format_args!("used_memory_vm_functions:{vm_functions}"));
+    let vm_total = lua + vm_functions;
+    line(format_args!("used_memory_vm_total:{vm_total}"));
+    line(format_args!(
+        "used_memory_vm_total_human:{}",
+        bytes_to_human(vm_total as i64)
+    ));
+    line(format_args!("used_memory_functions:{fn_mem}"));
+    let scripts = scripts_eval + fn_mem;
+    line(format_args!("used_memory_scripts:{scripts}"));
+    line(format_args!(
+        "used_memory_scripts_human:{}",
+        bytes_to_human(scripts as i64)
+    ));
     line(format_args!("maxmemory:{}", cfg.maxmemory));
     line(format_args!(
         "maxmemory_human:{}",

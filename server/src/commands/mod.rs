@@ -46,6 +46,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(bloom::HANDLERS);
     v.extend_from_slice(throttle::HANDLERS);
     v.extend_from_slice(tracking::HANDLERS);
+    v.extend_from_slice(crate::scripting::HANDLERS);
     v
 }
 

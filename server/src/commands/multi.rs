@@ -202,6 +202,13 @@ const LOCK_EVERYTHING: &[&str] = &[
     "sort",
     "sort_ro",
     "migrate",
+    // A script may touch any key.
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
 ];
 
 /// Whether `q` may touch shards its key positions do not name.

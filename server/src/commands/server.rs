@@ -987,6 +987,17 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     srv.persist.shutdown_handled.store(true, Ordering::Release);
     tracing::warn!("User requested shutdown...");
+    if ctx
+        .srv
+        .scripts
+        .running
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        // A script holds every shard and cannot be stopped: exit at once,
+        // as Redis does for SHUTDOWN NOSAVE during a busy script.
+        tracing::warn!("Redis is now ready to exit, bye bye...");
+        std::process::exit(0);
+    }
     ctx.srv.request_shutdown();
     ctx.client.close_after_reply = true;
     Ok(())
@@ -1213,6 +1224,15 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             if s > 0.0 && s.is_finite() {
                 std::thread::sleep(std::time::Duration::from_secs_f64(s));
             }
+            ctx.out.ok();
+            Ok(())
+        }
+        ("set-disable-deny-scripts", 3) => {
+            let on = crate::command::ctx::int_arg(&args[2])? != 0;
+            ctx.srv
+                .scripts
+                .disable_deny
+                .store(on, std::sync::atomic::Ordering::Relaxed);
             ctx.out.ok();
             Ok(())
         }

@@ -263,7 +263,7 @@ fn sort_locked(
 
     // A set has no native order: with STORE the stored list must not
     // depend on it (replicas, AOF), so sort it alphabetically.
-    if o.dontsort && kind == Kind::Set && o.store.is_some() {
+    if o.dontsort && kind == Kind::Set && (o.store.is_some() || ctx.client.in_script) {
         o.dontsort = false;
         o.alpha = true;
         o.by = None;

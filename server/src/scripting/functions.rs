@@ -1,0 +1,359 @@
+//! Redis 7.0 functions: `FUNCTION LOAD/DELETE/FLUSH/LIST/STATS/KILL` and
+//! `FCALL`/`FCALL_RO`, after `functions.c` and `function_lua.c`.
+//!
+//! The registry of libraries (code and the functions each registered) is
+//! shared; every interpreter loads the libraries itself when the registry's
+//! generation changes, so `FCALL` runs on the script thread like `EVAL`.
+//! `FUNCTION LOAD/DELETE/FLUSH` are propagated as received, as Redis does.
+//! `FUNCTION DUMP`/`RESTORE` are not provided, and libraries are not saved
+//! in RDB files.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+
+use bytes::Bytes;
+
+use super::{engine, flags};
+use crate::command::ctx::is;
+use crate::command::{CmdError, CmdResult, Ctx};
+
+/// One registered function.
+#[derive(Clone, Debug)]
+pub struct FnMeta {
+    pub name: String,
+    pub desc: Option<String>,
+    pub flags: u32,
+}
+
+struct Library {
+    code: Bytes,
+    shebang_len: usize,
+    funcs: Vec<FnMeta>,
+}
+
+/// The libraries, by name.
+#[derive(Default)]
+pub struct Registry {
+    libs: BTreeMap<String, Library>,
+}
+
+impl Registry {
+    /// Every library's code, for an interpreter to load.
+    pub fn codes(&self) -> Vec<(Bytes, usize)> {
+        self.libs
+            .values()
+            .map(|l| (l.code.clone(), l.shebang_len))
+            .collect()
+    }
+
+    /// Libraries, functions and code bytes (`INFO memory`).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.libs.len(),
+            self.libs.values().map(|l| l.funcs.len()).sum(),
+            self.libs.values().map(|l| l.code.len()).sum(),
+        )
+    }
+
+    fn find(&self, fname: &str) -> Option<&FnMeta> {
+        self.libs
+            .values()
+            .flat_map(|l| l.funcs.iter())
+            .find(|f| f.name == fname)
+    }
+}
+
+/// Letters, digits and `_`, at least one (library and function names).
+pub fn valid_name(n: &[u8]) -> bool {
+    !n.is_empty() && n.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `#!lua name=<lib>`: the library name and the shebang length.
+fn lib_metadata(code: &[u8]) -> Result<(String, usize), String> {
+    if !code.starts_with(b"#!") {
+        return Err("Missing library metadata".into());
+    }
+    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    let line = &code[2..end];
+    let mut parts = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or_default();
+    if !engine.eq_ignore_ascii_case(b"lua") {
+        return Err(format!(
+            "Engine '{}' not found",
+            String::from_utf8_lossy(engine)
+        ));
+    }
+    let mut name = None;
+    for p in parts {
+        if let Some(n) = p.strip_prefix(b"name=") {
+            name = Some(String::from_utf8_lossy(n).into_owned());
+        } else {
+            return Err(format!(
+                "Invalid metadata value given: {}",
+                String::from_utf8_lossy(p)
+            ));
+        }
+    }
+    let Some(name) = name else {
+        return Err("Library name was not given".into());
+    };
+    if !valid_name(name.as_bytes()) {
+        return Err("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+    }
+    Ok((name, end))
+}
+
+pub(super) fn function_load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut replace = false;
+    let mut i = 2;
+    while i < args.len() - 1 {
+        if is(&args[i], "replace") {
+            replace = true;
+            i += 1;
+        } else {
+            return Err(CmdError::err(format!(
+                "Unknown option given: {}",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    if i != args.len() - 1 {
+        return Err(CmdError::err("Function code was not given"));
+    }
+    let code = args[i].clone();
+    let (name, shebang_len) = lib_metadata(&code).map_err(CmdError::err)?;
+    let s = &ctx.srv.scripts;
+    if !replace && s.functions.lock().libs.contains_key(&name) {
+        return Err(CmdError::err(format!("Library '{name}' already exists")));
+    }
+    let me = s.me.get().and_then(Weak::upgrade);
+    let Some(me) = me else {
+        return Err(CmdError::err("scripting is not available"));
+    };
+    let funcs = engine::load_library_check(&me, &code, shebang_len).map_err(CmdError::err)?;
+    let mut reg = s.functions.lock();
+    if !replace && reg.libs.contains_key(&name) {
+        return Err(CmdError::err(format!("Library '{name}' already exists")));
+    }
+    for f in &funcs {
+        let owner = reg
+            .libs
+            .iter()
+            .find(|(_, l)| l.funcs.iter().any(|g| g.name == f.name));
+        if let Some((lib, _)) = owner {
+            if *lib != name {
+                return Err(CmdError::err(format!("Function {} already exists", f.name)));
+            }
+        }
+    }
+    reg.libs.insert(
+        name.clone(),
+        Library {
+            code,
+            shebang_len,
+            funcs,
+        },
+    );
+    drop(reg);
+    s.fn_generation.fetch_add(1, Ordering::AcqRel);
+    // Replicas and the AOF load the library too (Redis propagates it).
+    ctx.propagate_argv(args);
+    ctx.out.bulk(name.as_bytes());
+    Ok(())
+}
+
+pub(super) fn function_delete(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let name = String::from_utf8_lossy(&args[2]).into_owned();
+    let s = &ctx.srv.scripts;
+    if s.functions.lock().libs.remove(&name).is_none() {
+        return Err(CmdError::err("Library not found"));
+    }
+    s.fn_generation.fetch_add(1, Ordering::AcqRel);
+    ctx.propagate_argv(args);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub(super) fn function_flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    match args.get(2) {
+        None => {}
+        Some(a) if args.len() == 3 && (is(a, "sync") || is(a, "async")) => {}
+        Some(_) => {
+            return Err(CmdError::err(
+                "FUNCTION FLUSH only supports SYNC|ASYNC option",
+            ))
+        }
+    }
+    let s = &ctx.srv.scripts;
+    s.functions.lock().libs.clear();
+    s.fn_generation.fetch_add(1, Ordering::AcqRel);
+    ctx.propagate_argv(args);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn flag_names(f: u32) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for (bit, name) in [
+        (flags::NO_WRITES, "no-writes"),
+        (flags::ALLOW_OOM, "allow-oom"),
+        (flags::ALLOW_STALE, "allow-stale"),
+        (flags::NO_CLUSTER, "no-cluster"),
+        (flags::ALLOW_CROSS_SLOT, "allow-cross-slot-keys"),
+    ] {
+        if f & bit != 0 {
+            v.push(name);
+        }
+    }
+    v
+}
+
+pub(super) fn function_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut with_code = false;
+    let mut pattern: Option<Bytes> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if is(&args[i], "withcode") && !with_code {
+            with_code = true;
+            i += 1;
+        } else if is(&args[i], "libraryname") && pattern.is_none() {
+            let Some(p) = args.get(i + 1) else {
+                return Err(CmdError::err("library name argument was not given"));
+            };
+            pattern = Some(p.clone());
+            i += 2;
+        } else {
+            return Err(CmdError::err(format!(
+                "Unknown argument {}",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    let reg = ctx.srv.scripts.functions.lock();
+    let libs: Vec<(&String, &Library)> = reg
+        .libs
+        .iter()
+        .filter(|(n, _)| {
+            pattern
+                .as_ref()
+                .is_none_or(|p| ferrite_storage::glob_match(p, n.as_bytes(), false))
+        })
+        .collect();
+    let out = &mut *ctx.out;
+    out.array(libs.len());
+    for (name, lib) in libs {
+        out.map(if with_code { 4 } else { 3 });
+        out.bulk(b"library_name");
+        out.bulk(name.as_bytes());
+        out.bulk(b"engine");
+        out.bulk(b"LUA");
+        out.bulk(b"functions");
+        out.array(lib.funcs.len());
+        for f in &lib.funcs {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(f.name.as_bytes());
+            out.bulk(b"description");
+            match &f.desc {
+                Some(d) => out.bulk(d.as_bytes()),
+                None => out.null(),
+            }
+            out.bulk(b"flags");
+            let names = flag_names(f.flags);
+            out.set(names.len());
+            for n in names {
+                out.bulk(n.as_bytes());
+            }
+        }
+        if with_code {
+            out.bulk(b"library_code");
+            out.bulk(&lib.code);
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn function_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let s = &ctx.srv.scripts;
+    let (libs, funcs) = {
+        let reg = s.functions.lock();
+        (
+            reg.libs.len(),
+            reg.libs.values().map(|l| l.funcs.len()).sum::<usize>(),
+        )
+    };
+    let running = s.running_info();
+    let out = &mut *ctx.out;
+    out.map(2);
+    out.bulk(b"running_script");
+    match running {
+        Some((name, ms)) => {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(name.as_bytes());
+            out.bulk(b"command");
+            out.array(0);
+            out.bulk(b"duration_ms");
+            out.integer(ms);
+        }
+        None => out.null(),
+    }
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.integer(libs as i64);
+    out.bulk(b"functions_count");
+    out.integer(funcs as i64);
+    Ok(())
+}
+
+pub(super) fn function_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    const HELP: &[&str] = &[
+        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "LOAD [REPLACE] <FUNCTION CODE>",
+        "    Create a new library with the given library name and code.",
+        "DELETE <LIBRARY NAME>",
+        "    Delete the given library.",
+        "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+        "    Return general information on all the libraries:",
+        "    * Library name",
+        "    * The engine used to run the Library",
+        "    * Library description",
+        "    * Functions list",
+        "    * Library code (if WITHCODE is given)",
+        "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Delete all the libraries.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the libraries.",
+        "    * SYNC: Synchronously flush the libraries.",
+        "STATS",
+        "    Return information about the current function running.",
+        "KILL",
+        "    Kill the current running function.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    ctx.out.array(HELP.len());
+    for l in HELP {
+        ctx.out.simple(l.as_bytes());
+    }
+    Ok(())
+}
+
+/// The flags of function `name`, or `ERR Function not found`.
+pub(super) fn lookup(ctx: &Ctx<'_>, name: &str) -> Result<u32, CmdError> {
+    ctx.srv
+        .scripts
+        .functions
+        .lock()
+        .find(name)
+        .map(|f| f.flags)
+        .ok_or_else(|| CmdError::err("Function not found"))
+}

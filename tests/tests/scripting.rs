@@ -1,0 +1,428 @@
+//! Lua scripting: EVAL/EVALSHA and the script cache, the `redis` library
+//! and its conversions, error texts as Redis 7.0 words them, atomicity,
+//! BUSY and SCRIPT KILL, and how a script's writes are propagated.
+
+use std::time::{Duration, Instant};
+
+use ferrite_tests::{cmd, err, text, TestServer};
+use redis::{Connection, Value};
+
+fn setup() -> (TestServer, Connection) {
+    let server = TestServer::start();
+    let con = server.client();
+    (server, con)
+}
+
+#[test]
+fn eval_returns_converted_values() {
+    let (_s, mut con) = setup();
+    assert_eq!(cmd::<i64>(&mut con, &["EVAL", "return 1", "0"]), 1);
+    assert_eq!(cmd::<i64>(&mut con, &["EVAL", "return 3.99", "0"]), 3);
+    assert_eq!(
+        cmd::<String>(
+            &mut con,
+            &["EVAL", "return KEYS[1]..ARGV[1]", "1", "k", "a"]
+        ),
+        "ka"
+    );
+    assert_eq!(
+        cmd::<Value>(&mut con, &["EVAL", "return {1,2,nil,4}", "0"]),
+        Value::Array(vec![Value::Int(1), Value::Int(2)])
+    );
+    assert_eq!(
+        cmd::<Value>(&mut con, &["EVAL", "return false", "0"]),
+        Value::Nil
+    );
+    assert_eq!(cmd::<i64>(&mut con, &["EVAL", "return true", "0"]), 1);
+    assert_eq!(
+        cmd::<String>(&mut con, &["EVAL", "return {ok='fine'}", "0"]),
+        "fine"
+    );
+    assert_eq!(
+        err(&mut con, &["EVAL", "return {err='MY error'}", "0"]),
+        "MY error"
+    );
+    assert_eq!(
+        err(
+            &mut con,
+            &["EVAL", "return redis.error_reply('My Error')", "0"]
+        ),
+        "My Error"
+    );
+}
+
+#[test]
+fn redis_call_converts_replies_to_lua_and_back() {
+    let (_s, mut con) = setup();
+    cmd::<()>(&mut con, &["RPUSH", "l", "a", "b"]);
+    let script = "local t = redis.call('lrange', KEYS[1], 0, -1) \
+                  local missing = redis.call('get', 'nokey') \
+                  local st = redis.call('set', 'x', '1') \
+                  return {#t, t[2], tostring(missing), st['ok'], redis.call('incr', 'x')}";
+    assert_eq!(
+        cmd::<Value>(&mut con, &["EVAL", script, "1", "l"]),
+        Value::Array(vec![
+            Value::Int(2),
+            Value::BulkString(b"b".to_vec()),
+            Value::BulkString(b"false".to_vec()),
+            Value::BulkString(b"OK".to_vec()),
+            Value::Int(2),
+        ])
+    );
+    let t = "local r = redis.pcall('incr', KEYS[1]) return r['err']";
+    cmd::<()>(&mut con, &["SET", "s", "abc"]);
+    assert_eq!(
+        cmd::<String>(&mut con, &["EVAL", t, "1", "s"]),
+        "ERR value is not an integer or out of range"
+    );
+}
+
+#[test]
+fn evalsha_and_the_script_cache() {
+    let (_s, mut con) = setup();
+    let sha: String = cmd(&mut con, &["SCRIPT", "LOAD", "return 'hi'"]);
+    assert_eq!(sha.len(), 40);
+    assert_eq!(cmd::<String>(&mut con, &["EVALSHA", &sha, "0"]), "hi");
+    assert_eq!(
+        cmd::<String>(&mut con, &["EVALSHA", &sha.to_uppercase(), "0"]),
+        "hi"
+    );
+    assert_eq!(
+        cmd::<Vec<i64>>(&mut con, &["SCRIPT", "EXISTS", &sha, "ffff"]),
+        vec![1, 0]
+    );
+    assert_eq!(cmd::<String>(&mut con, &["SCRIPT", "FLUSH"]), "OK");
+    assert_eq!(
+        err(&mut con, &["EVALSHA", &sha, "0"]),
+        "NOSCRIPT No matching script. Please use EVAL."
+    );
+    // EVAL caches what it ran.
+    cmd::<String>(&mut con, &["EVAL", "return 'hi'", "0"]);
+    assert_eq!(cmd::<String>(&mut con, &["EVALSHA", &sha, "0"]), "hi");
+
+    // redis::Script: EVALSHA first, EVAL on NOSCRIPT.
+    cmd::<String>(&mut con, &["SCRIPT", "FLUSH"]);
+    let script = redis::Script::new("return redis.call('incrby', KEYS[1], ARGV[1])");
+    let v: i64 = script
+        .key("counter")
+        .arg(5)
+        .invoke(&mut con)
+        .expect("invoke");
+    assert_eq!(v, 5);
+    let v: i64 = script
+        .key("counter")
+        .arg(2)
+        .invoke(&mut con)
+        .expect("invoke");
+    assert_eq!(v, 7);
+}
+
+#[test]
+fn errors_are_worded_as_redis() {
+    let (_s, mut con) = setup();
+    cmd::<()>(&mut con, &["SET", "s", "abc"]);
+    assert_eq!(
+        err(&mut con, &["EVAL", "return redis.call('incr','s')", "0"]),
+        "ERR value is not an integer or out of range script: c243b9f46db13ba8f69da41b45a77708832babed, on @user_script:1."
+    );
+    assert_eq!(
+        err(&mut con, &["EVAL", "return x", "0"]),
+        "ERR user_script:1: Script attempted to access nonexistent global variable 'x' script: 03c387736bb5cc009ff35151572cee04677aa374, on @user_script:1."
+    );
+    assert_eq!(
+        err(&mut con, &["EVAL", "x=1", "0"]),
+        "ERR user_script:1: Attempt to modify a readonly table script: 7caf6056913504f0508c65faf2dc3f94ff65bcfd, on @user_script:1."
+    );
+    assert_eq!(
+        err(&mut con, &["EVAL", "return foo(", "0"]),
+        "ERR Error compiling script (new function): user_script:1: unexpected symbol near '<eof>'"
+    );
+    assert_eq!(
+        err(&mut con, &["EVAL", "return 1", "-1"]),
+        "ERR Number of keys can't be negative"
+    );
+    assert_eq!(
+        err(&mut con, &["EVAL", "return 1", "3", "a"]),
+        "ERR Number of keys can't be greater than number of args"
+    );
+    assert!(err(
+        &mut con,
+        &["EVAL", "return redis.call('eval','return 1',0)", "0"]
+    )
+    .starts_with("ERR This Redis command is not allowed from script script: "));
+    assert!(err(
+        &mut con,
+        &["EVAL_RO", "return redis.call('set','a',1)", "1", "a"]
+    )
+    .starts_with("ERR Write commands are not allowed from read-only scripts. script: "));
+    assert!(err(
+        &mut con,
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('set','a',1)",
+            "1",
+            "a"
+        ]
+    )
+    .ends_with("on @user_script:2."));
+    assert_eq!(
+        err(&mut con, &["EVAL", "#!lua flags=bad\nreturn 1", "0"]),
+        "ERR Unexpected flag in script shebang: bad"
+    );
+    assert_eq!(
+        err(&mut con, &["EVAL_RO", "#!lua\nreturn 1", "0"]),
+        "ERR Can not execute a script with write flag using *_ro command."
+    );
+    let sha: String = cmd(&mut con, &["SCRIPT", "LOAD", "return loadfile"]);
+    assert_eq!(
+        err(&mut con, &["EVALSHA", &sha, "0"]),
+        format!("ERR user_script:1: Script attempted to access nonexistent global variable 'loadfile' script: {sha}, on @user_script:1.")
+    );
+}
+
+#[test]
+fn libraries_and_determinism() {
+    let (_s, mut con) = setup();
+    assert_eq!(
+        cmd::<String>(&mut con, &["EVAL", "return cjson.encode({1,2,{a=1}})", "0"]),
+        "[1,2,{\"a\":1}]"
+    );
+    assert_eq!(
+        cmd::<i64>(
+            &mut con,
+            &["EVAL", "return cjson.decode('[1,{\"b\":5}]')[2].b", "0"]
+        ),
+        5
+    );
+    assert_eq!(
+        cmd::<i64>(&mut con, &["EVAL", "return bit.band(7, 3)", "0"]),
+        3
+    );
+    assert_eq!(
+        cmd::<String>(&mut con, &["EVAL", "return redis.sha1hex('')", "0"]),
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+    );
+    // Redis's drand48: the first draws of a fresh server are fixed.
+    assert_eq!(
+        cmd::<i64>(&mut con, &["EVAL", "return math.random()", "0"]),
+        0
+    );
+    assert_eq!(
+        cmd::<i64>(&mut con, &["EVAL", "return math.random(100)", "0"]),
+        85
+    );
+}
+
+#[test]
+fn select_inside_a_script_does_not_change_the_callers_db() {
+    let (_s, mut con) = setup();
+    cmd::<()>(&mut con, &["SET", "k", "db0"]);
+    let v: String = cmd(
+        &mut con,
+        &[
+            "EVAL",
+            "redis.call('select', 1) redis.call('set', 'k', 'db1') return redis.call('get', 'k')",
+            "0",
+        ],
+    );
+    assert_eq!(v, "db1");
+    assert_eq!(cmd::<String>(&mut con, &["GET", "k"]), "db0");
+}
+
+#[test]
+fn busy_script_and_script_kill() {
+    let (s, mut con) = setup();
+    cmd::<()>(&mut con, &["CONFIG", "SET", "lua-time-limit", "50"]);
+    assert_eq!(
+        err(&mut con, &["SCRIPT", "KILL"]),
+        "NOTBUSY No scripts in execution right now."
+    );
+    let mut runner = s.raw_conn();
+    runner.send(b"*3\r\n$4\r\nEVAL\r\n$20\r\nwhile true do end   \r\n$1\r\n0\r\n");
+    // Other clients wait, then get BUSY once the limit passed.
+    let start = Instant::now();
+    loop {
+        match redis::cmd("PING").query::<String>(&mut con) {
+            Err(e) if ferrite_tests::error_text(&e).starts_with("BUSY ") => break,
+            _ => {
+                assert!(start.elapsed() < Duration::from_secs(10), "never BUSY");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    assert_eq!(
+        err(&mut con, &["GET", "x"]),
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    );
+    assert_eq!(cmd::<String>(&mut con, &["SCRIPT", "KILL"]), "OK");
+    let got = runner.read_until(|b| b.ends_with(b"\r\n"), Duration::from_secs(5));
+    assert!(
+        text(&got).starts_with("-ERR Script killed by user with SCRIPT KILL..."),
+        "{}",
+        text(&got)
+    );
+    assert_eq!(cmd::<String>(&mut con, &["PING"]), "PONG");
+
+    // A script that wrote cannot be killed.
+    runner.send(
+        b"*3\r\n$4\r\nEVAL\r\n$46\r\nredis.call('set','w','1') while true do end   \r\n$1\r\n0\r\n",
+    );
+    let start = Instant::now();
+    loop {
+        match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut con) {
+            Err(e) if ferrite_tests::error_text(&e).starts_with("UNKILLABLE ") => break,
+            _ => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "never UNKILLABLE"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[test]
+fn scripts_are_atomic() {
+    let (s, mut con) = setup();
+    let mut other = s.client();
+    let h = std::thread::spawn(move || {
+        for _ in 0..200 {
+            cmd::<i64>(&mut other, &["INCR", "n"]);
+        }
+    });
+    // A script reading the counter twice never sees it change in between.
+    for _ in 0..100 {
+        let same: i64 = cmd(
+            &mut con,
+            &["EVAL", "local a = redis.call('get','n') for i=1,2000 do end local b = redis.call('get','n') if a == b then return 1 else return 0 end", "0"],
+        );
+        assert_eq!(same, 1);
+    }
+    h.join().expect("writer");
+}
+
+#[test]
+fn script_writes_are_propagated_as_one_transaction() {
+    let (s, mut con) = setup();
+    let mut link = ferrite_tests::attach_replica(&s);
+    cmd::<()>(&mut con, &["SET", "warm", "up"]);
+    let _ = link.read_until(|b| b.ends_with(b"up\r\n"), Duration::from_secs(5));
+    cmd::<()>(
+        &mut con,
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'a') redis.call('incr', 'n') redis.call('get', 'n')",
+            "1",
+            "k",
+        ],
+    );
+    let got = link.read_until(|b| b.ends_with(b"EXEC\r\n"), Duration::from_secs(5));
+    assert_eq!(
+        text(&got),
+        "*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\na\r\n*2\r\n$4\r\nincr\r\n$1\r\nn\r\n*1\r\n$4\r\nEXEC\r\n"
+    );
+    // One write alone needs no wrapping; SCRIPT LOAD propagates nothing.
+    cmd::<String>(&mut con, &["SCRIPT", "LOAD", "return 1"]);
+    cmd::<()>(&mut con, &["EVAL", "redis.call('del', 'k')", "0"]);
+    let got = link.read_until(|b| b.ends_with(b"k\r\n"), Duration::from_secs(5));
+    assert_eq!(text(&got), "*2\r\n$3\r\ndel\r\n$1\r\nk\r\n");
+}
+
+#[test]
+fn eval_inside_multi_runs_in_exec() {
+    let (_s, mut con) = setup();
+    cmd::<()>(&mut con, &["MULTI"]);
+    cmd::<()>(
+        &mut con,
+        &["EVAL", "return redis.call('incr', KEYS[1])", "1", "c"],
+    );
+    cmd::<()>(&mut con, &["INCR", "c"]);
+    let v: Vec<i64> = cmd(&mut con, &["EXEC"]);
+    assert_eq!(v, vec![1, 2]);
+}
+
+#[test]
+fn functions_load_call_list_and_delete() {
+    let (_s, mut con) = setup();
+    let lib = "#!lua name=mylib\n\
+               redis.register_function('echo1', function(keys, args) return args[1] end)\n\
+               redis.register_function{function_name='get1', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+    assert_eq!(cmd::<String>(&mut con, &["FUNCTION", "LOAD", lib]), "mylib");
+    assert_eq!(
+        err(&mut con, &["FUNCTION", "LOAD", lib]),
+        "ERR Library 'mylib' already exists"
+    );
+    assert_eq!(
+        cmd::<String>(&mut con, &["FUNCTION", "LOAD", "REPLACE", lib]),
+        "mylib"
+    );
+    assert_eq!(
+        cmd::<String>(&mut con, &["FCALL", "echo1", "0", "hi"]),
+        "hi"
+    );
+    cmd::<()>(&mut con, &["SET", "k", "v"]);
+    assert_eq!(
+        cmd::<String>(&mut con, &["FCALL_RO", "get1", "1", "k"]),
+        "v"
+    );
+    assert_eq!(
+        err(&mut con, &["FCALL_RO", "echo1", "0"]),
+        "ERR Can not execute a script with write flag using *_ro command."
+    );
+    assert_eq!(
+        err(&mut con, &["FCALL", "nosuch", "0"]),
+        "ERR Function not found"
+    );
+    assert_eq!(
+        err(&mut con, &["FUNCTION", "LOAD", "#!lua name=bad\nx = 1"]),
+        "ERR Error registering functions: ERR user_function:2: Attempt to modify a readonly table"
+    );
+    let list: Value = cmd(&mut con, &["FUNCTION", "LIST"]);
+    assert!(matches!(&list, Value::Array(libs) if libs.len() == 1));
+    assert_eq!(
+        cmd::<String>(&mut con, &["FUNCTION", "DELETE", "mylib"]),
+        "OK"
+    );
+    assert_eq!(
+        err(&mut con, &["FCALL", "echo1", "0"]),
+        "ERR Function not found"
+    );
+    assert_eq!(cmd::<String>(&mut con, &["FUNCTION", "FLUSH"]), "OK");
+}
+
+#[test]
+fn cmsgpack_round_trips_as_lua_cmsgpack_encodes() {
+    let (_s, mut con) = setup();
+    let script = "local e = cmsgpack.pack(0.1, -1099511627776, 'abc', {1,2}, {a=1}) \
+                  local h = '' for i = 1, #e do h = h .. string.format('%02x', string.byte(e, i)) end \
+                  local a, b, c, d = cmsgpack.unpack(e) \
+                  return {h, c, d[2]}";
+    assert_eq!(
+        cmd::<Value>(&mut con, &["EVAL", script, "0"]),
+        Value::Array(vec![
+            Value::BulkString(
+                b"cb3fb999999999999ad3ffffff0000000000a361626392010281a16101".to_vec()
+            ),
+            Value::BulkString(b"abc".to_vec()),
+            Value::Int(2),
+        ])
+    );
+}
+
+#[test]
+fn script_info_fields() {
+    let (_s, mut con) = setup();
+    cmd::<String>(&mut con, &["SCRIPT", "LOAD", "return 1"]);
+    cmd::<String>(&mut con, &["SCRIPT", "LOAD", "return 2"]);
+    assert_eq!(
+        ferrite_tests::info_int(&mut con, "memory", "number_of_cached_scripts"),
+        2
+    );
+    assert!(ferrite_tests::info_int(&mut con, "memory", "used_memory_lua") > 0);
+    cmd::<String>(&mut con, &["SCRIPT", "FLUSH", "ASYNC"]);
+    assert_eq!(
+        ferrite_tests::info_int(&mut con, "memory", "number_of_cached_scripts"),
+        0
+    );
+}
