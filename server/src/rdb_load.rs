@@ -204,6 +204,25 @@ pub fn load(
     Ok(info)
 }
 
+/// Decodes one serialized value as `RESTORE` receives it: a type byte and
+/// the value's payload (what `DUMP` wrote before its version and checksum
+/// footer, which the caller has checked). Bytes after the value are
+/// ignored, as Redis does; an empty collection is refused as Redis's
+/// `rdbLoadObject` does (`emptykey`).
+pub fn load_value(payload: &[u8], limits: &EncodingLimits) -> Result<Value> {
+    let mut r = Reader {
+        data: payload,
+        pos: 0,
+        limits,
+    };
+    let t = r.byte()?;
+    let v = r.value(t, b"")?;
+    if v.is_empty() {
+        return Err(LoadError::Corrupt("empty collection"));
+    }
+    Ok(v)
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
