@@ -227,7 +227,10 @@ fn restore_sets_a_relative_ttl() {
     // Beyond 32 bits.
     assert_eq!(restore(&mut c, "b", "2569591501", &p, &[]), "OK");
     let pttl: i64 = cmd(&mut c, &["PTTL", "b"]);
-    assert!((2569591501 - 3000..=2569591501).contains(&pttl), "pttl {pttl}");
+    assert!(
+        (2569591501 - 3000..=2569591501).contains(&pttl),
+        "pttl {pttl}"
+    );
     assert_eq!(cmd::<String>(&mut c, &["GET", "b"]), "v");
 }
 
@@ -237,17 +240,17 @@ fn restore_absttl_sets_an_absolute_expiry_or_drops_an_expired_key() {
     let _: () = cmd(&mut c, &["SET", "k", "v"]);
     let p = dump(&mut c, "k").expect("payload");
     let at = now_ms() + 3000;
-    assert_eq!(
-        restore(&mut c, "a", &at.to_string(), &p, &["ABSTTL"]),
-        "OK"
-    );
+    assert_eq!(restore(&mut c, "a", &at.to_string(), &p, &["ABSTTL"]), "OK");
     assert_eq!(cmd::<i64>(&mut c, &["PEXPIRETIME", "a"]), at);
     // In the past: OK, but no key.
     let past = (now_ms() - 3000).to_string();
     assert_eq!(restore(&mut c, "b", &past, &p, &["ABSTTL"]), "OK");
     assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "b"]), 0);
     // ... and with REPLACE the old value is gone too.
-    assert_eq!(restore(&mut c, "a", &past, &p, &["ABSTTL", "REPLACE"]), "OK");
+    assert_eq!(
+        restore(&mut c, "a", &past, &p, &["ABSTTL", "REPLACE"]),
+        "OK"
+    );
     assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "a"]), 0);
 }
 
@@ -281,7 +284,12 @@ fn restore_errors_are_redis_texts() {
     let cases: &[(&str, &[u8], &[&str], &str)] = &[
         ("-1", &p, &[], "ERR Invalid TTL value, must be >= 0"),
         ("x", &p, &[], "ERR value is not an integer or out of range"),
-        ("0", b"short", &[], "ERR DUMP payload version or checksum are wrong"),
+        (
+            "0",
+            b"short",
+            &[],
+            "ERR DUMP payload version or checksum are wrong",
+        ),
         ("0", &p, &["bogus"], "ERR syntax error"),
         ("0", &p, &["IDLETIME"], "ERR syntax error"),
         ("0", &p, &["FREQ"], "ERR syntax error"),
@@ -315,7 +323,11 @@ fn restore_errors_are_redis_texts() {
         ("x", &p, &["bogus"], "ERR syntax error"),
     ];
     for (ttl, payload, opts, want) in cases {
-        assert_eq!(restore(&mut c, "new", ttl, payload, opts), *want, "{opts:?}");
+        assert_eq!(
+            restore(&mut c, "new", ttl, payload, opts),
+            *want,
+            "{opts:?}"
+        );
     }
     assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "new"]), 0);
 }
@@ -366,7 +378,10 @@ fn restore_idletime_sets_object_idletime() {
 #[test]
 fn restore_freq_sets_object_freq_under_lfu() {
     let (_s, mut c) = setup();
-    let _: () = cmd(&mut c, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+    let _: () = cmd(
+        &mut c,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
+    );
     let _: () = cmd(&mut c, &["SET", "k", "v"]);
     let p = dump(&mut c, "k").expect("payload");
     assert_eq!(restore(&mut c, "a", "0", &p, &["FREQ", "100"]), "OK");
@@ -409,7 +424,10 @@ fn restore_propagates_an_absolute_ttl() {
     let after = now_ms();
     assert_eq!(restore(&mut c, "b", "0", &p, &[]), "OK");
     let past = (now_ms() - 1000).to_string();
-    assert_eq!(restore(&mut c, "b", &past, &p, &["ABSTTL", "REPLACE"]), "OK");
+    assert_eq!(
+        restore(&mut c, "b", &past, &p, &["ABSTTL", "REPLACE"]),
+        "OK"
+    );
     assert_eq!(restore(&mut c, "never", &past, &p, &["ABSTTL"]), "OK");
     let _: () = cmd(&mut c, &["SET", "end", "1"]);
     let stream = read_until(&mut link, "end");
@@ -491,7 +509,14 @@ fn start_redis() -> (RedisChild, Connection) {
         .expect("addr")
         .port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--bind", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--bind",
+            "127.0.0.1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -519,7 +544,11 @@ fn payloads_move_both_ways_between_ferrite_and_redis() {
         // Ferrite -> Redis.
         fill(&mut f, kind, kind);
         let p = dump(&mut f, kind).expect("payload");
-        assert_eq!(restore(&mut r, kind, "0", &p, &[]), "OK", "{kind} into Redis");
+        assert_eq!(
+            restore(&mut r, kind, "0", &p, &[]),
+            "OK",
+            "{kind} into Redis"
+        );
         assert_eq!(view(&mut f, kind), view(&mut r, kind), "{kind} into Redis");
         let enc: String = cmd(&mut r, &["OBJECT", "ENCODING", kind]);
         assert_eq!(enc, *encoding, "{kind} in Redis");
@@ -533,7 +562,11 @@ fn payloads_move_both_ways_between_ferrite_and_redis() {
             continue;
         }
         assert_eq!(got, "OK", "{kind} from Redis");
-        assert_eq!(view(&mut r, &copy), view(&mut f, &copy), "{kind} from Redis");
+        assert_eq!(
+            view(&mut r, &copy),
+            view(&mut f, &copy),
+            "{kind} from Redis"
+        );
         let enc: String = cmd(&mut f, &["OBJECT", "ENCODING", &copy]);
         assert_eq!(enc, *encoding, "{kind} in Ferrite");
     }

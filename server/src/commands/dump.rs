@@ -172,11 +172,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         // Redis's `objectSetLRUOrLFU`: only the option matching the policy.
         if lfu {
             if let Some(f) = o.freq {
-                s.set_access(
-                    key,
-                    None,
-                    Some(evict::lfu_minutes(now) << 8 | u32::from(f)),
-                );
+                s.set_access(key, None, Some(evict::lfu_minutes(now) << 8 | u32::from(f)));
             }
         } else if let Some(idle) = o.idle {
             let ticks = i128::from(idle) * 1000 / i128::from(evict::LRU_RESOLUTION_MS);
@@ -208,10 +204,7 @@ mod tests {
     fn payload_roundtrip_and_footer_checks() {
         let p = dump_payload(&Value::string(b"hello".to_vec())).expect("string dumps");
         // Redis 7.0.15: DUMP of "hello".
-        assert_eq!(
-            p,
-            b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a".to_vec()
-        );
+        assert_eq!(p, b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a".to_vec());
         let body = verify_payload(&p).expect("valid");
         assert_eq!(body, b"\x00\x05hello");
         let mut bad = p.clone();
