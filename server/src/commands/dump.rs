@@ -232,4 +232,29 @@ mod tests {
         let o = restore_options(&b(&["REPLACE", "absttl", "IDLETIME", "5"])).expect("ok");
         assert!(o.replace && o.absttl && o.idle == Some(5) && o.freq.is_none());
     }
+
+    /// Every one-byte corruption and every truncation of real Redis
+    /// payloads (compact encodings) decodes or fails; none panics.
+    #[test]
+    fn corrupt_values_never_panic() {
+        let limits = ferrite_storage::EncodingLimits::default();
+        // Redis 7.0.15: DUMP of a listpack hash {f: v, g: 1}, an intset
+        // {1, 2, -5} and a quicklist ["a", "b", "1"].
+        let samples: [&[u8]; 3] = [
+            b"\x10\x12\x12\x00\x00\x00\x04\x00\x81f\x02\x81v\x02\x81g\x02\x01\x01\xff",
+            b"\x0b\x0e\x02\x00\x00\x00\x03\x00\x00\x00\xfb\xff\x01\x00\x02\x00",
+            b"\x12\x01\x02\x0f\x0f\x00\x00\x00\x03\x00\x81a\x02\x81b\x02\x01\x01\xff",
+        ];
+        for body in samples {
+            assert!(crate::rdb_load::load_value(body, &limits).is_ok());
+            for i in 0..body.len() {
+                for bit in 0..8 {
+                    let mut b = body.to_vec();
+                    b[i] ^= 1 << bit;
+                    let _ = crate::rdb_load::load_value(&b, &limits);
+                }
+                let _ = crate::rdb_load::load_value(&body[..i], &limits);
+            }
+        }
+    }
 }
