@@ -480,12 +480,14 @@ fn restore_fires_its_keyspace_event_and_touches_watchers() {
 
 // ------------------------------------------------------------- interop
 
-struct RedisChild(Child);
+/// A real Redis and its directory, both gone when dropped.
+struct RedisChild(Child, std::path::PathBuf);
 
 impl Drop for RedisChild {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
@@ -508,6 +510,9 @@ fn start_redis() -> (RedisChild, Connection) {
         .local_addr()
         .expect("addr")
         .port();
+    // Its own empty directory: no dump.rdb left by another test is loaded.
+    let dir = std::env::temp_dir().join(format!("ferrite-dump-test-{port}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -517,11 +522,13 @@ fn start_redis() -> (RedisChild, Connection) {
             "--bind",
             "127.0.0.1",
         ])
+        .arg("--dir")
+        .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn redis-server");
-    let child = RedisChild(child);
+    let child = RedisChild(child, dir);
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
