@@ -350,11 +350,15 @@ fn restore_checks_the_footer_and_the_value() {
     for junk in [
         &b""[..],
         b"\x63abc",
-        b"\x00\x05hel",
+        b"\x00\x20hel",
         b"\x01\x00",
         b"\x01\x03\x01a",
         b"\x0b\x02\x00\x00",
         b"\x10\x04abcd",
+        // Duplicates in a plain set, hash and sorted set.
+        b"\x02\x02\x01a\x01a",
+        b"\x04\x02\x01f\x01v\x01f\x01w",
+        b"\x05\x02\x01m\x00\x00\x00\x00\x00\x00\xf0\x3f\x01m\x00\x00\x00\x00\x00\x00\xf0\x3f",
     ] {
         assert_eq!(restore(&mut c, "n2", "0", &framed(junk, 10), &[]), bad);
     }

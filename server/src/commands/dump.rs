@@ -126,9 +126,11 @@ fn restore_parse(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<(i64, Value), CmdError
     if ttl < 0 {
         return Err(CmdError::err("Invalid TTL value, must be >= 0"));
     }
-    let body = verify_payload(&args[3])
+    verify_payload(&args[3])
         .ok_or_else(|| CmdError::err("DUMP payload version or checksum are wrong"))?;
-    let value = crate::rdb_load::load_value(body, &ctx.enc())
+    // Redis decodes from the whole argument, footer included: a value cut
+    // short reads into the footer rather than failing, and we do the same.
+    let value = crate::rdb_load::load_value(&args[3], &ctx.enc())
         .map_err(|_| CmdError::err("Bad data format"))?;
     Ok((ttl, value))
 }
