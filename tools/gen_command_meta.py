@@ -58,6 +58,7 @@ COMMANDS = {
     "bitfield": None, "bitfield_ro": None, "lcs": None,
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "copy": None, "move": None, "touch": None, "keys": None,
+    "dump": None, "restore": None,
     "scan": None, "randomkey": None, "dbsize": None, "flushdb": None,
     "flushall": None, "expire": None, "pexpire": None, "expireat": None,
     "pexpireat": None, "ttl": None, "pttl": None, "expiretime": None,

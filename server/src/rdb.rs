@@ -130,48 +130,62 @@ fn put_aux(out: &mut Vec<u8>, key: &str, value: &str) {
 
 /// Appends one value's type byte, `key` and the value's payload.
 pub fn put_entry(out: &mut Vec<u8>, key: &[u8], value: &Value) {
+    // Left out by `dump` (see there); nothing to write.
+    if matches!(value, Value::Bloom(_)) {
+        return;
+    }
+    let at = out.len();
+    out.push(0);
+    put_string(out, key);
+    if let Some(t) = put_value(out, value) {
+        out[at] = t;
+    }
+}
+
+/// Appends a value's payload without its type byte and key, returning the
+/// type byte it belongs under: what `rdbSaveObject` writes, shared by the
+/// snapshot and `DUMP`. A Bloom filter (no RDB type) writes nothing and
+/// returns `None`.
+pub fn put_value(out: &mut Vec<u8>, value: &Value) -> Option<u8> {
     match value {
         Value::Str { bytes, .. } => {
-            out.push(TYPE_STRING);
-            put_string(out, key);
             put_string(out, bytes);
+            Some(TYPE_STRING)
         }
         Value::List(l) => {
-            out.push(TYPE_LIST);
-            put_string(out, key);
             put_len(out, l.len() as u64);
             for e in l.iter() {
                 put_string(out, e);
             }
+            Some(TYPE_LIST)
         }
         Value::Set(s) => {
-            out.push(TYPE_SET);
-            put_string(out, key);
             put_len(out, s.len() as u64);
             for m in s.iter() {
                 m.with_bytes(|b| put_string(out, b));
             }
+            Some(TYPE_SET)
         }
         Value::Hash(h) => {
-            out.push(TYPE_HASH);
-            put_string(out, key);
             put_len(out, h.len() as u64);
             for (f, v) in h.iter() {
                 put_string(out, f);
                 put_string(out, v);
             }
+            Some(TYPE_HASH)
         }
-        // Left out by `dump` (see there); nothing to write.
-        Value::Bloom(_) => {}
-        Value::Stream(st) => put_stream(out, key, st),
+        Value::Bloom(_) => None,
+        Value::Stream(st) => {
+            put_stream(out, st);
+            Some(TYPE_STREAM_LISTPACKS_2)
+        }
         Value::ZSet(z) => {
-            out.push(TYPE_ZSET_2);
-            put_string(out, key);
             put_len(out, z.len() as u64);
             for (m, score) in z.iter() {
                 put_string(out, m);
                 out.extend_from_slice(&score.to_le_bytes());
             }
+            Some(TYPE_ZSET_2)
         }
     }
 }
@@ -181,10 +195,8 @@ pub fn put_entry(out: &mut Vec<u8>, key: &[u8], value: &Value) {
 /// entry), then length, last/first/max-deleted IDs, `entries_added`, and
 /// the consumer groups (name, last ID, `entries_read`, PEL with delivery
 /// time and count, consumers with seen time and the IDs they own).
-fn put_stream(out: &mut Vec<u8>, key: &[u8], st: &ferrite_storage::Stream) {
+fn put_stream(out: &mut Vec<u8>, st: &ferrite_storage::Stream) {
     use ferrite_storage::StreamId;
-    out.push(TYPE_STREAM_LISTPACKS_2);
-    put_string(out, key);
     let mut nodes: Vec<Vec<(StreamId, &ferrite_storage::stream::Fields)>> = Vec::new();
     for (first, last) in st.node_ranges() {
         let v: Vec<_> = st.range(first, last).collect();

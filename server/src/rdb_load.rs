@@ -215,6 +215,35 @@ pub fn load(
     Ok(info)
 }
 
+/// Decodes one serialized value as `RESTORE` receives it: a type byte and
+/// the value's payload (what `DUMP` wrote before its version and checksum
+/// footer, which the caller has checked). Bytes after the value are
+/// ignored, as Redis does; an empty collection is refused as Redis's
+/// `rdbLoadObject` does (`emptykey`).
+pub fn load_value(payload: &[u8], limits: &EncodingLimits) -> Result<Value> {
+    let mut r = Reader {
+        data: payload,
+        pos: 0,
+        limits,
+    };
+    let t = r.byte()?;
+    // The declared element count of the plain collection types, which
+    // Redis refuses to load with duplicates ("Duplicate set members
+    // detected") where our collections would silently merge them.
+    let declared = match t {
+        TYPE_SET | TYPE_ZSET | TYPE_ZSET_2 | TYPE_HASH => Some(r.clone_at().len()?),
+        _ => None,
+    };
+    let v = r.value(t, b"")?;
+    if v.is_empty() {
+        return Err(LoadError::Corrupt("empty collection"));
+    }
+    if declared.is_some_and(|n| n != v.len() as u64) {
+        return Err(LoadError::Corrupt("duplicate collection elements"));
+    }
+    Ok(v)
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
@@ -228,6 +257,15 @@ enum Len {
 }
 
 impl<'a> Reader<'a> {
+    /// A second reader at the same position, to look ahead.
+    fn clone_at(&self) -> Reader<'a> {
+        Reader {
+            data: self.data,
+            pos: self.pos,
+            limits: self.limits,
+        }
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or(LoadError::Truncated)?;
         let s = self.data.get(self.pos..end).ok_or(LoadError::Truncated)?;

@@ -333,6 +333,24 @@ impl Shard {
         self.touch(key);
     }
 
+    /// Overwrites a live key's access metadata (`RESTORE ... IDLETIME/FREQ`,
+    /// Redis's `objectSetLRUOrLFU`): `atime` as an LRU clock value
+    /// ([`crate::evict::access_clock`]), `lfu` as the LFU field. Not a change
+    /// for `WATCH`. Returns whether the key was there.
+    pub fn set_access(&mut self, key: &[u8], atime: Option<u32>, lfu: Option<u32>) -> bool {
+        let h = hash_key(key);
+        let Some(e) = self.keys.get_mut_hashed(h, key) else {
+            return false;
+        };
+        if let Some(a) = atime {
+            e.atime = a;
+        }
+        if let Some(l) = lfu {
+            e.lfu = l;
+        }
+        true
+    }
+
     /// Stores a value, replacing any previous one; `expire_at` is absolute ms
     /// or [`NO_EXPIRE`]. Returns the previous entry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) -> Option<Entry> {

@@ -6,6 +6,7 @@ use crate::command::Handler;
 
 pub mod bloom;
 pub mod connection;
+pub mod dump;
 pub mod hash;
 pub mod keys;
 pub mod list;
@@ -30,6 +31,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(connection::HANDLERS);
     v.extend_from_slice(string::HANDLERS);
     v.extend_from_slice(keys::HANDLERS);
+    v.extend_from_slice(dump::HANDLERS);
     v.extend_from_slice(server::HANDLERS);
     v.extend_from_slice(memory::HANDLERS);
     v.extend_from_slice(list::HANDLERS);
