@@ -426,3 +426,39 @@ fn script_info_fields() {
         0
     );
 }
+
+#[test]
+fn scripts_follow_min_replicas_and_refuse_blocking_stream_reads() {
+    let (_s, mut c) = setup();
+    let _: () = cmd(&mut c, &["set", "x", "some value"]);
+    let _: () = cmd(&mut c, &["config", "set", "min-replicas-to-write", "1"]);
+    let get = "return redis.call('get','x')";
+    // A no-writes script and a script without flags may read.
+    let v: String = cmd(
+        &mut c,
+        &["eval", &format!("#!lua flags=no-writes\n{get}"), "1", "x"],
+    );
+    assert_eq!(v, "some value");
+    let v: String = cmd(&mut c, &["eval", get, "1", "x"]);
+    assert_eq!(v, "some value");
+    // A script with flags that may write is refused up front, a script
+    // without flags at its first write.
+    assert!(err(&mut c, &["eval", &format!("#!lua\n{get}"), "1", "x"])
+        .starts_with("NOREPLICAS Not enough good replicas to write."));
+    assert!(err(
+        &mut c,
+        &["eval", "return redis.call('set','x',1)", "1", "x"]
+    )
+    .starts_with("NOREPLICAS Not enough good replicas to write."));
+    let _: () = cmd(&mut c, &["config", "set", "min-replicas-to-write", "0"]);
+    assert_eq!(cmd::<String>(&mut c, &["get", "x"]), "some value");
+    assert!(err(
+        &mut c,
+        &[
+            "eval",
+            "return redis.call('XREAD','BLOCK','0','STREAMS','s','$')",
+            "0"
+        ]
+    )
+    .starts_with("ERR XREAD command is not allowed with BLOCK option from scripts"));
+}

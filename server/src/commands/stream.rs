@@ -791,6 +791,14 @@ fn parse_read_args(ctx: &Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> Result<Re
         let more = args.len() - i - 1;
         let o = &args[i][..];
         if is(o, "block") && more > 0 {
+            if ctx.client.in_script {
+                // No sense in BLOCK inside a script (Redis keeps this
+                // error for backward compatibility).
+                return Err(CmdError::err(format!(
+                    "{} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(&args[0])
+                )));
+            }
             i += 1;
             r.block = Some(block_deadline(ctx, &args[i])?);
         } else if is(o, "count") && more > 0 {

@@ -1165,6 +1165,18 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     if cmd.has(flag::WRITE) && ctx.read_only {
         return reject(b"Write commands are not allowed from read-only scripts.");
     }
+    if cmd.has(flag::WRITE) && !ctx.wrote {
+        // The server's state may refuse a script's first write (Redis's
+        // `scriptVerifyWriteCommandAllow`); once it wrote, it goes on.
+        let srv = &ctx.srv;
+        let replica = srv.upstream.is_replica.load(Ordering::Relaxed);
+        if replica && srv.hot.replica_read_only.load(Ordering::Relaxed) {
+            return reject(b"-READONLY You can't write against a read only replica.");
+        }
+        if !srv.enough_good_replicas() {
+            return reject(b"-NOREPLICAS Not enough good replicas to write.");
+        }
+    }
     if !ctx.allow_oom && !ctx.wrote && ctx.oom && cmd.has(flag::DENYOOM) {
         return reject(format!("-{}", crate::evict::OOM_ERROR).as_bytes());
     }

@@ -546,17 +546,45 @@ fn submit(ctx: &mut Ctx<'_>, mut job: Job) -> CmdResult {
     let oom = !inline
         && maxmemory != 0
         && crate::evict::perform_evictions(srv) == crate::evict::Outcome::Fail;
+    let replica = srv.upstream.is_replica.load(Ordering::Relaxed);
+    let running_stale = replica
+        && srv.upstream.link_down()
+        && !srv.hot.replica_serve_stale_data.load(Ordering::Relaxed);
     if script_flags & flags::EVAL_COMPAT == 0 {
-        if script_flags & flags::NO_WRITES == 0 && ro {
-            return Err(CmdError::err(
-                "Can not execute a script with write flag using *_ro command.",
+        if running_stale && script_flags & flags::ALLOW_STALE == 0 {
+            return Err(CmdError::Other(
+                "MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script.".into(),
             ));
+        }
+        if script_flags & flags::NO_WRITES == 0 {
+            // A script that may write is refused up front where a write
+            // would be (Redis's `scriptPrepareForRun`).
+            if replica && srv.hot.replica_read_only.load(Ordering::Relaxed) {
+                return Err(CmdError::Other(
+                    "READONLY Can not run script with write flag on readonly replica".into(),
+                ));
+            }
+            if ro {
+                return Err(CmdError::err(
+                    "Can not execute a script with write flag using *_ro command.",
+                ));
+            }
+            if !replica && !srv.enough_good_replicas() {
+                return Err(CmdError::Other(
+                    "NOREPLICAS Not enough good replicas to write.".into(),
+                ));
+            }
         }
         if oom && script_flags & (flags::ALLOW_OOM | flags::NO_WRITES) == 0 {
             return Err(CmdError::Other(
                 "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'".into(),
             ));
         }
+    } else if running_stale {
+        return Err(CmdError::Other(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                .into(),
+        ));
     }
     job.oom = oom;
     let me = srv.scripts.me.get().and_then(Weak::upgrade);
