@@ -74,7 +74,7 @@ pub fn server_binary() -> &'static Path {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local_addr").port()
 }
@@ -400,4 +400,66 @@ pub fn info_int(con: &mut redis::Connection, section: &str, field: &str) -> i64 
     info_field(con, section, field)
         .parse()
         .unwrap_or_else(|e| panic!("{field}: {e}"))
+}
+
+/// Whether `bin` runs (`bin --version`); says "skipped" when it does not,
+/// for the tests that need a real Redis's tools and skip without them.
+pub fn has_binary(bin: &str) -> bool {
+    let ok = Command::new(bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!("skipped: {bin} is not on PATH");
+    }
+    ok
+}
+
+/// A real `redis-server` child process, stopped and its directory removed
+/// on drop.
+pub struct RealRedis(Child, PathBuf);
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+/// Starts a real Redis on `port` in a fresh directory of its own (a
+/// disk-based sync or SAVE writes `dump.rdb` there, which must not be
+/// loaded by the next run); `args` may name another `--dir`.
+pub fn start_redis(port: u16, args: &[&str]) -> (RealRedis, redis::Connection) {
+    let dir = std::env::temp_dir().join(format!("ferrite-redis-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("redis dir");
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            dir.to_str().expect("utf-8 temp dir"),
+        ])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server");
+    let child = RealRedis(child, dir);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(c) = client.get_connection() {
+            return (child, c);
+        }
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -3,11 +3,11 @@
 //! events and `WATCH`. The interop test (payloads moving both ways between
 //! Ferrite and a real Redis) is skipped when `redis-server` is absent.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ferrite_tests::{cmd, error_text, text, RawConn, TestServer};
+use ferrite_tests::{
+    cmd, error_text, free_port, has_binary, start_redis, text, RawConn, TestServer,
+};
 use redis::Connection;
 
 fn setup() -> (TestServer, Connection) {
@@ -485,71 +485,12 @@ fn restore_fires_its_keyspace_event_and_touches_watchers() {
 // ------------------------------------------------------------- interop
 
 /// A real Redis and its directory, both gone when dropped.
-struct RedisChild(Child, std::path::PathBuf);
-
-impl Drop for RedisChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn has_redis() -> bool {
-    let ok = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("skipped: redis-server is not on PATH");
-    }
-    ok
-}
-
-fn start_redis() -> (RedisChild, Connection) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    // Its own empty directory: no dump.rdb left by another test is loaded.
-    let dir = std::env::temp_dir().join(format!("ferrite-dump-test-{port}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    let child = RedisChild(child, dir);
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(c) = client.get_connection() {
-            return (child, c);
-        }
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn payloads_move_both_ways_between_ferrite_and_redis() {
-    if !has_redis() {
+    if !has_binary("redis-server") {
         return;
     }
-    let (_redis, mut r) = start_redis();
+    let (_redis, mut r) = start_redis(free_port(), &[]);
     let (_s, mut f) = setup();
     for (kind, encoding) in KINDS {
         // Ferrite -> Redis.

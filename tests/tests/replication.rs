@@ -2,29 +2,10 @@
 //! that follows. The real-Redis tests (a Redis replica of Ferrite, a
 //! Redis started on Ferrite's RDB) are skipped when `redis-server` is absent.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, RawConn, TestServer};
-
-fn has(bin: &str) -> bool {
-    let ok = Command::new(bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("skipped: {bin} is not on PATH");
-    }
-    ok
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
+use ferrite_tests::{cmd, free_port, has_binary, start_redis, RawConn, TestServer};
 
 /// Reads a bulk payload header `$<len>\r\n` and the payload after it from
 /// `buf`, reading more as needed; returns (payload, bytes after it).
@@ -286,54 +267,9 @@ fn stream_contents(c: &mut redis::Connection, key: &str) -> Vec<String> {
     v
 }
 
-struct RedisChild(Child, std::path::PathBuf);
-
-impl Drop for RedisChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-/// Starts a real Redis in a fresh directory of its own (a disk-based sync
-/// writes `dump.rdb` there, which must not be loaded by the next run);
-/// `args` may name another `--dir`.
-fn start_redis(port: u16, args: &[&str]) -> (RedisChild, redis::Connection) {
-    let dir = std::env::temp_dir().join(format!("ferrite-redis-{}-{port}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("redis dir");
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            dir.to_str().expect("utf-8 temp dir"),
-        ])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    let child = RedisChild(child, dir);
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(c) = client.get_connection() {
-            return (child, c);
-        }
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_real_redis_replica_gets_the_snapshot_and_the_stream() {
-    if !has("redis-server") {
+    if !has_binary("redis-server") {
         return;
     }
     let server = TestServer::start();
@@ -368,7 +304,7 @@ fn a_real_redis_replica_gets_the_snapshot_and_the_stream() {
 
 #[test]
 fn redis_cli_rdb_loads_into_a_real_redis() {
-    if !has("redis-server") || !has("redis-cli") {
+    if !has_binary("redis-server") || !has_binary("redis-cli") {
         return;
     }
     let server = TestServer::start();
@@ -676,7 +612,7 @@ fn min_replicas_to_write_refuses_writes_without_enough_replicas() {
 
 #[test]
 fn a_ferrite_replica_follows_a_real_redis_primary() {
-    if !has("redis-server") {
+    if !has_binary("redis-server") {
         return;
     }
     let port = free_port();
@@ -750,7 +686,7 @@ fn shapes(c: &mut redis::Connection) -> Vec<(usize, String, String, i64)> {
 
 #[test]
 fn the_rdb_loader_reads_a_file_written_by_real_redis() {
-    if !has("redis-server") {
+    if !has_binary("redis-server") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("ferrite-rdbload-{}", std::process::id()));
