@@ -249,14 +249,9 @@ pub fn cron(srv: &Shared) {
 /// Replaces the dataset with the snapshot in `data` (start-up and
 /// `DEBUG RELOAD`), every shard held; returns (loaded, skipped as expired).
 pub fn load_bytes(srv: &Shared, data: &[u8], path: &Path) -> Result<(u64, u64), PersistError> {
-    let databases = srv.store.db_count();
-    let limits = *srv.hot.enc.read();
-    let mut keys = Vec::new();
-    crate::rdb_load::load(data, databases, &limits, |k| keys.push(k)).map_err(|source| {
-        PersistError::Load {
-            path: path.to_path_buf(),
-            source,
-        }
+    let keys = crate::rdb_load::load_for(srv, data).map_err(|source| PersistError::Load {
+        path: path.to_path_buf(),
+        source,
     })?;
     let mut all = LockSet::new();
     all.add_all();

@@ -114,6 +114,16 @@ const QL_PACKED: u64 = 2;
 /// Highest RDB version this reader knows (Redis 7.0's).
 const MAX_VERSION: u32 = 10;
 
+/// Reads a whole RDB file into a list of keys, with the server's database
+/// count and encoding limits: the snapshot a start-up load, `DEBUG RELOAD`
+/// or a replica's full resync then installs with every shard held.
+pub fn load_for(srv: &crate::shared::Shared, data: &[u8]) -> Result<Vec<LoadedKey>> {
+    let limits = *srv.hot.enc.read();
+    let mut keys = Vec::new();
+    load(data, srv.store.db_count(), &limits, |k| keys.push(k))?;
+    Ok(keys)
+}
+
 /// Reads a whole RDB file from `data`, handing each key to `sink`.
 /// `databases` bounds `SELECTDB`; `limits` decide the loaded collections'
 /// encodings, as Redis re-encodes at its own thresholds when loading.

@@ -699,10 +699,7 @@ fn load_snapshot(
     replid: String,
     offset: i64,
 ) -> Result<(), LinkError> {
-    let databases = srv.store.db_count();
-    let limits = *srv.hot.enc.read();
-    let mut keys = Vec::new();
-    crate::rdb_load::load(data, databases, &limits, |k| keys.push(k))?;
+    let keys = crate::rdb_load::load_for(srv, data)?;
     let mut all = LockSet::new();
     all.add_all();
     let now = unix_ms();
