@@ -24,6 +24,9 @@ pub enum ReplyMode {
     Skipping,
 }
 
+/// [`ClientHandle::move_to`] when the connection stays where it is.
+pub const NO_MOVE: usize = usize::MAX;
+
 /// The shared face of a connection.
 pub struct ClientHandle {
     pub id: u64,
@@ -68,6 +71,11 @@ pub struct ClientHandle {
     /// The link to this replica's primary (flag `M`).
     pub primary: AtomicBool,
     pub commands: AtomicU64,
+    /// The worker thread serving this connection (`crate::workers`).
+    pub worker: AtomicUsize,
+    /// A worker this connection is asked to move to at the end of its
+    /// current batch ([`NO_MOVE`] = stay); set by the worker balancer.
+    pub move_to: AtomicUsize,
     /// Set by `CLIENT KILL`, timeouts and shutdown; the task closes the connection.
     pub killed: AtomicBool,
     pub kill_notify: Notify,
@@ -120,6 +128,8 @@ impl ClientHandle {
             replica: false.into(),
             primary: false.into(),
             commands: 0.into(),
+            worker: 0.into(),
+            move_to: NO_MOVE.into(),
             killed: false.into(),
             kill_notify: Default::default(),
             watch: WatchFlag::new(),

@@ -78,19 +78,125 @@ fn take_queued(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, max: Optio
     }
 }
 
-/// Serves one client until it quits, errs, is killed or the server stops.
-pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
-    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out = ReplyBuf::new();
-    let mut argv: Vec<Bytes> = Vec::with_capacity(8);
+/// A connection between two workers (`crate::workers`): its socket and
+/// what its task held between batches.
+pub struct Parked {
+    pub stream: std::net::TcpStream,
+    /// The worker it goes to.
+    pub to: usize,
+    state: State,
+}
+
+impl Parked {
+    /// The connection's shared handle.
+    pub fn handle(&self) -> &Arc<crate::client::ClientHandle> {
+        &self.state.client.handle
+    }
+
+    /// Closes a connection that could not be handed over (shutdown).
+    pub fn close(mut self, srv: &Shared) {
+        forget(srv, &mut self.state.client);
+    }
+}
+
+/// A connection task's state between batches. Its reply buffer is empty
+/// then; it moves anyway for its protocol version.
+struct State {
+    client: Client,
+    inbuf: BytesMut,
+    out: ReplyBuf,
+    argv: Vec<Bytes>,
+    hint: usize,
+    mem: MemTracker,
+}
+
+/// Serves one client until it quits, errs, is killed or the server stops,
+/// or until it is asked to move to another worker: then it returns itself.
+pub async fn serve(stream: TcpStream, srv: Arc<Shared>, client: Client) -> Option<Parked> {
+    let inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let out = ReplyBuf::new();
+    let mem = MemTracker::new(
+        srv.clone(),
+        client.handle.clone(),
+        buffers(inbuf.capacity(), &out, &client),
+    );
+    let state = State {
+        client,
+        inbuf,
+        out,
+        argv: Vec::with_capacity(8),
+        hint: 0,
+        mem,
+    };
+    run(stream, srv, state).await
+}
+
+/// Goes on serving a connection that [`serve`] parked on another worker.
+pub async fn resume(p: Parked, srv: Arc<Shared>) -> Option<Parked> {
+    let Parked {
+        stream, mut state, ..
+    } = p;
+    match TcpStream::from_std(stream) {
+        Ok(stream) => run(stream, srv, state).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not register a moved connection");
+            forget(&srv, &mut state.client);
+            None
+        }
+    }
+}
+
+/// What the server must forget of a closed connection: the shards its
+/// watched keys, the registry its subscriptions.
+fn forget(srv: &Shared, client: &mut Client) {
+    crate::commands::multi::unwatch_all(srv, client);
+    if let Some(st) = client.sub.as_mut() {
+        srv.pubsub.remove_all(st);
+    }
+}
+
+async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked> {
+    let State {
+        mut client,
+        mut inbuf,
+        mut out,
+        mut argv,
+        mut hint,
+        mut mem,
+    } = state;
     let mut monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>> = None;
     let handle = client.handle.clone();
-    let mut hint = 0usize;
     let mut qcap = inbuf.capacity();
-    let mut mem = MemTracker::new(srv.clone(), handle.clone(), buffers(qcap, &out, &client));
     'conn: loop {
         if handle.killed.load(Ordering::Acquire) {
             break;
+        }
+        // Between batches, a connection the balancer moves leaves with its
+        // state (a monitor keeps its feed here).
+        if handle.move_to.load(Ordering::Relaxed) != crate::client::NO_MOVE && monitor_rx.is_none()
+        {
+            let to = handle
+                .move_to
+                .swap(crate::client::NO_MOVE, Ordering::Relaxed);
+            debug_assert!(out.is_empty());
+            return match stream.into_std() {
+                Ok(stream) => Some(Parked {
+                    stream,
+                    to,
+                    state: State {
+                        client,
+                        inbuf,
+                        out,
+                        argv,
+                        hint,
+                        mem,
+                    },
+                }),
+                Err(_) => {
+                    forget(&srv, &mut client);
+                    None
+                }
+            };
         }
         // Wait for input, a kill, or monitor output. Input is polled first
         // (`biased`): it is what is ready almost every time, and then the
@@ -170,6 +276,7 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
             max_bulk_len: srv.hot.proto_max_bulk_len.load(Ordering::Relaxed),
             authenticated: client.authenticated,
         };
+        let mut ran = 0u64;
         loop {
             match parse_command(&mut inbuf, &mut argv, &limits) {
                 Ok(Parsed::Command) => {
@@ -184,6 +291,7 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
                         client.script_busy = crate::scripting::wait_turn(&srv).await;
                     }
                     execute(&srv, &mut client, &mut out, &argv);
+                    ran += 1;
                     client.script_busy = false;
                     argv.clear();
                     if let Some(rx) = client.script_wait.take() {
@@ -289,6 +397,12 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
         {
             break;
         }
+        // The balancer's view of the load (`crate::workers`).
+        if ran > 0 {
+            if let Some(w) = srv.workers.get() {
+                w.count_batch(handle.worker.load(Ordering::Relaxed), ran);
+            }
+        }
         // Expiry work that fell due while this batch ran (Redis's
         // `beforeSleep` fast cycle), after the replies went out.
         if !srv.scripts.running.load(Ordering::Relaxed) {
@@ -308,12 +422,8 @@ pub async fn serve(stream: TcpStream, srv: Arc<Shared>, mut client: Client) {
             let _ = mem.update(buffers(qcap, &out, &client));
         }
     }
-    // The shards must forget this client's watched keys, the registry its
-    // subscriptions.
-    crate::commands::multi::unwatch_all(&srv, &mut client);
-    if let Some(st) = client.sub.as_mut() {
-        srv.pubsub.remove_all(st);
-    }
+    forget(&srv, &mut client);
+    None
 }
 
 /// Waits while the client is blocked on keys: for the reply of whoever

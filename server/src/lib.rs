@@ -25,6 +25,7 @@ pub mod shared;
 pub mod stats;
 pub mod tracking;
 pub mod upstream;
+pub mod workers;
 
 pub use config::Config;
 pub use server::{run, run_with};

@@ -1,11 +1,13 @@
 //! The server as a function of a bound listener: `run(listener, config,
 //! shutdown)`. Tests bind `127.0.0.1:0` and embed a whole server.
 //!
-//! Connections are accepted on the caller's runtime and handed round-robin
-//! to worker threads, each running its own single-threaded tokio runtime: a
-//! connection lives on one thread for its whole life (no work stealing, no
-//! cross-thread wake-ups on the request path), and shards with short
-//! critical sections let the workers scale across cores.
+//! Connections are accepted on the caller's runtime and handed to worker
+//! threads, each running its own single-threaded tokio runtime: a
+//! connection lives on one thread (no work stealing, no cross-thread
+//! wake-ups on the request path), and shards with short critical sections
+//! let the workers scale across cores. How many workers take connections
+//! follows the load; the balancer moves a connection between batches
+//! (`crate::workers`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +23,7 @@ use crate::command::ctx::unix_ms;
 use crate::config::Config;
 use crate::connection;
 use crate::shared::Shared;
+use crate::workers::{Incoming, Workers};
 
 const PROTECTED_MODE_ERR: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
@@ -58,18 +61,33 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     }
     crate::scripting::start(&srv);
     let n = worker_count();
+    let mut inboxes = Vec::with_capacity(n);
     let mut senders = Vec::with_capacity(n);
-    let mut threads = Vec::with_capacity(n);
-    for i in 0..n {
-        let (tx, rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+    for _ in 0..n {
+        let (tx, rx) = mpsc::unbounded_channel::<Incoming>();
         senders.push(tx);
+        inboxes.push(rx);
+    }
+    let workers = Arc::new(Workers::new(senders));
+    let _ = srv.workers.set(workers.clone());
+    let mut threads = Vec::with_capacity(n);
+    for (i, rx) in inboxes.into_iter().enumerate() {
         let srv = srv.clone();
+        let workers = workers.clone();
         let t = std::thread::Builder::new()
             .name(format!("ferrite-worker-{i}"))
-            .spawn(move || worker(rx, srv))
+            .spawn(move || worker(i, rx, srv, workers))
             .expect("spawn worker thread");
         threads.push(t);
     }
+    let balancer = (n > 1 && crate::workers::cpu_time_readable()).then(|| {
+        let srv = srv.clone();
+        let workers = workers.clone();
+        std::thread::Builder::new()
+            .name("ferrite-balance".into())
+            .spawn(move || crate::workers::balance(srv, workers))
+            .expect("spawn balancer thread")
+    });
     let expiry = {
         let srv = srv.clone();
         std::thread::Builder::new()
@@ -86,7 +104,6 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
         crate::upstream::set_master(&srv, &host, port);
     }
     tokio::pin!(shutdown);
-    let mut next = 0usize;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -108,8 +125,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
                 }
                 match stream.into_std() {
                     Ok(s) => {
-                        let _ = senders[next % n].send((s, peer));
-                        next = next.wrapping_add(1);
+                        let _ = workers.send(workers.pick(), Incoming::New(s, peer));
                     }
                     Err(e) => tracing::warn!(error = %e, "could not hand over connection"),
                 }
@@ -124,14 +140,20 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
     }
     srv.request_shutdown();
     crate::persist::at_exit(&srv);
-    drop(senders);
+    workers.close();
     cron.abort();
     repl_cron.abort();
     evictor.abort();
     upstream.abort();
     expiry.thread().unpark();
+    if let Some(b) = &balancer {
+        b.thread().unpark();
+    }
     let _ = tokio::task::spawn_blocking(move || {
         let _ = expiry.join();
+        if let Some(b) = balancer {
+            let _ = b.join();
+        }
         for t in threads {
             let _ = t.join();
         }
@@ -153,7 +175,13 @@ fn refuse(srv: &Shared, peer: &SocketAddr) -> Option<&'static str> {
     None
 }
 
-fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, srv: Arc<Shared>) {
+fn worker(
+    idx: usize,
+    mut rx: mpsc::UnboundedReceiver<Incoming>,
+    srv: Arc<Shared>,
+    workers: Arc<Workers>,
+) {
+    workers.register_thread(idx);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -167,46 +195,47 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let mut tasks = tokio::task::JoinSet::new();
-        while let Some((std_stream, peer)) = rx.recv().await {
-            let _ = std_stream.set_nodelay(true);
-            let keepalive = srv.config.read().tcp_keepalive;
-            if keepalive > 0 {
-                let ka =
-                    socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive as u64));
-                let _ = socket2::SockRef::from(&std_stream).set_tcp_keepalive(&ka);
-            }
-            let stream = match TcpStream::from_std(std_stream) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not register connection");
-                    continue;
-                }
-            };
+        while let Some(inc) = rx.recv().await {
             let srv = srv.clone();
-            tasks.spawn_local(async move {
-                let laddr = stream
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                let id = srv.clients.next_id();
-                let handle = Arc::new(ClientHandle::new(
-                    id,
-                    peer.to_string(),
-                    laddr,
-                    fd_of(&stream),
-                    unix_ms(),
-                ));
-                srv.clients.add(handle.clone());
-                let own = handle.clone();
-                let authenticated = !srv.hot.requirepass_set.load(Ordering::Relaxed);
-                let client = Client::new(handle, authenticated);
-                // A panic inside the connection stays inside this task: the
-                // runtime reports it and the server keeps serving.
-                let fut = connection::serve(stream, srv.clone(), client);
-                fut.await;
-                srv.clients.remove(id);
-                srv.tracking.disable(&own);
-            });
+            let workers = workers.clone();
+            match inc {
+                Incoming::New(std_stream, peer) => {
+                    let Some(stream) = adopt(&srv, std_stream) else {
+                        continue;
+                    };
+                    tasks.spawn_local(async move {
+                        let laddr = stream
+                            .local_addr()
+                            .map(|a| a.to_string())
+                            .unwrap_or_default();
+                        let id = srv.clients.next_id();
+                        let handle = Arc::new(ClientHandle::new(
+                            id,
+                            peer.to_string(),
+                            laddr,
+                            fd_of(&stream),
+                            unix_ms(),
+                        ));
+                        handle.worker.store(idx, Ordering::Relaxed);
+                        srv.clients.add(handle.clone());
+                        let authenticated = !srv.hot.requirepass_set.load(Ordering::Relaxed);
+                        let client = Client::new(handle.clone(), authenticated);
+                        // A panic inside the connection stays inside this
+                        // task: the runtime reports it and the server keeps
+                        // serving.
+                        let parked = connection::serve(stream, srv.clone(), client).await;
+                        finish(&srv, &workers, &handle, parked);
+                    });
+                }
+                Incoming::Moved(p) => {
+                    let handle = p.handle().clone();
+                    handle.worker.store(idx, Ordering::Relaxed);
+                    tasks.spawn_local(async move {
+                        let parked = connection::resume(*p, srv.clone()).await;
+                        finish(&srv, &workers, &handle, parked);
+                    });
+                }
+            }
             // Reap finished tasks so the set does not grow.
             while let Some(Some(r)) = futures_now(&mut tasks) {
                 if let Err(e) = r {
@@ -224,6 +253,44 @@ fn worker(mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>, sr
             }
         }
     });
+}
+
+/// Socket options for a new connection, then its registration with this
+/// worker's runtime.
+fn adopt(srv: &Shared, std_stream: std::net::TcpStream) -> Option<TcpStream> {
+    let _ = std_stream.set_nodelay(true);
+    let keepalive = srv.config.read().tcp_keepalive;
+    if keepalive > 0 {
+        let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive as u64));
+        let _ = socket2::SockRef::from(&std_stream).set_tcp_keepalive(&ka);
+    }
+    match TcpStream::from_std(std_stream) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not register connection");
+            None
+        }
+    }
+}
+
+/// After a connection task ends: a connection that left for another worker
+/// is handed over, one that closed leaves the registry.
+fn finish(
+    srv: &Shared,
+    workers: &Workers,
+    handle: &Arc<ClientHandle>,
+    parked: Option<connection::Parked>,
+) {
+    if let Some(p) = parked {
+        match workers.send(p.to, Incoming::Moved(Box::new(p))) {
+            None => return,
+            // The server is stopping: the connection closes here.
+            Some(Incoming::Moved(p)) => p.close(srv),
+            Some(Incoming::New(..)) => {}
+        }
+    }
+    srv.clients.remove(handle.id);
+    srv.tracking.disable(handle);
 }
 
 fn futures_now(

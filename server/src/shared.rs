@@ -141,6 +141,8 @@ pub struct Shared {
     /// Set by `SHUTDOWN` (and signals); the accept loop stops and connections close.
     pub shutdown: Notify,
     pub shutting_down: AtomicBool,
+    /// The worker threads, once `server::run_with` started them.
+    pub workers: std::sync::OnceLock<Arc<crate::workers::Workers>>,
     pub config_file: Option<std::path::PathBuf>,
     /// Lua scripting: the script cache and the running script's state.
     pub scripts: crate::scripting::Scripts,
@@ -203,6 +205,7 @@ impl Shared {
             monitors_active: AtomicBool::new(false),
             shutdown: Notify::new(),
             shutting_down: AtomicBool::new(false),
+            workers: Default::default(),
             config_file,
             scripts: Default::default(),
         };

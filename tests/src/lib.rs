@@ -97,6 +97,12 @@ impl TestServer {
 
     /// Starts a server with extra Redis-style arguments (`["--requirepass", "secret"]`).
     pub fn with_args(extra: &[&str]) -> Self {
+        Self::with_args_env(extra, &[])
+    }
+
+    /// Starts a server with extra arguments and environment variables
+    /// (`FERRITE_WORKERS`).
+    pub fn with_args_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let bin = server_binary();
         let mut last = String::new();
         // The port may be taken between `free_port` and the child's bind: retry.
@@ -111,6 +117,7 @@ impl TestServer {
                 .args(["--dir", &dir.to_string_lossy()])
                 .args(["--enable-debug-command", "yes"])
                 .args(extra)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

@@ -1184,8 +1184,13 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     "    Setting it to 0 disables expiring keys in background when they are not",
                     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
                     "    default.",
+                    "SET-ACTIVE-WORKERS <count>",
+                    "    (Ferrite) Serve connections on <count> worker threads, moving connections",
+                    "    between them; 0 gives the count back to the load balancer.",
                     "SLEEP <seconds>",
                     "    Stop the server for <seconds>. Decimals allowed.",
+                    "WORKERS",
+                    "    (Ferrite) The number of connections on each worker thread.",
                 ],
             );
             Ok(())
@@ -1218,6 +1223,34 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 )),
                 Err(_) => Err(CmdError::Other("ERR".into())),
             }
+        }
+        ("set-active-workers", 3) => {
+            let k = crate::command::ctx::int_arg(&args[2])?;
+            let Some(w) = ctx.srv.workers.get() else {
+                return Err(CmdError::err("no worker threads"));
+            };
+            if k < 0 || k as usize > w.len() {
+                return Err(CmdError::err(format!(
+                    "count must be between 0 and the number of workers ({})",
+                    w.len()
+                )));
+            }
+            w.set_manual(ctx.srv, (k > 0).then_some(k as usize));
+            ctx.out.ok();
+            Ok(())
+        }
+        ("workers", 2) => {
+            let counts = ctx
+                .srv
+                .workers
+                .get()
+                .map(|w| w.connections(ctx.srv))
+                .unwrap_or_default();
+            ctx.out.array(counts.len());
+            for c in counts {
+                ctx.out.integer(c as i64);
+            }
+            Ok(())
         }
         ("sleep", 3) => {
             let s = ferrite_protocol::parse_f64(&args[2]).unwrap_or(0.0);
