@@ -222,7 +222,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 if mem.update(buffers(qcap, &out, &client)) && handle.killed.load(Ordering::Acquire) {
                     break;
                 }
-                if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
+                if write_all(&stream, &handle, &mut out.buf).await.is_err() {
                     break;
                 }
                 if out.buf.capacity() > OUT_KEEP {
@@ -235,7 +235,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 match m {
                     Some(line) => {
                         out.raw(&line);
-                        if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
+                        if write_all(&stream, &handle, &mut out.buf).await.is_err() {
                             break;
                         }
                         continue;
@@ -269,9 +269,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
             }
             Err(_) => break,
         }
-        srv.stats
-            .net_input_bytes
-            .fetch_add(got as u64, Ordering::Relaxed);
+        crate::counters::add(crate::counters::Slot::NetIn, got as u64);
         let limits = Limits {
             max_bulk_len: srv.hot.proto_max_bulk_len.load(Ordering::Relaxed),
             authenticated: client.authenticated,
@@ -303,9 +301,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     if let Some(b) = client.blocked.take() {
                         // Replies so far go out before the client waits.
                         if !out.is_empty()
-                            && write_all(&srv, &stream, &handle, &mut out.buf)
-                                .await
-                                .is_err()
+                            && write_all(&stream, &handle, &mut out.buf).await.is_err()
                         {
                             srv.blocking.cancel(&b.waiter);
                             break 'conn;
@@ -318,13 +314,13 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                             // goes out (the client may only have closed its
                             // write side).
                             if !out.is_empty() {
-                                let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
+                                let _ = write_all(&stream, &handle, &mut out.buf).await;
                             }
                             break 'conn;
                         }
                     }
                     if client.close_after_reply || handle.killed.load(Ordering::Acquire) {
-                        let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
+                        let _ = write_all(&stream, &handle, &mut out.buf).await;
                         break 'conn;
                     }
                     if client.start_monitor {
@@ -335,10 +331,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         monitor_rx = Some(rx);
                     }
                     if client.repl.start.is_some() {
-                        if write_all(&srv, &stream, &handle, &mut out.buf)
-                            .await
-                            .is_ok()
-                        {
+                        if write_all(&stream, &handle, &mut out.buf).await.is_ok() {
                             // A replica link from now on: not a normal
                             // client's memory, never evicted.
                             handle.replica.store(true, Ordering::Relaxed);
@@ -354,10 +347,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         {
                             break 'conn;
                         }
-                        if write_all(&srv, &stream, &handle, &mut out.buf)
-                            .await
-                            .is_err()
-                        {
+                        if write_all(&stream, &handle, &mut out.buf).await.is_err() {
                             break 'conn;
                         }
                     }
@@ -370,7 +360,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     let msg = format!("ERR {e}");
                     srv.stats.count_error(msg.as_bytes());
                     out.error(msg.as_bytes());
-                    let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
+                    let _ = write_all(&stream, &handle, &mut out.buf).await;
                     tracing::debug!(client = client.id(), error = %e, "protocol error, closing");
                     break 'conn;
                 }
@@ -390,11 +380,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         if mem.update(buffers(qcap, &out, &client)) && handle.killed.load(Ordering::Acquire) {
             break;
         }
-        if !out.is_empty()
-            && write_all(&srv, &stream, &handle, &mut out.buf)
-                .await
-                .is_err()
-        {
+        if !out.is_empty() && write_all(&stream, &handle, &mut out.buf).await.is_err() {
             break;
         }
         // The balancer's view of the load (`crate::workers`).
@@ -551,7 +537,6 @@ async fn wait_reply(
 /// eviction) ends the wait for a client that does not read. While it waits,
 /// the unwritten bytes are published as `obuf_pending` (`omem`).
 async fn write_all(
-    srv: &Shared,
     stream: &TcpStream,
     handle: &crate::client::ClientHandle,
     buf: &mut BytesMut,
@@ -589,9 +574,7 @@ async fn write_all(
         handle.obuf_pending.store(0, Ordering::Relaxed);
     }
     r?;
-    srv.stats
-        .net_output_bytes
-        .fetch_add(total as u64, Ordering::Relaxed);
+    crate::counters::add(crate::counters::Slot::NetOut, total as u64);
     buf.clear();
     Ok(())
 }

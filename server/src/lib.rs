@@ -11,6 +11,7 @@ pub mod command;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod counters;
 pub mod digest;
 pub mod evict;
 pub mod persist;

@@ -355,7 +355,7 @@ async fn cron(srv: Arc<Shared>) {
         crate::commands::memory::track_peak(&srv);
         crate::persist::cron(&srv);
         let mut s = srv.stats.ops_sample.lock();
-        let total = srv.stats.total_commands_processed.load(Ordering::Relaxed);
+        let total = srv.stats.commands_processed();
         let (last_total, last_ms, _) = *s;
         let dt = (now - last_ms).max(1) as u64;
         let ops = total.saturating_sub(last_total) * 1000 / dt;

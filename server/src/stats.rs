@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::counters::{self, Slot};
+
 /// Counters read by `INFO`.
 #[derive(Default)]
 pub struct Stats {
     pub total_connections_received: AtomicU64,
-    pub total_commands_processed: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
+    /// Replication links' traffic; clients' is in `crate::counters`.
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
     pub total_error_replies: AtomicU64,
@@ -41,23 +41,47 @@ impl Stats {
     }
 
     /// Keyspace hit (`keyspace_hits`).
+    #[inline]
     pub fn hit(&self) {
-        self.keyspace_hits.fetch_add(1, Ordering::Relaxed);
+        counters::add(Slot::Hits, 1);
     }
 
     /// Keyspace miss (`keyspace_misses`).
+    #[inline]
     pub fn miss(&self) {
-        self.keyspace_misses.fetch_add(1, Ordering::Relaxed);
+        counters::add(Slot::Misses, 1);
+    }
+
+    /// `keyspace_hits`.
+    pub fn hits(&self) -> u64 {
+        counters::get(Slot::Hits)
+    }
+
+    /// `keyspace_misses`.
+    pub fn misses(&self) -> u64 {
+        counters::get(Slot::Misses)
+    }
+
+    /// `total_commands_processed`.
+    pub fn commands_processed(&self) -> u64 {
+        counters::get(Slot::Commands)
+    }
+
+    /// `total_net_input_bytes`: clients and replication links.
+    pub fn net_input(&self) -> u64 {
+        counters::get(Slot::NetIn) + self.net_input_bytes.load(Ordering::Relaxed)
+    }
+
+    /// `total_net_output_bytes`: clients and replication links.
+    pub fn net_output(&self) -> u64 {
+        counters::get(Slot::NetOut) + self.net_output_bytes.load(Ordering::Relaxed)
     }
 
     /// Zeroes what `CONFIG RESETSTAT` zeroes.
     pub fn reset(&self) {
         for c in [
             &self.total_connections_received,
-            &self.total_commands_processed,
             &self.rejected_connections,
-            &self.keyspace_hits,
-            &self.keyspace_misses,
             &self.net_input_bytes,
             &self.net_output_bytes,
             &self.total_error_replies,
@@ -68,6 +92,7 @@ impl Stats {
             c.store(0, Ordering::Relaxed);
         }
         self.errors.lock().clear();
+        counters::reset();
     }
 }
 

@@ -66,6 +66,8 @@ const FIRST_BACKOFF: u64 = 4;
 /// Ticks a trial waits for the moved connections to settle, then measures.
 const SETTLE: u32 = 1;
 const MEASURE: u32 = 2;
+/// How far the last two ticks' throughputs may differ for a steady load.
+const STEADY: f64 = 0.15;
 /// Consecutive hot / cold ticks before a trial.
 const HOT_TICKS: u32 = 2;
 const COLD_TICKS: u32 = 3;
@@ -405,14 +407,21 @@ impl Policy {
         } else {
             0
         };
-        let to =
-            if self.hot >= HOT_TICKS && self.k < self.n && self.tick >= self.spread[depth].until {
-                self.k + 1
-            } else if self.cold >= COLD_TICKS && self.tick >= self.merge.until {
-                self.k - 1
-            } else {
-                return None;
-            };
+        // A spread is judged against the throughput before it, so it starts
+        // only from a steady load (not as a load ramps up or down).
+        let [a, b] = self.last_ops;
+        let steady = a > 0.0 && (a - b).abs() <= STEADY * a.max(b);
+        let to = if self.hot >= HOT_TICKS
+            && steady
+            && self.k < self.n
+            && self.tick >= self.spread[depth].until
+        {
+            self.k + 1
+        } else if self.cold >= COLD_TICKS && self.tick >= self.merge.until {
+            self.k - 1
+        } else {
+            return None;
+        };
         self.trial = Some(Trial {
             from: self.k,
             to,
@@ -622,6 +631,15 @@ mod tests {
         assert_eq!(depth_class(16.0), 4);
         assert_eq!(depth_class(1000.0), DEPTHS - 1);
         assert_eq!(depth_class(f64::NAN), 0);
+    }
+
+    #[test]
+    fn no_spread_while_the_load_ramps_up() {
+        let mut p = Policy::new(4, 1);
+        assert_eq!(p.tick(&[0.95], 20.0, 0), None);
+        assert_eq!(p.tick(&[0.95], 60.0, 0), None);
+        assert_eq!(p.tick(&[0.95], 100.0, 0), None);
+        assert_eq!(p.tick(&[0.95], 100.0, 0), Some(2));
     }
 
     #[test]

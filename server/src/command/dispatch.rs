@@ -376,11 +376,7 @@ pub(crate) fn call(
         handler(&mut ctx, argv)
     };
     let took = start.elapsed().as_micros() as u64;
-    cmd.stats.calls.fetch_add(1, Ordering::Relaxed);
-    cmd.stats.usec.fetch_add(took, Ordering::Relaxed);
-    srv.stats
-        .total_commands_processed
-        .fetch_add(1, Ordering::Relaxed);
+    crate::counters::command(cmd.id, took);
     if let Err(e) = result {
         cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
         let msg = e.to_string();

@@ -66,9 +66,8 @@ pub mod flag {
 
 /// `INFO commandstats` counters of one command.
 #[derive(Default)]
+/// (`calls` and `usec` are per thread: `crate::counters`.)
 pub struct CommandStats {
-    pub calls: AtomicU64,
-    pub usec: AtomicU64,
     pub rejected_calls: AtomicU64,
     pub failed_calls: AtomicU64,
 }
@@ -245,12 +244,7 @@ impl Table {
     /// Calls every command's counters back to zero (`CONFIG RESETSTAT`).
     pub fn reset_stats(&self) {
         fn reset(c: &Command) {
-            for s in [
-                &c.stats.calls,
-                &c.stats.usec,
-                &c.stats.rejected_calls,
-                &c.stats.failed_calls,
-            ] {
+            for s in [&c.stats.rejected_calls, &c.stats.failed_calls] {
                 s.store(0, Ordering::Relaxed);
             }
             c.subcommands.values().for_each(reset);

@@ -466,14 +466,10 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
             "total_connections_received:{}",
             g(&st.total_connections_received)
         );
-        line!(
-            out,
-            "total_commands_processed:{}",
-            g(&st.total_commands_processed)
-        );
+        line!(out, "total_commands_processed:{}", st.commands_processed());
         line!(out, "instantaneous_ops_per_sec:{}", st.ops_sample.lock().2);
-        line!(out, "total_net_input_bytes:{}", g(&st.net_input_bytes));
-        line!(out, "total_net_output_bytes:{}", g(&st.net_output_bytes));
+        line!(out, "total_net_input_bytes:{}", st.net_input());
+        line!(out, "total_net_output_bytes:{}", st.net_output());
         line!(out, "total_net_repl_input_bytes:0");
         line!(out, "total_net_repl_output_bytes:0");
         line!(out, "instantaneous_input_kbps:0.00");
@@ -505,8 +501,8 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         let (exceeded_total, exceeded_now) = srv.evictor.exceeded_ms();
         line!(out, "total_eviction_exceeded_time:{exceeded_total}");
         line!(out, "current_eviction_exceeded_time:{exceeded_now}");
-        line!(out, "keyspace_hits:{}", g(&st.keyspace_hits));
-        line!(out, "keyspace_misses:{}", g(&st.keyspace_misses));
+        line!(out, "keyspace_hits:{}", st.hits());
+        line!(out, "keyspace_misses:{}", st.misses());
         let ps = &srv.pubsub;
         line!(
             out,
@@ -544,16 +540,8 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         );
         line!(out, "total_error_replies:{}", g(&st.total_error_replies));
         line!(out, "dump_payload_sanitizations:0");
-        line!(
-            out,
-            "total_reads_processed:{}",
-            g(&st.total_commands_processed)
-        );
-        line!(
-            out,
-            "total_writes_processed:{}",
-            g(&st.total_commands_processed)
-        );
+        line!(out, "total_reads_processed:{}", st.commands_processed());
+        line!(out, "total_writes_processed:{}", st.commands_processed());
         line!(out, "io_threaded_reads_processed:0");
         line!(out, "io_threaded_writes_processed:0");
         line!(out, "reply_buffer_shrinks:0");
@@ -674,8 +662,7 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         header(&mut out, "Commandstats");
         fn one(out: &mut String, c: &Command) {
             let s = &c.stats;
-            let calls = s.calls.load(Ordering::Relaxed);
-            let usec = s.usec.load(Ordering::Relaxed);
+            let (calls, usec) = crate::counters::command_stats(c.id);
             let rej = s.rejected_calls.load(Ordering::Relaxed);
             let failed = s.failed_calls.load(Ordering::Relaxed);
             if calls != 0 || rej != 0 || failed != 0 {
