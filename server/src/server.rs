@@ -80,7 +80,7 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
             .expect("spawn worker thread");
         threads.push(t);
     }
-    let balancer = (n > 1 && crate::workers::cpu_time_readable()).then(|| {
+    let balancer = workers.balanced().then(|| {
         let srv = srv.clone();
         let workers = workers.clone();
         std::thread::Builder::new()
