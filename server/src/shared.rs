@@ -232,7 +232,7 @@ impl Shared {
         h.requirepass_set
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);
         h.protected_mode.store(c.protected_mode, Ordering::Relaxed);
-        h.maxmemory.store(c.maxmemory, Ordering::Relaxed);
+        let old_maxmemory = h.maxmemory.swap(c.maxmemory, Ordering::Relaxed);
         h.maxmemory_samples
             .store(c.maxmemory_samples, Ordering::Relaxed);
         h.maxmemory_clients
@@ -258,8 +258,15 @@ impl Shared {
             c.lfu_log_factor.clamp(0, i64::from(u32::MAX)) as u32,
             c.lfu_decay_time.clamp(0, i64::from(u32::MAX)) as u32,
         );
-        if c.maxmemory != 0 {
-            // As Redis's `startEvictionTimeProc` on `CONFIG SET maxmemory`.
+        if c.maxmemory != 0
+            && c.maxmemory != old_maxmemory
+            && crate::commands::memory::used_memory_now(self) > c.maxmemory
+        {
+            // As Redis's `startEvictionTimeProc` on `CONFIG SET maxmemory`,
+            // only when the new limit is below what is used: a wake-up for
+            // nothing would race the next command's own eviction (the key
+            // evicted in the background, its invalidation after a reply
+            // it should precede).
             self.evictor.start_background();
         }
         h.hz.store(c.hz.clamp(1, 500), Ordering::Relaxed);
