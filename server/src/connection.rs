@@ -380,6 +380,16 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         if mem.update(buffers(qcap, &out, &client)) && handle.killed.load(Ordering::Acquire) {
             break;
         }
+        // After a pipelined batch, let the worker's other ready connections
+        // run their batches first, so the replies go out together, as
+        // Redis writes every client's replies in `beforeSleep`. Each write
+        // wakes the client; back to back, most wake-ups find it already
+        // running. On 2 cores with -P 16 this cut CPU per request by ~20%
+        // (bench-vs-redis, Ferrite against itself). A single command is
+        // answered at once: one request in flight gains nothing by waiting.
+        if ran > 1 && !out.is_empty() {
+            tokio::task::yield_now().await;
+        }
         if !out.is_empty() && write_all(&stream, &handle, &mut out.buf).await.is_err() {
             break;
         }
