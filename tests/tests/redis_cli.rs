@@ -6,16 +6,7 @@ use std::process::{Command, Stdio};
 use ferrite_tests::TestServer;
 
 fn redis_cli_available() -> bool {
-    let ok = Command::new("redis-cli")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("skipped: redis-cli is not on PATH");
-    }
-    ok
+    ferrite_tests::has_binary("redis-cli")
 }
 
 fn cli(server: &TestServer, args: &[&str], stdin: Option<&str>) -> String {
