@@ -82,11 +82,13 @@ pub enum Incoming {
     Moved(Box<crate::connection::Parked>),
 }
 
-/// Batches and commands a worker ran, on a cache line of its own: its
-/// connections add to it after each batch.
+/// One worker as the balancer sees it, on a cache line of its own: its
+/// thread id, and the batches and commands its connections ran (added
+/// after each batch).
 #[repr(align(128))]
 #[derive(Default)]
-struct Counters {
+struct Worker {
+    tid: AtomicUsize,
     batches: AtomicU64,
     commands: AtomicU64,
 }
@@ -107,8 +109,7 @@ pub fn depth_class(commands_per_batch: f64) -> usize {
 /// The workers' mailboxes, which of them are active, and their thread ids.
 pub struct Workers {
     senders: RwLock<Vec<mpsc::UnboundedSender<Incoming>>>,
-    tids: Vec<AtomicUsize>,
-    counters: Vec<Counters>,
+    workers: Vec<Worker>,
     active: AtomicUsize,
     next: AtomicUsize,
     /// `DEBUG SET-ACTIVE-WORKERS` fixed the count: the balancer waits.
@@ -125,8 +126,7 @@ impl Workers {
         let balanced = n > 1 && cpu_time_readable();
         Workers {
             balanced,
-            tids: (0..n).map(|_| AtomicUsize::new(0)).collect(),
-            counters: (0..n).map(|_| Counters::default()).collect(),
+            workers: (0..n).map(|_| Worker::default()).collect(),
             senders: RwLock::new(senders),
             active: AtomicUsize::new(if balanced { 1 } else { n }),
             next: AtomicUsize::new(0),
@@ -141,12 +141,12 @@ impl Workers {
 
     /// Number of workers.
     pub fn len(&self) -> usize {
-        self.tids.len()
+        self.workers.len()
     }
 
     /// Never true: a server has at least one worker.
     pub fn is_empty(&self) -> bool {
-        self.tids.is_empty()
+        self.workers.is_empty()
     }
 
     /// Workers that take new connections.
@@ -179,7 +179,7 @@ impl Workers {
         if !self.balanced {
             return;
         }
-        if let Some(c) = self.counters.get(i) {
+        if let Some(c) = self.workers.get(i) {
             c.batches.fetch_add(1, Ordering::Relaxed);
             c.commands.fetch_add(commands, Ordering::Relaxed);
         }
@@ -187,7 +187,7 @@ impl Workers {
 
     /// Batches and commands run on every worker so far.
     fn totals(&self) -> (u64, u64) {
-        self.counters.iter().fold((0, 0), |(b, c), x| {
+        self.workers.iter().fold((0, 0), |(b, c), x| {
             (
                 b + x.batches.load(Ordering::Relaxed),
                 c + x.commands.load(Ordering::Relaxed),
@@ -198,7 +198,7 @@ impl Workers {
     /// Called by worker `i` on its own thread: records its thread id.
     pub fn register_thread(&self, i: usize) {
         if let Some(tid) = own_tid() {
-            self.tids[i].store(tid, Ordering::Relaxed);
+            self.workers[i].tid.store(tid, Ordering::Relaxed);
         }
     }
 
@@ -477,7 +477,7 @@ pub fn balance(srv: Arc<Shared>, workers: Arc<Workers>) {
         (last_batches, last_cmds) = (batches, cmds);
         let util: Vec<f64> = (0..n)
             .map(|i| {
-                let cpu = thread_cpu_ns(workers.tids[i].load(Ordering::Relaxed));
+                let cpu = thread_cpu_ns(workers.workers[i].tid.load(Ordering::Relaxed));
                 let u = match (cpu, last_cpu[i]) {
                     (Some(c), Some(l)) => c.saturating_sub(l) as f64 / 1e9 / dt,
                     _ => 0.0,
