@@ -98,27 +98,50 @@ fn sum(i: usize) -> u64 {
     total.wrapping_sub(r.zero.get(i).copied().unwrap_or(0))
 }
 
+/// Every slot's sum at once, for readers of many counters (`INFO
+/// commandstats` reads two per command): one pass over the slabs under
+/// one lock instead of one per counter.
+pub struct Snapshot(Vec<u64>);
+
+impl Snapshot {
+    /// Calls and µs of command `id` since the last reset.
+    pub fn command(&self, id: u32) -> (u64, u64) {
+        let at = |i: usize| self.0.get(i).copied().unwrap_or(0);
+        (at(calls_slot(id)), at(calls_slot(id) + 1))
+    }
+}
+
+/// Adds every thread's slab once; what `reset` records and what a
+/// [`Snapshot`] reads.
+fn totals(r: &Registry) -> Vec<u64> {
+    let mut sums = vec![0u64; len()];
+    for s in &r.slabs {
+        for (z, c) in sums.iter_mut().zip(s.0.iter()) {
+            *z = z.wrapping_add(c.load(Ordering::Relaxed));
+        }
+    }
+    sums
+}
+
+/// All counters since the last reset.
+pub fn snapshot() -> Snapshot {
+    let r = REGISTRY.lock();
+    let mut sums = totals(&r);
+    for (v, z) in sums.iter_mut().zip(r.zero.iter()) {
+        *v = v.wrapping_sub(*z);
+    }
+    Snapshot(sums)
+}
+
 /// A server-wide slot's value since the last reset.
 pub fn get(slot: Slot) -> u64 {
     sum(slot as usize)
 }
 
-/// Calls and µs of command `id` since the last reset.
-pub fn command_stats(id: u32) -> (u64, u64) {
-    (sum(calls_slot(id)), sum(calls_slot(id) + 1))
-}
-
 /// `CONFIG RESETSTAT`: every counter reads 0 from now on.
 pub fn reset() {
     let mut r = REGISTRY.lock();
-    let n = len();
-    let mut zero = vec![0u64; n];
-    for s in &r.slabs {
-        for (z, c) in zero.iter_mut().zip(s.0.iter()) {
-            *z = z.wrapping_add(c.load(Ordering::Relaxed));
-        }
-    }
-    r.zero = zero;
+    r.zero = totals(&r);
 }
 
 #[cfg(test)]
@@ -130,7 +153,7 @@ mod tests {
     fn threads_add_up_and_reset_zeroes() {
         let id = TABLE.lookup(b"get").expect("get").id;
         let base = get(Slot::Hits);
-        let (c0, u0) = command_stats(id);
+        let (c0, u0) = snapshot().command(id);
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -142,11 +165,11 @@ mod tests {
             }
         });
         assert_eq!(get(Slot::Hits) - base, 4000);
-        let (c, u) = command_stats(id);
+        let (c, u) = snapshot().command(id);
         assert_eq!((c - c0, u - u0), (4000, 8000));
         reset();
         assert_eq!(get(Slot::Hits), 0);
-        assert_eq!(command_stats(id), (0, 0));
+        assert_eq!(snapshot().command(id), (0, 0));
         add(Slot::Hits, 3);
         assert_eq!(get(Slot::Hits), 3);
     }

@@ -219,3 +219,40 @@ fn slowlog_records_slow_commands_and_resets() {
         "ERR unknown subcommand 'FOO'. Try SLOWLOG HELP."
     );
 }
+
+/// The `cmdstat_*` lines as Redis 7.0 writes them: a failed call (a reply
+/// error) and a rejected one (refused before it ran) counted apart,
+/// subcommands as `container|sub`, all zeroed by `CONFIG RESETSTAT`
+/// except the reset's own call.
+#[test]
+fn info_commandstats_counts_calls_failures_and_rejections() {
+    let (_s, mut con) = setup();
+    let _: String = cmd(&mut con, &["SET", "k", "v"]);
+    assert!(err(&mut con, &["LPUSH", "k", "x"]).starts_with("WRONGTYPE"));
+    assert!(err(&mut con, &["GET"]).starts_with("ERR wrong number"));
+    let _: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "port"]);
+    let info: String = cmd(&mut con, &["INFO", "commandstats"]);
+    let line = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+            .unwrap_or_else(|| panic!("no cmdstat_{name} in {info}"))
+            .to_string()
+    };
+    assert!(
+        line("set").starts_with("cmdstat_set:calls=1,usec="),
+        "{info}"
+    );
+    assert!(line("set").ends_with(",rejected_calls=0,failed_calls=0"));
+    assert!(line("lpush").starts_with("cmdstat_lpush:calls=1,"));
+    assert!(line("lpush").ends_with(",rejected_calls=0,failed_calls=1"));
+    assert_eq!(
+        line("get"),
+        "cmdstat_get:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0"
+    );
+    assert!(line("config|get").starts_with("cmdstat_config|get:calls=1,"));
+    let _: String = cmd(&mut con, &["CONFIG", "RESETSTAT"]);
+    let info: String = cmd(&mut con, &["INFO", "commandstats"]);
+    let rows: Vec<&str> = info.lines().filter(|l| l.starts_with("cmdstat_")).collect();
+    assert_eq!(rows.len(), 1, "{info}");
+    assert!(rows[0].starts_with("cmdstat_config|resetstat:calls=1,"));
+}

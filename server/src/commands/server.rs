@@ -660,9 +660,9 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
     }
     if section_wanted(all, &set, &["commandstats"]) {
         header(&mut out, "Commandstats");
-        fn one(out: &mut String, c: &Command) {
+        fn one(out: &mut String, c: &Command, snap: &crate::counters::Snapshot) {
             let s = &c.stats;
-            let (calls, usec) = crate::counters::command_stats(c.id);
+            let (calls, usec) = snap.command(c.id);
             let rej = s.rejected_calls.load(Ordering::Relaxed);
             let failed = s.failed_calls.load(Ordering::Relaxed);
             if calls != 0 || rej != 0 || failed != 0 {
@@ -680,11 +680,12 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
             let mut subs: Vec<&Command> = c.subcommands.values().collect();
             subs.sort_by_key(|s| s.meta.name);
             for sub in subs {
-                one(out, sub);
+                one(out, sub, snap);
             }
         }
+        let snap = crate::counters::snapshot();
         for c in TABLE.sorted() {
-            one(&mut out, c);
+            one(&mut out, c, &snap);
         }
     }
     if section_wanted(all, &set, &["errorstats"]) {
