@@ -38,6 +38,18 @@ impl CmdError {
     pub fn err(msg: impl std::fmt::Display) -> CmdError {
         CmdError::Other(format!("ERR {msg}"))
     }
+
+    /// A container's subcommand called with arguments it does not take
+    /// (Redis's `addReplySubcommandSyntaxError`).
+    pub fn subcommand_syntax(args: &[bytes::Bytes]) -> CmdError {
+        let sub = args.get(1).map(|a| &a[..a.len().min(128)]).unwrap_or(b"");
+        let container = args.first().map(|a| &a[..]).unwrap_or(b"");
+        CmdError::err(format_args!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+            String::from_utf8_lossy(sub),
+            String::from_utf8_lossy(container).to_uppercase()
+        ))
+    }
 }
 
 /// What a handler returns.

@@ -183,7 +183,7 @@ fn spublish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn list_channels(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CmdResult {
     if args.len() > 3 {
-        return Err(subcommand_syntax(args));
+        return Err(CmdError::subcommand_syntax(args));
     }
     let v = ctx.srv.pubsub.channels(kind, args.get(2).map(|p| &p[..]));
     ctx.out.array(v.len());
@@ -191,13 +191,6 @@ fn list_channels(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CmdResult {
         ctx.out.bulk(&c);
     }
     Ok(())
-}
-
-fn subcommand_syntax(args: &[Bytes]) -> CmdError {
-    CmdError::Other(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-        String::from_utf8_lossy(&args[1])
-    ))
 }
 
 fn pubsub_channels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -228,7 +221,7 @@ fn pubsub_shardnumsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn pubsub_numpat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() != 2 {
-        return Err(subcommand_syntax(args));
+        return Err(CmdError::subcommand_syntax(args));
     }
     let n = ctx.srv.pubsub.numpat();
     ctx.out.integer(n as i64);
@@ -237,7 +230,6 @@ fn pubsub_numpat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn pubsub_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     const HELP: &[&str] = &[
-        "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "CHANNELS [<pattern>]",
         "    Return the currently active channels matching a <pattern> (default: '*').",
         "NUMPAT",
@@ -249,12 +241,7 @@ fn pubsub_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         "    Return the currently active shard level channels matching a <pattern> (default: '*').",
         "SHARDNUMSUB [<shardchannel> ...]",
         "    Return the number of subscribers for the specified shard level channel(s)",
-        "HELP",
-        "    Prints this help.",
     ];
-    ctx.out.array(HELP.len());
-    for l in HELP {
-        ctx.out.simple(l.as_bytes());
-    }
+    crate::commands::connection::write_help(ctx, "PUBSUB", HELP);
     Ok(())
 }

@@ -1612,14 +1612,6 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn subcommand_syntax(args: &[Bytes]) -> CmdError {
-    CmdError::Other(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-        String::from_utf8_lossy(&args[1]),
-        String::from_utf8_lossy(&args[0]).to_uppercase()
-    ))
-}
-
 fn nogroup_for_key(key: &[u8], group: &[u8]) -> CmdError {
     CmdError::Other(format!(
         "NOGROUP No such consumer group '{}' for key name '{}'",
@@ -1651,7 +1643,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
             i += 2;
         } else {
-            return Err(subcommand_syntax(args));
+            return Err(CmdError::subcommand_syntax(args));
         }
     }
     let now = ctx.now;
@@ -1771,7 +1763,7 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 out.integer(pending.unwrap_or(0) as i64);
                 Ok(())
             }
-            _ => Err(subcommand_syntax(args)),
+            _ => Err(CmdError::subcommand_syntax(args)),
         }
     });
     if r.is_ok() {
@@ -1780,21 +1772,9 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     r
 }
 
-fn reply_help(out: &mut ReplyBuf, cmd: &str, lines: &[&str]) {
-    out.array(lines.len() + 3);
-    out.simple(
-        format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").as_bytes(),
-    );
-    for l in lines {
-        out.simple(l.as_bytes());
-    }
-    out.simple(b"HELP");
-    out.simple(b"    Prints this help.");
-}
-
 fn xgroup_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    reply_help(
-        ctx.out,
+    crate::commands::connection::write_help(
+        ctx,
         "XGROUP",
         &[
             "CREATE <key> <groupname> <id|$> [option]",
@@ -1817,8 +1797,8 @@ fn xgroup_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn xinfo_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    reply_help(
-        ctx.out,
+    crate::commands::connection::write_help(
+        ctx,
         "XINFO",
         &[
             "CONSUMERS <key> <groupname>",
@@ -1892,7 +1872,7 @@ fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 Ok(())
             }
             "stream" => xinfo_stream(out, st, args),
-            _ => Err(subcommand_syntax(args)),
+            _ => Err(CmdError::subcommand_syntax(args)),
         }
     });
     if r.is_ok() {
@@ -1909,14 +1889,14 @@ fn xinfo_stream(out: &mut ReplyBuf, st: &Stream, args: &[Bytes]) -> CmdResult {
         full = false;
     } else {
         if opts.len() != 1 && opts.len() != 3 {
-            return Err(subcommand_syntax(args));
+            return Err(CmdError::subcommand_syntax(args));
         }
         if !is(&opts[0], "full") {
-            return Err(subcommand_syntax(args));
+            return Err(CmdError::subcommand_syntax(args));
         }
         if opts.len() == 3 {
             if !is(&opts[1], "count") {
-                return Err(subcommand_syntax(args));
+                return Err(CmdError::subcommand_syntax(args));
             }
             count = int_arg(&opts[2])?;
             if count < 0 {

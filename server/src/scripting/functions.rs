@@ -312,9 +312,9 @@ pub(super) fn function_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// Redis 7.0's text less `DUMP` and `RESTORE`, which Ferrite does not have.
 pub(super) fn function_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     const HELP: &[&str] = &[
-        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "LOAD [REPLACE] <FUNCTION CODE>",
         "    Create a new library with the given library name and code.",
         "DELETE <LIBRARY NAME>",
@@ -327,23 +327,23 @@ pub(super) fn function_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         "    * Functions list",
         "    * Library code (if WITHCODE is given)",
         "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+        "STATS",
+        "    Return information about the current function running:",
+        "    * Function name",
+        "    * Command used to run the function",
+        "    * Duration in MS that the function is running",
+        "    If no function is running, return nil",
+        "    In addition, returns a list of available engines.",
+        "KILL",
+        "    Kill the current running function.",
         "FLUSH [ASYNC|SYNC]",
         "    Delete all the libraries.",
         "    When called without the optional mode argument, the behavior is determined by the",
         "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
         "    * ASYNC: Asynchronously flush the libraries.",
         "    * SYNC: Synchronously flush the libraries.",
-        "STATS",
-        "    Return information about the current function running.",
-        "KILL",
-        "    Kill the current running function.",
-        "HELP",
-        "    Prints this help.",
     ];
-    ctx.out.array(HELP.len());
-    for l in HELP {
-        ctx.out.simple(l.as_bytes());
-    }
+    crate::commands::connection::write_help(ctx, "FUNCTION", HELP);
     Ok(())
 }
 

@@ -693,7 +693,6 @@ fn kill(ctx: &mut Ctx<'_>, is_eval: bool) -> CmdResult {
 
 fn script_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     const HELP: &[&str] = &[
-        "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "DEBUG (YES|SYNC|NO)",
         "    Set the debug mode for subsequent scripts executed.",
         "EXISTS <sha1> [<sha1> ...]",
@@ -708,12 +707,7 @@ fn script_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         "    Kill the currently executing Lua script.",
         "LOAD <script>",
         "    Load a script into the scripts cache without executing it.",
-        "HELP",
-        "    Prints this help.",
     ];
-    ctx.out.array(HELP.len());
-    for l in HELP {
-        ctx.out.simple(l.as_bytes());
-    }
+    crate::commands::connection::write_help(ctx, "SCRIPT", HELP);
     Ok(())
 }
