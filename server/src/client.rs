@@ -297,6 +297,9 @@ pub struct Client {
     /// Set by a blocking command that found nothing: the task waits for
     /// the reply before reading further commands.
     pub blocked: Option<crate::blocking::Blocked>,
+    /// Set when `CLIENT PAUSE` held the command back: the task waits for
+    /// the pause to end, then runs the same command again.
+    pub postponed: bool,
     /// Set by `EVAL`: the script thread's reply, which the task awaits
     /// before reading further commands.
     pub script_wait: Option<tokio::sync::oneshot::Receiver<bytes::BytesMut>>,
@@ -337,6 +340,7 @@ impl Client {
             repl: Default::default(),
             primary: false,
             blocked: None,
+            postponed: false,
             script_wait: None,
             script_busy: false,
             in_script: false,

@@ -289,6 +289,24 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         client.script_busy = crate::scripting::wait_turn(&srv).await;
                     }
                     execute(&srv, &mut client, &mut out, &argv);
+                    while client.postponed {
+                        // `CLIENT PAUSE` holds it back: replies so far go
+                        // out, then the same command runs once the pause
+                        // ends or eases (checked anew, it may wait again).
+                        client.postponed = false;
+                        if !out.is_empty()
+                            && write_all(&stream, &handle, &mut out.buf).await.is_err()
+                        {
+                            break 'conn;
+                        }
+                        if wait_unpaused(&srv, &stream, &client, &mut inbuf, &out, &mut mem)
+                            .await
+                            .is_err()
+                        {
+                            break 'conn;
+                        }
+                        execute(&srv, &mut client, &mut out, &argv);
+                    }
                     ran += 1;
                     client.script_busy = false;
                     argv.clear();
@@ -422,6 +440,86 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
     None
 }
 
+/// Waits while `CLIENT PAUSE` holds the client's command back, until the
+/// pause may have ended; counted in `blocked_clients` and flagged `b`, as
+/// Redis's postponed clients. Input that arrives meanwhile is buffered.
+/// `Err` means the connection must close (killed, hung up).
+async fn wait_unpaused(
+    srv: &Shared,
+    stream: &TcpStream,
+    client: &Client,
+    inbuf: &mut BytesMut,
+    out: &ReplyBuf,
+    mem: &mut MemTracker,
+) -> Result<(), ()> {
+    let handle = &client.handle;
+    handle.blocked.store(true, Ordering::Relaxed);
+    srv.pause.postponed(true);
+    let r = loop {
+        if handle.killed.load(Ordering::Acquire) {
+            break Err(());
+        }
+        tokio::select! {
+            _ = srv.pause.changed() => break Ok(()),
+            _ = handle.kill_notify.notified() => continue,
+            r = stream.readable() => {
+                if r.is_err() {
+                    break Err(());
+                }
+                // Postponed inside MULTI, its queue still counts.
+                let b = buffers(0, out, client);
+                if !matches!(buffer_input(srv, stream, handle, inbuf, mem, b), Input::More) {
+                    break Err(());
+                }
+            }
+        }
+    };
+    srv.pause.postponed(false);
+    handle.blocked.store(false, Ordering::Relaxed);
+    r
+}
+
+/// What [`buffer_input`] found.
+enum Input {
+    /// Read (or nothing ready yet); the client goes on waiting.
+    More,
+    /// The client hung up (maybe only its write side).
+    Eof,
+    /// The connection must close: a read error, the query buffer limit,
+    /// or the client evicted for its memory.
+    Close,
+}
+
+/// Reads what arrived while the client waits (blocked or postponed) into
+/// its query buffer, counted as its memory with the rest of `buffers`.
+fn buffer_input(
+    srv: &Shared,
+    stream: &TcpStream,
+    handle: &crate::client::ClientHandle,
+    inbuf: &mut BytesMut,
+    mem: &mut MemTracker,
+    buffers: Buffers,
+) -> Input {
+    inbuf.reserve(READ_CHUNK);
+    let qbuf_cap = inbuf.capacity();
+    if mem.update(Buffers {
+        qbuf_cap,
+        ..buffers
+    }) && handle.killed.load(Ordering::Acquire)
+    {
+        return Input::Close;
+    }
+    match stream.try_read_buf(inbuf) {
+        Ok(0) => Input::Eof,
+        Ok(_) if inbuf.len() as i64 > srv.hot.client_query_buffer_limit.load(Ordering::Relaxed) => {
+            Input::Close
+        }
+        Ok(_) => Input::More,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Input::More,
+        Err(_) => Input::Close,
+    }
+}
+
 /// Waits while the client is blocked on keys: for the reply of whoever
 /// serves it, its timeout, `CLIENT UNBLOCK`, a kill or EOF. Input that
 /// arrives meanwhile is buffered, not executed, as Redis does. `Err` means
@@ -499,22 +597,16 @@ async fn wait_reply(
                     srv.blocking.cancel(waiter);
                     return Err(());
                 }
-                inbuf.reserve(READ_CHUNK);
-                // Input buffered while blocked is this client's memory too
-                // (a blocked client is never inside MULTI).
-                if mem.update(Buffers {
-                    qbuf_cap: inbuf.capacity(),
+                // A blocked client is never inside MULTI.
+                let b = Buffers {
+                    qbuf_cap: 0,
                     obuf_cap: out.buf.capacity(),
                     multi_argv: 0,
                     multi_cmds: 0,
-                }) && handle.killed.load(Ordering::Acquire)
-                {
-                    srv.blocking.cancel(waiter);
-                    return Err(());
-                }
-                match stream.try_read_buf(inbuf) {
-                    Ok(0) => {
-                        // The client hung up (maybe only its write side).
+                };
+                match buffer_input(srv, stream, handle, inbuf, mem, b) {
+                    Input::More => {}
+                    Input::Eof => {
                         // If it was served meanwhile, the popped element is
                         // in `rx`: hand it to the caller to write, or it is
                         // lost.
@@ -525,14 +617,7 @@ async fn wait_reply(
                         }
                         return Err(());
                     }
-                    Ok(_) => {
-                        if inbuf.len() as i64 > srv.hot.client_query_buffer_limit.load(Ordering::Relaxed) {
-                            srv.blocking.cancel(waiter);
-                            return Err(());
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
+                    Input::Close => {
                         srv.blocking.cancel(waiter);
                         return Err(());
                     }

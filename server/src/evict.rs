@@ -156,8 +156,14 @@ pub fn perform_evictions(srv: &Shared) -> Outcome {
 
 fn evict_to(srv: &Shared, max: i64) -> Outcome {
     // A replica's dataset is its primary's (Redis's
-    // `replica-ignore-maxmemory yes`): it does not evict.
-    if max <= 0 || srv.ignores_maxmemory() || used_memory(srv) <= max {
+    // `replica-ignore-maxmemory yes`): it does not evict. Nor does a
+    // server whose clients are paused: the dataset stays as it is (Redis's
+    // `isSafeToPerformEvictions`).
+    if max <= 0
+        || srv.ignores_maxmemory()
+        || srv.paused() != crate::pause::Kind::Off
+        || used_memory(srv) <= max
+    {
         return Outcome::Ok;
     }
     let access = &srv.store.stats().access;

@@ -108,6 +108,8 @@ pub struct Shared {
     pub repl: Arc<Propagator>,
     /// Clients blocked on keys.
     pub blocking: Arc<Blocking>,
+    /// `CLIENT PAUSE` state.
+    pub pause: crate::pause::Pause,
     /// The eviction pool and background eviction task's state.
     pub evictor: crate::evict::Evictor,
     /// Attached replicas (`INFO replication`).
@@ -186,6 +188,7 @@ impl Shared {
             clients,
             repl,
             blocking,
+            pause: Default::default(),
             evictor: Default::default(),
             replicas: Default::default(),
             pubsub,
@@ -211,6 +214,12 @@ impl Shared {
         };
         s.apply_config();
         Arc::new(s)
+    }
+
+    /// What `CLIENT PAUSE` holds back now (one load while nothing is).
+    #[inline]
+    pub fn paused(&self) -> crate::pause::Kind {
+        self.pause.active(&self.store, unix_ms())
     }
 
     /// Refreshes the hot mirrors after the configuration changed.

@@ -610,14 +610,31 @@ impl<'a> Link<'a> {
                             self.send(s, &[b"REPLCONF", b"ACK", off.as_bytes()]).await?;
                         } else {
                             self.check()?;
-                            ferrite_storage::set_applying_primary(true);
-                            crate::command::dispatch::execute(
-                                srv,
-                                &mut client,
-                                &mut scratch,
-                                &argv,
-                            );
-                            ferrite_storage::set_applying_primary(false);
+                            loop {
+                                ferrite_storage::set_applying_primary(true);
+                                crate::command::dispatch::execute(
+                                    srv,
+                                    &mut client,
+                                    &mut scratch,
+                                    &argv,
+                                );
+                                ferrite_storage::set_applying_primary(false);
+                                if !client.postponed {
+                                    break;
+                                }
+                                // `CLIENT PAUSE` holds the primary's stream
+                                // too (Redis pauses its master client): the
+                                // offset stands still, acknowledged as it is.
+                                client.postponed = false;
+                                tokio::select! {
+                                    _ = srv.pause.changed() => {}
+                                    _ = tick.tick() => {
+                                        let off = up.offset.load(Ordering::Relaxed).to_string();
+                                        self.send(s, &[b"REPLCONF", b"ACK", off.as_bytes()]).await?;
+                                    }
+                                }
+                                self.check()?;
+                            }
                             if scratch.buf.first() == Some(&b'-') {
                                 // The dataset may now differ from the
                                 // primary's (an unsupported command).

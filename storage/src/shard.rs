@@ -251,6 +251,10 @@ impl Shard {
             // sees the key, every other client sees it gone.
             return !crate::store::applying_primary();
         }
+        if expired && self.stats.paused.load(std::sync::atomic::Ordering::Relaxed) {
+            // Paused clients: gone to the reader, deleted after the pause.
+            return true;
+        }
         if expired {
             self.remove_hashed(h, key);
             self.stats
@@ -724,10 +728,12 @@ impl Shard {
         let mut checked = 0;
         let mut dead: Vec<Vec<u8>> = Vec::new();
         // A replica does not expire keys itself: its primary sends `DEL`.
-        let replica = self
+        // Nor while clients are paused: the dataset stays as it is.
+        let keep = self
             .stats
             .replica
-            .load(std::sync::atomic::Ordering::Relaxed);
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || self.stats.paused.load(std::sync::atomic::Ordering::Relaxed);
         let mut cursor = self.expire_cursor;
         let mut buckets = 0;
         while checked < sample && buckets < sample * 20 {
@@ -735,7 +741,7 @@ impl Shard {
             cursor = self.expires.scan(cursor, |k, _| {
                 checked += 1;
                 if let Some(e) = keys.get(k) {
-                    if !replica && e.expire_at != NO_EXPIRE && e.expire_at <= now {
+                    if !keep && e.expire_at != NO_EXPIRE && e.expire_at <= now {
                         dead.push(k.to_vec());
                     }
                 }

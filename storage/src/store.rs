@@ -85,6 +85,12 @@ pub struct StoreStats {
     /// `DEL`, hidden from every client but the primary's link (see
     /// [`applying_primary`]), and active expiry skips them.
     pub replica: std::sync::atomic::AtomicBool,
+    /// Clients are paused (`CLIENT PAUSE`): the dataset stays as it is.
+    /// Expired keys are hidden but kept, and active expiry skips them
+    /// (Redis's `checkClientPauseTimeoutAndReturnIfPaused` in
+    /// `expireIfNeeded` and `activeExpireCycle`); the pause's end lets
+    /// both delete them.
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 thread_local! {

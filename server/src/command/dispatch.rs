@@ -60,9 +60,12 @@ fn quoted_args(argv: &[Bytes]) -> String {
     s
 }
 
-/// Runs one command and appends its reply to `out`.
+/// Runs one command and appends its reply to `out`. When `CLIENT PAUSE`
+/// holds it back, nothing runs and `client.postponed` is set: the caller
+/// waits for the pause to change and calls again with the same command.
 pub fn execute(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes]) {
     let reply_start = out.len();
+    let mode = client.reply_mode;
     // CLIENT REPLY: OFF drops every reply, SKIP drops the next command's.
     if client.reply_mode == ReplyMode::SkipNext {
         client.reply_mode = ReplyMode::Skipping;
@@ -72,6 +75,10 @@ pub fn execute(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[By
     // connection are collected on this thread (see `tracking`).
     let tracking = tracking::enter(&srv.tracking, client.id());
     run(srv, client, out, argv, tracking);
+    if client.postponed {
+        // A `SKIP` applies when the command runs.
+        client.reply_mode = mode;
+    }
     if client.reply_mode == ReplyMode::Off || skipping {
         out.buf.truncate(reply_start);
     }
@@ -110,6 +117,7 @@ fn after_command_tracking(client: &mut Client, out: &mut ReplyBuf) {
     let h = &client.handle;
     if h.tracking.load(Ordering::Relaxed) & tracking::flag::CACHING != 0
         && client.multi.is_none()
+        && !client.postponed
         && !h.last_cmd_name().starts_with("client|")
     {
         h.tracking
@@ -204,6 +212,15 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
         // (invalidations for this client precede this reply).
         srv.tracking.limit();
     }
+    // Replicas' links are never paused; the primary's link is.
+    let pause = srv.pause.active(&srv.store, now);
+    if pause != crate::pause::Kind::Off
+        && !client.handle.replica.load(Ordering::Relaxed)
+        && held_by_pause(srv, client, cmd, argv, pause)
+    {
+        client.postponed = true;
+        return;
+    }
     if client.multi.is_some() && !runs_inside_multi(cmd) {
         if cmd.has(flag::NO_MULTI) {
             return reject(
@@ -250,6 +267,40 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     if is_exec {
         feed_monitor(srv, client, cmd, argv);
     }
+}
+
+/// Whether `CLIENT PAUSE` holds this command back (Redis's
+/// `BLOCKED_POSTPONE` in `processCommand`): every command under `ALL`;
+/// under `WRITE`, writes and commands that may replicate, and an `EXEC`
+/// that queued one. A command queued inside `MULTI` counts as itself.
+#[cold]
+fn held_by_pause(
+    srv: &Shared,
+    client: &Client,
+    cmd: &Command,
+    argv: &[Bytes],
+    pause: crate::pause::Kind,
+) -> bool {
+    match pause {
+        crate::pause::Kind::Off => false,
+        crate::pause::Kind::All => true,
+        crate::pause::Kind::Write => {
+            may_replicate(srv, cmd, argv)
+                || (cmd.name() == "exec"
+                    && client.multi.as_ref().is_some_and(|m| {
+                        m.queue.iter().any(|q| may_replicate(srv, q.cmd, &q.argv))
+                    }))
+        }
+    }
+}
+
+/// A write or `MAY_REPLICATE` command; a script decides by the flags it
+/// declares, when it declares any (Redis's `getCommandFlags`).
+fn may_replicate(srv: &Shared, cmd: &Command, argv: &[Bytes]) -> bool {
+    if let Some(writes) = crate::scripting::declared_writes(srv, cmd.name(), argv) {
+        return writes;
+    }
+    cmd.has(flag::WRITE | flag::MAY_REPLICATE)
 }
 
 /// `-NOREPLICAS`, `-READONLY` and `-MASTERDOWN`, in Redis's

@@ -38,6 +38,16 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 14;
     pub const ALLOW_BUSY: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
+    /// Redis's `CMD_MAY_REPLICATE`: not a write, but may feed the
+    /// replication stream, so `CLIENT PAUSE WRITE` holds it back.
+    /// `COMMAND` does not report it; [`MAY_REPLICATE_COMMANDS`] lists it.
+    pub const MAY_REPLICATE: u32 = 1 << 17;
+
+    /// The commands Redis 7.0 flags `MAY_REPLICATE` (its
+    /// `src/commands/*.json`), which the metadata taken from `COMMAND`
+    /// cannot carry.
+    pub const MAY_REPLICATE_COMMANDS: &[&str] =
+        &["eval", "evalsha", "fcall", "pfcount", "publish", "spublish"];
 
     /// The bit of one flag word.
     pub fn from_word(w: &str) -> u32 {
@@ -254,7 +264,10 @@ impl Table {
 }
 
 fn make(m: &'static CommandMeta, handlers: &HashMap<&str, Handler>) -> Option<Command> {
-    let flags = m.flags.iter().fold(0, |acc, w| acc | flag::from_word(w));
+    let mut flags = m.flags.iter().fold(0, |acc, w| acc | flag::from_word(w));
+    if flag::MAY_REPLICATE_COMMANDS.contains(&m.name) {
+        flags |= flag::MAY_REPLICATE;
+    }
     let mut subs = NameMap::default();
     for s in m.subcommands {
         if let Some(c) = make(s, handlers) {

@@ -28,6 +28,8 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("client|reply", client_reply),
     ("client|help", client_help),
     ("client|unblock", client_unblock),
+    ("client|pause", client_pause),
+    ("client|unpause", client_unpause),
 ];
 
 /// The version we answer as: clients gate features on it.
@@ -238,6 +240,37 @@ fn client_unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let done = id > 0 && ctx.srv.blocking.unblock(id as u64, error);
     ctx.out.integer(i64::from(done));
+    Ok(())
+}
+
+/// `CLIENT PAUSE timeout [WRITE|ALL]`: holds clients' commands back for
+/// `timeout` ms (see `crate::pause`).
+fn client_pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CmdError::subcommand_syntax(args));
+    }
+    let kind = match args.get(3) {
+        None => crate::pause::Kind::All,
+        Some(a) if a.eq_ignore_ascii_case(b"write") => crate::pause::Kind::Write,
+        Some(a) if a.eq_ignore_ascii_case(b"all") => crate::pause::Kind::All,
+        Some(_) => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    let ms = ferrite_protocol::parse_i64(&args[2])
+        .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    let now = crate::command::ctx::unix_ms();
+    let end = if ms > 0 { ms.saturating_add(now) } else { 0 };
+    ctx.srv.pause.pause(&ctx.srv.store, end, kind, now);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT UNPAUSE`: ends a pause; the commands it held back run.
+fn client_unpause(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.srv.pause.unpause(&ctx.srv.store);
+    ctx.out.ok();
     Ok(())
 }
 
@@ -470,6 +503,7 @@ pub fn write_help(ctx: &mut Ctx<'_>, container: &str, lines: &[&str]) {
     ctx.out.simple(b"    Prints this help.");
 }
 
+/// Redis 7.0's text (which leaves `KILL ID` unlisted).
 fn client_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     write_help(
         ctx,
@@ -499,16 +533,20 @@ fn client_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             "      Kill connections authenticated by <username>.",
             "    * SKIPME (YES|NO)",
             "      Skip killing current connection (default: yes).",
-            "    * ID <client-id>",
-            "      Kill connections by client id.",
             "LIST [options ...]",
             "    Return information about client connections. Options:",
             "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
             "      Return clients of specified type.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
             "REPLY (ON|OFF|SKIP)",
             "    Control the replies sent to the current connection.",
             "SETNAME <name>",
             "    Assign the name <name> to the current connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
             "         [OPTIN] [OPTOUT] [NOLOOP]",
             "    Control server assisted client side caching.",

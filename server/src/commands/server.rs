@@ -369,7 +369,12 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(out, "maxclients:{}", cfg.maxclients);
         line!(out, "client_recent_max_input_buffer:0");
         line!(out, "client_recent_max_output_buffer:0");
-        line!(out, "blocked_clients:{}", srv.blocking.blocked_clients());
+        // Postponed by `CLIENT PAUSE` too, as Redis counts them.
+        line!(
+            out,
+            "blocked_clients:{}",
+            srv.blocking.blocked_clients() + srv.pause.postponed_clients()
+        );
         line!(out, "tracking_clients:{}", srv.tracking.clients());
         line!(out, "clients_in_timeout_table:0");
     }

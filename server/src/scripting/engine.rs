@@ -1162,7 +1162,9 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     if cmd.has(flag::NOSCRIPT) && !ctx.srv.scripts.disable_deny.load(Ordering::Relaxed) {
         return reject(b"This Redis command is not allowed from script");
     }
-    if cmd.has(flag::WRITE) && ctx.read_only {
+    // May-replicate commands count as writes (`PUBLISH` in an RO script
+    // would slip past `CLIENT PAUSE WRITE`), as `scriptVerifyWriteCommandAllow`.
+    if cmd.has(flag::WRITE | flag::MAY_REPLICATE) && ctx.read_only {
         return reject(b"Write commands are not allowed from read-only scripts.");
     }
     if cmd.has(flag::WRITE) && !ctx.wrote {

@@ -56,6 +56,11 @@ impl Registry {
         )
     }
 
+    /// The flags function `fname` declares, if it exists.
+    pub fn flags_of(&self, fname: &str) -> Option<u32> {
+        self.find(fname).map(|f| f.flags)
+    }
+
     fn find(&self, fname: &str) -> Option<&FnMeta> {
         self.libs
             .values()

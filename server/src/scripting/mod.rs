@@ -365,6 +365,46 @@ fn split_words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(words)
 }
 
+/// Whether a script call may write, by the flags its script declares
+/// (Redis's `evalGetCommandFlags` / `fcallGetCommandFlags`, asked before
+/// the call, so that `CLIENT PAUSE WRITE` holds back only scripts that
+/// may write). `None` for other commands and where the command's own
+/// flags decide: a script without a shebang, an unknown SHA or function.
+pub fn declared_writes(srv: &Shared, name: &str, argv: &[Bytes]) -> Option<bool> {
+    let script_flags = match name {
+        "fcall" | "fcall_ro" => {
+            let fname = std::str::from_utf8(argv.get(1)?).ok()?;
+            srv.scripts.functions.lock().flags_of(fname)?
+        }
+        "eval" | "eval_ro" => {
+            let body = argv.get(1)?;
+            let cached = srv
+                .scripts
+                .cache
+                .lock()
+                .get(&sha1hex(body))
+                .map(|c| c.flags);
+            match cached {
+                Some(f) => f,
+                None => shebang_flags(body).ok()?.0,
+            }
+        }
+        "evalsha" | "evalsha_ro" => {
+            let sha = argv.get(1)?;
+            if sha.len() != 40 {
+                return None;
+            }
+            let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+            srv.scripts.cache.lock().get(&sha)?.flags
+        }
+        _ => return None,
+    };
+    if script_flags & flags::EVAL_COMPAT != 0 {
+        return None;
+    }
+    Some(script_flags & flags::NO_WRITES == 0)
+}
+
 /// Parses the shebang of a script (Redis's `evalExtractShebangFlags`):
 /// the flags and the length of the shebang line.
 pub fn shebang_flags(body: &[u8]) -> Result<(u32, usize), String> {
