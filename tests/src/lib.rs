@@ -73,10 +73,21 @@ pub fn server_binary() -> &'static Path {
     })
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago and that this process has not handed
+/// out before: the kernel may give the same ephemeral port to two tests
+/// running in parallel, and the second server, failing to bind, would
+/// leave its test talking to the first test's server.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local_addr").port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A `ferrite-server` child process, killed on drop.
@@ -142,8 +153,24 @@ impl TestServer {
                 }
                 return Err(format!("exited with {status}: {err}"));
             }
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
-                return Ok(());
+            if let Ok(mut probe) =
+                TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200))
+            {
+                match self.answer(&mut probe) {
+                    Answer::Ours => return Ok(()),
+                    Answer::Other(pid) => {
+                        let _ = self.child.kill();
+                        let _ = self.child.wait();
+                        return Err(format!(
+                            "port {} is another server's (pid {pid})",
+                            self.port
+                        ));
+                    }
+                    // Not a server yet: e.g. a connect to a port in the
+                    // ephemeral range that nothing listens on can pick that
+                    // very port and connect to itself, echoing the probe.
+                    Answer::NoServer => {}
+                }
             }
             if Instant::now() > deadline {
                 return Err(format!(
@@ -152,6 +179,41 @@ impl TestServer {
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Who answers `INFO server` on `probe`: this child (its `process_id`,
+    /// or an error such as `NOAUTH` that does not tell), another server,
+    /// or no server at all.
+    fn answer(&self, probe: &mut TcpStream) -> Answer {
+        let _ = probe.set_read_timeout(Some(Duration::from_secs(2)));
+        if probe.local_addr().ok() == probe.peer_addr().ok()
+            || probe.write_all(b"INFO server\r\n").is_err()
+        {
+            return Answer::NoServer;
+        }
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let complete = |b: &[u8]| match b.first() {
+            Some(b'-') => b.ends_with(b"\r\n"),
+            Some(b'$') => b.ends_with(b"\r\n\r\n"),
+            _ => !b.is_empty(),
+        };
+        while !complete(&buf) {
+            match probe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        match buf.first() {
+            Some(b'-') => Answer::Ours,
+            Some(b'$') => {
+                match info_value(&text(&buf), "process_id").and_then(|p| p.parse().ok()) {
+                    Some(pid) if pid != self.child.id() => Answer::Other(pid),
+                    _ => Answer::Ours,
+                }
+            }
+            _ => Answer::NoServer,
         }
     }
 
@@ -200,10 +262,30 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // A failing test shows whether its server had died, and its log.
+        let exited = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let mut log = String::new();
+            if let Some(mut e) = self.child.stderr.take() {
+                let _ = e.read_to_string(&mut log);
+            }
+            eprintln!(
+                "ferrite-server on port {} {}; its log:\n{log}",
+                self.port,
+                exited.map_or("was running".to_string(), |s| format!("had exited: {s}"))
+            );
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// What [`TestServer::answer`] found on the server's port.
+enum Answer {
+    Ours,
+    Other(u32),
+    NoServer,
 }
 
 /// A raw TCP connection for protocol-level tests.
