@@ -711,7 +711,10 @@ fn function_kill(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 /// `SCRIPT KILL` / `FUNCTION KILL` (Redis's `scriptKill`).
 fn kill(ctx: &mut Ctx<'_>, is_eval: bool) -> CmdResult {
     let s = &ctx.srv.scripts;
-    if !s.running.load(Ordering::Acquire) {
+    // A script not yet past `busy-reply-threshold` started after this
+    // command was let through (in Redis no command runs then): as far as
+    // this command is concerned, it came before the script.
+    if !s.running.load(Ordering::Acquire) || !s.timedout.load(Ordering::Acquire) {
         return Err(CmdError::Other(
             "NOTBUSY No scripts in execution right now.".into(),
         ));
