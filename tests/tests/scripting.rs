@@ -282,6 +282,62 @@ fn busy_script_and_script_kill() {
     }
 }
 
+/// Whether a PING is answered `BUSY` (a script passed its time limit).
+fn busy(con: &mut Connection) -> bool {
+    match redis::cmd("PING").query::<String>(con) {
+        Err(e) => ferrite_tests::error_text(&e).starts_with("BUSY "),
+        Ok(_) => false,
+    }
+}
+
+/// `FUNCTION STATS` names the running function and the command that
+/// called it; while an `EVAL` script runs it answers `BUSY`.
+#[test]
+fn function_stats_shows_the_running_function_and_its_call() {
+    let (s, mut con) = setup();
+    cmd::<()>(&mut con, &["CONFIG", "SET", "busy-reply-threshold", "10"]);
+    let lib = "#!lua name=spin\nredis.register_function('spin', function() local a = 1 while true do a = a + 1 end end)";
+    cmd::<String>(&mut con, &["FUNCTION", "LOAD", lib]);
+    let mut runner = s.raw_conn();
+    runner.send(b"FCALL Spin 0\r\n");
+    let start = Instant::now();
+    while !busy(&mut con) {
+        assert!(start.elapsed() < Duration::from_secs(10), "never BUSY");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats: Value = cmd(&mut con, &["FUNCTION", "STATS"]);
+    let Value::Array(top) = stats else {
+        panic!("{stats:?}")
+    };
+    let Value::Array(running) = &top[1] else {
+        panic!("{top:?}")
+    };
+    let texts: Vec<String> = running
+        .iter()
+        .filter_map(|v| redis::from_redis_value::<String>(v).ok())
+        .collect();
+    assert_eq!(&texts[..3], ["name", "spin", "command"], "{running:?}");
+    assert_eq!(
+        redis::from_redis_value::<Vec<String>>(&running[3]).expect("command"),
+        ["FCALL", "Spin", "0"]
+    );
+    assert_eq!(cmd::<String>(&mut con, &["FUNCTION", "KILL"]), "OK");
+    runner.read_until(|b| b.ends_with(b"\r\n"), Duration::from_secs(5));
+
+    let mut runner = s.raw_conn();
+    runner.send(b"EVAL \"while true do end\" 0\r\n");
+    let start = Instant::now();
+    while !busy(&mut con) {
+        assert!(start.elapsed() < Duration::from_secs(10), "never BUSY");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        err(&mut con, &["FUNCTION", "STATS"]),
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    );
+    assert_eq!(cmd::<String>(&mut con, &["SCRIPT", "KILL"]), "OK");
+}
+
 #[test]
 fn scripts_are_atomic() {
     let (s, mut con) = setup();
@@ -372,6 +428,20 @@ fn functions_load_call_list_and_delete() {
     );
     assert_eq!(
         err(&mut con, &["FCALL", "nosuch", "0"]),
+        "ERR Function not found"
+    );
+    // Function names ignore case; the function is looked up before the
+    // key count is read.
+    assert_eq!(
+        cmd::<String>(&mut con, &["FCALL", "ECHO1", "0", "hi"]),
+        "hi"
+    );
+    assert_eq!(
+        err(&mut con, &["FCALL", "echo1", "bad"]),
+        "ERR Bad number of keys provided"
+    );
+    assert_eq!(
+        err(&mut con, &["FCALL", "nosuch", "bad"]),
         "ERR Function not found"
     );
     assert_eq!(

@@ -65,7 +65,7 @@ impl Registry {
         self.libs
             .values()
             .flat_map(|l| l.funcs.iter())
-            .find(|f| f.name == fname)
+            .find(|f| f.name.eq_ignore_ascii_case(fname))
     }
 }
 
@@ -147,7 +147,7 @@ pub(super) fn function_load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let owner = reg
             .libs
             .iter()
-            .find(|(_, l)| l.funcs.iter().any(|g| g.name == f.name));
+            .find(|(_, l)| l.funcs.iter().any(|g| g.name.eq_ignore_ascii_case(&f.name)));
         if let Some((lib, _)) = owner {
             if *lib != name {
                 return Err(CmdError::err(format!("Function {} already exists", f.name)));
@@ -290,17 +290,25 @@ pub(super) fn function_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             reg.libs.values().map(|l| l.funcs.len()).sum::<usize>(),
         )
     };
-    let running = s.running_info();
+    let running = match s.running_now() {
+        // Redis's `slowevalerr`: an `EVAL` script, not a function, runs.
+        super::RunningNow::Eval => return Err(CmdError::Other(super::BUSY_ERROR.into())),
+        super::RunningNow::Nothing => None,
+        super::RunningNow::Function { name, call, ms } => Some((name, call, ms)),
+    };
     let out = &mut *ctx.out;
     out.map(2);
     out.bulk(b"running_script");
     match running {
-        Some((name, ms)) => {
+        Some((name, call, ms)) => {
             out.map(3);
             out.bulk(b"name");
             out.bulk(name.as_bytes());
             out.bulk(b"command");
-            out.array(0);
+            out.array(call.len());
+            for a in &call {
+                out.bulk(a);
+            }
             out.bulk(b"duration_ms");
             out.integer(ms);
         }
@@ -352,13 +360,14 @@ pub(super) fn function_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// The flags of function `name`, or `ERR Function not found`.
-pub(super) fn lookup(ctx: &Ctx<'_>, name: &str) -> Result<u32, CmdError> {
+/// The name (as registered: lookups ignore case) and flags of function
+/// `name`, or `ERR Function not found`.
+pub(super) fn lookup(ctx: &Ctx<'_>, name: &str) -> Result<(String, u32), CmdError> {
     ctx.srv
         .scripts
         .functions
         .lock()
         .find(name)
-        .map(|f| f.flags)
+        .map(|f| (f.name.clone(), f.flags))
         .ok_or_else(|| CmdError::err("Function not found"))
 }

@@ -106,6 +106,8 @@ pub struct Job {
     from_eval: bool,
     keys: Vec<Bytes>,
     args: Vec<Bytes>,
+    /// `FCALL`'s whole command line (`FUNCTION STATS` shows it).
+    call: Vec<Bytes>,
     db: usize,
     resp3: bool,
     handle: Arc<ClientHandle>,
@@ -143,9 +145,31 @@ pub struct Scripts {
     functions: Mutex<functions::Registry>,
     /// Bumped when the libraries change: interpreters reload them.
     fn_generation: AtomicU64,
-    /// The running script's name (sha or function) and start, for
-    /// `FUNCTION STATS` and the `BUSY` wording.
-    current: Mutex<Option<(String, std::time::Instant, bool)>>,
+    /// The running script, for `FUNCTION STATS` and the `BUSY` wording.
+    current: Mutex<Option<Running>>,
+}
+
+/// What [`Scripts::running_now`] finds.
+pub enum RunningNow {
+    Nothing,
+    /// An `EVAL` script (`FUNCTION STATS` then answers `BUSY`).
+    Eval,
+    /// A function: its name, the command that called it, ms it has run.
+    Function {
+        name: String,
+        call: Vec<Bytes>,
+        ms: i64,
+    },
+}
+
+/// What `FUNCTION STATS` tells of the running script.
+struct Running {
+    /// The sha or the function's name.
+    name: String,
+    start: std::time::Instant,
+    /// The caller's command line, for a function (`FCALL`); empty for `EVAL`.
+    call: Vec<Bytes>,
+    function: bool,
 }
 
 impl Scripts {
@@ -154,20 +178,25 @@ impl Scripts {
         self.changed.notify_waiters();
     }
 
-    /// The running script's name and how long it has run (ms).
-    pub fn running_info(&self) -> Option<(String, i64)> {
+    /// What runs now, for `FUNCTION STATS`.
+    pub fn running_now(&self) -> RunningNow {
         if !self.running.load(Ordering::Acquire) {
-            return None;
+            return RunningNow::Nothing;
         }
-        self.current
-            .lock()
-            .as_ref()
-            .map(|(n, t, _)| (n.clone(), t.elapsed().as_millis() as i64))
+        match self.current.lock().as_ref() {
+            Some(r) if !r.function => RunningNow::Eval,
+            Some(r) => RunningNow::Function {
+                name: r.name.clone(),
+                call: r.call.clone(),
+                ms: r.start.elapsed().as_millis() as i64,
+            },
+            None => RunningNow::Nothing,
+        }
     }
 
     /// The `BUSY` error for the running script (`EVAL` or function).
     pub fn busy_error(&self) -> &'static str {
-        if self.current.lock().as_ref().is_some_and(|c| c.2) {
+        if self.current.lock().as_ref().is_some_and(|c| c.function) {
             BUSY_FUNCTION_ERROR
         } else {
             BUSY_ERROR
@@ -260,11 +289,12 @@ fn run_timed(srv: &Arc<Shared>, job: Job) -> BytesMut {
     s.kill.store(false, Ordering::Release);
     s.wrote.store(false, Ordering::Release);
     s.timedout.store(false, Ordering::Release);
-    *s.current.lock() = Some((
-        job.function.clone().unwrap_or_else(|| job.sha.clone()),
-        std::time::Instant::now(),
-        job.function.is_some(),
-    ));
+    *s.current.lock() = Some(Running {
+        name: job.function.clone().unwrap_or_else(|| job.sha.clone()),
+        start: std::time::Instant::now(),
+        call: job.call.clone(),
+        function: job.function.is_some(),
+    });
     s.running.store(true, Ordering::SeqCst);
     let mut set = LockSet::new();
     set.add_all();
@@ -510,6 +540,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> Cm
         from_eval,
         keys: args[3..3 + numkeys].to_vec(),
         args: args[3 + numkeys..].to_vec(),
+        call: Vec::new(),
         db: ctx.client.db,
         resp3: ctx.out.resp3,
         handle: ctx.client.handle.clone(),
@@ -553,9 +584,12 @@ fn fcall_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
-    let name = String::from_utf8_lossy(&args[1]).into_owned();
+    // The function first, then the key count, as `fcallCommandGeneric`.
+    let (name, fn_flags) = functions::lookup(ctx, &String::from_utf8_lossy(&args[1]))?;
+    if ferrite_protocol::parse_i64(&args[2]).is_none() {
+        return Err(CmdError::err("Bad number of keys provided"));
+    }
     let numkeys = numkeys_arg(args)?;
-    let fn_flags = functions::lookup(ctx, &name)?;
     let job = Job {
         cmd: static_cmd(ctx),
         function: Some(name),
@@ -566,6 +600,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
         from_eval: false,
         keys: args[3..3 + numkeys].to_vec(),
         args: args[3 + numkeys..].to_vec(),
+        call: args.to_vec(),
         db: ctx.client.db,
         resp3: ctx.out.resp3,
         handle: ctx.client.handle.clone(),
@@ -722,7 +757,7 @@ fn kill(ctx: &mut Ctx<'_>, is_eval: bool) -> CmdResult {
     if s.wrote.load(Ordering::Acquire) {
         return Err(CmdError::Other("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
     }
-    let is_function = s.current.lock().as_ref().is_some_and(|c| c.2);
+    let is_function = s.current.lock().as_ref().is_some_and(|c| c.function);
     if is_eval && is_function {
         return Err(CmdError::Other(BUSY_FUNCTION_ERROR.into()));
     }
