@@ -121,7 +121,10 @@ fn healthcheck(config: &Config) -> ExitCode {
 async fn bind(config: &Config) -> std::io::Result<TcpListener> {
     let mut last_err = None;
     // Redis binds every listed address; we serve the first that works
-    // (a leading '-' marks an address that may be unavailable).
+    // (a leading '-' marks an address that may be unavailable). As in
+    // Redis's `listenToPort`, an address this host lacks is skipped, but a
+    // port already in use stops the start: serving only some address
+    // would leave clients of the busy one talking to another server.
     for b in &config.bind {
         let optional = b.starts_with('-');
         let host = b.trim_start_matches('-');
@@ -133,6 +136,7 @@ async fn bind(config: &Config) -> std::io::Result<TcpListener> {
         };
         match TcpListener::bind(&addr).await {
             Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(e),
             Err(e) => {
                 if !optional {
                     last_err = Some(e);

@@ -256,3 +256,40 @@ fn info_commandstats_counts_calls_failures_and_rejections() {
     assert_eq!(rows.len(), 1, "{info}");
     assert!(rows[0].starts_with("cmdstat_config|resetstat:calls=1,"));
 }
+
+/// A port already in use stops the start, as Redis's `listenToPort`:
+/// serving only the IPv6 loopback would leave clients of 127.0.0.1 talking
+/// to whichever process holds that port.
+#[test]
+fn a_port_in_use_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let dir = std::env::temp_dir().join(format!("ferrite-inuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut child = std::process::Command::new(ferrite_tests::server_binary())
+        .args([
+            "--port",
+            &port,
+            "--save",
+            "",
+            "--dir",
+            &dir.to_string_lossy(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started on a port in use");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!status.success(), "{status}");
+}
