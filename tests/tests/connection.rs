@@ -270,6 +270,11 @@ fn client_reply_off_on_and_skip_suppress_replies() {
         b"CLIENT REPLY OFF\r\nPING\r\nCLIENT REPLY ON\r\nPING\r\nCLIENT REPLY SKIP\r\nECHO a\r\nECHO b\r\n",
     );
     assert_eq!(text(&reply), "+OK\r\n+PONG\r\n$1\r\nb\r\n");
+    // `CLIENT REPLY ON` right after SKIP ends the skip and is answered.
+    assert_eq!(
+        text(&server.raw(b"CLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nPING\r\n")),
+        "+OK\r\n+PONG\r\n"
+    );
     assert_eq!(
         text(&server.raw(b"CLIENT REPLY foo\r\n")),
         "-ERR syntax error\r\n"

@@ -79,7 +79,9 @@ pub fn execute(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[By
         // A `SKIP` applies when the command runs.
         client.reply_mode = mode;
     }
-    if client.reply_mode == ReplyMode::Off || skipping {
+    // A skipped `CLIENT REPLY ON` ends the skip before it replies, so its
+    // `OK` is sent, as Redis clears `CLIENT_REPLY_SKIP` there.
+    if client.reply_mode == ReplyMode::Off || (skipping && client.reply_mode != ReplyMode::On) {
         out.buf.truncate(reply_start);
     }
     if tracking {
