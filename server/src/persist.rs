@@ -113,9 +113,13 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64) {
     let mut all = LockSet::new();
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
+    let libraries = crate::scripting::functions::library_codes(srv);
     srv.store.with_locked(&all, || {
         let dirty = srv.store.stats().dirty.load(Ordering::Relaxed);
-        (crate::rdb::dump(&srv.store, unix_ms(), used), dirty)
+        (
+            crate::rdb::dump(&srv.store, unix_ms(), used, &libraries),
+            dirty,
+        )
     })
 }
 
@@ -249,7 +253,7 @@ pub fn cron(srv: &Shared) {
 /// Replaces the dataset with the snapshot in `data` (start-up and
 /// `DEBUG RELOAD`), every shard held; returns (loaded, skipped as expired).
 pub fn load_bytes(srv: &Shared, data: &[u8], path: &Path) -> Result<(u64, u64), PersistError> {
-    let keys = crate::rdb_load::load_for(srv, data).map_err(|source| PersistError::Load {
+    let loaded = crate::rdb_load::load_for(srv, data).map_err(|source| PersistError::Load {
         path: path.to_path_buf(),
         source,
     })?;
@@ -258,19 +262,20 @@ pub fn load_bytes(srv: &Shared, data: &[u8], path: &Path) -> Result<(u64, u64), 
     let now = unix_ms();
     let (loaded, expired) = srv.store.with_locked(&all, || {
         srv.store.flush_all();
-        let (mut loaded, mut expired) = (0u64, 0u64);
-        for k in keys {
+        crate::scripting::functions::install_all(srv, loaded.libraries);
+        let (mut n, mut expired) = (0u64, 0u64);
+        for k in loaded.keys {
             // A primary leaves expired keys out of the dataset it loads.
             if k.expire_at != ferrite_storage::NO_EXPIRE && k.expire_at <= now {
                 expired += 1;
                 continue;
             }
-            loaded += 1;
+            n += 1;
             srv.store
                 .db(k.db)
                 .with_shard(&k.key, |s| s.set(&k.key, k.value, k.expire_at, now));
         }
-        (loaded, expired)
+        (n, expired)
     });
     let p = &srv.persist;
     p.last_load_keys_loaded.store(loaded, Ordering::Relaxed);

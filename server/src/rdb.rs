@@ -33,6 +33,8 @@ const OPCODE_AUX: u8 = 250;
 const OPCODE_RESIZEDB: u8 = 251;
 const OPCODE_EXPIRETIME_MS: u8 = 252;
 const OPCODE_SELECTDB: u8 = 254;
+/// A function library's code (Redis 7.0's `RDB_OPCODE_FUNCTION2`).
+pub const OPCODE_FUNCTION2: u8 = 245;
 const OPCODE_EOF: u8 = 255;
 
 /// `RDB_ENC_INT8/16/32` under the `11` length prefix.
@@ -387,9 +389,14 @@ fn put_trailer(out: &mut Vec<u8>) {
 /// Serializes every live key of `store` (keys whose TTL passed at `now_ms`
 /// are left out) into a complete RDB file. Consistent only if the caller
 /// holds every shard (see the module doc).
-pub fn dump(store: &Store, now_ms: i64, used_mem: u64) -> Vec<u8> {
+pub fn dump(store: &Store, now_ms: i64, used_mem: u64, libraries: &[bytes::Bytes]) -> Vec<u8> {
     let mut out = Vec::new();
     put_header(&mut out, now_ms, used_mem);
+    // Function libraries come before the keys, as `rdbSaveRio` writes them.
+    for code in libraries {
+        out.push(OPCODE_FUNCTION2);
+        put_string(&mut out, code);
+    }
     let mut body = Vec::new();
     let mut skipped = 0u64;
     for d in 0..store.db_count() {
@@ -553,7 +560,7 @@ mod tests {
         store
             .db(3)
             .with_shard(b"s3", |s| s.set(b"s3", Value::string("v"), NO_EXPIRE, now));
-        let rdb = dump(&store, now, 0);
+        let rdb = dump(&store, now, 0, &[]);
         assert_eq!(&rdb[..9], b"REDIS0010");
         let (body, crc) = rdb.split_at(rdb.len() - 8);
         assert_eq!(crc64(0, body), u64::from_le_bytes(crc.try_into().unwrap()));

@@ -43,6 +43,8 @@ pub enum LoadError {
     Corrupt(&'static str),
     #[error("database index {0} out of range")]
     DbIndex(u64),
+    #[error("Failed loading library: {0}")]
+    Library(String),
 }
 
 /// Result alias of this module.
@@ -62,8 +64,16 @@ pub struct LoadedKey {
 pub struct LoadInfo {
     /// AUX fields, in file order.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Function libraries skipped (`FUNCTION2`: no scripting yet).
-    pub skipped_functions: usize,
+    /// The code of each function library (`FUNCTION2`), in file order.
+    pub libraries: Vec<Vec<u8>>,
+}
+
+/// A snapshot read for installing: its keys, and its function libraries
+/// compiled and checked, so a library that does not load fails the load
+/// before the dataset is touched (Redis refuses such a file too).
+pub struct Loaded {
+    pub keys: Vec<LoadedKey>,
+    pub libraries: crate::scripting::functions::Libraries,
 }
 
 const TYPE_STRING: u8 = 0;
@@ -117,11 +127,38 @@ const MAX_VERSION: u32 = 10;
 /// Reads a whole RDB file into a list of keys, with the server's database
 /// count and encoding limits: the snapshot a start-up load, `DEBUG RELOAD`
 /// or a replica's full resync then installs with every shard held.
-pub fn load_for(srv: &crate::shared::Shared, data: &[u8]) -> Result<Vec<LoadedKey>> {
+pub fn load_for(srv: &crate::shared::Shared, data: &[u8]) -> Result<Loaded> {
     let limits = *srv.hot.enc.read();
     let mut keys = Vec::new();
-    load(data, srv.store.db_count(), &limits, |k| keys.push(k))?;
-    Ok(keys)
+    let info = load(data, srv.store.db_count(), &limits, |k| keys.push(k))?;
+    let codes = info.libraries.into_iter().map(bytes::Bytes::from).collect();
+    let libraries =
+        crate::scripting::functions::Libraries::compile(srv, codes).map_err(LoadError::Library)?;
+    Ok(Loaded { keys, libraries })
+}
+
+/// The library codes of a `FUNCTION DUMP` payload (its footer checked and
+/// cut off by the caller): `FUNCTION2` records only, as
+/// `functionRestoreCommand` reads them.
+pub fn function_payload(body: &[u8]) -> std::result::Result<Vec<Vec<u8>>, &'static str> {
+    let limits = EncodingLimits::default();
+    let mut r = Reader {
+        data: body,
+        pos: 0,
+        limits: &limits,
+    };
+    let mut codes = Vec::new();
+    while r.pos < body.len() {
+        match r.byte().map_err(|_| "can not read data type")? {
+            OPCODE_FUNCTION2 => codes.push(
+                r.string()
+                    .map_err(|_| "failed loading the given functions payload")?,
+            ),
+            OPCODE_FUNCTION => return Err("Pre-GA function format not supported"),
+            _ => return Err("given type is not a function"),
+        }
+    }
+    Ok(codes)
 }
 
 /// Reads a whole RDB file from `data`, handing each key to `sink`.
@@ -184,12 +221,7 @@ pub fn load(
             OPCODE_FREQ => {
                 r.byte()?;
             }
-            OPCODE_FUNCTION2 => {
-                // A function library's code: kept nowhere until scripting
-                // exists, loudly.
-                r.string()?;
-                info.skipped_functions += 1;
-            }
+            OPCODE_FUNCTION2 => info.libraries.push(r.string()?),
             OPCODE_FUNCTION => return Err(LoadError::UnsupportedOpcode(op)),
             OPCODE_MODULE_AUX => return Err(LoadError::ModuleAux),
             t => {
@@ -215,12 +247,6 @@ pub fn load(
                 return Err(LoadError::Checksum { expected, got });
             }
         }
-    }
-    if info.skipped_functions > 0 {
-        tracing::warn!(
-            libraries = info.skipped_functions,
-            "RDB function libraries ignored: scripting is not supported yet"
-        );
     }
     Ok(info)
 }
@@ -1193,7 +1219,7 @@ mod tests {
                 want.insert((*db, key.clone()), (render(&v), exp));
                 store.db(*db).with_shard(key, |s| s.set(key, v, exp, now));
             }
-            let rdb = crate::rdb::dump(&store, now, 0);
+            let rdb = crate::rdb::dump(&store, now, 0, &[]);
             let mut got = std::collections::BTreeMap::new();
             load(&rdb, 4, &limits(), |k| {
                 got.insert((k.db, k.key), (render(&k.value), k.expire_at));
@@ -1239,7 +1265,7 @@ mod tests {
         store
             .db(0)
             .with_shard(b"k", |s| s.set(b"k", Value::string("v"), NO_EXPIRE, 0));
-        let rdb = crate::rdb::dump(&store, 0, 0);
+        let rdb = crate::rdb::dump(&store, 0, 0, &[]);
         for cut in 0..rdb.len() {
             assert!(
                 load(&rdb[..cut], 1, &limits(), |_| {}).is_err(),

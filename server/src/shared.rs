@@ -213,7 +213,11 @@ impl Shared {
             scripts: Default::default(),
         };
         s.apply_config();
-        Arc::new(s)
+        let s = Arc::new(s);
+        // Libraries in a snapshot loaded before the server runs compile
+        // against this state.
+        crate::scripting::attach(&s);
+        s
     }
 
     /// What `CLIENT PAUSE` holds back now (one load while nothing is).

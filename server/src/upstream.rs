@@ -716,7 +716,7 @@ fn load_snapshot(
     replid: String,
     offset: i64,
 ) -> Result<(), LinkError> {
-    let keys = crate::rdb_load::load_for(srv, data)?;
+    let loaded = crate::rdb_load::load_for(srv, data)?;
     let mut all = LockSet::new();
     all.add_all();
     let now = unix_ms();
@@ -727,8 +727,9 @@ fn load_snapshot(
         // Replicas of this server must sync again: its history changes.
         disconnect_replicas(srv);
         srv.store.flush_all();
-        let n = keys.len();
-        for k in keys {
+        crate::scripting::functions::install_all(srv, loaded.libraries);
+        let n = loaded.keys.len();
+        for k in loaded.keys {
             srv.store
                 .db(k.db)
                 .with_shard(&k.key, |s| s.set(&k.key, k.value, k.expire_at, now));

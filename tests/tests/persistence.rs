@@ -201,3 +201,30 @@ fn a_corrupt_file_stops_the_server_from_starting() {
     assert!(!status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Function libraries are part of the snapshot (`FUNCTION2` records):
+/// they survive a restart and `DEBUG RELOAD`, which drops the libraries
+/// loaded since the save, as Redis's `emptyData` does.
+#[test]
+fn function_libraries_are_saved_and_loaded() {
+    let dir = tempdir("functions");
+    let lib = "#!lua name=kept\nredis.register_function('seven', function() return 7 end)";
+    {
+        let s = start_in(&dir, &[]);
+        let mut c = s.client();
+        assert_eq!(cmd::<String>(&mut c, &["FUNCTION", "LOAD", lib]), "kept");
+        assert_eq!(cmd::<String>(&mut c, &["save"]), "OK");
+        let late = "#!lua name=late\nredis.register_function('late', function() return 1 end)";
+        let _: String = cmd(&mut c, &["FUNCTION", "LOAD", late]);
+        let _: String = cmd(&mut c, &["DEBUG", "RELOAD", "NOSAVE"]);
+        assert_eq!(
+            err(&mut c, &["FCALL", "late", "0"]),
+            "ERR Function not found"
+        );
+        assert_eq!(cmd::<i64>(&mut c, &["FCALL", "seven", "0"]), 7);
+    }
+    let s = start_in(&dir, &[]);
+    let mut c = s.client();
+    assert_eq!(cmd::<i64>(&mut c, &["FCALL", "seven", "0"]), 7);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -338,6 +338,123 @@ fn function_stats_shows_the_running_function_and_its_call() {
     assert_eq!(cmd::<String>(&mut con, &["SCRIPT", "KILL"]), "OK");
 }
 
+/// A library's code runs with only the load API (`redis.register_function`,
+/// `redis.log`, the version fields), as Redis's `LIBRARY_API`; functions
+/// run with the full one, without `register_function`. The shebang is
+/// split as `sdssplitargs` splits it.
+#[test]
+fn libraries_load_with_the_load_api_only() {
+    let (_s, mut con) = setup();
+    let load = |con: &mut Connection, body: &str| {
+        let code = format!("#!lua name=t\n{body}");
+        redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(code)
+            .query::<String>(con)
+            .map_err(|e| ferrite_tests::error_text(&e))
+    };
+    for (body, missing) in [
+        ("return math.random()", "math"),
+        ("return redis.call('ping')", "call"),
+        ("local mt = getmetatable(_G)", "getmetatable"),
+    ] {
+        let e = load(&mut con, body).expect_err(body);
+        assert!(
+            e.contains(&format!(
+                "Script attempted to access nonexistent global variable '{missing}'"
+            )),
+            "{body}: {e}"
+        );
+    }
+    let e = load(&mut con, "redis.register_function(nil, function() end)").expect_err("nil name");
+    assert!(
+        e.contains("first argument to redis.register_function must be a string"),
+        "{e}"
+    );
+    assert_eq!(
+        load(
+            &mut con,
+            "redis.log(redis.LOG_NOTICE, redis.REDIS_VERSION) redis.register_function{FUNCTION_NAME='inner', CALLBACK=function() return redis.register_function('x', function() end) end, FLAGS={'NO-WRITES'}}"
+        ),
+        Ok("t".into())
+    );
+    assert!(err(&mut con, &["FCALL", "inner", "0"])
+        .contains("attempt to call field 'register_function' (a nil value)"));
+    let quoted = "#!lua name=\"q\"\nredis.register_function('q', function() return 1 end)";
+    assert_eq!(cmd::<String>(&mut con, &["FUNCTION", "LOAD", quoted]), "q");
+    assert_eq!(
+        err(
+            &mut con,
+            &["FUNCTION", "LOAD", "#!lua name=a name=b\nreturn"]
+        ),
+        "ERR Invalid metadata value, name argument was given multiple times"
+    );
+    assert_eq!(
+        err(&mut con, &["FUNCTION", "LOAD", "#! name=e\nreturn"]),
+        "ERR Engine '' not found"
+    );
+}
+
+/// `FUNCTION DUMP` / `FUNCTION RESTORE` with the APPEND, REPLACE and
+/// FLUSH policies, their errors as Redis 7.0 words them, and a payload
+/// carried to another server.
+#[test]
+fn function_dump_and_restore() {
+    let (_s, mut con) = setup();
+    let lib = "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)";
+    let _: String = cmd(&mut con, &["FUNCTION", "LOAD", lib]);
+    let payload: Vec<u8> = cmd(&mut con, &["FUNCTION", "DUMP"]);
+    let restore = |con: &mut Connection, policy: Option<&str>| {
+        let mut c = redis::cmd("FUNCTION");
+        c.arg("RESTORE").arg(&payload[..]);
+        if let Some(p) = policy {
+            c.arg(p);
+        }
+        c.query::<String>(con)
+            .map_err(|e| ferrite_tests::error_text(&e))
+    };
+    assert_eq!(
+        restore(&mut con, None),
+        Err("ERR Library lib1 already exists".into())
+    );
+    assert_eq!(restore(&mut con, Some("REPLACE")), Ok("OK".into()));
+    assert_eq!(
+        restore(&mut con, Some("BAD")),
+        Err(
+            "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
+                .into()
+        )
+    );
+    let other = "#!lua name=lib2\nredis.register_function('f2', function() return 2 end)";
+    let _: String = cmd(&mut con, &["FUNCTION", "LOAD", other]);
+    assert_eq!(restore(&mut con, Some("FLUSH")), Ok("OK".into()));
+    assert_eq!(
+        err(&mut con, &["FCALL", "f2", "0"]),
+        "ERR Function not found"
+    );
+    assert_eq!(cmd::<i64>(&mut con, &["FCALL", "f1", "0"]), 1);
+
+    let mut broken = payload.clone();
+    *broken.last_mut().expect("payload") ^= 1;
+    let e: redis::RedisError = redis::cmd("FUNCTION")
+        .arg("RESTORE")
+        .arg(broken)
+        .query::<String>(&mut con)
+        .expect_err("bad checksum");
+    assert_eq!(
+        ferrite_tests::error_text(&e),
+        "ERR DUMP payload version or checksum are wrong"
+    );
+
+    // Another server takes the payload as it is.
+    let (_s2, mut con2) = setup();
+    assert_eq!(restore(&mut con2, None), Ok("OK".into()));
+    assert_eq!(cmd::<i64>(&mut con2, &["FCALL", "f1", "0"]), 1);
+    let again: Vec<u8> = cmd(&mut con2, &["FUNCTION", "DUMP"]);
+    assert_eq!(again, payload);
+}
+
 #[test]
 fn scripts_are_atomic() {
     let (s, mut con) = setup();

@@ -26,10 +26,16 @@ const DUMP_RDB_VERSION: u16 = 10;
 pub fn dump_payload(value: &Value) -> Option<Vec<u8>> {
     let mut out = vec![0u8];
     out[0] = rdb::put_value(&mut out, value)?;
-    out.extend_from_slice(&DUMP_RDB_VERSION.to_le_bytes());
-    let crc = rdb::crc64(0, &out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    put_footer(&mut out);
     Some(out)
+}
+
+/// Appends the footer of a `DUMP` (or `FUNCTION DUMP`) payload: the RDB
+/// version, then the CRC-64 of everything before it.
+pub fn put_footer(out: &mut Vec<u8>) {
+    out.extend_from_slice(&DUMP_RDB_VERSION.to_le_bytes());
+    let crc = rdb::crc64(0, out);
+    out.extend_from_slice(&crc.to_le_bytes());
 }
 
 /// Checks a payload's footer as Redis's `verifyDumpPayload` does and returns

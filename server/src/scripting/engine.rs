@@ -30,11 +30,39 @@ const INTERNAL: &str = "=redis_internal";
 
 /// Lua code run once per interpreter: the protections Redis applies to
 /// globals and library tables (reads of unknown globals fail, writes fail).
+/// It returns the scripts' environment and a switch that, while a library
+/// loads, makes that environment show only the load API (Redis's
+/// `LIBRARY_API`: `redis.register_function`, `redis.log` and the version
+/// fields); `register_function` is not part of the run-time `redis`.
 const PRELUDE: &str = r#"
 local G = ...
 local rawget, rawset, error, tostring, type = rawget, rawset, error, tostring, type
 local setmt, getmt = setmetatable, getmetatable
 local protected = {}
+local function missing(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end
+local raw_redis = rawget(G, "redis")
+local load_redis = {}
+for _, k in ipairs({"register_function", "log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE",
+                    "LOG_WARNING", "REDIS_VERSION", "REDIS_VERSION_NUM"}) do
+  load_redis[k] = rawget(raw_redis, k)
+end
+rawset(raw_redis, "register_function", nil)
+local strict_redis = {}
+local strict_mt = {
+  __index = function(_, k)
+    local v = rawget(load_redis, k)
+    if v == nil then missing(k) end
+    return v
+  end,
+  __newindex = function() error("Attempt to modify a readonly table", 2) end,
+  __metatable = false,
+}
+setmt(strict_redis, strict_mt)
+protected[strict_redis] = true
+local load_api = {redis = strict_redis}
+local loading = false
 local function readonly(t)
   local proxy = {}
   local mt = {
@@ -49,11 +77,14 @@ end
 local env = {}
 local envmt = {
   __index = function(_, k)
+    if loading then
+      local v = rawget(load_api, k)
+      if v == nil then missing(k) end
+      return v
+    end
     if k == "_G" then return env end
     local v = rawget(G, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
+    if v == nil then missing(k) end
     return v
   end,
   __newindex = function() error("Attempt to modify a readonly table", 2) end,
@@ -76,7 +107,7 @@ end)
 rawset(G, "loadfile", nil)
 rawset(G, "dofile", nil)
 rawset(G, "print", nil)
-return env
+return env, function(on) loading = on end
 "#;
 
 /// Runs `f` under `h` (`xpcall`), returning `ok, result`.
@@ -153,6 +184,8 @@ struct RunCtx {
 pub struct Engine {
     lua: Lua,
     env: Table,
+    /// Switches `env` to the load API while a library's code runs.
+    set_loading: Function,
     runner: Function,
     handler: Function,
     compiled: HashMap<String, Function>,
@@ -180,15 +213,17 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
         return fail("redis.register_function can only be called on FUNCTION LOAD command");
     }
     let (name, callback, flags, desc) = match args.len() {
-        2 => match (&args[0], &args[1]) {
-            (Value::String(n), Value::Function(f)) => (n.as_bytes().to_vec(), f.clone(), 0, None),
-            (Value::String(_), _) => {
-                return fail(
-                    "callback argument given to redis.register_function must be a function",
-                )
-            }
-            _ => return fail("wrong number of arguments to redis.register_function"),
-        },
+        // `luaRegisterFunctionReadPositionalArgs`: a name (a string or
+        // a number, as `lua_isstring`) and a function.
+        2 => {
+            let Some(name) = lua_string_arg(&args[0]) else {
+                return fail("first argument to redis.register_function must be a string");
+            };
+            let Value::Function(f) = &args[1] else {
+                return fail("second argument to redis.register_function must be a function");
+            };
+            (name, f.clone(), 0, None)
+        }
         1 => {
             let Value::Table(t) = &args[0] else {
                 return fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
@@ -204,14 +239,15 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
                         "named argument key given to redis.register_function is not a string",
                     );
                 };
-                match &*k.as_bytes() {
-                    b"function_name" => match v {
-                        Value::String(s) => name = Some(s.as_bytes().to_vec()),
-                        _ => return fail("function_name argument given to redis.register_function must be a string"),
+                // Argument names and flags ignore case (`strcasecmp`).
+                match &*k.as_bytes().to_ascii_lowercase() {
+                    b"function_name" => match lua_string_arg(&v) {
+                        Some(s) => name = Some(s),
+                        None => return fail("function_name argument given to redis.register_function must be a string"),
                     },
-                    b"description" => match v {
-                        Value::String(s) => desc = Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
-                        _ => return fail("description argument given to redis.register_function must be a string"),
+                    b"description" => match lua_string_arg(&v) {
+                        Some(s) => desc = Some(String::from_utf8_lossy(&s).into_owned()),
+                        None => return fail("description argument given to redis.register_function must be a string"),
                     },
                     b"callback" => match v {
                         Value::Function(f) => callback = Some(f),
@@ -225,7 +261,7 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
                             let Value::String(f) = f? else {
                                 return fail("unknown flag given");
                             };
-                            flags |= match &*f.as_bytes() {
+                            flags |= match &*f.as_bytes().to_ascii_lowercase() {
                                 b"no-writes" => flags::NO_WRITES,
                                 b"allow-oom" => flags::ALLOW_OOM,
                                 b"allow-stale" => flags::ALLOW_STALE,
@@ -260,6 +296,16 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     }
     ctx.funcs.push((FnMeta { name, desc, flags }, callback));
     Ok(())
+}
+
+/// A string argument as `luaGetStringSds` takes it: a string or a number.
+fn lua_string_arg(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Integer(i) => Some(i.to_string().into_bytes()),
+        Value::Number(n) => Some(lua_number_string(*n).into_bytes()),
+        _ => None,
+    }
 }
 
 thread_local! {
@@ -515,7 +561,8 @@ impl Engine {
             .set_name(INTERNAL)
             .call::<()>((probe, errmsg))?;
         let handler = lua.create_function(error_handler)?;
-        let env: Table = lua.load(PRELUDE).set_name(INTERNAL).call(g.clone())?;
+        let (env, set_loading): (Table, Function) =
+            lua.load(PRELUDE).set_name(INTERNAL).call(g.clone())?;
         let runner = lua.load(RUNNER).set_name(INTERNAL).into_function()?;
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(100_000),
@@ -525,6 +572,7 @@ impl Engine {
         Ok(Engine {
             lua,
             env,
+            set_loading,
             runner,
             handler,
             compiled: HashMap::new(),
@@ -583,7 +631,9 @@ impl Engine {
             funcs: Vec::new(),
             start: Instant::now(),
         });
+        let _ = self.set_loading.call::<()>(true);
         let r: mlua::Result<(bool, Value)> = self.runner.call((f, self.handler.clone()));
+        let _ = self.set_loading.call::<()>(false);
         let ctx = self.lua.remove_app_data::<LoadCtx>();
         let funcs = ctx.map(|c| c.funcs).unwrap_or_default();
         match r {

@@ -4,13 +4,14 @@
 //! The registry of libraries (code and the functions each registered) is
 //! shared; every interpreter loads the libraries itself when the registry's
 //! generation changes, so `FCALL` runs on the script thread like `EVAL`.
-//! `FUNCTION LOAD/DELETE/FLUSH` are propagated as received, as Redis does.
-//! `FUNCTION DUMP`/`RESTORE` are not provided, and libraries are not saved
-//! in RDB files.
+//! `FUNCTION LOAD/DELETE/FLUSH/RESTORE` are propagated as received, as
+//! Redis does. Libraries are saved in RDB files (`FUNCTION2` records) and
+//! sent to replicas with the snapshot; `FUNCTION DUMP` writes the same
+//! records with `DUMP`'s version and CRC-64 footer.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
@@ -26,7 +27,8 @@ pub struct FnMeta {
     pub flags: u32,
 }
 
-struct Library {
+#[derive(Clone)]
+pub struct Library {
     code: Bytes,
     shebang_len: usize,
     funcs: Vec<FnMeta>,
@@ -39,6 +41,31 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Adds `new` (`FUNCTION RESTORE` APPEND or REPLACE, Redis's
+    /// `libraryJoin`): a library already here fails unless `replace`, and
+    /// no function name may then be taken twice. All or nothing.
+    fn join(&mut self, new: Libraries, replace: bool) -> Result<(), String> {
+        let mut next = self.libs.clone();
+        for (name, _) in &new.0 {
+            if next.remove(name).is_some() && !replace {
+                return Err(format!("Library {name} already exists"));
+            }
+        }
+        for (_, lib) in &new.0 {
+            for f in &lib.funcs {
+                let taken = next
+                    .values()
+                    .any(|l| l.funcs.iter().any(|g| g.name.eq_ignore_ascii_case(&f.name)));
+                if taken {
+                    return Err(format!("Function {} already exists", f.name));
+                }
+            }
+        }
+        next.extend(new.0);
+        self.libs = next;
+        Ok(())
+    }
+
     /// Every library's code, for an interpreter to load.
     pub fn codes(&self) -> Vec<(Bytes, usize)> {
         self.libs
@@ -69,6 +96,129 @@ impl Registry {
     }
 }
 
+/// Libraries read from an RDB file or a `FUNCTION RESTORE` payload,
+/// compiled and checked, ready to install.
+#[derive(Default)]
+pub struct Libraries(Vec<(String, Library)>);
+
+impl Libraries {
+    /// Compiles each library (Redis's `rdbFunctionLoad` into a fresh
+    /// context): one that does not load, a library given twice or a
+    /// function name taken twice fails the whole set.
+    pub fn compile(srv: &crate::shared::Shared, codes: Vec<Bytes>) -> Result<Libraries, String> {
+        if codes.is_empty() {
+            return Ok(Libraries::default());
+        }
+        let me: Arc<crate::shared::Shared> = srv
+            .scripts
+            .me
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| "scripting is not available".to_string())?;
+        let mut out: Vec<(String, Library)> = Vec::with_capacity(codes.len());
+        for code in codes {
+            let (name, shebang_len) = lib_metadata(&code)?;
+            if out.iter().any(|(n, _)| *n == name) {
+                return Err(format!("Library '{name}' already exists"));
+            }
+            let funcs = engine::load_library_check(&me, &code, shebang_len)?;
+            for f in &funcs {
+                let taken = out
+                    .iter()
+                    .any(|(_, l)| l.funcs.iter().any(|g| g.name.eq_ignore_ascii_case(&f.name)));
+                if taken {
+                    return Err(format!("Function {} already exists", f.name));
+                }
+            }
+            out.push((
+                name,
+                Library {
+                    code,
+                    shebang_len,
+                    funcs,
+                },
+            ));
+        }
+        Ok(Libraries(out))
+    }
+}
+
+/// Replaces every library with `libs`: a whole dataset loaded (start-up,
+/// `DEBUG RELOAD`, a replica's full sync) drops the functions it had, as
+/// Redis's `emptyData` does.
+pub fn install_all(srv: &crate::shared::Shared, libs: Libraries) {
+    let s = &srv.scripts;
+    s.functions.lock().libs = libs.0.into_iter().collect();
+    s.fn_generation.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The code of every library, for a snapshot (`FUNCTION2` records).
+pub fn library_codes(srv: &crate::shared::Shared) -> Vec<Bytes> {
+    srv.scripts
+        .functions
+        .lock()
+        .libs
+        .values()
+        .map(|l| l.code.clone())
+        .collect()
+}
+
+/// `FUNCTION DUMP`: every library as a `FUNCTION2` record, then `DUMP`'s
+/// footer (RDB version, CRC-64).
+pub(super) fn function_dump(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let mut out = Vec::new();
+    for code in library_codes(ctx.srv) {
+        out.push(crate::rdb::OPCODE_FUNCTION2);
+        crate::rdb::put_string(&mut out, &code);
+    }
+    crate::commands::dump::put_footer(&mut out);
+    ctx.out.bulk(&out);
+    Ok(())
+}
+
+/// `FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]` (Redis's
+/// `functionRestoreCommand`).
+pub(super) fn function_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CmdError::subcommand_syntax(args));
+    }
+    #[derive(PartialEq)]
+    enum Policy {
+        Append,
+        Replace,
+        Flush,
+    }
+    let policy = match args.get(3) {
+        None => Policy::Append,
+        Some(a) if is(a, "append") => Policy::Append,
+        Some(a) if is(a, "replace") => Policy::Replace,
+        Some(a) if is(a, "flush") => Policy::Flush,
+        Some(_) => {
+            return Err(CmdError::err(
+                "Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ))
+        }
+    };
+    let body = crate::commands::dump::verify_payload(&args[2])
+        .ok_or_else(|| CmdError::err("DUMP payload version or checksum are wrong"))?;
+    let codes = crate::rdb_load::function_payload(body).map_err(CmdError::err)?;
+    let codes = codes.into_iter().map(Bytes::from).collect();
+    let libs = Libraries::compile(ctx.srv, codes).map_err(CmdError::err)?;
+    if policy == Policy::Flush {
+        install_all(ctx.srv, libs);
+    } else {
+        let s = &ctx.srv.scripts;
+        s.functions
+            .lock()
+            .join(libs, policy == Policy::Replace)
+            .map_err(CmdError::err)?;
+        s.fn_generation.fetch_add(1, Ordering::AcqRel);
+    }
+    ctx.propagate_argv(args);
+    ctx.out.ok();
+    Ok(())
+}
+
 /// Letters, digits and `_`, at least one (library and function names).
 pub fn valid_name(n: &[u8]) -> bool {
     !n.is_empty() && n.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
@@ -79,22 +229,24 @@ fn lib_metadata(code: &[u8]) -> Result<(String, usize), String> {
     if !code.starts_with(b"#!") {
         return Err("Missing library metadata".into());
     }
-    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
-    let line = &code[2..end];
-    let mut parts = line
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|p| !p.is_empty());
-    let engine = parts.next().unwrap_or_default();
-    if !engine.eq_ignore_ascii_case(b"lua") {
-        return Err(format!(
-            "Engine '{}' not found",
-            String::from_utf8_lossy(engine)
-        ));
-    }
+    // The first line, split as `sdssplitargs` (quotes allowed), as
+    // `functionExtractLibMetaData`; the engine is checked after the rest.
+    let Some(end) = code.iter().position(|&b| b == b'\n') else {
+        return Err("Invalid library metadata".into());
+    };
+    let parts = ferrite_protocol::split_args(&code[..end])
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| "Invalid library metadata".to_string())?;
+    let engine = &parts[0][2.min(parts[0].len())..];
     let mut name = None;
-    for p in parts {
-        if let Some(n) = p.strip_prefix(b"name=") {
-            name = Some(String::from_utf8_lossy(n).into_owned());
+    for p in &parts[1..] {
+        if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(
+                    "Invalid metadata value, name argument was given multiple times".into(),
+                );
+            }
+            name = Some(String::from_utf8_lossy(&p[5..]).into_owned());
         } else {
             return Err(format!(
                 "Invalid metadata value given: {}",
@@ -107,6 +259,12 @@ fn lib_metadata(code: &[u8]) -> Result<(String, usize), String> {
     };
     if !valid_name(name.as_bytes()) {
         return Err("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+    }
+    if !engine.eq_ignore_ascii_case(b"lua") {
+        return Err(format!(
+            "Engine '{}' not found",
+            String::from_utf8_lossy(engine)
+        ));
     }
     Ok((name, end))
 }
@@ -183,9 +341,12 @@ pub(super) fn function_delete(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub(super) fn function_flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::subcommand_syntax(args));
+    }
     match args.get(2) {
         None => {}
-        Some(a) if args.len() == 3 && (is(a, "sync") || is(a, "async")) => {}
+        Some(a) if is(a, "sync") || is(a, "async") => {}
         Some(_) => {
             return Err(CmdError::err(
                 "FUNCTION FLUSH only supports SYNC|ASYNC option",
@@ -325,7 +486,7 @@ pub(super) fn function_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Redis 7.0's text less `DUMP` and `RESTORE`, which Ferrite does not have.
+/// Redis 7.0's text.
 pub(super) fn function_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     const HELP: &[&str] = &[
         "LOAD [REPLACE] <FUNCTION CODE>",
@@ -355,6 +516,16 @@ pub(super) fn function_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
         "    * ASYNC: Asynchronously flush the libraries.",
         "    * SYNC: Synchronously flush the libraries.",
+        "DUMP",
+        "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+        "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+        "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+        "    control how to handle existing libraries (default APPEND):",
+        "    * FLUSH: delete all existing libraries.",
+        "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+        "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+        "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+        "      in case of functions name collision with another library).",
     ];
     crate::commands::connection::write_help(ctx, "FUNCTION", HELP);
     Ok(())

@@ -83,6 +83,8 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("function|stats", functions::function_stats),
     ("function|kill", function_kill),
     ("function|help", functions::function_help),
+    ("function|dump", functions::function_dump),
+    ("function|restore", functions::function_restore),
 ];
 
 /// A cached script body.
@@ -245,9 +247,14 @@ impl Scripts {
     }
 }
 
+/// Lets scripting reach the server state it belongs to (`Shared::new`).
+pub fn attach(srv: &Arc<Shared>) {
+    let _ = srv.scripts.me.set(Arc::downgrade(srv));
+}
+
 /// Starts the script thread for `srv`.
 pub fn start(srv: &Arc<Shared>) {
-    let _ = srv.scripts.me.set(Arc::downgrade(srv));
+    attach(srv);
     let (tx, rx) = std::sync::mpsc::channel::<JobAndReply>();
     *srv.scripts.jobs.lock() = Some(tx);
     let weak = Arc::downgrade(srv);
@@ -360,41 +367,6 @@ pub fn sha1hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
-/// Splits a shebang line like `sdssplitargs` (plain words; quotes are
-/// honoured for simple cases).
-fn split_words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut words = Vec::new();
-    let mut i = 0;
-    while i < line.len() {
-        while i < line.len() && line[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= line.len() {
-            break;
-        }
-        let mut w = Vec::new();
-        if line[i] == b'"' || line[i] == b'\'' {
-            let q = line[i];
-            i += 1;
-            while i < line.len() && line[i] != q {
-                w.push(line[i]);
-                i += 1;
-            }
-            if i >= line.len() {
-                return None;
-            }
-            i += 1;
-        } else {
-            while i < line.len() && !line[i].is_ascii_whitespace() {
-                w.push(line[i]);
-                i += 1;
-            }
-        }
-        words.push(w);
-    }
-    Some(words)
-}
-
 /// Whether a script call may write, by the flags its script declares
 /// (Redis's `evalGetCommandFlags` / `fcallGetCommandFlags`, asked before
 /// the call, so that `CLIENT PAUSE WRITE` holds back only scripts that
@@ -444,7 +416,7 @@ pub fn shebang_flags(body: &[u8]) -> Result<(u32, usize), String> {
     let Some(end) = body.iter().position(|&b| b == b'\n') else {
         return Err("Invalid script shebang".into());
     };
-    let parts = match split_words(&body[..end]) {
+    let parts = match ferrite_protocol::split_args(&body[..end]) {
         Some(p) if !p.is_empty() => p,
         _ => return Err("Invalid engine in script shebang".into()),
     };
