@@ -314,13 +314,19 @@ impl Shared {
 
     /// Sends a command to every `MONITOR` client, in Redis's format.
     pub fn feed_monitors(&self, client: &Client, argv: &[Bytes]) {
+        self.feed_monitors_as(client.db, &client.handle.addr.to_string(), argv);
+    }
+
+    /// Sends a command to every `MONITOR` client as run by `source` (a
+    /// client's address, or `lua` for a script's `redis.call`).
+    pub fn feed_monitors_as(&self, db: usize, source: &str, argv: &[Bytes]) {
         let us = unix_us();
         let mut line = format!(
             "+{}.{:06} [{} {}]",
             us / 1_000_000,
             us % 1_000_000,
-            client.db,
-            client.handle.addr
+            db,
+            source
         );
         for a in argv {
             line.push(' ');

@@ -396,6 +396,38 @@ fn libraries_load_with_the_load_api_only() {
     );
 }
 
+/// `MONITOR` shows a script's call, then the commands it ran as `lua`.
+#[test]
+fn monitor_shows_scripts_and_their_commands() {
+    let (s, mut con) = setup();
+    let mut mon = s.raw_conn();
+    mon.send(b"MONITOR\r\n");
+    assert_eq!(
+        text(&mon.read_until(|b| b.ends_with(b"\r\n"), Duration::from_secs(5))),
+        "+OK\r\n"
+    );
+    cmd::<()>(
+        &mut con,
+        &[
+            "EVAL",
+            "redis.call('set',KEYS[1],ARGV[1])",
+            "1",
+            "foo",
+            "bar",
+        ],
+    );
+    let got = text(&mon.read_until(
+        |b| b.windows(2).filter(|w| w == b"\r\n").count() >= 2,
+        Duration::from_secs(5),
+    ));
+    let lines: Vec<&str> = got.lines().collect();
+    assert!(
+        lines[0].contains(r#"] "EVAL" "redis.call('set',KEYS[1],ARGV[1])" "1" "foo" "bar""#),
+        "{got}"
+    );
+    assert!(lines[1].ends_with(r#" [0 lua] "set" "foo" "bar""#), "{got}");
+}
+
 /// `FUNCTION DUMP` / `FUNCTION RESTORE` with the APPEND, REPLACE and
 /// FLUSH policies, their errors as Redis 7.0 words them, and a payload
 /// carried to another server.

@@ -1252,6 +1252,10 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     out.resp3 = ctx.resp == 3;
     let ctx = &mut *ctx;
     let now = ctx.now;
+    if ctx.srv.monitors_active.load(Ordering::Relaxed) && !cmd.has(flag::SKIP_MONITOR | flag::ADMIN)
+    {
+        ctx.srv.feed_monitors_as(ctx.client.db, "lua", &argv);
+    }
     crate::command::dispatch::call(&ctx.srv, &mut ctx.client, &mut out, cmd, &argv, now);
     // The script client's own push frames (keyspace events to itself) go nowhere.
     ctx.client.push.get_mut().buf.clear();

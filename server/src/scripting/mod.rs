@@ -475,7 +475,16 @@ fn evalsha_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
+/// Scripts skip `MONITOR` in the dispatcher (`skip_monitor`) and are fed
+/// here, before the commands they run, as Redis's `evalCommand` does.
+fn feed_monitors(ctx: &Ctx<'_>, args: &[Bytes]) {
+    if ctx.srv.monitors_active.load(Ordering::Relaxed) {
+        ctx.srv.feed_monitors(ctx.client, args);
+    }
+}
+
 fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> CmdResult {
+    feed_monitors(ctx, args);
     let numkeys = numkeys_arg(args)?;
     let srv = ctx.srv;
     let (sha, body, script_flags, shebang_len, from_eval) = if by_sha {
@@ -556,6 +565,7 @@ fn fcall_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
+    feed_monitors(ctx, args);
     // The function first, then the key count, as `fcallCommandGeneric`.
     let (name, fn_flags) = functions::lookup(ctx, &String::from_utf8_lossy(&args[1]))?;
     if ferrite_protocol::parse_i64(&args[2]).is_none() {
