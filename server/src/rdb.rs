@@ -5,7 +5,10 @@
 //! Values use the plain, encoding-independent RDB types that Redis 7.0
 //! still loads (and re-encodes at its own thresholds): strings, `LIST` (1),
 //! `SET` (2), `HASH` (4) and `ZSET_2` (5, binary scores). Redis's compact
-//! types (listpacks, intsets) would only save bytes on the wire.
+//! types (listpacks, intsets) would only save bytes on the wire. Streams
+//! are `STREAM_LISTPACKS_2` as Redis 7.0 writes them; Bloom filters are a
+//! module value (`MODULE_2`) of Ferrite's own module type, which a real
+//! Redis refuses as it refuses any module it does not have.
 //!
 //! The writer does no locking: [`dump`] reads each shard through
 //! `Db::with_shard_at`, so a caller that wants a point-in-time snapshot runs
@@ -28,6 +31,53 @@ const TYPE_ZSET_2: u8 = 5;
 /// then the stream's IDs and counters, then consumer groups with their
 /// `entries_read`.
 const TYPE_STREAM_LISTPACKS_2: u8 = 19;
+/// A module value (`RDB_TYPE_MODULE_2`): the module type's 64-bit id, then
+/// the module's own fields, each behind an opcode, up to an EOF opcode.
+pub const TYPE_MODULE_2: u8 = 7;
+/// `RDB_MODULE_OPCODE_*`: what each field of a module value is.
+pub const MODULE_OPCODE_EOF: u64 = 0;
+pub const MODULE_OPCODE_UINT: u64 = 2;
+pub const MODULE_OPCODE_DOUBLE: u64 = 4;
+pub const MODULE_OPCODE_STRING: u64 = 5;
+
+/// The module type name Ferrite's Bloom filters are saved under. Not
+/// RedisBloom's `MBbloom--`: our bits are set with a different hash, so a
+/// RedisBloom loading them would answer false negatives. A real Redis
+/// (with or without RedisBloom) refuses such a file the way it refuses any
+/// module it lacks ("no matching module type 'ferbloom-'") instead of
+/// loading wrong filters.
+pub const BLOOM_MODULE_NAME: &[u8; 9] = b"ferbloom-";
+/// The layout version of that record (the module id's low 10 bits).
+pub const BLOOM_MODULE_ENCVER: u64 = 1;
+/// The chain-options bit of a non-scaling filter (RedisBloom's value).
+pub const BLOOM_OPT_NO_SCALING: u64 = 8;
+
+/// The 64 characters a module type name is written with, in the order
+/// Redis's `moduleTypeEncodeId` numbers them.
+const MODULE_NAME_CHARSET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// A module type id as Redis's `moduleTypeEncodeId` builds it: nine 6-bit
+/// characters, then the 10-bit encoding version.
+pub fn module_type_id(name: &[u8; 9], encver: u64) -> u64 {
+    let id = name.iter().fold(0u64, |id, c| {
+        let n = MODULE_NAME_CHARSET.iter().position(|x| x == c).unwrap_or(0);
+        (id << 6) | n as u64
+    });
+    (id << 10) | (encver & 1023)
+}
+
+/// The name and encoding version inside a module type id (Redis's
+/// `moduleTypeNameByID`), for error messages and matching.
+pub fn module_type_name(id: u64) -> (String, u64) {
+    let name = (0..9)
+        .map(|i| {
+            let shift = 10 + 6 * (8 - i);
+            MODULE_NAME_CHARSET[((id >> shift) & 63) as usize] as char
+        })
+        .collect();
+    (name, id & 1023)
+}
 
 const OPCODE_AUX: u8 = 250;
 const OPCODE_RESIZEDB: u8 = 251;
@@ -132,41 +182,34 @@ fn put_aux(out: &mut Vec<u8>, key: &str, value: &str) {
 
 /// Appends one value's type byte, `key` and the value's payload.
 pub fn put_entry(out: &mut Vec<u8>, key: &[u8], value: &Value) {
-    // Left out by `dump` (see there); nothing to write.
-    if matches!(value, Value::Bloom(_)) {
-        return;
-    }
     let at = out.len();
     out.push(0);
     put_string(out, key);
-    if let Some(t) = put_value(out, value) {
-        out[at] = t;
-    }
+    out[at] = put_value(out, value);
 }
 
 /// Appends a value's payload without its type byte and key, returning the
 /// type byte it belongs under: what `rdbSaveObject` writes, shared by the
-/// snapshot and `DUMP`. A Bloom filter (no RDB type) writes nothing and
-/// returns `None`.
-pub fn put_value(out: &mut Vec<u8>, value: &Value) -> Option<u8> {
+/// snapshot and `DUMP`.
+pub fn put_value(out: &mut Vec<u8>, value: &Value) -> u8 {
     match value {
         Value::Str { bytes, .. } => {
             put_string(out, bytes);
-            Some(TYPE_STRING)
+            TYPE_STRING
         }
         Value::List(l) => {
             put_len(out, l.len() as u64);
             for e in l.iter() {
                 put_string(out, e);
             }
-            Some(TYPE_LIST)
+            TYPE_LIST
         }
         Value::Set(s) => {
             put_len(out, s.len() as u64);
             for m in s.iter() {
                 m.with_bytes(|b| put_string(out, b));
             }
-            Some(TYPE_SET)
+            TYPE_SET
         }
         Value::Hash(h) => {
             put_len(out, h.len() as u64);
@@ -174,12 +217,15 @@ pub fn put_value(out: &mut Vec<u8>, value: &Value) -> Option<u8> {
                 put_string(out, f);
                 put_string(out, v);
             }
-            Some(TYPE_HASH)
+            TYPE_HASH
         }
-        Value::Bloom(_) => None,
+        Value::Bloom(b) => {
+            put_bloom(out, b);
+            TYPE_MODULE_2
+        }
         Value::Stream(st) => {
             put_stream(out, st);
-            Some(TYPE_STREAM_LISTPACKS_2)
+            TYPE_STREAM_LISTPACKS_2
         }
         Value::ZSet(z) => {
             put_len(out, z.len() as u64);
@@ -187,9 +233,42 @@ pub fn put_value(out: &mut Vec<u8>, value: &Value) -> Option<u8> {
                 put_string(out, m);
                 out.extend_from_slice(&score.to_le_bytes());
             }
-            Some(TYPE_ZSET_2)
+            TYPE_ZSET_2
         }
     }
+}
+
+/// Appends a Bloom filter as the module record [`BLOOM_MODULE_NAME`]:
+/// items, sub-filter count, options and expansion, then per sub-filter its
+/// capacity, error rate, hash count, bit count, items and bit bytes (the
+/// fields of RedisBloom's `BFRdbSave`, in its order where they match).
+fn put_bloom(out: &mut Vec<u8>, b: &ferrite_storage::Bloom) {
+    put_len(out, module_type_id(BLOOM_MODULE_NAME, BLOOM_MODULE_ENCVER));
+    let uint = |out: &mut Vec<u8>, n: u64| {
+        put_len(out, MODULE_OPCODE_UINT);
+        put_len(out, n);
+    };
+    let options = if b.is_nonscaling() {
+        BLOOM_OPT_NO_SCALING
+    } else {
+        0
+    };
+    uint(out, b.items());
+    uint(out, b.filters().len() as u64);
+    uint(out, options);
+    uint(out, b.expansion().unwrap_or(0));
+    for f in b.filters() {
+        let l = f.image();
+        uint(out, l.capacity);
+        put_len(out, MODULE_OPCODE_DOUBLE);
+        out.extend_from_slice(&l.error.to_le_bytes());
+        uint(out, u64::from(l.hashes));
+        uint(out, l.nbits);
+        uint(out, l.count);
+        put_len(out, MODULE_OPCODE_STRING);
+        put_string(out, &f.bit_bytes());
+    }
+    put_len(out, MODULE_OPCODE_EOF);
 }
 
 /// Appends a stream as Redis 7.0's `rdbSaveObject` does: one listpack per
@@ -398,7 +477,6 @@ pub fn dump(store: &Store, now_ms: i64, used_mem: u64, libraries: &[bytes::Bytes
         put_string(&mut out, code);
     }
     let mut body = Vec::new();
-    let mut skipped = 0u64;
     for d in 0..store.db_count() {
         let db = store.db(d);
         body.clear();
@@ -406,13 +484,6 @@ pub fn dump(store: &Store, now_ms: i64, used_mem: u64, libraries: &[bytes::Bytes
         for i in 0..db.shard_count() {
             db.with_shard_at(i, |s| {
                 for (key, e) in s.iter() {
-                    if matches!(e.value, Value::Bloom(_)) {
-                        // RedisBloom keeps filters as a module type
-                        // (RDB_TYPE_MODULE_2, "MBbloom--"), whose payload
-                        // we do not write yet: the key is left out, loudly.
-                        skipped += 1;
-                        continue;
-                    }
                     if e.expire_at != NO_EXPIRE {
                         if e.expire_at <= now_ms {
                             continue;
@@ -437,12 +508,6 @@ pub fn dump(store: &Store, now_ms: i64, used_mem: u64, libraries: &[bytes::Bytes
         out.extend_from_slice(&body);
     }
     put_trailer(&mut out);
-    if skipped > 0 {
-        tracing::warn!(
-            keys = skipped,
-            "RDB snapshot left out Bloom filter keys: their module encoding is not written yet"
-        );
-    }
     out
 }
 

@@ -5,8 +5,10 @@
 //! strings).
 //!
 //! The reader never panics on its input: every malformed byte sequence is
-//! a [`LoadError`], and a value type it does not know (module types) is
-//! [`LoadError::UnsupportedType`], which fails the sync cleanly. To add a
+//! a [`LoadError`], a value type it does not know is
+//! [`LoadError::UnsupportedType`] and a module value other than Ferrite's
+//! Bloom filters is [`LoadError::UnknownModule`], which fail the sync
+//! cleanly. To add a
 //! type, decode it in [`Reader::value`] under its `RDB_TYPE_*` number.
 //!
 //! It depends on `ferrite_storage`'s value types only, not on the server:
@@ -35,6 +37,8 @@ pub enum LoadError {
     BadLzf,
     #[error("unsupported RDB value type {0} (key {1:?})")]
     UnsupportedType(u8, String),
+    #[error("The RDB file contains module data I can't load: no matching module type '{0}'")]
+    UnknownModule(String),
     #[error("module auxiliary data (opcode 247) cannot be loaded without the module")]
     ModuleAux,
     #[error("unsupported RDB opcode {0}")]
@@ -82,6 +86,7 @@ const TYPE_SET: u8 = 2;
 const TYPE_ZSET: u8 = 3;
 const TYPE_HASH: u8 = 4;
 const TYPE_ZSET_2: u8 = 5;
+use crate::rdb::TYPE_MODULE_2;
 const TYPE_LIST_ZIPLIST: u8 = 10;
 const TYPE_SET_INTSET: u8 = 11;
 const TYPE_ZSET_ZIPLIST: u8 = 12;
@@ -521,6 +526,7 @@ impl<'a> Reader<'a> {
             TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 | TYPE_STREAM_LISTPACKS_3 => {
                 Value::Stream(Box::new(self.stream(t)?))
             }
+            TYPE_MODULE_2 => self.module()?,
             other => {
                 return Err(LoadError::UnsupportedType(
                     other,
@@ -528,6 +534,73 @@ impl<'a> Reader<'a> {
                 ))
             }
         })
+    }
+}
+
+impl Reader<'_> {
+    /// A module value: only Ferrite's Bloom filter type (any layout version
+    /// up to ours) is known; any other module is refused by name, as Redis
+    /// refuses a module it has not loaded.
+    fn module(&mut self) -> Result<Value> {
+        use crate::rdb::{module_type_name, BLOOM_MODULE_ENCVER, BLOOM_MODULE_NAME};
+        let id = self.len()?;
+        let (name, encver) = module_type_name(id);
+        if name.as_bytes() != BLOOM_MODULE_NAME || encver > BLOOM_MODULE_ENCVER {
+            return Err(LoadError::UnknownModule(name));
+        }
+        let bad = |_| LoadError::Corrupt("bloom filter");
+        let items = self.module_uint()?;
+        let nfilters = self.module_uint()?;
+        let options = self.module_uint()?;
+        let expansion = self.module_uint()?;
+        if nfilters > (self.data.len() - self.pos) as u64 {
+            return Err(LoadError::Truncated);
+        }
+        let mut links = Vec::with_capacity(nfilters as usize);
+        for _ in 0..nfilters {
+            let capacity = self.module_uint()?;
+            let error = self.module_double()?;
+            let hashes = u32::try_from(self.module_uint()?)
+                .map_err(|_| LoadError::Corrupt("bloom filter"))?;
+            let nbits = self.module_uint()?;
+            let count = self.module_uint()?;
+            let link = ferrite_storage::bloom::LinkImage {
+                capacity,
+                count,
+                error,
+                hashes,
+                nbits,
+            };
+            if self.len()? != crate::rdb::MODULE_OPCODE_STRING {
+                return Err(LoadError::Corrupt("module value"));
+            }
+            links.push((link, self.string()?));
+        }
+        if self.len()? != crate::rdb::MODULE_OPCODE_EOF {
+            return Err(LoadError::Corrupt("module value"));
+        }
+        let links: Vec<_> = links.iter().map(|(l, b)| (*l, &b[..])).collect();
+        let nonscaling = options & crate::rdb::BLOOM_OPT_NO_SCALING != 0;
+        ferrite_storage::Bloom::from_image(items, expansion, nonscaling, &links)
+            .map(|b| Value::Bloom(Box::new(b)))
+            .map_err(bad)
+    }
+
+    /// A module value's unsigned field (`RDB_MODULE_OPCODE_UINT`).
+    fn module_uint(&mut self) -> Result<u64> {
+        if self.len()? != crate::rdb::MODULE_OPCODE_UINT {
+            return Err(LoadError::Corrupt("module value"));
+        }
+        self.len()
+    }
+
+    /// A module value's double field (`RDB_MODULE_OPCODE_DOUBLE`, 8 bytes
+    /// little endian).
+    fn module_double(&mut self) -> Result<f64> {
+        if self.len()? != crate::rdb::MODULE_OPCODE_DOUBLE {
+            return Err(LoadError::Corrupt("module value"));
+        }
+        Ok(f64::from_le_bytes(self.array::<8>()?))
     }
 }
 
@@ -1033,7 +1106,16 @@ mod tests {
                 "z:{:?}",
                 z.iter().map(|(m, s)| (m.to_vec(), s)).collect::<Vec<_>>()
             ),
-            Value::Bloom(_) => "bloom".into(),
+            Value::Bloom(b) => format!(
+                "bf:{}:{:?}:{}:{:?}",
+                b.items(),
+                b.expansion(),
+                b.is_nonscaling(),
+                b.filters()
+                    .iter()
+                    .map(|f| (f.image(), f.bit_bytes()))
+                    .collect::<Vec<_>>()
+            ),
             Value::Stream(st) => render_stream(st),
         }
     }
@@ -1073,6 +1155,8 @@ mod tests {
         /// Entries (ms step, pairs), IDs to delete, node size, and groups
         /// (last delivered index, deliveries as (entry index, consumer)).
         Stream(StreamGen),
+        /// Capacity, expansion (0: non-scaling) and the items added.
+        Bloom(u64, u64, Vec<Vec<u8>>),
     }
 
     type Pair = (Vec<u8>, Vec<u8>);
@@ -1164,6 +1248,12 @@ mod tests {
             proptest::collection::vec((bytes(), bytes()), 1..200).prop_map(Gen::Hash),
             proptest::collection::vec((bytes(), any::<i32>()), 1..200).prop_map(Gen::ZSet),
             stream_gen().prop_map(Gen::Stream),
+            (
+                1..40u64,
+                0..4u64,
+                proptest::collection::vec(bytes(), 0..200)
+            )
+                .prop_map(|(c, e, v)| Gen::Bloom(c, e, v)),
         ]
     }
 
@@ -1201,6 +1291,14 @@ mod tests {
                 zset_from(items, &lim).unwrap()
             }
             Gen::Stream(g) => Value::Stream(Box::new(build_stream(g))),
+            Gen::Bloom(cap, exp, items) => {
+                let mut b =
+                    ferrite_storage::Bloom::new(0.01, *cap, (*exp).max(1), *exp == 0).unwrap();
+                for it in items {
+                    let _ = b.add(it);
+                }
+                Value::Bloom(Box::new(b))
+            }
         }
     }
 
@@ -1288,11 +1386,21 @@ mod tests {
 
     #[test]
     fn unknown_types_are_a_clean_error() {
-        // A module value (RDB_TYPE_MODULE_2) key.
+        // A type number no Redis writes.
         let mut f = b"REDIS0010".to_vec();
-        f.extend_from_slice(&[7, 1, b's', 0]);
+        f.extend_from_slice(&[8, 1, b's', 0]);
         let e = load(&f, 16, &limits(), |_| {}).err();
-        assert_eq!(e, Some(LoadError::UnsupportedType(7, "s".into())));
+        assert_eq!(e, Some(LoadError::UnsupportedType(8, "s".into())));
+        // A module value (RDB_TYPE_MODULE_2) of a module we lack, named.
+        let mut f = b"REDIS0010".to_vec();
+        f.extend_from_slice(&[7, 1, b's']);
+        crate::rdb::put_len(&mut f, crate::rdb::module_type_id(b"MBbloom--", 4));
+        let e = load(&f, 16, &limits(), |_| {}).err();
+        assert_eq!(e, Some(LoadError::UnknownModule("MBbloom--".into())));
+        assert_eq!(
+            e.map(|e| e.to_string()).unwrap_or_default(),
+            "The RDB file contains module data I can't load: no matching module type 'MBbloom--'"
+        );
         let mut f = b"REDIS0010".to_vec();
         f.push(OPCODE_MODULE_AUX);
         assert_eq!(

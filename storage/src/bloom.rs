@@ -355,6 +355,126 @@ impl Fields<'_> {
     }
 }
 
+/// One sub-filter's geometry as a dump or a snapshot records it; checked
+/// before anything is allocated, since it may come from a forged file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkImage {
+    /// Items the sub-filter was sized for.
+    pub capacity: u64,
+    /// Items added to it.
+    pub count: u64,
+    /// Its target false-positive rate.
+    pub error: f64,
+    /// Hash functions (k); must be what `error` gives.
+    pub hashes: u32,
+    /// Bits (the probe modulus, m).
+    pub nbits: u64,
+}
+
+impl LinkImage {
+    /// Bytes of its bit array: `nbits` rounded up to whole 64-bit words.
+    pub fn bytes(&self) -> u64 {
+        self.nbits.div_ceil(64) * 8
+    }
+
+    /// An empty sub-filter of this geometry, after every check a loaded
+    /// filter needs so later lookups cannot misbehave; adds its bytes and
+    /// items to the chain's running totals, which are bounded too.
+    fn empty_filter(
+        &self,
+        total_bytes: &mut u64,
+        total_items: &mut u64,
+    ) -> Result<SubFilter, DumpError> {
+        let want_hashes = (std::f64::consts::LN_2 * bits_per_item(self.error))
+            .ceil()
+            .max(1.0);
+        let ok = self.error > 0.0
+            && self.error < 1.0
+            && self.nbits >= 1
+            && self.capacity >= 1
+            && f64::from(self.hashes) == want_hashes
+            && self.bytes() <= MAX_FILTER_BYTES;
+        if !ok {
+            return Err(DumpError::BadData);
+        }
+        *total_bytes += self.bytes();
+        *total_items = total_items
+            .checked_add(self.count)
+            .ok_or(DumpError::BadData)?;
+        if *total_bytes > MAX_CHAIN_BYTES {
+            return Err(DumpError::BadData);
+        }
+        Ok(SubFilter {
+            words: vec![0u64; self.nbits.div_ceil(64) as usize],
+            nbits: self.nbits,
+            hashes: self.hashes,
+            capacity: self.capacity,
+            count: self.count,
+            error: self.error,
+        })
+    }
+}
+
+impl SubFilter {
+    /// Its geometry, for a snapshot.
+    pub fn image(&self) -> LinkImage {
+        LinkImage {
+            capacity: self.capacity,
+            count: self.count,
+            error: self.error,
+            hashes: self.hashes,
+            nbits: self.nbits,
+        }
+    }
+
+    /// The bit array as bytes, bit `i` at byte `i / 8`, bit `i % 8` (the
+    /// dump chunks' layout).
+    pub fn bit_bytes(&self) -> Vec<u8> {
+        self.words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+}
+
+/// A whole filter rebuilt from a snapshot (Ferrite's RDB module record):
+/// the chain's parameters, then each sub-filter's geometry and bit bytes.
+impl Bloom {
+    /// Checks every field as [`Bloom::from_dump_header`] does (plus each
+    /// bit array's length) and builds the filter; any mismatch is
+    /// [`DumpError::BadData`].
+    pub fn from_image(
+        items: u64,
+        expansion: u64,
+        nonscaling: bool,
+        links: &[(LinkImage, &[u8])],
+    ) -> Result<Bloom, DumpError> {
+        if links.is_empty() || (expansion == 0 && !nonscaling) {
+            return Err(DumpError::BadData);
+        }
+        let (mut total_bytes, mut total_items) = (0u64, 0u64);
+        let mut filters = Vec::with_capacity(links.len());
+        for (link, bits) in links {
+            if bits.len() as u64 != link.bytes() {
+                return Err(DumpError::BadData);
+            }
+            let mut f = link.empty_filter(&mut total_bytes, &mut total_items)?;
+            for (w, b) in f.words.iter_mut().zip(bits.chunks_exact(8)) {
+                *w = u64::from_le_bytes(b.try_into().map_err(|_| DumpError::BadData)?);
+            }
+            filters.push(f);
+        }
+        if total_items != items {
+            return Err(DumpError::BadData);
+        }
+        let heap = filters.iter().map(SubFilter::words_mem).sum();
+        Ok(Bloom {
+            filters,
+            expansion: expansion.max(1),
+            nonscaling,
+            items,
+            heap,
+        })
+    }
+}
+
 /// `BF.SCANDUMP` / `BF.LOADCHUNK`: the chain in RedisBloom's dump layout.
 ///
 /// The header is RedisBloom 2.x's packed little-endian `dumpedChainHeader`
@@ -461,7 +581,7 @@ impl Bloom {
             return Err(DumpError::BadData);
         }
         let (mut total_bytes, mut total_items) = (0u64, 0u64);
-        let mut specs = Vec::with_capacity(links);
+        let mut filters = Vec::with_capacity(links);
         for _ in 0..links {
             let bytes = r.u64()?;
             let nbits = r.u64()?;
@@ -471,41 +591,21 @@ impl Bloom {
             let hashes = r.u32()?;
             let capacity = r.u64()?;
             let n2 = r.u8()?;
-            let want_hashes = (std::f64::consts::LN_2 * bits_per_item(error))
-                .ceil()
-                .max(1.0);
-            let ok = error > 0.0
-                && error < 1.0
-                && n2 == 0
-                && nbits >= 1
-                && capacity >= 1
-                && f64::from(hashes) == want_hashes
-                && bytes == nbits.div_ceil(64) * 8
-                && bytes <= MAX_FILTER_BYTES;
-            if !ok {
+            if n2 != 0 || bytes != nbits.div_ceil(64) * 8 {
                 return Err(DumpError::BadData);
             }
-            total_bytes += bytes;
-            total_items = total_items.checked_add(count).ok_or(DumpError::BadData)?;
-            if total_bytes > MAX_CHAIN_BYTES {
-                return Err(DumpError::BadData);
-            }
-            specs.push((nbits, count, error, hashes, capacity));
+            let link = LinkImage {
+                capacity,
+                count,
+                error,
+                hashes,
+                nbits,
+            };
+            filters.push(link.empty_filter(&mut total_bytes, &mut total_items)?);
         }
         if total_items != items {
             return Err(DumpError::BadData);
         }
-        let filters: Vec<SubFilter> = specs
-            .into_iter()
-            .map(|(nbits, count, error, hashes, capacity)| SubFilter {
-                words: vec![0u64; nbits.div_ceil(64) as usize],
-                nbits,
-                hashes,
-                capacity,
-                count,
-                error,
-            })
-            .collect();
         let heap = filters.iter().map(SubFilter::words_mem).sum();
         Ok(Bloom {
             filters,
@@ -827,6 +927,47 @@ mod tests {
 
         let huge = Bloom::new(0.999, 1, 1 << 40, false).unwrap();
         assert_eq!(huge.dump_header().err(), Some(DumpError::Unencodable));
+    }
+
+    /// A snapshot image (geometry plus bit bytes of each sub-filter)
+    /// rebuilds the same filter, expansions too large for a dump header
+    /// included; images that disagree with themselves are refused.
+    #[test]
+    fn image_round_trips_and_bad_images_are_errors() {
+        let mut b = Bloom::new(0.02, 7, 3, false).unwrap();
+        for i in 0..40 {
+            b.add(&item(b'a', i)).unwrap();
+        }
+        assert!(b.filters().len() >= 2);
+        let bits: Vec<Vec<u8>> = b.filters().iter().map(SubFilter::bit_bytes).collect();
+        let links: Vec<(LinkImage, &[u8])> = b
+            .filters()
+            .iter()
+            .zip(&bits)
+            .map(|(f, v)| (f.image(), &v[..]))
+            .collect();
+        let c = Bloom::from_image(b.items(), 3, false, &links).unwrap();
+        assert_eq!(c.expansion(), Some(3));
+        assert_eq!(c.dump_chunk(1, usize::MAX), b.dump_chunk(1, usize::MAX));
+        assert_eq!(c.size(), b.size());
+        assert!((0..40).all(|i| c.contains(&item(b'a', i))));
+
+        let items = b.items();
+        assert!(Bloom::from_image(items + 1, 2, false, &links).is_err());
+        assert!(Bloom::from_image(items, 0, false, &links).is_err());
+        assert!(Bloom::from_image(0, 2, false, &[]).is_err());
+        let mut short = links.clone();
+        short[0].1 = &bits[0][1..];
+        assert!(Bloom::from_image(items, 2, false, &short).is_err());
+        let mut wrong_k = links.clone();
+        wrong_k[1].0.hashes += 1;
+        assert!(Bloom::from_image(items, 2, false, &wrong_k).is_err());
+        let mut huge = links.clone();
+        huge[0].0.nbits = u64::MAX;
+        assert!(Bloom::from_image(items, 2, false, &huge).is_err());
+        assert!(Bloom::from_image(items, 0, true, &links).is_ok());
+        let wide = Bloom::from_image(items, 1 << 40, false, &links).unwrap();
+        assert_eq!(wide.expansion(), Some(1 << 40));
     }
 
     proptest! {

@@ -395,15 +395,58 @@ fn restore_freq_sets_object_freq_under_lfu() {
     assert_eq!(cmd::<i64>(&mut c, &["OBJECT", "FREQ", "b"]), 5);
 }
 
+/// A Bloom filter dumps as Ferrite's module record and restores into the
+/// same filter, under another name or over itself with REPLACE.
 #[test]
-fn dump_of_a_bloom_filter_is_an_error() {
+fn a_bloom_filter_dumps_and_restores() {
     let (_s, mut c) = setup();
-    let _: i64 = cmd(&mut c, &["BF.ADD", "bf", "x"]);
-    let e = redis::cmd("DUMP")
-        .arg("bf")
-        .query::<redis::Value>(&mut c)
-        .expect_err("no RDB type");
-    assert!(error_text(&e).starts_with("ERR "), "{}", error_text(&e));
+    let _: () = cmd(&mut c, &["BF.RESERVE", "bf", "0.01", "10", "NONSCALING"]);
+    for i in 0..10 {
+        let _: i64 = cmd(&mut c, &["BF.ADD", "bf", &format!("x{i}")]);
+    }
+    let p = dump(&mut c, "bf").expect("payload");
+    // RDB_TYPE_MODULE_2, then the module id of "ferbloom-" version 1.
+    assert_eq!(p[0], 7);
+    assert_eq!(p[1..10], module_id(b"ferbloom-", 1));
+    assert_eq!(restore(&mut c, "copy", "0", &p, &[]), "OK");
+    assert_eq!(cmd::<String>(&mut c, &["TYPE", "copy"]), "MBbloom--");
+    let info: Vec<redis::Value> = cmd(&mut c, &["BF.INFO", "bf"]);
+    assert_eq!(cmd::<Vec<redis::Value>>(&mut c, &["BF.INFO", "copy"]), info);
+    let found: Vec<i64> = cmd(&mut c, &["BF.MEXISTS", "copy", "x0", "x3", "x9"]);
+    assert_eq!(found, [1, 1, 1]);
+    let e = redis::cmd("BF.ADD")
+        .arg("copy")
+        .arg("one-more")
+        .query::<i64>(&mut c)
+        .expect_err("full");
+    assert_eq!(error_text(&e), "ERR non scaling filter is full");
+    assert_eq!(restore(&mut c, "bf", "0", &p, &["REPLACE"]), "OK");
+    // A record whose item count disagrees with its sub-filters' is
+    // refused, not loaded; so is another module's record (RedisBloom's own
+    // type name).
+    let body = &p[..p.len() - 10];
+    let mut miscounted = body.to_vec();
+    assert_eq!(miscounted[10..12], [2, 10], "UINT opcode, 10 items");
+    miscounted[11] = 11;
+    let mut other = body.to_vec();
+    other[1..10].copy_from_slice(&module_id(b"MBbloom--", 4));
+    for bad in [miscounted, other] {
+        let r = restore(&mut c, "bad", "0", &framed(&bad, 10), &[]);
+        assert_eq!(r, "ERR Bad data format");
+    }
+    assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "bad"]), 0);
+}
+
+/// A module type id as an RDB length (`0x81` and 8 bytes big endian: a
+/// 9-character name takes 54 bits plus 10 of version).
+fn module_id(name: &[u8; 9], encver: u64) -> [u8; 9] {
+    const SET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let id = name.iter().fold(0u64, |id, c| {
+        (id << 6) | SET.iter().position(|x| x == c).expect("charset") as u64
+    });
+    let mut out = [0x81u8; 9];
+    out[1..].copy_from_slice(&((id << 10) | encver).to_be_bytes());
+    out
 }
 
 fn read_until(link: &mut RawConn, until: &str) -> String {

@@ -228,3 +228,84 @@ fn function_libraries_are_saved_and_loaded() {
     assert_eq!(cmd::<i64>(&mut c, &["FCALL", "seven", "0"]), 7);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `BF.INFO key` as field → value pairs, for comparing two filters.
+fn bf_info(c: &mut redis::Connection, key: &str) -> Vec<redis::Value> {
+    cmd(c, &["bf.info", key])
+}
+
+/// `BF.INFO key FILTERS` (a one-element array, as RedisBloom answers).
+fn bf_filters(c: &mut redis::Connection, key: &str) -> i64 {
+    cmd::<Vec<i64>>(c, &["bf.info", key, "filters"])[0]
+}
+
+/// Bloom filters are in the snapshot (Ferrite's module record): a scaled
+/// filter with several sub-filters and a non-scaling one come back from a
+/// restart and from `DEBUG RELOAD` with their geometry, counts and every
+/// added item, and go on growing.
+#[test]
+fn bloom_filters_survive_a_restart() {
+    let dir = tempdir("bloom");
+    let items: Vec<String> = (0..500).map(|i| format!("item:{i}")).collect();
+    let before;
+    {
+        let s = start_in(&dir, &[]);
+        let mut c = s.client();
+        let _: () = cmd(
+            &mut c,
+            &["bf.reserve", "grown", "0.01", "50", "expansion", "3"],
+        );
+        let _: () = cmd(
+            &mut c,
+            &["bf.reserve", "fixed", "0.001", "1000", "nonscaling"],
+        );
+        for it in &items {
+            let _: i64 = cmd(&mut c, &["bf.add", "grown", it]);
+            let _: i64 = cmd(&mut c, &["bf.add", "fixed", it]);
+        }
+        let _: () = cmd(&mut c, &["set", "ttl-bloom-neighbour", "x", "ex", "1000"]);
+        let _: () = cmd(&mut c, &["pexpire", "grown", "1000000"]);
+        before = (bf_info(&mut c, "grown"), bf_info(&mut c, "fixed"));
+        assert!(bf_filters(&mut c, "grown") >= 3);
+        assert_eq!(cmd::<String>(&mut c, &["save"]), "OK");
+    }
+    let s = start_in(&dir, &[]);
+    let mut c = s.client();
+    let check = |c: &mut redis::Connection| {
+        assert_eq!((bf_info(c, "grown"), bf_info(c, "fixed")), before);
+        assert_eq!(cmd::<String>(c, &["type", "grown"]), "MBbloom--");
+        for key in ["grown", "fixed"] {
+            let mut q = vec!["bf.mexists", key];
+            q.extend(items.iter().map(String::as_str));
+            let found: Vec<i64> = cmd(c, &q);
+            assert!(found.iter().all(|&f| f == 1), "{key} lost items");
+        }
+        let ttl: i64 = cmd(c, &["ttl", "grown"]);
+        assert!((990..=1000).contains(&ttl), "ttl {ttl}");
+        assert_eq!(cmd::<i64>(c, &["dbsize"]), 3);
+    };
+    check(&mut c);
+    assert_eq!(
+        info_int(&mut c, "persistence", "rdb_last_load_keys_loaded"),
+        3
+    );
+    assert_eq!(cmd::<String>(&mut c, &["debug", "reload"]), "OK");
+    check(&mut c);
+    // Still a working filter: it grows, and the non-scaling one still
+    // refuses to.
+    let filters = bf_filters(&mut c, "grown");
+    for i in 0..2000 {
+        let _: i64 = cmd(&mut c, &["bf.add", "grown", &format!("more:{i}")]);
+    }
+    assert!(bf_filters(&mut c, "grown") > filters);
+    let full = (0..1000).find_map(|i| {
+        redis::cmd("bf.add")
+            .arg("fixed")
+            .arg(format!("more:{i}"))
+            .query::<i64>(&mut c)
+            .err()
+    });
+    let e = full.expect("a non-scaling filter of 1000 took 1500 items");
+    assert_eq!(e.detail(), Some("non scaling filter is full"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,13 +21,12 @@ pub const HANDLERS: &[(&str, Handler)] = &[("dump", dump), ("restore", restore)]
 /// (`RDB_VERSION` of Redis 7.0).
 const DUMP_RDB_VERSION: u16 = 10;
 
-/// Serializes `value` as `DUMP` replies it; `None` for a value with no RDB
-/// type (a Bloom filter).
-pub fn dump_payload(value: &Value) -> Option<Vec<u8>> {
+/// Serializes `value` as `DUMP` replies it.
+pub fn dump_payload(value: &Value) -> Vec<u8> {
     let mut out = vec![0u8];
-    out[0] = rdb::put_value(&mut out, value)?;
+    out[0] = rdb::put_value(&mut out, value);
     put_footer(&mut out);
-    Some(out)
+    out
 }
 
 /// Appends the footer of a `DUMP` (or `FUNCTION DUMP`) payload: the RDB
@@ -69,8 +68,7 @@ fn dump(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     });
     match payload {
         None => ctx.out.null(),
-        Some(Some(p)) => ctx.out.bulk(&p),
-        Some(None) => return Err(CmdError::err("DUMP is not supported for Bloom filters")),
+        Some(p) => ctx.out.bulk(&p),
     }
     Ok(())
 }
@@ -210,7 +208,7 @@ mod tests {
 
     #[test]
     fn payload_roundtrip_and_footer_checks() {
-        let p = dump_payload(&Value::string(b"hello".to_vec())).expect("string dumps");
+        let p = dump_payload(&Value::string(b"hello".to_vec()));
         // Redis 7.0.15: DUMP of "hello".
         assert_eq!(p, b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a".to_vec());
         let body = verify_payload(&p).expect("valid");
