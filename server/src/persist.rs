@@ -113,13 +113,14 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64) {
     let mut all = LockSet::new();
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
-    let libraries = crate::scripting::functions::library_codes(srv);
     srv.store.with_locked(&all, || {
-        let dirty = srv.store.stats().dirty.load(Ordering::Relaxed);
-        (
-            crate::rdb::dump(&srv.store, unix_ms(), used, &libraries),
-            dirty,
-        )
+        crate::scripting::functions::with_library_codes(srv, |libraries| {
+            let dirty = srv.store.stats().dirty.load(Ordering::Relaxed);
+            (
+                crate::rdb::dump(&srv.store, unix_ms(), used, libraries),
+                dirty,
+            )
+        })
     })
 }
 

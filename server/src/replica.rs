@@ -117,11 +117,12 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
     let mut all = LockSet::new();
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
-    let libraries = crate::scripting::functions::library_codes(srv);
     srv.store.with_locked(&all, || {
-        let (offset, rx) = srv.repl.attach();
-        let rdb = crate::rdb::dump(&srv.store, unix_ms(), used, &libraries);
-        (rdb, offset, rx)
+        crate::scripting::functions::with_library_codes(srv, |libraries| {
+            let (offset, rx) = srv.repl.attach();
+            let rdb = crate::rdb::dump(&srv.store, unix_ms(), used, libraries);
+            (rdb, offset, rx)
+        })
     })
 }
 

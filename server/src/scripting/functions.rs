@@ -152,7 +152,7 @@ pub fn install_all(srv: &crate::shared::Shared, libs: Libraries) {
     s.fn_generation.fetch_add(1, Ordering::AcqRel);
 }
 
-/// The code of every library, for a snapshot (`FUNCTION2` records).
+/// The code of every library, for `FUNCTION DUMP`.
 pub fn library_codes(srv: &crate::shared::Shared) -> Vec<Bytes> {
     srv.scripts
         .functions
@@ -161,6 +161,19 @@ pub fn library_codes(srv: &crate::shared::Shared) -> Vec<Bytes> {
         .values()
         .map(|l| l.code.clone())
         .collect()
+}
+
+/// Runs `f` on the code of every library with the registry held. The
+/// FUNCTION commands change the registry and propagate the change under
+/// the same lock, so a snapshot that takes its stream offset inside `f`
+/// holds each library either in its `FUNCTION2` records or in the stream
+/// after that offset, never in both or neither.
+pub fn with_library_codes<R>(srv: &crate::shared::Shared, f: impl FnOnce(&[Bytes]) -> R) -> R {
+    let reg = srv.scripts.functions.lock();
+    let codes: Vec<Bytes> = reg.libs.values().map(|l| l.code.clone()).collect();
+    let out = f(&codes);
+    drop(reg);
+    out
 }
 
 /// `FUNCTION DUMP`: every library as a `FUNCTION2` record, then `DUMP`'s
@@ -204,17 +217,18 @@ pub(super) fn function_restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let codes = crate::rdb_load::function_payload(body).map_err(CmdError::err)?;
     let codes = codes.into_iter().map(Bytes::from).collect();
     let libs = Libraries::compile(ctx.srv, codes).map_err(CmdError::err)?;
+    let s = &ctx.srv.scripts;
+    // Changed and propagated under one lock (see `with_library_codes`).
+    let mut reg = s.functions.lock();
     if policy == Policy::Flush {
-        install_all(ctx.srv, libs);
+        reg.libs = libs.0.into_iter().collect();
     } else {
-        let s = &ctx.srv.scripts;
-        s.functions
-            .lock()
-            .join(libs, policy == Policy::Replace)
+        reg.join(libs, policy == Policy::Replace)
             .map_err(CmdError::err)?;
-        s.fn_generation.fetch_add(1, Ordering::AcqRel);
     }
+    s.fn_generation.fetch_add(1, Ordering::AcqRel);
     ctx.propagate_argv(args);
+    drop(reg);
     ctx.out.ok();
     Ok(())
 }
@@ -320,10 +334,11 @@ pub(super) fn function_load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             funcs,
         },
     );
-    drop(reg);
     s.fn_generation.fetch_add(1, Ordering::AcqRel);
-    // Replicas and the AOF load the library too (Redis propagates it).
+    // Replicas and the AOF load the library too (Redis propagates it),
+    // under the registry lock (see `with_library_codes`).
     ctx.propagate_argv(args);
+    drop(reg);
     ctx.out.bulk(name.as_bytes());
     Ok(())
 }
@@ -331,11 +346,13 @@ pub(super) fn function_load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 pub(super) fn function_delete(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let name = String::from_utf8_lossy(&args[2]).into_owned();
     let s = &ctx.srv.scripts;
-    if s.functions.lock().libs.remove(&name).is_none() {
+    let mut reg = s.functions.lock();
+    if reg.libs.remove(&name).is_none() {
         return Err(CmdError::err("Library not found"));
     }
     s.fn_generation.fetch_add(1, Ordering::AcqRel);
     ctx.propagate_argv(args);
+    drop(reg);
     ctx.out.ok();
     Ok(())
 }
@@ -354,9 +371,11 @@ pub(super) fn function_flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let s = &ctx.srv.scripts;
-    s.functions.lock().libs.clear();
+    let mut reg = s.functions.lock();
+    reg.libs.clear();
     s.fn_generation.fetch_add(1, Ordering::AcqRel);
     ctx.propagate_argv(args);
+    drop(reg);
     ctx.out.ok();
     Ok(())
 }
