@@ -293,3 +293,76 @@ fn a_port_in_use_stops_the_start() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!status.success(), "{status}");
 }
+
+/// Passwords never reach `MONITOR` or the slow log: `AUTH`, `HELLO ...
+/// AUTH` and `CONFIG SET requirepass` show `(redacted)` where Redis 7.0
+/// does, other arguments as sent.
+#[test]
+fn monitor_and_slowlog_redact_passwords() {
+    let server = TestServer::with_args(&["--slowlog-log-slower-than", "0"]);
+    let mut con = server.client();
+    let mut mon = server.raw_conn();
+    mon.send(b"MONITOR\r\n");
+    let ok = mon.read_until(|b| b.ends_with(b"\r\n"), std::time::Duration::from_secs(5));
+    assert_eq!(ferrite_tests::text(&ok), "+OK\r\n");
+    assert_eq!(cmd::<String>(&mut con, &["SLOWLOG", "RESET"]), "OK");
+    let _ = err(&mut con, &["AUTH", "not-real"]);
+    let _ = err(&mut con, &["AUTH", "not-real", "not-a-password"]);
+    let _ = err(
+        &mut con,
+        &["HELLO", "2", "AUTH", "not-real", "not-a-password"],
+    );
+    let _: () = cmd(
+        &mut con,
+        &["CONFIG", "SET", "requirepass", "", "maxmemory", "0"],
+    );
+    let _: () = cmd(&mut con, &["SET", "auth", "visible"]);
+    let got = ferrite_tests::text(&mon.read_until(
+        |b| b.windows(2).filter(|w| w == b"\r\n").count() >= 4,
+        std::time::Duration::from_secs(5),
+    ));
+    let lines: Vec<&str> = got.lines().collect();
+    assert!(lines[0].ends_with(r#" "AUTH" "(redacted)""#), "{got}");
+    assert!(
+        lines[1].ends_with(r#" "AUTH" "(redacted)" "(redacted)""#),
+        "{got}"
+    );
+    assert!(
+        lines[2].ends_with(r#" "HELLO" "2" "AUTH" "(redacted)" "(redacted)""#),
+        "{got}"
+    );
+    // CONFIG is an admin command: not in MONITOR, as in Redis.
+    assert!(lines[3].ends_with(r#" "SET" "auth" "visible""#), "{got}");
+    assert!(
+        !got.contains("not-real") && !got.contains("not-a-password"),
+        "{got}"
+    );
+
+    let entries: Vec<Value> = cmd(&mut con, &["SLOWLOG", "GET"]);
+    let args: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| match e {
+            Value::Array(f) => redis::from_redis_value(&f[3]).expect("args"),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let has = |want: &[&str]| args.iter().any(|a| a == want);
+    assert!(has(&["SET", "auth", "visible"]), "{args:?}");
+    assert!(
+        has(&[
+            "CONFIG",
+            "SET",
+            "requirepass",
+            "(redacted)",
+            "maxmemory",
+            "0"
+        ]),
+        "{args:?}"
+    );
+    assert!(has(&["AUTH", "(redacted)", "(redacted)"]), "{args:?}");
+    assert!(
+        has(&["HELLO", "2", "AUTH", "(redacted)", "(redacted)"]),
+        "{args:?}"
+    );
+    assert!(!format!("{args:?}").contains("not-real"), "{args:?}");
+}

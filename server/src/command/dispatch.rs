@@ -392,10 +392,14 @@ fn allowed_in_pubsub(cmd: &Command) -> bool {
     )
 }
 
-/// Sends a command to `MONITOR` clients unless it is hidden from them.
+/// Sends a command to `MONITOR` clients unless it is hidden from them,
+/// with its secrets redacted.
 pub(crate) fn feed_monitor(srv: &Shared, client: &Client, cmd: &Command, argv: &[Bytes]) {
     if srv.monitors_active.load(Ordering::Relaxed) && !cmd.has(flag::SKIP_MONITOR | flag::ADMIN) {
-        srv.feed_monitors(client, argv);
+        match super::redact::redacted(argv) {
+            Some(shown) => srv.feed_monitors(client, &shown),
+            None => srv.feed_monitors(client, argv),
+        }
     }
 }
 
@@ -442,7 +446,7 @@ pub(crate) fn call(
             id: 0,
             time_s: unix_us() / 1_000_000,
             duration_us: took,
-            args: argv.to_vec(),
+            args: super::redact::redacted(argv).unwrap_or_else(|| argv.to_vec()),
             addr: client.handle.addr.clone(),
             name: client.handle.name.lock().clone().unwrap_or_default(),
         };

@@ -6,6 +6,7 @@ pub mod error;
 pub mod meta;
 pub mod meta_modules;
 pub mod meta_redis;
+pub mod redact;
 pub mod render;
 pub mod scan;
 pub mod table;
