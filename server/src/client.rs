@@ -48,7 +48,8 @@ pub struct ClientHandle {
     pub monitor: AtomicBool,
     /// Waiting in a blocking command (`CLIENT LIST` flag `b`).
     pub blocked: AtomicBool,
-    /// Unparsed bytes in the query buffer after the last batch (`qbuf`).
+    /// Bytes in the query buffer (`qbuf`): while a batch runs, all it was
+    /// read with; between batches, the unparsed rest.
     pub qbuf: AtomicUsize,
     /// Allocated query buffer (`qbuf` + `qbuf-free`).
     pub qbuf_cap: AtomicUsize,

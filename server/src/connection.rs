@@ -270,6 +270,10 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
             Err(_) => break,
         }
         crate::counters::add(crate::counters::Slot::NetIn, got as u64);
+        // While the batch runs, `qbuf` is the whole buffer it came in, the
+        // commands being run included, as Redis trims its query buffer
+        // only after processing it (`CLIENT LIST` sees its own command).
+        handle.qbuf.store(inbuf.len(), Ordering::Relaxed);
         let limits = Limits {
             max_bulk_len: srv.hot.proto_max_bulk_len.load(Ordering::Relaxed),
             authenticated: client.authenticated,

@@ -239,8 +239,12 @@ fn client_list_shows_every_connection_with_redis_fields() {
     ] {
         assert!(bee.contains(field), "missing {field:?} in {bee}");
     }
+    // An idle client holds no query; the one asking holds its own
+    // command, as Redis keeps it in the buffer while it runs.
+    assert!(bee.contains(" qbuf=0 "), "{bee}");
     let me: String = cmd(&mut a, &["CLIENT", "INFO"]);
     assert!(me.contains("cmd=client|info"), "{me}");
+    assert!(me.contains(" qbuf=26 "), "*2 $6 CLIENT $4 INFO: {me}");
 }
 
 #[test]
