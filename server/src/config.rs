@@ -950,7 +950,18 @@ fn parse_obuf_limits(args: &[String]) -> Result<String, ConfigError> {
     Ok(out.join(" "))
 }
 
+/// Parameters left out of `CONFIG GET` patterns (shown only when asked for
+/// by name), as Redis leaves out its `HIDDEN_CONFIG` ones: Ferrite's own,
+/// immutable, so that tools that read `CONFIG GET *` and set every value
+/// back (Redis's own test suite does) see only Redis's parameters.
+const HIDDEN: &[&str] = &["shards"];
+
 impl Param {
+    /// Whether a `CONFIG GET` pattern skips it (see [`HIDDEN`]).
+    pub fn hidden(&self) -> bool {
+        HIDDEN.contains(&self.name)
+    }
+
     /// Validates and normalises `args` (already split) into the stored text.
     pub fn normalise(&self, args: &[String]) -> Result<String, ConfigError> {
         let single = || -> Result<&str, ConfigError> {

@@ -62,6 +62,11 @@ fn config_get_with_a_glob_returns_matching_pairs() {
     assert_eq!(exact, ["maxmemory", "0"]);
     let none: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "nope"]);
     assert!(none.is_empty());
+    // Ferrite's own parameters are hidden from patterns, shown by name.
+    let all: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "*"]);
+    assert!(!all.iter().step_by(2).any(|n| n == "shards"), "{all:?}");
+    let shards: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "shards"]);
+    assert_eq!(shards[0], "shards");
 }
 
 #[test]

@@ -750,7 +750,7 @@ fn config_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         // Redis matches names and aliases alike (both are keys of its
         // config dict), so `*of` gives `replicaof` and `slaveof`.
-        for p in PARAMS {
+        for p in PARAMS.iter().filter(|p| !p.hidden()) {
             for n in std::iter::once(p.name).chain(p.alias) {
                 if glob_match(pat, n.as_bytes(), true) && seen.insert(n.to_string()) {
                     pairs.push((n.to_string(), p.get(&cfg)));
