@@ -14,6 +14,7 @@ pub mod connection;
 pub mod counters;
 pub mod digest;
 pub mod evict;
+pub mod listen;
 pub mod pause;
 pub mod persist;
 pub mod propagate;

@@ -118,35 +118,10 @@ fn healthcheck(config: &Config) -> ExitCode {
     }
 }
 
-async fn bind(config: &Config) -> std::io::Result<TcpListener> {
-    let mut last_err = None;
-    // Redis binds every listed address; we serve the first that works
-    // (a leading '-' marks an address that may be unavailable). As in
-    // Redis's `listenToPort`, an address this host lacks is skipped, but a
-    // port already in use stops the start: serving only some address
-    // would leave clients of the busy one talking to another server.
-    for b in &config.bind {
-        let optional = b.starts_with('-');
-        let host = b.trim_start_matches('-');
-        let host = if host == "*" { "0.0.0.0" } else { host };
-        let addr = if host.contains(':') {
-            format!("[{}]:{}", host, config.port)
-        } else {
-            format!("{}:{}", host, config.port)
-        };
-        match TcpListener::bind(&addr).await {
-            Ok(l) => return Ok(l),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(e),
-            Err(e) => {
-                if !optional {
-                    last_err = Some(e);
-                }
-            }
-        }
-    }
-    Err(last_err.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no bind address")
-    }))
+/// Binds the configured address (see `ferrite_server::listen::bind`).
+fn bind(config: &Config) -> std::io::Result<TcpListener> {
+    let port = u16::try_from(config.port).unwrap_or(0);
+    TcpListener::from_std(ferrite_server::listen::bind(&config.bind, port)?)
 }
 
 fn main() -> ExitCode {
@@ -188,7 +163,7 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let listener = match bind(&config).await {
+        let listener = match bind(&config) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, port = config.port, "could not bind");

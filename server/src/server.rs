@@ -55,7 +55,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -
 }
 
 /// [`run`] over state built by the caller.
-pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Future) {
+pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: impl Future) {
     if let Ok(a) = listener.local_addr() {
         srv.port.store(i64::from(a.port()), Ordering::Relaxed);
     }
@@ -108,6 +108,19 @@ pub async fn run_with(listener: TcpListener, srv: Arc<Shared>, shutdown: impl Fu
         tokio::select! {
             _ = &mut shutdown => break,
             _ = srv.shutdown.notified() => break,
+            l = srv.rebind.next() => {
+                // `CONFIG SET port/bind` bound it: serve it, close the old one.
+                match TcpListener::from_std(l) {
+                    Ok(l) => {
+                        if let Ok(a) = l.local_addr() {
+                            srv.port.store(i64::from(a.port()), Ordering::Relaxed);
+                            tracing::info!(addr = %a, "Listening on the new address");
+                        }
+                        listener = l;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not serve the new listening socket"),
+                }
+            }
             r = listener.accept() => {
                 let (stream, peer) = match r {
                     Ok(x) => x,

@@ -138,6 +138,8 @@ pub struct Shared {
     pub persist: Arc<crate::persist::Persistence>,
     /// The port actually bound (`INFO server` `tcp_port`).
     pub port: AtomicI64,
+    /// A listening socket `CONFIG SET port/bind` bound, for the accept loop.
+    pub rebind: crate::listen::Rebind,
     pub monitors: Mutex<Vec<UnboundedSender<Bytes>>>,
     pub monitors_active: AtomicBool,
     /// Set by `SHUTDOWN` (and signals); the accept loop stops and connections close.
@@ -204,6 +206,7 @@ impl Shared {
             start_ms: unix_us() / 1000,
             persist: Arc::new(crate::persist::Persistence::new(now_s)),
             port: AtomicI64::new(0),
+            rebind: Default::default(),
             monitors: Mutex::new(Vec::new()),
             monitors_active: AtomicBool::new(false),
             shutdown: Notify::new(),

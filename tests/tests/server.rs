@@ -371,3 +371,63 @@ fn monitor_and_slowlog_redact_passwords() {
     );
     assert!(!format!("{args:?}").contains("not-real"), "{args:?}");
 }
+
+/// `CONFIG SET port` moves the listening socket as Redis's
+/// `changeListenPort` does: a port in use fails the whole `CONFIG SET`
+/// with Redis's text and changes nothing; a free one is served at once,
+/// the old one closed, open connections kept.
+#[test]
+fn config_set_port_listens_anew_or_changes_nothing() {
+    let (s, mut con) = setup();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_port = busy.local_addr().expect("addr").port().to_string();
+    let before: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "maxmemory"]);
+    assert_eq!(
+        err(
+            &mut con,
+            &["CONFIG", "SET", "maxmemory", "10000001", "port", &busy_port, "client-query-buffer-limit", "10mb"]
+        ),
+        "ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs."
+    );
+    assert_eq!(
+        cmd::<Vec<String>>(&mut con, &["CONFIG", "GET", "maxmemory"]),
+        before
+    );
+    let qbl: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "client-query-buffer-limit"]);
+    assert_eq!(qbl[1], "1073741824");
+    // An address this host does not have (TEST-NET-1).
+    assert_eq!(
+        err(&mut con, &["CONFIG", "SET", "bind", "192.0.2.1"]),
+        "ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses."
+    );
+    let old = s.port();
+    assert_eq!(
+        ferrite_tests::info_int(&mut con, "server", "tcp_port"),
+        i64::from(old)
+    );
+
+    let new = ferrite_tests::free_port();
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "port", &new.to_string()]);
+    let mut other = redis::Client::open(format!("redis://127.0.0.1:{new}/"))
+        .and_then(|c| c.get_connection())
+        .expect("the new port serves");
+    assert_eq!(cmd::<String>(&mut other, &["PING"]), "PONG");
+    assert_eq!(
+        cmd::<String>(&mut con, &["PING"]),
+        "PONG",
+        "open connections stay"
+    );
+    assert_eq!(
+        ferrite_tests::info_int(&mut con, "server", "tcp_port"),
+        i64::from(new)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", old)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old port still listens"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(busy);
+}

@@ -766,6 +766,39 @@ fn config_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// Binds the listening socket a `CONFIG SET` of `port` or `bind` asks for
+/// and hands it to the accept loop, before any parameter changes (Redis's
+/// apply step, `changeListenPort` / `changeBindAddr`): on failure the
+/// parameter's name and Redis's reason, and nothing was changed.
+fn listen_anew(
+    srv: &crate::shared::Shared,
+    cfg: &crate::config::Config,
+    changes: &[(&'static crate::config::Param, String)],
+) -> Result<(), (&'static str, &'static str)> {
+    let mut next = cfg.clone();
+    for (p, v) in changes {
+        p.apply(&mut next, v.clone());
+    }
+    if next.port == cfg.port && next.bind == cfg.bind {
+        return Ok(());
+    }
+    let port = u16::try_from(next.port).unwrap_or(0);
+    match crate::listen::bind(&next.bind, port) {
+        Ok(l) => {
+            srv.rebind.offer(l);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, port, bind = ?next.bind, "CONFIG SET: could not listen");
+            Err(if next.port != cfg.port {
+                ("port", "Unable to listen on this port. Check server logs.")
+            } else {
+                ("bind", "Failed to bind to specified addresses.")
+            })
+        }
+    }
+}
+
 fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !args.len().is_multiple_of(2) {
         return Err(ctx.arity_error());
@@ -803,6 +836,12 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     {
         let mut cfg = ctx.srv.config.write();
+        if changes
+            .iter()
+            .any(|(p, _)| matches!(p.name, "port" | "bind"))
+        {
+            listen_anew(ctx.srv, &cfg, &changes).map_err(|(name, why)| fail(name, why))?;
+        }
         for (p, v) in changes {
             p.apply(&mut cfg, v);
         }
