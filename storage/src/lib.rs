@@ -10,6 +10,7 @@ pub mod db;
 pub mod dict;
 pub mod evict;
 pub mod expire;
+pub mod geohash;
 pub mod glob;
 pub mod hash;
 pub mod held;
