@@ -95,6 +95,9 @@ COMMANDS = {
     "sdiff": None, "sinterstore": None, "sunionstore": None,
     "sdiffstore": None, "sscan": None, "sort": None, "sort_ro": None,
     # issue 4: sorted sets
+    "geoadd": None, "geodist": None, "geohash": None, "geopos": None,
+    "georadius": None, "georadiusbymember": None, "georadius_ro": None,
+    "georadiusbymember_ro": None, "geosearch": None, "geosearchstore": None,
     "zadd": None, "zincrby": None, "zrem": None, "zcard": None,
     "zscore": None, "zmscore": None, "zcount": None, "zlexcount": None,
     "zrank": None, "zrevrank": None, "zrange": None, "zrangestore": None,

@@ -7,6 +7,7 @@ use crate::command::Handler;
 pub mod bloom;
 pub mod connection;
 pub mod dump;
+pub mod geo;
 pub mod hash;
 pub mod keys;
 pub mod list;
@@ -43,6 +44,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(set::HANDLERS);
     v.extend_from_slice(sort::HANDLERS);
     v.extend_from_slice(zset::HANDLERS);
+    v.extend_from_slice(geo::HANDLERS);
     v.extend_from_slice(zblock::HANDLERS);
     v.extend_from_slice(stream::HANDLERS);
     v.extend_from_slice(bloom::HANDLERS);

@@ -368,7 +368,7 @@ fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// Redis's `zaddGenericCommand`, for `ZADD` and `ZINCRBY`.
-fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
+pub(crate) fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr_cmd: bool) -> CmdResult {
     let mut flags = AddFlags {
         incr: incr_cmd,
         ..AddFlags::default()
