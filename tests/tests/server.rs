@@ -165,6 +165,35 @@ fn command_getkeys_extracts_key_arguments() {
         err(&mut con, &["COMMAND", "GETKEYS", "PING", "x"]),
         "ERR The command has no key arguments"
     );
+    // Keys are optional for EVAL (`no_mandatory_keys`): an empty list.
+    let none: Vec<String> = cmd(&mut con, &["COMMAND", "GETKEYS", "EVAL", "return 1", "0"]);
+    assert!(none.is_empty());
+    // Variable key flags resolved from the arguments, as Redis 7.0.
+    let flags = |con: &mut Connection, args: &[&str]| -> Vec<(String, Vec<String>)> {
+        let mut q = vec!["COMMAND", "GETKEYSANDFLAGS"];
+        q.extend_from_slice(args);
+        cmd(con, &q)
+    };
+    let kf = |k: &str, f: &[&str]| (k.to_string(), f.iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        flags(&mut con, &["SET", "k1", "v1"]),
+        [kf("k1", &["OW", "update"])]
+    );
+    assert_eq!(
+        flags(&mut con, &["SET", "k1", "v1", "GET"]),
+        [kf("k1", &["RW", "access", "update"])]
+    );
+    assert_eq!(
+        flags(&mut con, &["BITFIELD", "b", "GET", "u8", "0"]),
+        [kf("b", &["RO", "access"])]
+    );
+    assert_eq!(
+        flags(&mut con, &["LMOVE", "k1", "k2", "left", "right"]),
+        [
+            kf("k1", &["RW", "access", "delete"]),
+            kf("k2", &["RW", "insert"])
+        ]
+    );
     assert_eq!(
         err(&mut con, &["COMMAND", "GETKEYS", "FOO", "x"]),
         "ERR Invalid command specified"

@@ -127,11 +127,53 @@ fn getkeys_common(args: &[Bytes]) -> Result<Vec<(usize, &'static [&'static str])
             "Invalid number of arguments specified for command",
         ));
     }
-    let keys = cmd.keys(argv);
+    let mut keys = cmd.keys(argv);
     if keys.is_empty() {
+        // EVAL with no keys and the like: an empty list (Redis 7.0's
+        // `CMD_NO_MANDATORY_KEYS`).
+        if cmd.has(crate::command::flag::NO_MANDATORY_KEYS) {
+            return Ok(keys);
+        }
         return Err(CmdError::err("The command has no key arguments"));
     }
+    for k in &mut keys {
+        if k.1.contains(&"variable_flags") {
+            k.1 = variable_key_flags(cmd.meta.name, argv);
+        }
+    }
     Ok(keys)
+}
+
+/// The key flags of a command whose key spec says `variable_flags`, from
+/// its arguments, as Redis's `setGetKeys` and `bitfieldGetKeys` give them.
+fn variable_key_flags(name: &str, argv: &[Bytes]) -> &'static [&'static str] {
+    const RW: &[&str] = &["RW", "access", "update"];
+    match name {
+        "set" => {
+            if argv[3.min(argv.len())..].iter().any(|a| is(a, "get")) {
+                RW
+            } else {
+                &["OW", "update"]
+            }
+        }
+        "bitfield" => {
+            let mut i = 2;
+            while i < argv.len() {
+                let left = argv.len() - i - 1;
+                let a = &argv[i];
+                if is(a, "get") && left >= 2 {
+                    i += 3;
+                } else if is(a, "overflow") && left >= 1 {
+                    i += 2;
+                } else {
+                    // SET, INCRBY or a syntax error: assume it writes.
+                    return RW;
+                }
+            }
+            &["RO", "access"]
+        }
+        _ => RW,
+    }
 }
 
 fn command_getkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
