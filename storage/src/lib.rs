@@ -14,6 +14,7 @@ pub mod geohash;
 pub mod glob;
 pub mod hash;
 pub mod held;
+pub mod hll;
 pub mod key;
 pub mod limits;
 pub mod list;
