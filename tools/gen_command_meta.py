@@ -95,6 +95,8 @@ COMMANDS = {
     "sdiff": None, "sinterstore": None, "sunionstore": None,
     "sdiffstore": None, "sscan": None, "sort": None, "sort_ro": None,
     # issue 4: sorted sets
+    "pfadd": None, "pfcount": None, "pfmerge": None, "pfdebug": None,
+    "pfselftest": None,
     "geoadd": None, "geodist": None, "geohash": None, "geopos": None,
     "georadius": None, "georadiusbymember": None, "georadius_ro": None,
     "georadiusbymember_ro": None, "geosearch": None, "geosearchstore": None,

@@ -63,6 +63,8 @@ pub struct Config {
     /// before other clients get `BUSY` and `SCRIPT KILL` may stop it.
     pub busy_reply_threshold: i64,
     pub latency_monitor_threshold: i64,
+    /// `hll-sparse-max-bytes`: a sparse HyperLogLog growing past it turns dense.
+    pub hll_sparse_max_bytes: i64,
     pub notify_keyspace_events: String,
     /// `client-output-buffer-limit`, canonical: `normal h s secs slave h s
     /// secs pubsub h s secs` in bytes.
@@ -153,6 +155,7 @@ impl Default for Config {
             slowlog_max_len: 128,
             busy_reply_threshold: 5000,
             latency_monitor_threshold: 0,
+            hll_sparse_max_bytes: 3000,
             notify_keyspace_events: String::new(),
             client_output_buffer_limit:
                 "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60".into(),
@@ -619,6 +622,17 @@ pub static PARAMS: &[Param] = &[
         Some("lua-time-limit"),
         busy_reply_threshold,
         Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        int,
+        false
+    ),
+    p!(
+        "hll-sparse-max-bytes",
+        None,
+        hll_sparse_max_bytes,
+        Kind::Memory {
             min: 0,
             max: i64::MAX
         },

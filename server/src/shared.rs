@@ -28,6 +28,8 @@ pub struct Hot {
     pub slowlog_slower_than: AtomicI64,
     pub slowlog_max_len: AtomicI64,
     pub latency_threshold_ms: AtomicI64,
+    /// `hll-sparse-max-bytes`.
+    pub hll_sparse_max_bytes: AtomicI64,
     pub timeout_s: AtomicI64,
     pub maxclients: AtomicI64,
     pub requirepass_set: AtomicBool,
@@ -241,6 +243,8 @@ impl Shared {
             .store(c.slowlog_log_slower_than, Ordering::Relaxed);
         h.slowlog_max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
+        h.hll_sparse_max_bytes
+            .store(c.hll_sparse_max_bytes, Ordering::Relaxed);
         h.latency_threshold_ms
             .store(c.latency_monitor_threshold, Ordering::Relaxed);
         h.timeout_s.store(c.timeout, Ordering::Relaxed);

@@ -9,6 +9,7 @@ pub mod connection;
 pub mod dump;
 pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod memory;
@@ -45,6 +46,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(sort::HANDLERS);
     v.extend_from_slice(zset::HANDLERS);
     v.extend_from_slice(geo::HANDLERS);
+    v.extend_from_slice(hll::HANDLERS);
     v.extend_from_slice(zblock::HANDLERS);
     v.extend_from_slice(stream::HANDLERS);
     v.extend_from_slice(bloom::HANDLERS);
