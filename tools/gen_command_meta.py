@@ -95,6 +95,7 @@ COMMANDS = {
     "sdiff": None, "sinterstore": None, "sunionstore": None,
     "sdiffstore": None, "sscan": None, "sort": None, "sort_ro": None,
     # issue 4: sorted sets
+    "migrate": None,
     "pfadd": None, "pfcount": None, "pfmerge": None, "pfdebug": None,
     "pfselftest": None,
     "geoadd": None, "geodist": None, "geohash": None, "geopos": None,

@@ -1,7 +1,7 @@
 //! Which arguments the slow log and `MONITOR` show as `(redacted)`: the
 //! passwords and user names that Redis 7.0's commands hide with
 //! `redactClientCommandArgument` (`AUTH`, `HELLO ... AUTH`, `CONFIG SET`
-//! of a sensitive parameter, `ACL SETUSER`). Only those slow paths ask, so
+//! of a sensitive parameter, `MIGRATE ... AUTH/AUTH2`, `ACL SETUSER`). Only those slow paths ask, so
 //! the command path pays nothing.
 
 use bytes::Bytes;
@@ -45,6 +45,22 @@ pub fn redacted(argv: &[Bytes]) -> Option<Vec<Bytes>> {
         for j in (2..argv.len().saturating_sub(1)).step_by(2) {
             if SENSITIVE_CONFIGS.iter().any(|c| is(j, c)) {
                 hide.push(j + 1);
+            }
+        }
+    } else if is(0, "migrate") {
+        let mut j = 6;
+        while j < argv.len() {
+            let more = argv.len() - 1 - j;
+            if is(j, "auth") && more >= 1 {
+                hide.push(j + 1);
+                j += 2;
+            } else if is(j, "auth2") && more >= 2 {
+                hide.extend([j + 1, j + 2]);
+                j += 3;
+            } else if is(j, "copy") || is(j, "replace") {
+                j += 1;
+            } else {
+                break;
             }
         }
     } else if is(0, "acl") && is(1, "setuser") {
@@ -135,6 +151,23 @@ mod tests {
         assert_eq!(
             shown(&["acl", "setuser", "u", "on", ">pw"]),
             ["acl", "setuser", "(redacted)", "(redacted)", "(redacted)"]
+        );
+        assert_eq!(
+            shown(&["migrate", "h", "1", "k", "0", "9", "COPY", "AUTH2", "u", "p", "KEYS", "auth"]),
+            [
+                "migrate",
+                "h",
+                "1",
+                "k",
+                "0",
+                "9",
+                "COPY",
+                "AUTH2",
+                "(redacted)",
+                "(redacted)",
+                "KEYS",
+                "auth"
+            ]
         );
         assert_eq!(shown(&["set", "auth", "pw"]), ["set", "auth", "pw"]);
         assert_eq!(shown(&["ping"]), ["ping"]);

@@ -13,6 +13,7 @@ pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod migrate;
 pub mod multi;
 pub mod persist;
 pub mod pubsub;
@@ -34,6 +35,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(string::HANDLERS);
     v.extend_from_slice(keys::HANDLERS);
     v.extend_from_slice(dump::HANDLERS);
+    v.extend_from_slice(migrate::HANDLERS);
     v.extend_from_slice(server::HANDLERS);
     v.extend_from_slice(memory::HANDLERS);
     v.extend_from_slice(list::HANDLERS);
