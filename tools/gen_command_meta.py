@@ -77,7 +77,8 @@ COMMANDS = {
     # replication, replica side
     "replicaof": None, "slaveof": None, "role": None,
     "memory": ["usage", "stats", "doctor", "malloc-stats", "purge", "help"],
-    "latency": ["latest", "reset", "history", "doctor", "graph", "help"],
+    "latency": ["latest", "reset", "history", "doctor", "graph", "help",
+                "histogram"],
     "debug": None, "save": None, "bgsave": None, "bgrewriteaof": None,
     # issue 3: lists, hashes, sets, SORT
     "lpush": None, "rpush": None, "lpushx": None, "rpushx": None,

@@ -65,6 +65,8 @@ pub struct Config {
     pub latency_monitor_threshold: i64,
     /// `hll-sparse-max-bytes`: a sparse HyperLogLog growing past it turns dense.
     pub hll_sparse_max_bytes: i64,
+    /// `latency-tracking`: per-command latency histograms (`LATENCY HISTOGRAM`).
+    pub latency_tracking: bool,
     pub notify_keyspace_events: String,
     /// `client-output-buffer-limit`, canonical: `normal h s secs slave h s
     /// secs pubsub h s secs` in bytes.
@@ -156,6 +158,7 @@ impl Default for Config {
             busy_reply_threshold: 5000,
             latency_monitor_threshold: 0,
             hll_sparse_max_bytes: 3000,
+            latency_tracking: true,
             notify_keyspace_events: String::new(),
             client_output_buffer_limit:
                 "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60".into(),
@@ -639,6 +642,7 @@ pub static PARAMS: &[Param] = &[
         int,
         false
     ),
+    p!("latency-tracking", None, latency_tracking, bool, false),
     p!(
         "latency-monitor-threshold",
         None,

@@ -16,7 +16,8 @@ use parking_lot::Mutex;
 
 use crate::command::table::TABLE;
 
-/// Server-wide slots; after them, two per command id (calls, µs).
+/// Server-wide slots; after them, per command id: calls, µs, and the
+/// [`LEVELS`] buckets of its latency histogram.
 #[derive(Debug, Clone, Copy)]
 #[repr(usize)]
 pub enum Slot {
@@ -29,8 +30,46 @@ pub enum Slot {
 
 const FIXED: usize = 5;
 
+/// Buckets of a command's latency histogram (`LATENCY HISTOGRAM`): bucket
+/// `k` counts the calls that Redis's HDR histogram (1 µs to 1 s, two
+/// significant figures, reported on a log-2 scale from 1024 ns) reports at
+/// level `1024 << k` ns: durations up to that level plus its equivalence
+/// range (`level / 128`). 1024 << 20 ns is past the 1 s ceiling.
+pub const LEVELS: usize = 21;
+
+/// Slots per command: calls, µs, then the histogram.
+const PER_COMMAND: usize = 2 + LEVELS;
+
 fn calls_slot(id: u32) -> usize {
-    FIXED + 2 * id as usize
+    FIXED + PER_COMMAND * id as usize
+}
+
+/// Whether calls are recorded in the latency histograms
+/// (`latency-tracking`).
+pub static TRACKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// The histogram bucket of a call that took `nanos` (clamped to Redis's
+/// 1024 ns .. 1 s tracking range, as `updateCommandLatencyHistogram`).
+#[inline]
+pub fn level(nanos: u64) -> usize {
+    let v = nanos.clamp(1024, 1_000_000_000);
+    // The smallest k with v <= 1024 << k ...
+    let k = (64 - ((v - 1) >> 10).leading_zeros()) as usize;
+    // ... unless v falls in the level below's equivalence range.
+    if k > 0 {
+        let below = 1024u64 << (k - 1);
+        if v < below + below / 128 {
+            return k - 1;
+        }
+    }
+    k.min(LEVELS - 1)
+}
+
+/// The duration in µs `LATENCY HISTOGRAM` shows for bucket `k` (the HDR
+/// histogram's highest equivalent value of level `1024 << k` ns).
+pub fn level_usec(k: usize) -> u64 {
+    let l = 1024u64 << k;
+    (l + l / 128 - 1) / 1000
 }
 
 fn len() -> usize {
@@ -78,13 +117,16 @@ pub fn add(slot: Slot, n: u64) {
     with_mine(|s| bump(s, slot as usize, n));
 }
 
-/// One call of command `id` that took `usec`, and one command processed.
+/// One call of command `id` that took `nanos`, and one command processed.
 #[inline]
-pub fn command(id: u32, usec: u64) {
+pub fn command(id: u32, nanos: u64) {
     with_mine(|s| {
         bump(s, Slot::Commands as usize, 1);
         bump(s, calls_slot(id), 1);
-        bump(s, calls_slot(id) + 1, usec);
+        bump(s, calls_slot(id) + 1, nanos / 1000);
+        if TRACKING.load(Ordering::Relaxed) {
+            bump(s, calls_slot(id) + 2 + level(nanos), 1);
+        }
     });
 }
 
@@ -108,6 +150,15 @@ impl Snapshot {
     pub fn command(&self, id: u32) -> (u64, u64) {
         let at = |i: usize| self.0.get(i).copied().unwrap_or(0);
         (at(calls_slot(id)), at(calls_slot(id) + 1))
+    }
+
+    /// Command `id`'s latency histogram since the last reset, by bucket.
+    pub fn histogram(&self, id: u32) -> [u64; LEVELS] {
+        let mut h = [0u64; LEVELS];
+        for (k, v) in h.iter_mut().enumerate() {
+            *v = self.0.get(calls_slot(id) + 2 + k).copied().unwrap_or(0);
+        }
+        h
     }
 }
 
@@ -159,7 +210,7 @@ mod tests {
                 s.spawn(|| {
                     for _ in 0..1000 {
                         add(Slot::Hits, 1);
-                        command(id, 2);
+                        command(id, 2000);
                     }
                 });
             }
@@ -167,10 +218,25 @@ mod tests {
         assert_eq!(get(Slot::Hits) - base, 4000);
         let (c, u) = snapshot().command(id);
         assert_eq!((c - c0, u - u0), (4000, 8000));
+        assert_eq!(snapshot().histogram(id)[1], 4000, "2 µs: the 2048 ns level");
         reset();
         assert_eq!(get(Slot::Hits), 0);
         assert_eq!(snapshot().command(id), (0, 0));
         add(Slot::Hits, 3);
         assert_eq!(get(Slot::Hits), 3);
+    }
+
+    /// Levels and their labels as Redis's HDR histogram reports them.
+    #[test]
+    fn levels_follow_the_hdr_histogram() {
+        assert_eq!(level(0), 0);
+        assert_eq!(level(1031), 0);
+        assert_eq!(level(1032), 1);
+        assert_eq!(level(2048), 1);
+        assert_eq!(level(2063), 1);
+        assert_eq!(level(2064), 2);
+        assert_eq!(level(5_000_000_000), 20);
+        let labels: Vec<u64> = (0..8).map(level_usec).collect();
+        assert_eq!(labels, [1, 2, 4, 8, 16, 33, 66, 132]);
     }
 }

@@ -243,6 +243,7 @@ impl Shared {
             .store(c.slowlog_log_slower_than, Ordering::Relaxed);
         h.slowlog_max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
+        crate::counters::TRACKING.store(c.latency_tracking, Ordering::Relaxed);
         h.hll_sparse_max_bytes
             .store(c.hll_sparse_max_bytes, Ordering::Relaxed);
         h.latency_threshold_ms

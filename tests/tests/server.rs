@@ -460,3 +460,59 @@ fn config_set_port_listens_anew_or_changes_nothing() {
     }
     drop(busy);
 }
+
+/// `LATENCY HISTOGRAM`: per command (and subcommand) the calls and the
+/// cumulative counts by latency level, since `CONFIG RESETSTAT`; nothing
+/// is recorded with `latency-tracking no`.
+#[test]
+fn latency_histogram_counts_calls_per_command() {
+    let (_s, mut con) = setup();
+    let _: () = cmd(&mut con, &["CONFIG", "RESETSTAT"]);
+    let _: () = cmd(&mut con, &["SET", "a", "b"]);
+    let _: () = cmd(&mut con, &["SET", "c", "d"]);
+    let _: i64 = cmd(&mut con, &["CLIENT", "ID"]);
+    // (command, calls, [(µs level, cumulative count)]) from the flat
+    // RESP2 maps.
+    fn rows(v: Value) -> Vec<(String, i64, Vec<(i64, i64)>)> {
+        let items = |v: Value| match v {
+            Value::Array(a) => a,
+            other => panic!("{other:?}"),
+        };
+        let text = |v: &Value| -> String { redis::from_redis_value(v).expect("text") };
+        let int = |v: &Value| -> i64 { redis::from_redis_value(v).expect("int") };
+        items(v)
+            .chunks(2)
+            .map(|p| {
+                let inner = items(p[1].clone());
+                assert_eq!(
+                    (text(&inner[0]), text(&inner[2])),
+                    ("calls".into(), "histogram_usec".into())
+                );
+                let b = items(inner[3].clone());
+                let buckets = b.chunks(2).map(|x| (int(&x[0]), int(&x[1]))).collect();
+                (text(&p[0]), int(&inner[1]), buckets)
+            })
+            .collect()
+    }
+    let h = rows(cmd(
+        &mut con,
+        &["LATENCY", "HISTOGRAM", "set", "client", "nosuch"],
+    ));
+    assert_eq!(h.len(), 2, "{h:?}");
+    let (name, calls, buckets) = &h[0];
+    assert_eq!((name.as_str(), *calls), ("set", 2));
+    // Cumulative: the last bucket holds every call; labels grow.
+    assert_eq!(buckets.last().map(|b| b.1), Some(2));
+    assert!(buckets
+        .windows(2)
+        .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+    assert_eq!(h[1].0, "client|id");
+    let all = rows(cmd(&mut con, &["LATENCY", "HISTOGRAM"]));
+    let names: Vec<&str> = all.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["client|id", "config|resetstat", "latency|histogram", "set"]);
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "latency-tracking", "no"]);
+    let _: () = cmd(&mut con, &["CONFIG", "RESETSTAT"]);
+    let _: () = cmd(&mut con, &["SET", "a", "b"]);
+    let none = rows(cmd(&mut con, &["LATENCY", "HISTOGRAM"]));
+    assert!(none.is_empty(), "{none:?}");
+}

@@ -432,8 +432,9 @@ pub(crate) fn call(
     } else {
         handler(&mut ctx, argv)
     };
-    let took = start.elapsed().as_micros() as u64;
-    crate::counters::command(cmd.id, took);
+    let took_ns = start.elapsed().as_nanos() as u64;
+    let took = took_ns / 1000;
+    crate::counters::command(cmd.id, took_ns);
     if let Err(e) = result {
         cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
         let msg = e.to_string();

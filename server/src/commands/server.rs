@@ -44,6 +44,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("latency|history", latency_history),
     ("latency|doctor", latency_doctor),
     ("latency|help", latency_help),
+    ("latency|histogram", latency_histogram),
     ("debug", debug),
 ];
 
@@ -1154,6 +1155,63 @@ fn latency_doctor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         text.push_str("\nI have a few advices for you:\n\n- Check your system for slow commands using SLOWLOG GET.\n");
     }
     ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+/// `LATENCY HISTOGRAM [command ...]`: each command's calls and the
+/// cumulative count at each latency level (Redis's `fillCommandCDF`), for
+/// every command with calls, or for the named ones (a container names its
+/// subcommands; unknown names are skipped).
+fn latency_histogram(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let snap = crate::counters::snapshot();
+    let mut rows: Vec<(&'static str, u64, [u64; crate::counters::LEVELS])> = Vec::new();
+    let push = |c: &'static Command, rows: &mut Vec<_>| {
+        let h = snap.histogram(c.id);
+        let calls: u64 = h.iter().sum();
+        if calls > 0 {
+            rows.push((c.name(), calls, h));
+        }
+    };
+    fn with_subs(c: &'static Command) -> Vec<&'static Command> {
+        let mut subs: Vec<&'static Command> = c.subcommands.values().collect();
+        subs.sort_by_key(|s| s.meta.name);
+        subs
+    }
+    if args.len() == 2 {
+        for c in TABLE.sorted() {
+            push(c, &mut rows);
+            for s in with_subs(c) {
+                push(s, &mut rows);
+            }
+        }
+    } else {
+        for a in &args[2..] {
+            let Some(c) = lookup_full(a) else { continue };
+            push(c, &mut rows);
+            for s in with_subs(c) {
+                push(s, &mut rows);
+            }
+        }
+    }
+    let out = &mut *ctx.out;
+    out.map(rows.len());
+    for (name, calls, h) in rows {
+        out.bulk(name.as_bytes());
+        out.map(2);
+        out.bulk(b"calls");
+        out.integer(calls as i64);
+        out.bulk(b"histogram_usec");
+        let used = h.iter().filter(|&&n| n > 0).count();
+        out.map(used);
+        let mut cumulative = 0;
+        for (k, n) in h.iter().enumerate() {
+            if *n > 0 {
+                cumulative += n;
+                out.integer(crate::counters::level_usec(k) as i64);
+                out.integer(cumulative as i64);
+            }
+        }
+    }
     Ok(())
 }
 
