@@ -473,7 +473,8 @@ fn latency_histogram_counts_calls_per_command() {
     let _: i64 = cmd(&mut con, &["CLIENT", "ID"]);
     // (command, calls, [(µs level, cumulative count)]) from the flat
     // RESP2 maps.
-    fn rows(v: Value) -> Vec<(String, i64, Vec<(i64, i64)>)> {
+    type Row = (String, i64, Vec<(i64, i64)>);
+    fn rows(v: Value) -> Vec<Row> {
         let items = |v: Value| match v {
             Value::Array(a) => a,
             other => panic!("{other:?}"),
@@ -509,7 +510,10 @@ fn latency_histogram_counts_calls_per_command() {
     assert_eq!(h[1].0, "client|id");
     let all = rows(cmd(&mut con, &["LATENCY", "HISTOGRAM"]));
     let names: Vec<&str> = all.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(names, ["client|id", "config|resetstat", "latency|histogram", "set"]);
+    assert_eq!(
+        names,
+        ["client|id", "config|resetstat", "latency|histogram", "set"]
+    );
     let _: () = cmd(&mut con, &["CONFIG", "SET", "latency-tracking", "no"]);
     let _: () = cmd(&mut con, &["CONFIG", "RESETSTAT"]);
     let _: () = cmd(&mut con, &["SET", "a", "b"]);
