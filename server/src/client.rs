@@ -298,6 +298,8 @@ pub struct Client {
     /// Set by a blocking command that found nothing: the task waits for
     /// the reply before reading further commands.
     pub blocked: Option<crate::blocking::Blocked>,
+    /// The blocked command's stats, recorded when it completes.
+    pub blocked_stats: Option<crate::command::dispatch::BlockedStats>,
     /// Set when `CLIENT PAUSE` held the command back: the task waits for
     /// the pause to end, then runs the same command again.
     pub postponed: bool,
@@ -341,6 +343,7 @@ impl Client {
             repl: Default::default(),
             primary: false,
             blocked: None,
+            blocked_stats: None,
             postponed: false,
             script_wait: None,
             script_busy: false,

@@ -328,10 +328,15 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                             srv.blocking.cancel(&b.waiter);
                             break 'conn;
                         }
-                        if wait_blocked(&srv, &stream, &handle, &mut inbuf, &mut out, b, &mut mem)
-                            .await
-                            .is_err()
-                        {
+                        let waited =
+                            wait_blocked(&srv, &stream, &handle, &mut inbuf, &mut out, b, &mut mem)
+                                .await;
+                        if let Some(stats) = client.blocked_stats.take() {
+                            if waited.is_ok() {
+                                crate::command::dispatch::record_unblocked(&srv, &client, stats);
+                            }
+                        }
+                        if waited.is_err() {
                             // A reply served as the client hung up still
                             // goes out (the client may only have closed its
                             // write side).

@@ -520,3 +520,44 @@ fn latency_histogram_counts_calls_per_command() {
     let none = rows(cmd(&mut con, &["LATENCY", "HISTOGRAM"]));
     assert!(none.is_empty(), "{none:?}");
 }
+
+/// A command that blocked is counted (calls, slow log) once, when it is
+/// served, with its wait included, as Redis's `updateStatsOnUnblock`.
+#[test]
+fn a_blocked_command_counts_when_served() {
+    let server = TestServer::with_args(&["--slowlog-log-slower-than", "0"]);
+    let mut con = server.client();
+    let mut waiter = server.raw_conn();
+    waiter.send(b"BLPOP l 0\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ferrite_tests::info_int(&mut con, "clients", "blocked_clients") != 1 {
+        assert!(std::time::Instant::now() < deadline, "never blocked");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(!cmd::<String>(&mut con, &["INFO", "commandstats"]).contains("cmdstat_blpop"));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(cmd::<String>(&mut con, &["SLOWLOG", "RESET"]), "OK");
+    let _: i64 = cmd(&mut con, &["LPUSH", "l", "x"]);
+    let got = waiter.read_until(|b| b.ends_with(b"x\r\n"), std::time::Duration::from_secs(5));
+    assert_eq!(ferrite_tests::text(&got), "*2\r\n$1\r\nl\r\n$1\r\nx\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let entries: Vec<Value> = cmd(&mut con, &["SLOWLOG", "GET"]);
+        let first: Option<(Vec<String>, i64)> = entries.first().map(|e| match e {
+            Value::Array(f) => (
+                redis::from_redis_value(&f[3]).expect("args"),
+                redis::from_redis_value(&f[2]).expect("duration"),
+            ),
+            other => panic!("{other:?}"),
+        });
+        if let Some((args, us)) = first.filter(|(a, _)| a[0] == "BLPOP") {
+            assert_eq!(args, ["BLPOP", "l", "0"]);
+            assert!(us >= 50_000, "the wait counts: {us} µs");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{entries:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let stats: String = cmd(&mut con, &["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_blpop:calls=1,"), "{stats}");
+}

@@ -433,14 +433,51 @@ pub(crate) fn call(
         handler(&mut ctx, argv)
     };
     let took_ns = start.elapsed().as_nanos() as u64;
-    let took = took_ns / 1000;
-    crate::counters::command(cmd.id, took_ns);
     if let Err(e) = result {
         cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
         let msg = e.to_string();
         srv.stats.count_error(msg.as_bytes());
-        out.error(msg.as_bytes());
+        ctx.out.error(msg.as_bytes());
     }
+    if ctx.client.blocked.is_some() {
+        // A command that blocked counts once it is served or times out,
+        // its wait included (Redis's `updateStatsOnUnblock`).
+        ctx.client.blocked_stats = Some(BlockedStats {
+            cmd,
+            start,
+            argv: argv.to_vec(),
+        });
+        return;
+    }
+    record(srv, ctx.client, cmd, argv, took_ns, now);
+}
+
+/// A blocked command's stats, recorded when it completes.
+pub struct BlockedStats {
+    cmd: &'static Command,
+    start: Instant,
+    argv: Vec<Bytes>,
+}
+
+/// Records a blocked command that was served, timed out or was unblocked:
+/// its call, its total duration, the slow log.
+pub fn record_unblocked(srv: &Shared, client: &Client, b: BlockedStats) {
+    let took_ns = b.start.elapsed().as_nanos() as u64;
+    record(srv, client, b.cmd, &b.argv, took_ns, super::ctx::unix_ms());
+}
+
+/// A call's counters, slow log entry and latency sample.
+#[inline(always)]
+fn record(
+    srv: &Shared,
+    client: &Client,
+    cmd: &'static Command,
+    argv: &[Bytes],
+    took_ns: u64,
+    now: i64,
+) {
+    let took = took_ns / 1000;
+    crate::counters::command(cmd.id, took_ns);
     let threshold = srv.hot.slowlog_slower_than.load(Ordering::Relaxed);
     if threshold >= 0 && took >= threshold as u64 && !cmd.has(flag::SKIP_SLOWLOG) {
         let entry = SlowEntry {
