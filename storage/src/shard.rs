@@ -274,6 +274,12 @@ impl Shard {
         self.keys.get_hashed(h, key)
     }
 
+    /// The entry stored under `key` even if its TTL has passed, without
+    /// expiring it (`DEBUG OBJECT`, which Redis answers from the dict).
+    pub fn peek_raw(&self, key: &[u8]) -> Option<&Entry> {
+        self.keys.get_hashed(hash_key(key), key)
+    }
+
     /// Reads a live key and records the access.
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Entry> {
         let h = hash_key(key);

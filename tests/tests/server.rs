@@ -561,3 +561,20 @@ fn a_blocked_command_counts_when_served() {
     let stats: String = cmd(&mut con, &["INFO", "commandstats"]);
     assert!(stats.contains("cmdstat_blpop:calls=1,"), "{stats}");
 }
+
+/// `DEBUG OBJECT` reads the stored entry even past its TTL (Redis answers
+/// it from the dict), without expiring it; the next real access does.
+#[test]
+fn debug_object_sees_a_logically_expired_key() {
+    let (_s, mut con) = setup();
+    let _: () = cmd(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let _: () = cmd(&mut con, &["SET", "key", "value", "PX", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    let line: String = cmd(&mut con, &["DEBUG", "OBJECT", "key"]);
+    assert!(line.contains("encoding:embstr"), "{line}");
+    assert_eq!(cmd::<i64>(&mut con, &["EXISTS", "key"]), 0);
+    assert_eq!(
+        err(&mut con, &["DEBUG", "OBJECT", "key"]),
+        "ERR no such key"
+    );
+}

@@ -1436,8 +1436,9 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ("object", 3) => {
             let now = ctx.now;
             let key = &args[2];
+            // The stored entry even past its TTL, as Redis's `dictFind`.
             let line = ctx.db().with_shard(key, |s| {
-                s.peek(key, now).map(|e| {
+                s.peek_raw(key).map(|e| {
                     format!(
                         "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
                         e as *const _,
