@@ -97,6 +97,13 @@ COMMANDS = {
     "sdiffstore": None, "sscan": None, "sort": None, "sort_ro": None,
     # issue 4: sorted sets
     "migrate": None,
+    "cluster": ["addslots", "addslotsrange", "bumpepoch", "count-failure-reports",
+                "countkeysinslot", "delslots", "delslotsrange", "failover",
+                "flushslots", "forget", "getkeysinslot", "help", "info", "keyslot",
+                "links", "meet", "myid", "nodes", "replicas", "replicate", "reset",
+                "saveconfig", "set-config-epoch", "setslot", "shards", "slaves",
+                "slots"],
+    "readonly": None, "readwrite": None, "asking": None,
     "pfadd": None, "pfcount": None, "pfmerge": None, "pfdebug": None,
     "pfselftest": None,
     "geoadd": None, "geodist": None, "geohash": None, "geopos": None,

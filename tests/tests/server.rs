@@ -578,3 +578,37 @@ fn debug_object_sees_a_logically_expired_key() {
         "ERR no such key"
     );
 }
+
+/// Without cluster support, `CLUSTER` (every subcommand), `READONLY`,
+/// `READWRITE` and `ASKING` answer as Redis 7.0 with `cluster-enabled no`.
+#[test]
+fn cluster_commands_say_cluster_support_is_disabled() {
+    let (_s, mut con) = setup();
+    let off = "ERR This instance has cluster support disabled";
+    for c in [
+        &["CLUSTER", "INFO"][..],
+        &["CLUSTER", "HELP"],
+        &["CLUSTER", "SLOTS"],
+        &["READONLY"],
+        &["ASKING"],
+    ] {
+        assert_eq!(err(&mut con, c), off, "{c:?}");
+    }
+    assert_eq!(
+        err(&mut con, &["CLUSTER", "NOSUCH"]),
+        "ERR unknown subcommand 'NOSUCH'. Try CLUSTER HELP."
+    );
+    let names: Vec<String> = cmd(
+        &mut con,
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "cluster*"],
+    );
+    assert!(names.contains(&"cluster|help".to_string()), "{names:?}");
+    let e = err(
+        &mut con,
+        &["EVAL", "return redis.call('cluster', 'reset')", "0"],
+    );
+    assert!(
+        e.contains("This Redis command is not allowed from script"),
+        "{e}"
+    );
+}

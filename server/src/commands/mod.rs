@@ -5,6 +5,7 @@
 use crate::command::Handler;
 
 pub mod bloom;
+pub mod cluster;
 pub mod connection;
 pub mod dump;
 pub mod geo;
@@ -36,6 +37,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(keys::HANDLERS);
     v.extend_from_slice(dump::HANDLERS);
     v.extend_from_slice(migrate::HANDLERS);
+    v.extend_from_slice(cluster::HANDLERS);
     v.extend_from_slice(server::HANDLERS);
     v.extend_from_slice(memory::HANDLERS);
     v.extend_from_slice(list::HANDLERS);
