@@ -504,3 +504,32 @@ fn a_value_set_with_px_is_gone_after_it_expires() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(get(&mut con, "k"), None);
 }
+
+/// SETBIT and BITFIELD count as a change (`rdb_changes_since_last_save`,
+/// WATCH) only when the value changed, as in Redis: creating a key is one
+/// change, setting a bit to what it was is none.
+#[test]
+fn setbit_and_bitfield_change_only_when_the_value_changes() {
+    let s = ferrite_tests::TestServer::start();
+    let mut c = s.client();
+    let dirty = |c: &mut redis::Connection| {
+        ferrite_tests::info_int(c, "persistence", "rdb_changes_since_last_save")
+    };
+    let d0 = dirty(&mut c);
+    let _: i64 = cmd(&mut c, &["SETBIT", "foo", "0", "0"]);
+    let _: Vec<i64> = cmd(&mut c, &["BITFIELD", "foo2", "SET", "i5", "0", "0"]);
+    assert_eq!(dirty(&mut c), d0 + 2);
+    let _: i64 = cmd(&mut c, &["SETBIT", "foo", "0", "0"]);
+    let _: Vec<i64> = cmd(&mut c, &["BITFIELD", "foo2", "SET", "i5", "0", "0"]);
+    assert_eq!(dirty(&mut c), d0 + 2);
+    let _: i64 = cmd(&mut c, &["SETBIT", "foo", "0", "1"]);
+    let _: Vec<i64> = cmd(&mut c, &["BITFIELD", "foo2", "SET", "i5", "0", "3"]);
+    assert_eq!(dirty(&mut c), d0 + 4);
+    // A no-op leaves a WATCH intact.
+    let _: () = cmd(&mut c, &["WATCH", "foo"]);
+    let _: i64 = cmd(&mut c, &["SETBIT", "foo", "0", "1"]);
+    let _: () = cmd(&mut c, &["MULTI"]);
+    let _: String = cmd(&mut c, &["PING"]);
+    let done: Option<Vec<String>> = cmd(&mut c, &["EXEC"]);
+    assert_eq!(done, Some(vec!["PONG".to_string()]));
+}

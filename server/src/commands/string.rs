@@ -723,27 +723,34 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             s.set(key, v, NO_EXPIRE, ctx.now);
             dirty = true;
         }
+        let created = dirty;
         let byte = (offset >> 3) as usize;
         let mask = 1u8 << (7 - (offset & 7));
         let old = s
-            .modify(key, ctx.now, |e| {
-                str_mut(&mut e.value).is_some_and(|b| {
-                    if b.len() <= byte {
-                        b.resize(byte + 1, 0);
-                        dirty = true;
-                    }
-                    let old = b[byte] & mask != 0;
-                    if on {
-                        b[byte] |= mask;
-                    } else {
-                        b[byte] &= !mask;
-                    }
-                    old
+            .quietly(|s| {
+                s.modify(key, ctx.now, |e| {
+                    str_mut(&mut e.value).is_some_and(|b| {
+                        if b.len() <= byte {
+                            b.resize(byte + 1, 0);
+                            dirty = true;
+                        }
+                        let old = b[byte] & mask != 0;
+                        if on {
+                            b[byte] |= mask;
+                        } else {
+                            b[byte] &= !mask;
+                        }
+                        old
+                    })
                 })
             })
             .unwrap_or(false);
-        // Like Redis, only a real change (new key, growth, flipped bit) is a write.
+        // Like Redis, only a real change (new key, growth, flipped bit) is a
+        // write: for WATCH, tracking and the dirty counter too.
         if dirty || old != on {
+            if !created {
+                s.signal_modified(key);
+            }
             ctx.propagate_argv(args);
             ctx.notify(STRING, "setbit", key);
         }
@@ -1211,18 +1218,25 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
             s.set(key, v, NO_EXPIRE, ctx.now);
         }
         let need = (highest >> 3) as usize + 1;
+        // Quietly: only a real change (growth, a changed field) counts as a
+        // write for WATCH, tracking and the dirty counter, as in Redis.
         let replies = s
-            .modify(key, ctx.now, |e| {
-                let b = str_mut(&mut e.value)?;
-                if b.len() < need {
-                    b.resize(need, 0);
-                    dirty = true;
-                }
-                Some(ops.iter().map(|op| bf_exec(b, op)).collect::<Vec<_>>())
+            .quietly(|s| {
+                s.modify(key, ctx.now, |e| {
+                    let b = str_mut(&mut e.value)?;
+                    if b.len() < need {
+                        b.resize(need, 0);
+                        dirty = true;
+                    }
+                    Some(ops.iter().map(|op| bf_exec(b, op)).collect::<Vec<_>>())
+                })
             })
             .flatten()
             .unwrap_or_default();
         if dirty || replies.iter().any(|r| r.1) {
+            if exists {
+                s.signal_modified(key);
+            }
             ctx.propagate_argv(args);
             ctx.notify(STRING, "setbit", key);
         }
