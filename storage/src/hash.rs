@@ -27,7 +27,7 @@ enum Repr {
     /// Field/value pairs in insertion order (`OBJECT ENCODING` `listpack`).
     Listpack(Vec<Pair>),
     /// A table (`hashtable`).
-    Table(Dict<Box<[u8]>>),
+    Table(Box<Dict<Box<[u8]>>>),
 }
 
 /// A hash value.
@@ -131,7 +131,11 @@ impl Hash {
         self.heap
             + match &self.repr {
                 Repr::Listpack(v) => array_size::<Pair>(v.capacity()),
-                Repr::Table(d) => d.len() * Dict::<Box<[u8]>>::NODE_BYTES + d.table_bytes(),
+                Repr::Table(d) => {
+                    alloc_size(std::mem::size_of::<Dict<Box<[u8]>>>())
+                        + d.len() * Dict::<Box<[u8]>>::NODE_BYTES
+                        + d.table_bytes()
+                }
             }
     }
 
@@ -167,7 +171,7 @@ impl Hash {
             heap += table_pair_heap(&f, &x);
             d.insert(&f, x);
         }
-        self.repr = Repr::Table(d);
+        self.repr = Repr::Table(Box::new(d));
         self.heap = heap;
     }
 
@@ -324,9 +328,8 @@ impl Hash {
             return;
         }
         let buckets = d.buckets() as u64;
-        let mask = buckets - 1;
         let want = FAIR_SAMPLE;
-        let mut slot = rand() & mask;
+        let mut slot = rand() % buckets;
         // (bucket, entries in it) for the buckets gathered.
         let mut seen: Vec<(u64, usize)> = Vec::with_capacity(want);
         let mut total = 0usize;
@@ -334,12 +337,12 @@ impl Hash {
         let mut steps = (want * 10).min(d.buckets());
         while total < want && steps > 0 {
             let mut len = 0usize;
-            d.scan(slot, |_, _| len += 1);
+            d.bucket(slot as usize, |_, _| len += 1);
             if len > 0 {
                 seen.push((slot, len));
                 total += len;
             }
-            slot = (slot + 1) & mask;
+            slot = (slot + 1) % buckets;
             steps -= 1;
         }
         if total == 0 {
@@ -354,7 +357,7 @@ impl Hash {
             if pick < len {
                 let mut i = 0usize;
                 let mut f = Some(f);
-                d.scan(slot, |k, x| {
+                d.bucket(slot as usize, |k, x| {
                     if i == pick {
                         if let Some(f) = f.take() {
                             f(k, x);
@@ -543,10 +546,11 @@ mod tests {
         assert_eq!(h.heap, heap_sum(&h));
         // Three fields passed the limit of two: a table, whose 48-byte
         // nodes hold the fields inline; v2 in one word, the 19-byte value
-        // in a 32-byte block, four buckets.
+        // in a 32-byte block, four buckets, and the boxed 32-byte table
+        // header.
         assert_eq!(h.encoding(), "hashtable");
         assert_eq!(Dict::<Box<[u8]>>::NODE_BYTES, 48);
-        assert_eq!(h.mem_usage(), 8 + 32 + 2 * 48 + 4 * 8);
+        assert_eq!(h.mem_usage(), 8 + 32 + 2 * 48 + 4 * 8 + 32);
     }
 
     #[test]
