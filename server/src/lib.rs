@@ -14,6 +14,7 @@ pub mod connection;
 pub mod counters;
 pub mod digest;
 pub mod evict;
+pub mod lazyfree;
 pub mod listen;
 pub mod pause;
 pub mod persist;

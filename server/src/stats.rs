@@ -93,6 +93,7 @@ impl Stats {
         }
         self.errors.lock().clear();
         counters::reset();
+        crate::lazyfree::reset();
     }
 }
 

@@ -128,6 +128,31 @@ impl Value {
         }
     }
 
+    /// How many allocations freeing the value takes (Redis's
+    /// `lazyfreeGetFreeEffort`): what decides whether `UNLINK` frees it in
+    /// the background. A compact encoding, a string or a Bloom filter is one
+    /// block (or a few); a table, a skip list or a list costs one per
+    /// element; a stream one per node plus its groups' pending entries,
+    /// estimated from the first group's as Redis does.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::Str { .. } => 1,
+            Value::Bloom(b) => 1 + b.filters().len(),
+            Value::List(l) => l.len(),
+            Value::Hash(h) if h.is_listpack() => 1,
+            Value::Hash(h) => h.len(),
+            Value::Set(s) if s.encoding() == "intset" => 1,
+            Value::Set(s) => s.len(),
+            Value::ZSet(z) if z.is_listpack() => 1,
+            Value::ZSet(z) => z.len(),
+            Value::Stream(s) => {
+                let groups = s.groups.len();
+                let pel = s.groups.values().next().map_or(0, |g| g.pel.len());
+                s.node_count() + groups * (1 + pel)
+            }
+        }
+    }
+
     /// A collection with no elements (such a key must be deleted).
     pub fn is_empty(&self) -> bool {
         !matches!(self, Value::Str { .. } | Value::Bloom(_) | Value::Stream(_)) && self.len() == 0

@@ -315,3 +315,41 @@ fn swapdb_exchanges_the_contents_of_two_databases() {
         Some("in-db0")
     );
 }
+
+/// `UNLINK` frees a large value in the background and counts it in
+/// `lazyfreed_objects` (reset by `CONFIG RESETSTAT`); a small one is freed
+/// in place and not counted.
+#[test]
+fn unlink_frees_large_values_in_the_background() {
+    let s = ferrite_tests::TestServer::start();
+    let mut c = s.client();
+    let _: () = cmd(&mut c, &["CONFIG", "RESETSTAT"]);
+    let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let mut sadd = vec!["SADD", "big"];
+    sadd.extend(members.iter().map(String::as_str));
+    let _: i64 = cmd(&mut c, &sadd);
+    let _: () = cmd(&mut c, &["SET", "small", "v"]);
+    assert_eq!(
+        cmd::<i64>(&mut c, &["UNLINK", "big", "small", "missing"]),
+        2
+    );
+    assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "big", "small"]), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let freed = ferrite_tests::info_int(&mut c, "memory", "lazyfreed_objects");
+        let pending = ferrite_tests::info_int(&mut c, "memory", "lazyfree_pending_objects");
+        if freed == 1 && pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "freed {freed} pending {pending}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _: () = cmd(&mut c, &["CONFIG", "RESETSTAT"]);
+    assert_eq!(
+        ferrite_tests::info_int(&mut c, "memory", "lazyfreed_objects"),
+        0
+    );
+}

@@ -70,16 +70,22 @@ fn is_expired(expire_at: i64, now: i64) -> bool {
 
 // ---------------------------------------------------------------- DEL & co
 
+/// `DEL` and `UNLINK`: `UNLINK` (and `DEL` under
+/// `lazyfree-lazy-user-del`) frees large values in the background.
 fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let keys = &args[1..];
     let now = ctx.now;
     let c = &*ctx;
+    let lazy = is(&args[0], "unlink") || c.srv.config.read().lazyfree_lazy_user_del;
     let n = c.db().with_shards(keys.iter().map(|k| &k[..]), |g| {
         let mut n = 0;
         for k in keys {
-            if g.shard(k).remove(k, now).is_some() {
+            if let Some(e) = g.shard(k).remove(k, now) {
                 n += 1;
                 c.notify(GENERIC, "del", k);
+                if lazy {
+                    crate::lazyfree::free(e.value);
+                }
             }
         }
         if n > 0 {

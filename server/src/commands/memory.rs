@@ -335,8 +335,14 @@ pub fn info_section(srv: &Shared, cfg: &Config, out: &mut String) {
     line(format_args!("mem_aof_buffer:0"));
     line(format_args!("mem_allocator:{ALLOCATOR}"));
     line(format_args!("active_defrag_running:0"));
-    line(format_args!("lazyfree_pending_objects:0"));
-    line(format_args!("lazyfreed_objects:0"));
+    line(format_args!(
+        "lazyfree_pending_objects:{}",
+        crate::lazyfree::pending()
+    ));
+    line(format_args!(
+        "lazyfreed_objects:{}",
+        crate::lazyfree::freed()
+    ));
 }
 
 fn total_system_memory() -> i64 {

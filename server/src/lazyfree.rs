@@ -1,0 +1,73 @@
+//! Freeing large values in the background (Redis's `lazyfree.c`): `UNLINK`
+//! (and `DEL` with `lazyfree-lazy-user-del`) take the key out of the
+//! keyspace at once and hand a value that takes more than
+//! [`THRESHOLD`] allocations to free ([`Value::free_effort`]) to a
+//! `ferrite-lazyfree` thread, so dropping a set of millions of members
+//! does not stall the command. `INFO memory` reports
+//! `lazyfree_pending_objects` and `lazyfreed_objects` (the latter reset by
+//! `CONFIG RESETSTAT`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::OnceLock;
+
+use ferrite_storage::Value;
+use parking_lot::Mutex;
+
+/// Redis's `LAZYFREE_THRESHOLD`: values cheaper to free than this are
+/// freed in place.
+pub const THRESHOLD: usize = 64;
+
+static PENDING: AtomicU64 = AtomicU64::new(0);
+static FREED: AtomicU64 = AtomicU64::new(0);
+static FREED_ZERO: AtomicU64 = AtomicU64::new(0);
+static QUEUE: OnceLock<Mutex<Sender<Value>>> = OnceLock::new();
+
+fn queue() -> &'static Mutex<Sender<Value>> {
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = channel::<Value>();
+        let spawned = std::thread::Builder::new()
+            .name("ferrite-lazyfree".into())
+            .spawn(move || {
+                for v in rx {
+                    drop(v);
+                    PENDING.fetch_sub(1, Ordering::Relaxed);
+                    FREED.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no lazyfree thread: large values are freed in place");
+        }
+        Mutex::new(tx)
+    })
+}
+
+/// Frees `value`: in the background if it is large, else here.
+pub fn free(value: Value) {
+    if value.free_effort() <= THRESHOLD {
+        return;
+    }
+    PENDING.fetch_add(1, Ordering::Relaxed);
+    if let Err(back) = queue().lock().send(value) {
+        // The thread could not start: free in place after all.
+        PENDING.fetch_sub(1, Ordering::Relaxed);
+        drop(back);
+    }
+}
+
+/// `lazyfree_pending_objects`.
+pub fn pending() -> u64 {
+    PENDING.load(Ordering::Relaxed)
+}
+
+/// `lazyfreed_objects` since the last `CONFIG RESETSTAT`.
+pub fn freed() -> u64 {
+    FREED
+        .load(Ordering::Relaxed)
+        .saturating_sub(FREED_ZERO.load(Ordering::Relaxed))
+}
+
+/// `CONFIG RESETSTAT`.
+pub fn reset() {
+    FREED_ZERO.store(FREED.load(Ordering::Relaxed), Ordering::Relaxed);
+}
