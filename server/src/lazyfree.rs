@@ -3,7 +3,9 @@
 //! keyspace at once and hand a value that takes more than
 //! [`THRESHOLD`] allocations to free ([`Value::free_effort`]) to a
 //! `ferrite-lazyfree` thread, so dropping a set of millions of members
-//! does not stall the command. `INFO memory` reports
+//! does not stall the command; `FLUSHDB`/`FLUSHALL ASYNC` (and plain
+//! flushes under `lazyfree-lazy-user-flush`) hand over whole databases.
+//! `INFO memory` reports
 //! `lazyfree_pending_objects` and `lazyfreed_objects` (the latter reset by
 //! `CONFIG RESETSTAT`).
 
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::OnceLock;
 
+use ferrite_storage::shard::Detached;
 use ferrite_storage::Value;
 use parking_lot::Mutex;
 
@@ -21,18 +24,33 @@ pub const THRESHOLD: usize = 64;
 static PENDING: AtomicU64 = AtomicU64::new(0);
 static FREED: AtomicU64 = AtomicU64::new(0);
 static FREED_ZERO: AtomicU64 = AtomicU64::new(0);
-static QUEUE: OnceLock<Mutex<Sender<Value>>> = OnceLock::new();
+/// What the thread frees, and how many objects it counts as.
+enum Job {
+    Value(Value),
+    Databases(Vec<Detached>, u64),
+}
 
-fn queue() -> &'static Mutex<Sender<Value>> {
+static QUEUE: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+
+fn queue() -> &'static Mutex<Sender<Job>> {
     QUEUE.get_or_init(|| {
-        let (tx, rx) = channel::<Value>();
+        let (tx, rx) = channel::<Job>();
         let spawned = std::thread::Builder::new()
             .name("ferrite-lazyfree".into())
             .spawn(move || {
-                for v in rx {
-                    drop(v);
-                    PENDING.fetch_sub(1, Ordering::Relaxed);
-                    FREED.fetch_add(1, Ordering::Relaxed);
+                for job in rx {
+                    let n = match job {
+                        Job::Value(v) => {
+                            drop(v);
+                            1
+                        }
+                        Job::Databases(d, n) => {
+                            drop(d);
+                            n
+                        }
+                    };
+                    PENDING.fetch_sub(n, Ordering::Relaxed);
+                    FREED.fetch_add(n, Ordering::Relaxed);
                 }
             });
         if let Err(e) = spawned {
@@ -47,10 +65,23 @@ pub fn free(value: Value) {
     if value.free_effort() <= THRESHOLD {
         return;
     }
-    PENDING.fetch_add(1, Ordering::Relaxed);
-    if let Err(back) = queue().lock().send(value) {
+    send(Job::Value(value), 1);
+}
+
+/// Frees the contents of flushed databases (`FLUSHALL ASYNC`), counted
+/// as their `keys` objects, as Redis's `emptyDbAsync`.
+pub fn free_databases(parts: Vec<Detached>, keys: u64) {
+    if keys == 0 {
+        return;
+    }
+    send(Job::Databases(parts, keys), keys);
+}
+
+fn send(job: Job, n: u64) {
+    PENDING.fetch_add(n, Ordering::Relaxed);
+    if let Err(back) = queue().lock().send(job) {
         // The thread could not start: free in place after all.
-        PENDING.fetch_sub(1, Ordering::Relaxed);
+        PENDING.fetch_sub(n, Ordering::Relaxed);
         drop(back);
     }
 }

@@ -204,6 +204,19 @@ impl Db {
             .sum()
     }
 
+    /// Empties every shard as [`Db::clear`], handing back the contents to
+    /// be freed elsewhere (`FLUSHDB ASYNC`).
+    pub fn detach_all(&self) -> (usize, Vec<crate::shard::Detached>) {
+        let mut n = 0;
+        let mut parts = Vec::with_capacity(self.shards.len());
+        for i in 0..self.shards.len() {
+            let (k, d) = ShardRef::lock(self, i).detach_all();
+            n += k;
+            parts.push(d);
+        }
+        (n, parts)
+    }
+
     /// The shard lock for position `i` (used by `Store` for cross-database operations).
     pub(crate) fn lock_at(&self, i: usize) -> ShardRef<'_> {
         ShardRef::lock(self, i)

@@ -153,6 +153,12 @@ fn expire_mem(key: &[u8]) -> usize {
     EXPIRE_OVERHEAD + Key::heap_size(key.len())
 }
 
+/// A shard's former contents, freed when dropped (wherever that is).
+pub struct Detached {
+    _keys: Dict<Entry>,
+    _expires: Dict<()>,
+}
+
 impl Shard {
     pub(crate) fn new(db: usize, observer: Arc<dyn Observer>, stats: Arc<StoreStats>) -> Self {
         Shard {
@@ -493,8 +499,15 @@ impl Shard {
         true
     }
 
-    /// Removes every key (`FLUSHDB`/`FLUSHALL`); returns how many there were.
+    /// Removes every key, freeing them here; returns how many there were.
     pub fn clear(&mut self) -> usize {
+        self.detach_all().0
+    }
+
+    /// Removes every key as [`Shard::clear`] does (watchers, counters,
+    /// memory), but hands back the removed contents instead of freeing
+    /// them, for `FLUSHALL ASYNC` to free on another thread.
+    pub fn detach_all(&mut self) -> (usize, Detached) {
         if let Some(w) = self.watched.as_mut() {
             // `now` only matters with a replacement database.
             touch_all(w, &self.keys, None, 0);
@@ -514,11 +527,13 @@ impl Shard {
             self.expires.len() as i64,
             std::sync::atomic::Ordering::Relaxed,
         );
-        self.keys.clear();
-        self.expires.clear();
+        let detached = Detached {
+            _keys: std::mem::take(&mut self.keys),
+            _expires: std::mem::take(&mut self.expires),
+        };
         self.sub_mem(mem);
         self.sync_table_mem();
-        n
+        (n, detached)
     }
 
     /// Swaps the contents of two shards at the same position of two

@@ -353,3 +353,38 @@ fn unlink_frees_large_values_in_the_background() {
         0
     );
 }
+
+/// `FLUSHALL ASYNC` and `FLUSHDB ASYNC` empty at once and free the keys in
+/// the background, counted in `lazyfreed_objects` as Redis counts them
+/// (one per key); `SYNC` frees in place.
+#[test]
+fn flush_async_frees_in_the_background() {
+    let s = ferrite_tests::TestServer::start();
+    let mut c = s.client();
+    let _: () = cmd(&mut c, &["CONFIG", "RESETSTAT"]);
+    let freed = |c: &mut redis::Connection, want: i64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while ferrite_tests::info_int(c, "memory", "lazyfreed_objects") != want
+            || ferrite_tests::info_int(c, "memory", "lazyfree_pending_objects") != 0
+        {
+            assert!(std::time::Instant::now() < deadline, "never freed {want}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    let _: () = cmd(&mut c, &["MSET", "a", "1", "b", "2", "c", "3"]);
+    let _: () = cmd(&mut c, &["FLUSHDB", "SYNC"]);
+    assert_eq!(
+        ferrite_tests::info_int(&mut c, "memory", "lazyfreed_objects"),
+        0
+    );
+    let _: () = cmd(&mut c, &["MSET", "a", "1", "b", "2", "c", "3"]);
+    let _: () = cmd(&mut c, &["SELECT", "1"]);
+    let _: () = cmd(&mut c, &["SET", "d", "4"]);
+    let _: () = cmd(&mut c, &["FLUSHALL", "ASYNC"]);
+    assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 0);
+    freed(&mut c, 4);
+    let _: () = cmd(&mut c, &["SET", "e", "5"]);
+    let _: () = cmd(&mut c, &["FLUSHDB", "ASYNC"]);
+    assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 0);
+    freed(&mut c, 5);
+}

@@ -453,18 +453,24 @@ fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// `[ASYNC|SYNC]` of `FLUSHDB`/`FLUSHALL` (both flush synchronously here).
-fn flush_flags(args: &[Bytes]) -> CmdResult {
+/// Whether a `FLUSHDB`/`FLUSHALL` frees in the background: `ASYNC`, or no
+/// option under `lazyfree-lazy-user-flush`; `SYNC` never.
+fn flush_async(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<bool, CmdError> {
     match args.len() {
-        1 => Ok(()),
-        2 if is(&args[1], "sync") || is(&args[1], "async") => Ok(()),
+        1 => Ok(ctx.srv.config.read().lazyfree_lazy_user_flush),
+        2 if is(&args[1], "sync") => Ok(false),
+        2 if is(&args[1], "async") => Ok(true),
         _ => Err(CmdError::Syntax),
     }
 }
 
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    flush_flags(args)?;
-    ctx.db().clear();
+    if flush_async(ctx, args)? {
+        let (n, parts) = ctx.db().detach_all();
+        crate::lazyfree::free_databases(parts, n as u64);
+    } else {
+        ctx.db().clear();
+    }
     // Cached keys are not per database: every tracking client drops all.
     ctx.srv.tracking.flushed();
     // Redis forces the propagation even when the database was empty.
@@ -474,8 +480,18 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    flush_flags(args)?;
-    ctx.srv.store.flush_all();
+    if flush_async(ctx, args)? {
+        let store = &ctx.srv.store;
+        let (mut n, mut parts) = (0, Vec::new());
+        for d in 0..store.db_count() {
+            let (k, p) = store.db(d).detach_all();
+            n += k;
+            parts.extend(p);
+        }
+        crate::lazyfree::free_databases(parts, n as u64);
+    } else {
+        ctx.srv.store.flush_all();
+    }
     ctx.srv.tracking.flushed();
     // Propagated in the client's database, as Redis's call() does (a SELECT
     // precedes it when the stream was elsewhere).
