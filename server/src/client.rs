@@ -306,6 +306,10 @@ pub struct Client {
     /// Set by `EVAL`: the script thread's reply, which the task awaits
     /// before reading further commands.
     pub script_wait: Option<tokio::sync::oneshot::Receiver<bytes::BytesMut>>,
+    /// Set by a `WAIT` that must wait for acknowledgements: the count the
+    /// task replies with once enough replicas acknowledged, or at the
+    /// timeout.
+    pub wait_acks: Option<tokio::sync::oneshot::Receiver<i64>>,
     /// The command about to run arrives while a script is past
     /// `busy-reply-threshold`: only `allow_busy` commands run.
     pub script_busy: bool,
@@ -346,6 +350,7 @@ impl Client {
             blocked_stats: None,
             postponed: false,
             script_wait: None,
+            wait_acks: None,
             script_busy: false,
             in_script: false,
             deny_blocking: false,

@@ -314,6 +314,31 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     ran += 1;
                     client.script_busy = false;
                     argv.clear();
+                    if let Some(mut rx) = client.wait_acks.take() {
+                        // WAIT: the count comes when enough replicas
+                        // acknowledged or at the timeout; a client that
+                        // hangs up meanwhile ends the wait.
+                        let n = loop {
+                            tokio::select! {
+                                r = &mut rx => break r.ok(),
+                                r = stream.readable() => {
+                                    if r.is_err() {
+                                        break None;
+                                    }
+                                    match stream.try_read_buf(&mut inbuf) {
+                                        Ok(0) => break None,
+                                        Ok(_) => {}
+                                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                                        Err(_) => break None,
+                                    }
+                                }
+                            }
+                        };
+                        match n {
+                            Some(n) => out.integer(n),
+                            None => break 'conn,
+                        }
+                    }
                     if let Some(rx) = client.script_wait.take() {
                         match rx.await {
                             Ok(reply) => out.raw(&reply),

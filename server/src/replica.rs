@@ -60,6 +60,17 @@ pub struct ReplicaInfo {
     pub ack_ms: AtomicI64,
 }
 
+/// Woken on every `REPLCONF ACK`, for `WAIT`.
+pub static ACKS: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// How many of `replicas` acknowledged `offset` or more.
+pub fn acked(replicas: &[Arc<ReplicaInfo>], offset: u64) -> i64 {
+    replicas
+        .iter()
+        .filter(|r| r.ack_offset.load(Ordering::Relaxed) >= offset)
+        .count() as i64
+}
+
 /// The attached replicas, in attach order.
 #[derive(Default)]
 pub struct Replicas {
@@ -282,6 +293,7 @@ fn handle_input(inbuf: &mut BytesMut, info: &ReplicaInfo) -> bool {
                     {
                         info.ack_offset.store(off, Ordering::Relaxed);
                         info.ack_ms.store(unix_ms(), Ordering::Relaxed);
+                        ACKS.notify_waiters();
                     }
                 }
                 argv.clear();

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, free_port, has_binary, start_redis, RawConn, TestServer};
+use ferrite_tests::{cmd, err, free_port, has_binary, start_redis, RawConn, TestServer};
 
 /// Reads a bulk payload header `$<len>\r\n` and the payload after it from
 /// `buf`, reading more as needed; returns (payload, bytes after it).
@@ -841,4 +841,42 @@ fn client_kill_type_master_makes_the_replica_reconnect() {
         assert!(Instant::now() < deadline, "the link did not come back");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `WAIT numreplicas timeout`: the count of replicas that acknowledged
+/// every write so far, waiting for them (they are asked at once), or
+/// what there is at the timeout; in `MULTI` it does not wait; a replica
+/// refuses it.
+#[test]
+fn wait_counts_replicas_that_acknowledged_the_writes() {
+    let primary = TestServer::start();
+    let mut p = primary.client();
+    // No replica: nothing to wait for with 0, a timeout otherwise.
+    assert_eq!(cmd::<i64>(&mut p, &["WAIT", "0", "0"]), 0);
+    let t = std::time::Instant::now();
+    assert_eq!(cmd::<i64>(&mut p, &["WAIT", "1", "100"]), 0);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(100));
+    assert_eq!(err(&mut p, &["WAIT", "1", "-1"]), "ERR timeout is negative");
+
+    let replica = TestServer::start();
+    let mut r = replica.client();
+    let port = primary.port().to_string();
+    let _: String = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    wait_info(&mut r, "master_link_status", "up");
+    let _: () = cmd(&mut p, &["SET", "k", "v"]);
+    // Acknowledged well before the one-minute timeout.
+    let t = std::time::Instant::now();
+    assert_eq!(cmd::<i64>(&mut p, &["WAIT", "1", "60000"]), 1);
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(cmd::<String>(&mut r, &["GET", "k"]), "v");
+    // More than there are: the timeout, with the count there is.
+    let _: () = cmd(&mut p, &["SET", "k", "w"]);
+    assert_eq!(cmd::<i64>(&mut p, &["WAIT", "2", "200"]), 1);
+    // In a transaction it answers at once.
+    let _: () = cmd(&mut p, &["MULTI"]);
+    let _: String = cmd(&mut p, &["WAIT", "5", "0"]);
+    let got: Vec<i64> = cmd(&mut p, &["EXEC"]);
+    assert!(got[0] <= 1, "{got:?}");
+    assert!(err(&mut r, &["WAIT", "0", "0"])
+        .starts_with("ERR WAIT cannot be used with replica instances."));
 }

@@ -20,7 +20,66 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("replicaof", replicaof),
     ("slaveof", replicaof),
     ("role", role),
+    ("wait", wait),
 ];
+
+/// # Format
+/// `WAIT numreplicas timeout`: how many replicas acknowledged every write
+/// made so far, waiting up to `timeout` ms (0: forever) for `numreplicas`
+/// of them, as Redis's `waitCommand`. The writes to wait for are taken as
+/// the stream's current end (Redis uses the client's last write, never
+/// later than that). Replicas are asked for an acknowledgement at once
+/// (`REPLCONF GETACK *` in the stream). In a transaction or a script it
+/// does not wait.
+fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    if srv.upstream.is_replica.load(Ordering::Relaxed) {
+        return Err(CmdError::err(
+            "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+        ));
+    }
+    let want = crate::command::ctx::int_arg(&args[1])?;
+    let timeout = match ferrite_protocol::parse_i64(&args[2]) {
+        Some(t) if t < 0 => return Err(CmdError::err("timeout is negative")),
+        Some(t) => t,
+        None => return Err(CmdError::err("timeout is not an integer or out of range")),
+    };
+    let target = srv.repl.offset();
+    let replicas = srv.replicas.all();
+    let now_acked = crate::replica::acked(&replicas, target);
+    if now_acked >= want || ctx.client.deny_blocking() {
+        ctx.out.integer(now_acked);
+        return Ok(());
+    }
+    srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
+    let (mut tx, rx) = tokio::sync::oneshot::channel();
+    let deadline = (timeout > 0)
+        .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
+    tokio::spawn(async move {
+        loop {
+            let acks = crate::replica::ACKS.notified();
+            let n = crate::replica::acked(&replicas, target);
+            if n >= want || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                let _ = tx.send(n);
+                return;
+            }
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = acks => {}
+                _ = timer => {}
+                // The client went away.
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    ctx.client.wait_acks = Some(rx);
+    Ok(())
+}
 
 /// A replica serves replicas only while its own link is up.
 fn refuse_stale_sync(ctx: &Ctx<'_>) -> CmdResult {
