@@ -38,6 +38,10 @@ pub enum PersistError {
         path: PathBuf,
         source: crate::rdb_load::LoadError,
     },
+    /// `DEBUG RELOAD NOFLUSH` without `MERGE` met a key or library that
+    /// is already there.
+    #[error("loading {path} without flushing: {what}")]
+    Conflict { path: PathBuf, what: String },
 }
 
 /// Persistence state for `INFO persistence` and the `save` points.
@@ -310,7 +314,12 @@ pub fn load_at_startup(srv: &Shared) -> Result<(), PersistError> {
 
 /// `DEBUG RELOAD`: save (unless `NOSAVE`), then load the file back in
 /// place of the dataset.
-pub fn debug_reload(srv: &Shared, save_first: bool) -> Result<(), PersistError> {
+pub fn debug_reload(
+    srv: &Shared,
+    save_first: bool,
+    flush: bool,
+    merge: bool,
+) -> Result<(), PersistError> {
     if save_first {
         save(srv)?;
     }
@@ -319,8 +328,57 @@ pub fn debug_reload(srv: &Shared, save_first: bool) -> Result<(), PersistError> 
         path: path.clone(),
         source,
     })?;
-    load_bytes(srv, &data, &path)?;
+    if flush {
+        load_bytes(srv, &data, &path)?;
+    } else {
+        load_merging(srv, &data, &path, merge)?;
+    }
     Ok(())
+}
+
+/// `DEBUG RELOAD NOFLUSH [MERGE]`: adds the file's keys and libraries to
+/// the dataset instead of replacing it. Without `MERGE` a key or library
+/// already there is an error, found before anything changes; with it the
+/// file's replace them.
+fn load_merging(srv: &Shared, data: &[u8], path: &Path, merge: bool) -> Result<(), PersistError> {
+    let loaded = crate::rdb_load::load_for(srv, data).map_err(|source| PersistError::Load {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let conflict = |what: String| PersistError::Conflict {
+        path: path.to_path_buf(),
+        what,
+    };
+    let mut all = LockSet::new();
+    all.add_all();
+    let now = unix_ms();
+    srv.store.with_locked(&all, || {
+        if !merge {
+            for k in &loaded.keys {
+                let there = srv
+                    .store
+                    .db(k.db)
+                    .with_shard(&k.key, |s| s.contains(&k.key, now));
+                if there {
+                    return Err(conflict(format!(
+                        "duplicate key {:?}",
+                        String::from_utf8_lossy(&k.key)
+                    )));
+                }
+            }
+        }
+        crate::scripting::functions::merge_libraries(srv, loaded.libraries, merge)
+            .map_err(conflict)?;
+        for k in loaded.keys {
+            if k.expire_at != ferrite_storage::NO_EXPIRE && k.expire_at <= now {
+                continue;
+            }
+            srv.store
+                .db(k.db)
+                .with_shard(&k.key, |s| s.set(&k.key, k.value, k.expire_at, now));
+        }
+        Ok(())
+    })
 }
 
 /// On the way out: save when `save` points are configured and `SHUTDOWN`

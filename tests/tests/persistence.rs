@@ -309,3 +309,39 @@ fn bloom_filters_survive_a_restart() {
     assert_eq!(e.detail(), Some("non scaling filter is full"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `DEBUG RELOAD NOFLUSH` adds the file to the dataset: a key or library
+/// already there is an error (nothing changes), unless `MERGE`, where the
+/// file's win; keys and libraries made since the save stay.
+#[test]
+fn debug_reload_noflush_and_merge() {
+    let dir = tempdir("noflush");
+    let s = start_in(&dir, &[]);
+    let mut c = s.client();
+    let lib1 = "#!lua name=test1\nredis.register_function('test1', function() return 'hello1' end)";
+    let lib2 = "#!lua name=test2\nredis.register_function('test2', function() return 'hello2' end)";
+    let _: () = cmd(&mut c, &["SET", "x", "saved"]);
+    let _: String = cmd(&mut c, &["FUNCTION", "LOAD", lib1]);
+    assert_eq!(cmd::<String>(&mut c, &["DEBUG", "RELOAD"]), "OK");
+    let e = err(&mut c, &["DEBUG", "RELOAD", "NOFLUSH"]);
+    assert_eq!(
+        e,
+        "ERR Error trying to load the RDB dump, check server logs."
+    );
+    let _: () = cmd(&mut c, &["SET", "x", "changed"]);
+    let _: () = cmd(&mut c, &["SET", "y", "new"]);
+    let _: String = cmd(&mut c, &["FUNCTION", "LOAD", lib2]);
+    assert_eq!(
+        cmd::<String>(&mut c, &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"]),
+        "OK"
+    );
+    assert_eq!(
+        cmd::<String>(&mut c, &["GET", "x"]),
+        "saved",
+        "the file's value wins"
+    );
+    assert_eq!(cmd::<String>(&mut c, &["GET", "y"]), "new");
+    assert_eq!(cmd::<String>(&mut c, &["FCALL", "test1", "0"]), "hello1");
+    assert_eq!(cmd::<String>(&mut c, &["FCALL", "test2", "0"]), "hello2");
+    let _ = std::fs::remove_dir_all(&dir);
+}

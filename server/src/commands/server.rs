@@ -1329,30 +1329,36 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         ("reload", _) => {
             // DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, then load the
-            // file back in place of the dataset. MERGE and NOFLUSH (keep
-            // the keys and add the file's) are not supported.
-            let mut save = true;
+            // file back in place of the dataset, or with NOFLUSH added to
+            // it (MERGE: the file's keys and libraries win).
+            let (mut save, mut flush, mut merge) = (true, true, false);
             for a in &args[2..] {
                 if is(a, "nosave") {
                     save = false;
-                } else if is(a, "merge") || is(a, "noflush") {
-                    return Err(CmdError::err(
-                        "DEBUG RELOAD MERGE and NOFLUSH are not supported",
-                    ));
+                } else if is(a, "merge") {
+                    merge = true;
+                } else if is(a, "noflush") {
+                    flush = false;
                 } else {
                     return Err(CmdError::err(
                         "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
                     ));
                 }
             }
-            match crate::persist::debug_reload(ctx.srv, save) {
+            match crate::persist::debug_reload(ctx.srv, save, flush, merge) {
                 Ok(()) => {
                     ctx.out.ok();
                     Ok(())
                 }
-                Err(crate::persist::PersistError::Load { .. }) => Err(CmdError::err(
-                    "Error trying to load the RDB dump, check server logs.",
-                )),
+                Err(
+                    e @ (crate::persist::PersistError::Load { .. }
+                    | crate::persist::PersistError::Conflict { .. }),
+                ) => {
+                    tracing::warn!(error = %e, "DEBUG RELOAD");
+                    Err(CmdError::err(
+                        "Error trying to load the RDB dump, check server logs.",
+                    ))
+                }
                 Err(_) => Err(CmdError::Other("ERR".into())),
             }
         }

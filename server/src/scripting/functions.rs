@@ -152,6 +152,19 @@ pub fn install_all(srv: &crate::shared::Shared, libs: Libraries) {
     s.fn_generation.fetch_add(1, Ordering::AcqRel);
 }
 
+/// Adds `libs` to the libraries there are (`DEBUG RELOAD NOFLUSH`):
+/// one already there is an error unless `replace` (`MERGE`).
+pub fn merge_libraries(
+    srv: &crate::shared::Shared,
+    libs: Libraries,
+    replace: bool,
+) -> Result<(), String> {
+    let s = &srv.scripts;
+    s.functions.lock().join(libs, replace)?;
+    s.fn_generation.fetch_add(1, Ordering::AcqRel);
+    Ok(())
+}
+
 /// The code of every library, for `FUNCTION DUMP`.
 pub fn library_codes(srv: &crate::shared::Shared) -> Vec<Bytes> {
     srv.scripts
