@@ -4,7 +4,9 @@
 //! [`THRESHOLD`] allocations to free ([`Value::free_effort`]) to a
 //! `ferrite-lazyfree` thread, so dropping a set of millions of members
 //! does not stall the command; `FLUSHDB`/`FLUSHALL ASYNC` (and plain
-//! flushes under `lazyfree-lazy-user-flush`) hand over whole databases.
+//! flushes under `lazyfree-lazy-user-flush`) hand over whole databases;
+//! expired and evicted keys' values follow under `lazyfree-lazy-expire`
+//! and `lazyfree-lazy-eviction` (through the store's observer).
 //! `INFO memory` reports
 //! `lazyfree_pending_objects` and `lazyfreed_objects` (the latter reset by
 //! `CONFIG RESETSTAT`).
@@ -20,6 +22,11 @@ use parking_lot::Mutex;
 /// Redis's `LAZYFREE_THRESHOLD`: values cheaper to free than this are
 /// freed in place.
 pub const THRESHOLD: usize = 64;
+
+/// `lazyfree-lazy-expire`: expired keys' values go to the thread too.
+pub static LAZY_EXPIRE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// `lazyfree-lazy-eviction`: evicted keys' values go to the thread too.
+pub static LAZY_EVICTION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 static PENDING: AtomicU64 = AtomicU64::new(0);
 static FREED: AtomicU64 = AtomicU64::new(0);

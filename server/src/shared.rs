@@ -95,6 +95,16 @@ impl Observer for ExpiryFeed {
     fn key_modified(&self, _db: usize, key: &[u8]) {
         self.tracking.key_modified(key);
     }
+
+    fn dispose(&self, value: ferrite_storage::Value, why: ferrite_storage::Disposal) {
+        let lazy = match why {
+            ferrite_storage::Disposal::Expired => &crate::lazyfree::LAZY_EXPIRE,
+            ferrite_storage::Disposal::Evicted => &crate::lazyfree::LAZY_EVICTION,
+        };
+        if lazy.load(Ordering::Relaxed) {
+            crate::lazyfree::free(value);
+        }
+    }
 }
 
 /// The server's shared state.
@@ -244,6 +254,8 @@ impl Shared {
         h.slowlog_max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
         crate::counters::TRACKING.store(c.latency_tracking, Ordering::Relaxed);
+        crate::lazyfree::LAZY_EXPIRE.store(c.lazyfree_lazy_expire, Ordering::Relaxed);
+        crate::lazyfree::LAZY_EVICTION.store(c.lazyfree_lazy_eviction, Ordering::Relaxed);
         h.hll_sparse_max_bytes
             .store(c.hll_sparse_max_bytes, Ordering::Relaxed);
         h.latency_threshold_ms

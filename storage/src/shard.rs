@@ -262,11 +262,15 @@ impl Shard {
             return true;
         }
         if expired {
-            self.remove_hashed(h, key);
+            let gone = self.remove_hashed(h, key);
             self.stats
                 .expired_keys
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.observer.expired(self.db, key);
+            if let Some(e) = gone {
+                self.observer
+                    .dispose(e.value, crate::store::Disposal::Expired);
+            }
         }
         expired
     }
@@ -735,8 +739,10 @@ impl Shard {
         }
         let mem = self.keys.get_hashed(h, key).map(|e| entry_mem(key, e))?;
         let tables_before = self.table_mem;
-        self.remove_hashed(h, key)?;
+        let gone = self.remove_hashed(h, key)?;
         self.observer.evicted(self.db, key);
+        self.observer
+            .dispose(gone.value, crate::store::Disposal::Evicted);
         // A removal can shrink the bucket arrays too.
         Some(mem + tables_before.saturating_sub(self.table_mem))
     }

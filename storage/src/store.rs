@@ -33,6 +33,19 @@ pub trait Observer: Send + Sync {
     /// only while [`StoreStats::track_keys`] is set, so a server where no
     /// client uses client-side caching pays one relaxed load per change.
     fn key_modified(&self, _db: usize, _key: &[u8]) {}
+
+    /// The value of a key that expired or was evicted, to free: here by
+    /// default, elsewhere under `lazyfree-lazy-expire`/`-eviction`.
+    fn dispose(&self, _value: crate::value::Value, _why: Disposal) {}
+}
+
+/// Why a value is handed to [`Observer::dispose`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposal {
+    /// Its TTL passed.
+    Expired,
+    /// It was evicted for `maxmemory`.
+    Evicted,
 }
 
 /// An observer that ignores everything (unit tests, tools).

@@ -388,3 +388,45 @@ fn flush_async_frees_in_the_background() {
     assert_eq!(cmd::<i64>(&mut c, &["DBSIZE"]), 0);
     freed(&mut c, 5);
 }
+
+/// Under `lazyfree-lazy-expire` and `lazyfree-lazy-eviction` the values of
+/// expired and evicted keys are freed in the background too.
+#[test]
+fn lazy_expire_and_eviction_free_in_the_background() {
+    let s = ferrite_tests::TestServer::start();
+    let mut c = s.client();
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "lazyfree-lazy-expire", "yes"]);
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "lazyfree-lazy-eviction", "yes"]);
+    let _: () = cmd(&mut c, &["CONFIG", "RESETSTAT"]);
+    let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let big = |c: &mut redis::Connection, key: &str| {
+        let mut sadd = vec!["SADD", key];
+        sadd.extend(members.iter().map(String::as_str));
+        let _: i64 = cmd(c, &sadd);
+    };
+    let freed = |c: &mut redis::Connection, want: i64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while ferrite_tests::info_int(c, "memory", "lazyfreed_objects") != want {
+            assert!(std::time::Instant::now() < deadline, "never freed {want}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    big(&mut c, "expiring");
+    let _: i64 = cmd(&mut c, &["PEXPIRE", "expiring", "10"]);
+    freed(&mut c, 1);
+    assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "expiring"]), 0);
+    big(&mut c, "evicted");
+    let _: () = cmd(
+        &mut c,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
+    );
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "maxmemory", "1"]);
+    let _: Option<String> = redis::cmd("SET")
+        .arg("x")
+        .arg("y")
+        .query(&mut c)
+        .unwrap_or(None);
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "maxmemory", "0"]);
+    freed(&mut c, 2);
+    assert_eq!(cmd::<i64>(&mut c, &["EXISTS", "evicted"]), 0);
+}
