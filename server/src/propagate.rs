@@ -74,7 +74,10 @@ struct Backlog {
     high_water: usize,
 }
 
-fn encode(out: &mut Vec<u8>, args: &[&[u8]]) -> usize {
+/// Appends `args` as a RESP array of bulk strings (how commands travel to
+/// replicas, and `MIGRATE`'s `RESTORE`s to their target); returns the
+/// bytes written.
+pub(crate) fn encode(out: &mut Vec<u8>, args: &[&[u8]]) -> usize {
     let mut n = 0;
     let mut put = |b: &[u8]| {
         out.extend_from_slice(b);

@@ -20,6 +20,7 @@ use ferrite_storage::NO_EXPIRE;
 
 use crate::command::ctx::{int_arg, is};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
+use crate::propagate::encode;
 use crate::pubsub::notify::GENERIC;
 
 /// Handlers of this family.
@@ -77,16 +78,6 @@ fn options(args: &[Bytes]) -> Result<Options<'_>, CmdError> {
         j += 1;
     }
     Ok(o)
-}
-
-/// Appends a RESP array of bulk strings.
-fn put_command(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
-    for p in parts {
-        out.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
-        out.extend_from_slice(p);
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 /// How talking to the target failed (Redis's `socket_err` texts).
@@ -199,18 +190,18 @@ fn migrate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let mut payload = Vec::new();
         if let Some(pw) = o.password {
             match o.username {
-                Some(u) => put_command(&mut payload, &[b"AUTH", u, pw]),
-                None => put_command(&mut payload, &[b"AUTH", pw]),
-            }
+                Some(u) => encode(&mut payload, &[b"AUTH", u, pw]),
+                None => encode(&mut payload, &[b"AUTH", pw]),
+            };
         }
-        put_command(&mut payload, &[b"SELECT", dbid.to_string().as_bytes()]);
+        encode(&mut payload, &[b"SELECT", dbid.to_string().as_bytes()]);
         for (k, dump, ttl) in &found {
             let ttl = ttl.to_string();
             let mut cmd: Vec<&[u8]> = vec![b"RESTORE", k, ttl.as_bytes(), dump];
             if o.replace {
                 cmd.push(b"REPLACE");
             }
-            put_command(&mut payload, &cmd);
+            encode(&mut payload, &cmd);
         }
         let before = usize::from(o.password.is_some()) + 1;
         let want = before + found.len();
