@@ -14,6 +14,7 @@ use ferrite_protocol::ReplyBuf;
 use ferrite_storage::geohash::{self, Shape, ShapeKind};
 use ferrite_storage::{ScoreRange, Shard, Value, ZSet, NO_EXPIRE};
 
+use super::zset::zset_of;
 use crate::command::ctx::{float_arg, int_arg, is};
 use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::pubsub::notify::{GENERIC as GENERIC_EV, ZSET as ZSET_EV};
@@ -118,13 +119,6 @@ fn human_double(out: &mut ReplyBuf, d: f64) {
     }
 }
 
-fn zset_of(v: &Value) -> Result<&ZSet, CmdError> {
-    match v {
-        Value::ZSet(z) => Ok(z),
-        _ => Err(CmdError::WrongType),
-    }
-}
-
 /// `GEOADD key [NX|XX] [CH] longitude latitude member [...]`: runs as the
 /// `ZADD` Redis rewrites it to.
 fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -185,22 +179,25 @@ fn geodist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// The score of each member `args[2..]` of the sorted set at `args[1]`
+/// (`None` for a missing member or key): what `GEOHASH` and `GEOPOS` read.
+fn member_scores(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Vec<Option<f64>>, CmdError> {
+    let key = &args[1][..];
+    ctx.db().with_shard(key, |s| {
+        let z = ctx.read_lookup(s, key, zset_of)?;
+        Ok(args[2..]
+            .iter()
+            .map(|m| z.and_then(|z| z.score(m)))
+            .collect())
+    })
+}
+
 /// `GEOHASH key [member ...]`: 11-character standard geohashes.
 fn geohash_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let key = &args[1][..];
-    let c = &*ctx;
-    let hashes = c.db().with_shard(key, |s| {
-        let z = c.read_lookup(s, key, zset_of)?;
-        Ok::<_, CmdError>(
-            args[2..]
-                .iter()
-                .map(|m| z.and_then(|z| z.score(m)).and_then(geohash::geohash_string))
-                .collect::<Vec<_>>(),
-        )
-    })?;
-    ctx.out.array(hashes.len());
-    for h in hashes {
-        match h {
+    let scores = member_scores(ctx, args)?;
+    ctx.out.array(scores.len());
+    for s in scores {
+        match s.and_then(geohash::geohash_string) {
             Some(h) => ctx.out.bulk(&h),
             None => ctx.out.null(),
         }
@@ -210,20 +207,10 @@ fn geohash_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// `GEOPOS key [member ...]`: each position, or a null array.
 fn geopos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let key = &args[1][..];
-    let c = &*ctx;
-    let positions = c.db().with_shard(key, |s| {
-        let z = c.read_lookup(s, key, zset_of)?;
-        Ok::<_, CmdError>(
-            args[2..]
-                .iter()
-                .map(|m| z.and_then(|z| z.score(m)).and_then(geohash::decode_score))
-                .collect::<Vec<_>>(),
-        )
-    })?;
-    ctx.out.array(positions.len());
-    for p in positions {
-        match p {
+    let scores = member_scores(ctx, args)?;
+    ctx.out.array(scores.len());
+    for s in scores {
+        match s.and_then(geohash::decode_score) {
             Some((lon, lat)) => {
                 ctx.out.array(2);
                 human_double(ctx.out, lon);

@@ -288,7 +288,8 @@ fn lex_range(min: &[u8], max: &[u8]) -> Result<LexRange, CmdError> {
 
 use crate::pubsub::notify::{GENERIC as GENERIC_EV, ZSET as ZSET_EV};
 
-fn zset_of(v: &Value) -> Result<&ZSet, CmdError> {
+/// The value as a sorted set, or WRONGTYPE (GEO commands share it).
+pub(crate) fn zset_of(v: &Value) -> Result<&ZSet, CmdError> {
     match v {
         Value::ZSet(z) => Ok(z),
         _ => Err(CmdError::WrongType),
