@@ -119,6 +119,15 @@ impl<V> Dict<V> {
         self.rehash.as_ref().map_or(&[], |r| &r.t1)
     }
 
+    /// Both tables, old then new (the new one empty unless rehashing).
+    fn tables_mut(&mut self) -> [&mut [Option<Box<Node<V>>>]; 2] {
+        let t1: &mut [_] = match &mut self.rehash {
+            Some(r) => &mut r.t1,
+            None => &mut [],
+        };
+        [&mut self.t0[..], t1]
+    }
+
     /// Whether a resize is in progress (two tables).
     pub fn is_rehashing(&self) -> bool {
         self.rehash.is_some()
@@ -167,11 +176,7 @@ impl<V> Dict<V> {
         if self.len == 0 {
             return None;
         }
-        let t1: &mut [_] = match &mut self.rehash {
-            Some(r) => &mut r.t1,
-            None => &mut [],
-        };
-        for t in [&mut self.t0[..], t1] {
+        for t in self.tables_mut() {
             if t.is_empty() {
                 continue;
             }
@@ -233,11 +238,7 @@ impl<V> Dict<V> {
             return None;
         }
         let mut found = None;
-        let t1: &mut [_] = match &mut self.rehash {
-            Some(r) => &mut r.t1,
-            None => &mut [],
-        };
-        for t in [&mut self.t0[..], t1] {
+        for t in self.tables_mut() {
             if t.is_empty() {
                 continue;
             }
@@ -326,11 +327,7 @@ impl<V> Dict<V> {
     /// Removes everything.
     pub fn clear(&mut self) {
         // Drop chains iteratively so a long chain cannot overflow the stack.
-        let t1: &mut [_] = match &mut self.rehash {
-            Some(r) => &mut r.t1,
-            None => &mut [],
-        };
-        for t in [&mut self.t0[..], t1] {
+        for t in self.tables_mut() {
             for head in t.iter_mut() {
                 let mut cur = head.take();
                 while let Some(mut n) = cur {
