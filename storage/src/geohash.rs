@@ -234,41 +234,29 @@ pub fn geohash_string(score: f64) -> Option<[u8; 11]> {
     Some(out)
 }
 
-fn move_x(hash: &mut Bits, d: i8) {
+/// Moves a cell one step along the axis whose bits `mine` selects
+/// (longitude: the odd bits, latitude: the even ones), `d` = -1, 0 or 1,
+/// wrapping around (Redis's `geohash_move_x` / `geohash_move_y`).
+fn move_axis(hash: &mut Bits, d: i8, mine: u64) {
     if d == 0 {
         return;
     }
     let shift = 64 - u32::from(hash.step) * 2;
-    let mut x = hash.bits & 0xaaaaaaaaaaaaaaaa;
-    let y = hash.bits & 0x5555555555555555;
-    let zz = 0x5555555555555555u64 >> shift;
+    let mut v = hash.bits & mine;
+    let other = hash.bits & !mine;
+    let zz = !mine >> shift;
     if d > 0 {
-        x = x.wrapping_add(zz + 1);
+        v = v.wrapping_add(zz + 1);
     } else {
-        x |= zz;
-        x = x.wrapping_sub(zz + 1);
+        v |= zz;
+        v = v.wrapping_sub(zz + 1);
     }
-    x &= 0xaaaaaaaaaaaaaaaau64 >> shift;
-    hash.bits = x | y;
+    v &= mine >> shift;
+    hash.bits = v | other;
 }
 
-fn move_y(hash: &mut Bits, d: i8) {
-    if d == 0 {
-        return;
-    }
-    let shift = 64 - u32::from(hash.step) * 2;
-    let x = hash.bits & 0xaaaaaaaaaaaaaaaa;
-    let mut y = hash.bits & 0x5555555555555555;
-    let zz = 0xaaaaaaaaaaaaaaaau64 >> shift;
-    if d > 0 {
-        y = y.wrapping_add(zz + 1);
-    } else {
-        y |= zz;
-        y = y.wrapping_sub(zz + 1);
-    }
-    y &= 0x5555555555555555u64 >> shift;
-    hash.bits = x | y;
-}
+const LONG_BITS: u64 = 0xaaaaaaaaaaaaaaaa;
+const LAT_BITS: u64 = 0x5555555555555555;
 
 /// The cell and its eight neighbours, in the order a search visits them
 /// (centre, N, S, E, W, NE, NW, SE, SW); a neighbour left out is zero.
@@ -277,8 +265,8 @@ pub type Cells = [Bits; 9];
 fn neighbours(hash: Bits) -> Cells {
     let at = |dx: i8, dy: i8| {
         let mut h = hash;
-        move_x(&mut h, dx);
-        move_y(&mut h, dy);
+        move_axis(&mut h, dx, LONG_BITS);
+        move_axis(&mut h, dy, LAT_BITS);
         h
     };
     [
