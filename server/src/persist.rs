@@ -268,19 +268,7 @@ pub fn load_bytes(srv: &Shared, data: &[u8], path: &Path) -> Result<(u64, u64), 
     let (loaded, expired) = srv.store.with_locked(&all, || {
         srv.store.flush_all();
         crate::scripting::functions::install_all(srv, loaded.libraries);
-        let (mut n, mut expired) = (0u64, 0u64);
-        for k in loaded.keys {
-            // A primary leaves expired keys out of the dataset it loads.
-            if k.expire_at != ferrite_storage::NO_EXPIRE && k.expire_at <= now {
-                expired += 1;
-                continue;
-            }
-            n += 1;
-            srv.store
-                .db(k.db)
-                .with_shard(&k.key, |s| s.set(&k.key, k.value, k.expire_at, now));
-        }
-        (n, expired)
+        install_keys(srv, loaded.keys, now)
     });
     let p = &srv.persist;
     p.last_load_keys_loaded.store(loaded, Ordering::Relaxed);
@@ -369,16 +357,26 @@ fn load_merging(srv: &Shared, data: &[u8], path: &Path, merge: bool) -> Result<(
         }
         crate::scripting::functions::merge_libraries(srv, loaded.libraries, merge)
             .map_err(conflict)?;
-        for k in loaded.keys {
-            if k.expire_at != ferrite_storage::NO_EXPIRE && k.expire_at <= now {
-                continue;
-            }
-            srv.store
-                .db(k.db)
-                .with_shard(&k.key, |s| s.set(&k.key, k.value, k.expire_at, now));
-        }
+        install_keys(srv, loaded.keys, now);
         Ok(())
     })
+}
+
+/// Stores loaded keys (the caller holds every shard), leaving out those
+/// whose TTL passed, as a primary does; returns (stored, left out).
+fn install_keys(srv: &Shared, keys: Vec<crate::rdb_load::LoadedKey>, now: i64) -> (u64, u64) {
+    let (mut n, mut expired) = (0u64, 0u64);
+    for k in keys {
+        if k.expire_at != ferrite_storage::NO_EXPIRE && k.expire_at <= now {
+            expired += 1;
+            continue;
+        }
+        n += 1;
+        srv.store
+            .db(k.db)
+            .with_shard(&k.key, |s| s.set(&k.key, k.value, k.expire_at, now));
+    }
+    (n, expired)
 }
 
 /// On the way out: save when `save` points are configured and `SHUTDOWN`
