@@ -164,6 +164,19 @@ fn sparse_op(ops: &[u8], at: usize) -> (usize, u8, usize) {
     }
 }
 
+/// The opcodes of sparse registers `ops`, in order, as [`sparse_op`]
+/// reads them: (registers covered, value, byte length).
+fn sparse_ops(ops: &[u8]) -> impl Iterator<Item = (usize, u8, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        (at < ops.len()).then(|| {
+            let op = sparse_op(ops, at);
+            at += op.2;
+            op
+        })
+    })
+}
+
 fn val_op(val: u8, len: usize) -> u8 {
     (((val - 1) << 2) | (len as u8 - 1)) | VAL_BIT
 }
@@ -177,10 +190,8 @@ pub fn to_dense(v: &mut Vec<u8>) -> Result<bool, Corrupt> {
     let mut dense = vec![0u8; DENSE_SIZE];
     dense[..HDR_SIZE].copy_from_slice(&v[..HDR_SIZE]);
     dense[4] = DENSE;
-    let ops = &v[HDR_SIZE..];
-    let (mut idx, mut at) = (0usize, 0usize);
-    while at < ops.len() {
-        let (run, val, len) = sparse_op(ops, at);
+    let mut idx = 0usize;
+    for (run, val, _) in sparse_ops(&v[HDR_SIZE..]) {
         if val == 0 {
             idx += run;
         } else {
@@ -192,7 +203,6 @@ pub fn to_dense(v: &mut Vec<u8>) -> Result<bool, Corrupt> {
                 idx += 1;
             }
         }
-        at += len;
     }
     if idx != REGISTERS {
         return Err(Corrupt);
@@ -395,12 +405,10 @@ fn histogram(v: &[u8]) -> Result<[u32; 64], Corrupt> {
             histo[usize::from(dense_get(regs, i))] += 1;
         }
     } else {
-        let (mut idx, mut at) = (0usize, 0usize);
-        while at < regs.len() {
-            let (run, val, len) = sparse_op(regs, at);
+        let mut idx = 0usize;
+        for (run, val, _) in sparse_ops(regs) {
             idx += run;
             histo[usize::from(val)] = histo[usize::from(val)].saturating_add(run as u32);
-            at += len;
         }
         if idx != REGISTERS {
             return Err(Corrupt);
@@ -431,9 +439,8 @@ pub fn merge_into(max: &mut [u8; REGISTERS], v: &[u8]) -> Result<(), Corrupt> {
         }
         return Ok(());
     }
-    let (mut i, mut at) = (0usize, 0usize);
-    while at < regs.len() {
-        let (run, val, len) = sparse_op(regs, at);
+    let mut i = 0usize;
+    for (run, val, _) in sparse_ops(regs) {
         if val == 0 {
             i += run;
         } else {
@@ -445,7 +452,6 @@ pub fn merge_into(max: &mut [u8; REGISTERS], v: &[u8]) -> Result<(), Corrupt> {
             }
             i += run;
         }
-        at += len;
     }
     if i != REGISTERS {
         return Err(Corrupt);
@@ -499,20 +505,18 @@ pub fn registers(v: &[u8]) -> Vec<u8> {
 /// A sparse value's opcodes as `PFDEBUG DECODE` prints them.
 pub fn decode(v: &[u8]) -> String {
     let regs = &v[HDR_SIZE..];
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < regs.len() {
-        let (run, val, len) = sparse_op(regs, at);
-        out.push(if val > 0 {
-            format!("v:{val},{run}")
-        } else if len == 2 {
-            format!("Z:{run}")
-        } else {
-            format!("z:{run}")
-        });
-        at += len;
-    }
-    out.join(" ")
+    sparse_ops(regs)
+        .map(|(run, val, len)| {
+            if val > 0 {
+                format!("v:{val},{run}")
+            } else if len == 2 {
+                format!("Z:{run}")
+            } else {
+                format!("z:{run}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `PFSELFTEST`: register access, then dense and sparse estimates agreeing
