@@ -23,6 +23,8 @@ use parking_lot::Mutex;
 /// freed in place.
 pub const THRESHOLD: usize = 64;
 
+/// `lazyfree-lazy-user-del`: `DEL` frees as `UNLINK` does.
+pub static LAZY_USER_DEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// `lazyfree-lazy-expire`: expired keys' values go to the thread too.
 pub static LAZY_EXPIRE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// `lazyfree-lazy-eviction`: evicted keys' values go to the thread too.

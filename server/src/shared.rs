@@ -254,6 +254,7 @@ impl Shared {
         h.slowlog_max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
         crate::counters::TRACKING.store(c.latency_tracking, Ordering::Relaxed);
+        crate::lazyfree::LAZY_USER_DEL.store(c.lazyfree_lazy_user_del, Ordering::Relaxed);
         crate::lazyfree::LAZY_EXPIRE.store(c.lazyfree_lazy_expire, Ordering::Relaxed);
         crate::lazyfree::LAZY_EVICTION.store(c.lazyfree_lazy_eviction, Ordering::Relaxed);
         h.hll_sparse_max_bytes

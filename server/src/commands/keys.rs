@@ -76,7 +76,8 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let keys = &args[1..];
     let now = ctx.now;
     let c = &*ctx;
-    let lazy = is(&args[0], "unlink") || c.srv.config.read().lazyfree_lazy_user_del;
+    let lazy = is(&args[0], "unlink")
+        || crate::lazyfree::LAZY_USER_DEL.load(std::sync::atomic::Ordering::Relaxed);
     let n = c.db().with_shards(keys.iter().map(|k| &k[..]), |g| {
         let mut n = 0;
         for k in keys {
