@@ -2,9 +2,9 @@
 //! `processMultibulkBuffer` / `processInlineBuffer` read them.
 //!
 //! A command is parsed in two passes over the buffer: the first finds where a
-//! complete command ends (or that it is incomplete) and validates it; the
-//! second, over the bytes split off and frozen, pushes each argument as a
-//! zero-copy `Bytes` slice. Nothing is allocated per command for multibulk
+//! complete command ends (or that it is incomplete), validates it and notes
+//! where its arguments lie; the second, over the bytes split off and frozen,
+//! pushes each argument as a zero-copy `Bytes` slice. Nothing is allocated per command for multibulk
 //! requests; the caller reuses its argument vector.
 
 use bytes::{Bytes, BytesMut};
@@ -14,6 +14,31 @@ use crate::number::parse_i64;
 
 /// Longest inline request or count line Redis accepts (`PROTO_INLINE_MAX_SIZE`).
 pub const INLINE_MAX_SIZE: usize = 64 * 1024;
+
+/// Arguments whose place the first pass remembers (see `parse_multibulk`).
+const SPANS: usize = 16;
+
+/// A bulk length: canonical and not negative, as `string2ll` plus Redis's
+/// `ll < 0` check accept. Lengths of up to 18 digits cannot overflow and
+/// take the short loop; longer ones go through [`parse_i64`].
+#[inline]
+fn parse_len(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 18 {
+        return parse_i64(s).filter(|&n| n >= 0);
+    }
+    if s[0] == b'0' {
+        return (s.len() == 1).then_some(0);
+    }
+    let mut v: i64 = 0;
+    for &c in s {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + i64::from(d);
+    }
+    Some(v)
+}
 
 /// Per-connection limits that change what is valid.
 #[derive(Debug, Clone, Copy)]
@@ -97,8 +122,11 @@ fn parse_multibulk(
         let _ = buf.split_to(pos);
         return Ok(Parsed::Command);
     }
-    // First pass: validate and find the end.
-    for _ in 0..count {
+    // First pass: validate, find the end, and remember where the first
+    // `SPANS` arguments lie so the second pass need not parse their headers
+    // again (almost every command has fewer).
+    let mut spans = [(0usize, 0usize); SPANS];
+    for i in 0..count as usize {
         if pos >= data.len() {
             return Ok(Parsed::Incomplete { hint: 0 });
         }
@@ -111,8 +139,8 @@ fn parse_multibulk(
         if data[pos] != b'$' {
             return Err(ProtocolError::ExpectedDollar(data[pos]));
         }
-        let len = match parse_i64(&data[pos + 1..nl]) {
-            Some(n) if n >= 0 && n <= limits.max_bulk_len => n as usize,
+        let len = match parse_len(&data[pos + 1..nl]) {
+            Some(n) if n <= limits.max_bulk_len => n as usize,
             _ => return Err(ProtocolError::InvalidBulkLength),
         };
         if !limits.authenticated && len > 16384 {
@@ -125,18 +153,28 @@ fn parse_multibulk(
                 hint: end - data.len(),
             });
         }
+        if let Some(span) = spans.get_mut(i) {
+            *span = (start, len);
+        }
         pos = end;
     }
     // Second pass: slice the frozen frame.
     let frame = buf.split_to(pos).freeze();
-    let mut p = nl + 2;
     argv.reserve(count as usize);
-    for _ in 0..count {
-        let nl = find_crlf(&frame, p).unwrap_or(p);
-        let len = parse_i64(&frame[p + 1..nl]).unwrap_or(0) as usize;
-        let start = nl + 2;
+    let known = (count as usize).min(SPANS);
+    for &(start, len) in &spans[..known] {
         argv.push(frame.slice(start..start + len));
-        p = start + len + 2;
+    }
+    if count as usize > SPANS {
+        let (start, len) = spans[SPANS - 1];
+        let mut p = start + len + 2;
+        for _ in SPANS..count as usize {
+            let nl = find_crlf(&frame, p).unwrap_or(p);
+            let len = parse_len(&frame[p + 1..nl]).unwrap_or(0) as usize;
+            let start = nl + 2;
+            argv.push(frame.slice(start..start + len));
+            p = start + len + 2;
+        }
     }
     Ok(Parsed::Command)
 }
@@ -360,11 +398,18 @@ mod tests {
             let _ = parse_all(&data);
         }
 
+        // The bulk-length fast path accepts exactly what `string2ll` does,
+        // less the negatives.
+        #[test]
+        fn parse_len_matches_string2ll(s in "-?[0-9]{0,21}|[0-9a-z+ -]{0,6}") {
+            prop_assert_eq!(parse_len(s.as_bytes()), parse_i64(s.as_bytes()).filter(|&n| n >= 0));
+        }
+
         // Well-formed commands, split at any point, parse back to themselves.
         #[test]
         fn encoded_commands_round_trip(
-            args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..8),
-            split in 0usize..400,
+            args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..40),
+            split in 0usize..1200,
         ) {
             let mut wire = format!("*{}\r\n", args.len()).into_bytes();
             for a in &args {
