@@ -7,6 +7,7 @@
 pub mod blocking;
 pub mod client;
 pub mod client_mem;
+pub mod clock;
 pub mod command;
 pub mod commands;
 pub mod config;

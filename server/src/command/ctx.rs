@@ -183,21 +183,7 @@ pub fn float_arg(arg: &[u8]) -> Result<f64, CmdError> {
     ferrite_protocol::parse_f64(arg).ok_or(CmdError::NotFloat)
 }
 
-/// Current unix time in milliseconds.
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Current unix time in microseconds.
-pub fn unix_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::{unix_ms, unix_us};
 
 /// Parses a blocking timeout in seconds with decimals into an absolute
 /// deadline in unix ms (0 = forever), as `getTimeoutFromObjectOrReply`.

@@ -4,7 +4,6 @@
 //! `processCommand`).
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use bytes::Bytes;
 use ferrite_protocol::ReplyBuf;
@@ -416,7 +415,7 @@ pub(crate) fn call(
     now: i64,
 ) {
     let Some(handler) = cmd.handler else { return };
-    let start = Instant::now();
+    let start = crate::clock::mono_ns();
     let mut ctx = Ctx {
         srv,
         client,
@@ -432,7 +431,7 @@ pub(crate) fn call(
     } else {
         handler(&mut ctx, argv)
     };
-    let took_ns = start.elapsed().as_nanos() as u64;
+    let took_ns = crate::clock::mono_ns() - start;
     if let Err(e) = result {
         cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
         let msg = e.to_string();
@@ -455,14 +454,15 @@ pub(crate) fn call(
 /// A blocked command's stats, recorded when it completes.
 pub struct BlockedStats {
     cmd: &'static Command,
-    start: Instant,
+    /// When it started, [`crate::clock::mono_ns`].
+    start: u64,
     argv: Vec<Bytes>,
 }
 
 /// Records a blocked command that was served, timed out or was unblocked:
 /// its call, its total duration, the slow log.
 pub fn record_unblocked(srv: &Shared, client: &Client, b: BlockedStats) {
-    let took_ns = b.start.elapsed().as_nanos() as u64;
+    let took_ns = crate::clock::mono_ns() - b.start;
     record(srv, client, b.cmd, &b.argv, took_ns, super::ctx::unix_ms());
 }
 
