@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferrite_storage::WatchFlag;
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 use crate::command::Command;
 
@@ -79,7 +79,8 @@ pub struct ClientHandle {
     pub move_to: AtomicUsize,
     /// Set by `CLIENT KILL`, timeouts and shutdown; the task closes the connection.
     pub killed: AtomicBool,
-    pub kill_notify: Notify,
+    /// The connection task's waker while it waits ([`ClientHandle::on_kill`]).
+    kill_waker: AtomicWaker,
     /// Set by the shards when a key this client `WATCH`es changes.
     pub watch: Arc<WatchFlag>,
     /// Commands queued since `MULTI`, -1 outside a transaction (`CLIENT LIST` `multi=`).
@@ -132,7 +133,7 @@ impl ClientHandle {
             worker: 0.into(),
             move_to: NO_MOVE.into(),
             killed: false.into(),
-            kill_notify: Default::default(),
+            kill_waker: AtomicWaker::new(),
             watch: WatchFlag::new(),
             multi_len: (-1).into(),
             sub: 0.into(),
@@ -165,7 +166,27 @@ impl ClientHandle {
     /// Asks the connection to close after its current command.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
-        self.kill_notify.notify_one();
+        self.kill_waker.wake();
+    }
+
+    /// Completes once the client is killed; the connection task selects on
+    /// it while it waits for input or for room to write. Only that one task
+    /// waits, so a single waker slot does: registering it is one atomic
+    /// exchange, where tokio's `Notify` locked its waiter list on every
+    /// wait and again on every drop (~200 instructions per request under
+    /// callgrind, a tenth of a GET).
+    pub fn on_kill(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.killed.load(Ordering::Acquire) {
+                return std::task::Poll::Ready(());
+            }
+            self.kill_waker.register(cx.waker());
+            if self.killed.load(Ordering::Acquire) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
     }
 
     /// The name of the last command, `NULL` before the first (as Redis).

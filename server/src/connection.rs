@@ -199,18 +199,19 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
             };
         }
         // Wait for input, a kill, or monitor output. Input is polled first
-        // (`biased`): it is what is ready almost every time, and then the
-        // kill notifier is never polled, so it never takes its lock. (A
-        // `Notified` kept registered across iterations would swallow the
-        // `notify_one` meant for the one `write_all` waits on.)
+        // (`biased`): it is what is ready almost every time. Only this task
+        // reads the socket, so it can use the socket's single reader waker
+        // slot (`poll_read_ready`) instead of `readable()`, whose future
+        // locks the waiter list to enter it and again to leave it (~250
+        // instructions per request under callgrind).
         tokio::select! {
             biased;
-            r = stream.readable() => {
+            r = std::future::poll_fn(|cx| stream.poll_read_ready(cx)) => {
                 if r.is_err() {
                     break;
                 }
             }
-            _ = handle.kill_notify.notified() => continue,
+            _ = handle.on_kill() => continue,
             m = async { client.sub.as_mut().expect("guarded").rx.recv().await }, if client.sub.is_some() => {
                 let Some(m) = m else { continue };
                 out.raw(&m);
@@ -495,7 +496,7 @@ async fn wait_unpaused(
         }
         tokio::select! {
             _ = srv.pause.changed() => break Ok(()),
-            _ = handle.kill_notify.notified() => continue,
+            _ = handle.on_kill() => continue,
             r = stream.readable() => {
                 if r.is_err() {
                     break Err(());
@@ -625,7 +626,7 @@ async fn wait_reply(
                 }
                 return Ok(());
             }
-            _ = handle.kill_notify.notified() => continue,
+            _ = handle.on_kill() => continue,
             r = stream.readable() => {
                 if r.is_err() {
                     srv.blocking.cancel(waiter);
@@ -689,7 +690,7 @@ async fn write_all(
                             break Err(e);
                         }
                     }
-                    _ = handle.kill_notify.notified() => {
+                    _ = handle.on_kill() => {
                         if handle.killed.load(Ordering::Acquire) {
                             break Err(io::ErrorKind::ConnectionAborted.into());
                         }

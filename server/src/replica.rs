@@ -247,7 +247,7 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { break },
-            _ = handle.kill_notify.notified() => {}
+            _ = handle.on_kill() => {}
             r = stream.readable() => {
                 if r.is_err() {
                     break;

@@ -671,7 +671,7 @@ impl<'a> Link<'a> {
                     up.last_io_ms.store(unix_ms(), Ordering::Relaxed);
                     client.handle.last_interaction_ms.store(unix_ms(), Ordering::Relaxed);
                 }
-                _ = client.handle.kill_notify.notified() => {}
+                _ = client.handle.on_kill() => {}
                 _ = tick.tick() => {
                     let off = up.offset.load(Ordering::Relaxed).to_string();
                     self.send(s, &[b"REPLCONF", b"ACK", off.as_bytes()]).await?;
