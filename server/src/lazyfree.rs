@@ -6,7 +6,9 @@
 //! does not stall the command; `FLUSHDB`/`FLUSHALL ASYNC` (and plain
 //! flushes under `lazyfree-lazy-user-flush`) hand over whole databases;
 //! expired and evicted keys' values follow under `lazyfree-lazy-expire`
-//! and `lazyfree-lazy-eviction` (through the store's observer).
+//! and `lazyfree-lazy-eviction`, and values commands overwrite or delete
+//! as a side effect under `lazyfree-lazy-server-del` (all through the
+//! store's observer).
 //! `INFO memory` reports
 //! `lazyfree_pending_objects` and `lazyfreed_objects` (the latter reset by
 //! `CONFIG RESETSTAT`).
@@ -27,6 +29,10 @@ pub const THRESHOLD: usize = 64;
 pub static LAZY_USER_DEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// `lazyfree-lazy-expire`: expired keys' values go to the thread too.
 pub static LAZY_EXPIRE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// `lazyfree-lazy-server-del`: values a command overwrites or deletes as a
+/// side effect (`SET` over a set, `RENAME` onto a key, `*STORE`) too.
+pub static LAZY_SERVER_DEL: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 /// `lazyfree-lazy-eviction`: evicted keys' values go to the thread too.
 pub static LAZY_EVICTION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

@@ -100,6 +100,7 @@ impl Observer for ExpiryFeed {
         let lazy = match why {
             ferrite_storage::Disposal::Expired => &crate::lazyfree::LAZY_EXPIRE,
             ferrite_storage::Disposal::Evicted => &crate::lazyfree::LAZY_EVICTION,
+            ferrite_storage::Disposal::ServerDel => &crate::lazyfree::LAZY_SERVER_DEL,
         };
         if lazy.load(Ordering::Relaxed) {
             crate::lazyfree::free(value);
@@ -257,6 +258,7 @@ impl Shared {
         crate::lazyfree::LAZY_USER_DEL.store(c.lazyfree_lazy_user_del, Ordering::Relaxed);
         crate::lazyfree::LAZY_EXPIRE.store(c.lazyfree_lazy_expire, Ordering::Relaxed);
         crate::lazyfree::LAZY_EVICTION.store(c.lazyfree_lazy_eviction, Ordering::Relaxed);
+        crate::lazyfree::LAZY_SERVER_DEL.store(c.lazyfree_lazy_server_del, Ordering::Relaxed);
         h.hll_sparse_max_bytes
             .store(c.hll_sparse_max_bytes, Ordering::Relaxed);
         h.latency_threshold_ms

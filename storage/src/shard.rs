@@ -372,8 +372,12 @@ impl Shard {
     }
 
     /// Stores a value, replacing any previous one; `expire_at` is absolute ms
-    /// or [`NO_EXPIRE`]. Returns the previous entry.
-    pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) -> Option<Entry> {
+    /// or [`NO_EXPIRE`]. A replaced value goes to [`Observer::dispose`]
+    /// (strings, one allocation, are freed here). Returns whether a live
+    /// value was replaced.
+    ///
+    /// [`Observer::dispose`]: crate::store::Observer::dispose
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64, now: i64) -> bool {
         let h = hash_key(key);
         if value.is_blockable() {
             self.observer.key_ready(self.db, key);
@@ -428,8 +432,16 @@ impl Shard {
         self.sync_table_mem();
         self.touch(key);
         // An old value that had already expired is not a previous value.
-        let old = old.filter(|o| o.expire_at == NO_EXPIRE || o.expire_at > now);
-        if old.is_none()
+        let replaced = old
+            .as_ref()
+            .is_some_and(|o| o.expire_at == NO_EXPIRE || o.expire_at > now);
+        if let Some(o) = old {
+            if !matches!(o.value, Value::Str { .. }) {
+                self.observer
+                    .dispose(o.value, crate::store::Disposal::ServerDel);
+            }
+        }
+        if !replaced
             && self
                 .stats
                 .notify_new
@@ -437,7 +449,7 @@ impl Shard {
         {
             self.observer.key_created(self.db, key);
         }
-        old
+        replaced
     }
 
     fn remove_hashed(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
@@ -468,6 +480,23 @@ impl Shard {
             return None;
         }
         self.remove_hashed(h, key)
+    }
+
+    /// Deletes a live key as a side effect of a command (not `DEL`): its
+    /// value goes to [`Observer::dispose`]. Returns whether it existed.
+    ///
+    /// [`Observer::dispose`]: crate::store::Observer::dispose
+    pub fn delete(&mut self, key: &[u8], now: i64) -> bool {
+        match self.remove(key, now) {
+            Some(e) => {
+                if !matches!(e.value, Value::Str { .. }) {
+                    self.observer
+                        .dispose(e.value, crate::store::Disposal::ServerDel);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets or clears (`NO_EXPIRE`) a live key's TTL; false if the key is absent.

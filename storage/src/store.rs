@@ -34,8 +34,9 @@ pub trait Observer: Send + Sync {
     /// client uses client-side caching pays one relaxed load per change.
     fn key_modified(&self, _db: usize, _key: &[u8]) {}
 
-    /// The value of a key that expired or was evicted, to free: here by
-    /// default, elsewhere under `lazyfree-lazy-expire`/`-eviction`.
+    /// The value of a key that expired, was evicted, or that the server
+    /// overwrote or deleted, to free: here by default, elsewhere under
+    /// `lazyfree-lazy-expire`/`-eviction`/`-server-del`.
     fn dispose(&self, _value: crate::value::Value, _why: Disposal) {}
 }
 
@@ -46,6 +47,11 @@ pub enum Disposal {
     Expired,
     /// It was evicted for `maxmemory`.
     Evicted,
+    /// A command replaced it (`SET`, `RENAME`, a `*STORE` destination) or
+    /// deleted it as a side effect (an empty `*STORE` result, `RESTORE
+    /// REPLACE`, `MIGRATE`): Redis's `dbDelete`/`dbSetValue`, which free
+    /// under `lazyfree-lazy-server-del`.
+    ServerDel,
 }
 
 /// An observer that ignores everything (unit tests, tools).

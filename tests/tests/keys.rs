@@ -354,6 +354,67 @@ fn unlink_frees_large_values_in_the_background() {
     );
 }
 
+/// Under `lazyfree-lazy-server-del`, a large value that a command
+/// overwrites (`SET`, `RENAME` onto it, a `*STORE` destination) or deletes
+/// as a side effect (an empty `*STORE` result) is freed in the background,
+/// as real Redis 7.0 counts it; with the option off it is freed in place.
+#[test]
+fn lazy_server_del_frees_replaced_values_in_the_background() {
+    let s = ferrite_tests::TestServer::start();
+    let mut c = s.client();
+    let members: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    let big = |c: &mut redis::Connection, key: &str| {
+        let _: i64 = cmd(c, &["DEL", key]);
+        let mut sadd = vec!["SADD", key];
+        sadd.extend(members.iter().map(String::as_str));
+        let _: i64 = cmd(c, &sadd);
+    };
+    let freed = |c: &mut redis::Connection, want: i64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let got = ferrite_tests::info_int(c, "memory", "lazyfreed_objects");
+            if got == want && ferrite_tests::info_int(c, "memory", "lazyfree_pending_objects") == 0
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "freed {got}, want {want}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    let _: () = cmd(
+        &mut c,
+        &["CONFIG", "SET", "lazyfree-lazy-server-del", "yes"],
+    );
+    let _: () = cmd(&mut c, &["CONFIG", "RESETSTAT"]);
+    big(&mut c, "a");
+    let _: () = cmd(&mut c, &["SET", "a", "x"]);
+    freed(&mut c, 1);
+    big(&mut c, "a");
+    big(&mut c, "b");
+    let _: () = cmd(&mut c, &["RENAME", "a", "b"]);
+    freed(&mut c, 2);
+    big(&mut c, "a");
+    assert_eq!(cmd::<i64>(&mut c, &["SINTERSTORE", "a", "nokey"]), 0);
+    freed(&mut c, 3);
+    big(&mut c, "a");
+    big(&mut c, "c");
+    assert_eq!(cmd::<i64>(&mut c, &["SUNIONSTORE", "a", "c"]), 1000);
+    freed(&mut c, 4);
+    // Small values and strings are freed in place.
+    let _: i64 = cmd(&mut c, &["SADD", "small", "1", "2"]);
+    let _: () = cmd(&mut c, &["SET", "small", "x"]);
+    let _: () = cmd(&mut c, &["SET", "small", "y"]);
+    freed(&mut c, 4);
+    let _: () = cmd(&mut c, &["CONFIG", "SET", "lazyfree-lazy-server-del", "no"]);
+    big(&mut c, "a");
+    let _: () = cmd(&mut c, &["SET", "a", "x"]);
+    freed(&mut c, 4);
+    assert_eq!(cmd::<i64>(&mut c, &["SCARD", "b"]), 1000);
+}
+
 /// `FLUSHALL ASYNC` and `FLUSHDB ASYNC` empty at once and free the keys in
 /// the background, counted in `lazyfreed_objects` as Redis counts them
 /// (one per key); `SYNC` frees in place.

@@ -161,7 +161,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ));
         }
         let (ttl, value) = parsed?;
-        let deleted = o.replace && s.remove(key, now).is_some();
+        let deleted = o.replace && s.delete(key, now);
         let when = if ttl != 0 && !o.absttl {
             ttl.saturating_add(now)
         } else {

@@ -556,7 +556,7 @@ fn search(ctx: &mut Ctx<'_>, args: &[Bytes], src: usize, kind: Kind) -> CmdResul
 
 /// A store with nothing to store deletes the destination (and says so).
 fn delete_store(c: &Ctx<'_>, s: &mut Shard, dst: &[u8]) {
-    if s.remove(dst, c.now).is_some() {
+    if s.delete(dst, c.now) {
         c.propagate(&[b"DEL", dst]);
         c.notify(GENERIC_EV, "del", dst);
     }

@@ -223,7 +223,7 @@ fn copy_locked(
         if !replace {
             return 0;
         }
-        ds.remove(dst, now);
+        ds.delete(dst, now);
     }
     let dstdb = ds.db();
     ds.set(dst, value, expire_at, now);
@@ -275,7 +275,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     if !replace {
                         return 0;
                     }
-                    ds.remove(dst, now);
+                    ds.delete(dst, now);
                 }
                 ds.set(dst, value, expire_at, now);
                 c.propagate_argv(args);

@@ -228,7 +228,7 @@ fn migrate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 if target_err.is_none() {
                     target_err = Some(line[1..].to_string());
                 }
-            } else if !o.copy && g.shard(k).remove(k, now).is_some() {
+            } else if !o.copy && g.shard(k).delete(k, now) {
                 c.notify(GENERIC, "del", k);
                 deleted.push(k);
             }

@@ -164,7 +164,7 @@ fn store_result(
 ) -> bool {
     let s = g.shard(dst);
     if result.is_empty() {
-        let removed = s.remove(dst, ctx.now).is_some();
+        let removed = s.delete(dst, ctx.now);
         if removed {
             ctx.notify(GENERIC, "del", dst);
         }

@@ -392,7 +392,7 @@ fn sort_locked(
                 s.set(dst, Value::List(list), NO_EXPIRE, now);
                 true
             } else {
-                s.remove(dst, now).is_some()
+                s.delete(dst, now)
             };
             if dirty {
                 ctx.propagate_argv(args);

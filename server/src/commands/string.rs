@@ -966,7 +966,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             s.set(dest, v, NO_EXPIRE, now);
             ctx.propagate_argv(args);
             ctx.notify(STRING, "set", dest);
-        } else if s.remove(dest, now).is_some() {
+        } else if s.delete(dest, now) {
             ctx.propagate(&[b"DEL", dest]);
             ctx.notify(GENERIC, "del", dest);
         }

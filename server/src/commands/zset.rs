@@ -811,7 +811,7 @@ fn store_result(
     limits: &ferrite_storage::EncodingLimits,
 ) -> usize {
     if items.is_empty() {
-        if s.remove(dst, ctx.now).is_some() {
+        if s.delete(dst, ctx.now) {
             ctx.propagate(&[b"DEL", dst]);
             ctx.notify(GENERIC_EV, "del", dst);
         }
