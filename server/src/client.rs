@@ -331,6 +331,9 @@ pub struct Client {
     /// task replies with once enough replicas acknowledged, or at the
     /// timeout.
     pub wait_acks: Option<tokio::sync::oneshot::Receiver<i64>>,
+    /// The replication offset right after this client's last command that
+    /// propagated anything (Redis's `woff`): what `WAIT` waits for.
+    pub woff: u64,
     /// The command about to run arrives while a script is past
     /// `busy-reply-threshold`: only `allow_busy` commands run.
     pub script_busy: bool,
@@ -372,6 +375,7 @@ impl Client {
             postponed: false,
             script_wait: None,
             wait_acks: None,
+            woff: 0,
             script_busy: false,
             in_script: false,
             deny_blocking: false,

@@ -345,6 +345,9 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                             Ok(reply) => out.raw(&reply),
                             Err(_) => out.error(b"ERR script engine stopped"),
                         }
+                        // The script's effects went into the stream on the
+                        // script thread: `WAIT` waits for its end now.
+                        client.woff = srv.repl.offset();
                     }
                     if let Some(b) = client.blocked.take() {
                         // Replies so far go out before the client waits.
@@ -362,6 +365,9 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                                 crate::command::dispatch::record_unblocked(&srv, &client, stats);
                             }
                         }
+                        // A pop served for this client went into the stream
+                        // on the pushing client's thread.
+                        client.woff = srv.repl.offset();
                         if waited.is_err() {
                             // A reply served as the client hung up still
                             // goes out (the client may only have closed its

@@ -132,6 +132,7 @@ impl Propagator {
     /// Wakes the replica links after an append (nothing when none is attached).
     #[inline]
     fn publish(&self, end: u64) {
+        LAST_FED.with(|c| c.set(end));
         if self.replicas.load(Ordering::Relaxed) > 0 {
             self.end.send_replace(end);
         }
@@ -344,6 +345,20 @@ impl Backlog {
             self.buf.drain(..cut);
         }
     }
+}
+
+thread_local! {
+    /// The stream's end after the last effect this thread appended.
+    static LAST_FED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The stream's end after the last effect appended on this thread. A
+/// command runs on one thread without yielding, so a change across its
+/// call means it propagated, and the new value is its write offset
+/// (Redis's `c->woff`, what `WAIT` waits for).
+#[inline]
+pub fn last_fed() -> u64 {
+    LAST_FED.with(Cell::get)
 }
 
 impl Propagator {

@@ -880,3 +880,43 @@ fn wait_counts_replicas_that_acknowledged_the_writes() {
     assert!(err(&mut r, &["WAIT", "0", "0"])
         .starts_with("ERR WAIT cannot be used with replica instances."));
 }
+
+/// `WAIT` waits for the client's own last write (Redis's `woff`), not for
+/// writes other clients made after it: a replica link driven by hand
+/// acknowledges the offset right after client A's write; client B writes
+/// more; A's `WAIT` is satisfied at once, B's times out.
+#[test]
+fn wait_waits_for_the_clients_own_last_write() {
+    let server = TestServer::start();
+    let mut a = server.client();
+    let mut b = server.client();
+    let mut link = server.raw_conn();
+    link.send(b"REPLCONF listening-port 4243\r\nPSYNC ? -1\r\n");
+    let head = link.read_until(
+        |b| b.windows(2).filter(|w| w == b"\r\n").count() >= 2,
+        Duration::from_secs(5),
+    );
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let at = text.find("+FULLRESYNC").expect("full resync");
+    let eol = at + text[at..].find("\r\n").unwrap();
+    let _ = read_payload(&mut link, head[eol + 2..].to_vec());
+    // Client A writes; the stream's end is then A's write offset.
+    let _: () = cmd(&mut a, &["SET", "a", "1"]);
+    let offset = ferrite_tests::info_int(&mut a, "replication", "master_repl_offset");
+    assert!(offset > 0);
+    link.send(format!("REPLCONF ACK {offset}\r\n").as_bytes());
+    // B writes after it and is not acknowledged.
+    let _: () = cmd(&mut b, &["SET", "b", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cmd::<String>(&mut a, &["INFO", "replication"]).contains(&format!("offset={offset},")) {
+        assert!(Instant::now() < deadline, "the ACK never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    assert_eq!(cmd::<i64>(&mut a, &["WAIT", "1", "3000"]), 1);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(cmd::<i64>(&mut b, &["WAIT", "1", "200"]), 0);
+    // A client that never wrote waits for nothing.
+    let mut fresh = server.client();
+    assert_eq!(cmd::<i64>(&mut fresh, &["WAIT", "1", "3000"]), 1);
+}

@@ -416,6 +416,7 @@ pub(crate) fn call(
 ) {
     let Some(handler) = cmd.handler else { return };
     let start = crate::clock::mono_ns();
+    let fed = crate::propagate::last_fed();
     let mut ctx = Ctx {
         srv,
         client,
@@ -432,6 +433,10 @@ pub(crate) fn call(
         handler(&mut ctx, argv)
     };
     let took_ns = crate::clock::mono_ns() - start;
+    let fed_now = crate::propagate::last_fed();
+    if fed_now != fed {
+        ctx.client.woff = fed_now;
+    }
     if let Err(e) = result {
         cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
         let msg = e.to_string();

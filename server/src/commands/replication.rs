@@ -26,9 +26,8 @@ pub const HANDLERS: &[(&str, Handler)] = &[
 /// # Format
 /// `WAIT numreplicas timeout`: how many replicas acknowledged every write
 /// made so far, waiting up to `timeout` ms (0: forever) for `numreplicas`
-/// of them, as Redis's `waitCommand`. The writes to wait for are taken as
-/// the stream's current end (Redis uses the client's last write, never
-/// later than that). Replicas are asked for an acknowledgement at once
+/// of them, as Redis's `waitCommand`: the writes waited for end at the
+/// client's last command that propagated (its `woff`). Replicas are asked for an acknowledgement at once
 /// (`REPLCONF GETACK *` in the stream). In a transaction or a script it
 /// does not wait.
 fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -44,7 +43,8 @@ fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Some(t) => t,
         None => return Err(CmdError::err("timeout is not an integer or out of range")),
     };
-    let target = srv.repl.offset();
+    // Never past the stream's end (its offsets restart on a full sync).
+    let target = ctx.client.woff.min(srv.repl.offset());
     let replicas = srv.replicas.all();
     let now_acked = crate::replica::acked(&replicas, target);
     if now_acked >= want || ctx.client.deny_blocking() {
