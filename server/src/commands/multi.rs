@@ -140,7 +140,8 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             for q in &state.queue {
                 feed_monitor(srv, client, q.cmd, &q.argv);
                 let at = out.len();
-                call(srv, client, out, q.cmd, &q.argv, unix_ms());
+                let t = crate::clock::unix_us();
+                call(srv, client, out, q.cmd, &q.argv, t / 1000, t);
                 crate::command::dispatch::merge_push(client, out, at);
             }
             client.deny_blocking = deny;

@@ -1256,7 +1256,16 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     {
         ctx.srv.feed_monitors_as(ctx.client.db, "lua", &argv);
     }
-    crate::command::dispatch::call(&ctx.srv, &mut ctx.client, &mut out, cmd, &argv, now);
+    let start_us = crate::clock::unix_us();
+    crate::command::dispatch::call(
+        &ctx.srv,
+        &mut ctx.client,
+        &mut out,
+        cmd,
+        &argv,
+        now,
+        start_us,
+    );
     // The script client's own push frames (keyspace events to itself) go nowhere.
     ctx.client.push.get_mut().buf.clear();
     let bytes = out.buf;
