@@ -436,10 +436,7 @@ impl Shard {
             .as_ref()
             .is_some_and(|o| o.expire_at == NO_EXPIRE || o.expire_at > now);
         if let Some(o) = old {
-            if !matches!(o.value, Value::Str { .. }) {
-                self.observer
-                    .dispose(o.value, crate::store::Disposal::ServerDel);
-            }
+            self.dispose_server_del(o.value);
         }
         if !replaced
             && self
@@ -489,13 +486,19 @@ impl Shard {
     pub fn delete(&mut self, key: &[u8], now: i64) -> bool {
         match self.remove(key, now) {
             Some(e) => {
-                if !matches!(e.value, Value::Str { .. }) {
-                    self.observer
-                        .dispose(e.value, crate::store::Disposal::ServerDel);
-                }
+                self.dispose_server_del(e.value);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Hands a value a command replaced or deleted to the observer; a
+    /// string (one allocation) is freed here.
+    fn dispose_server_del(&self, value: Value) {
+        if !matches!(value, Value::Str { .. }) {
+            self.observer
+                .dispose(value, crate::store::Disposal::ServerDel);
         }
     }
 
