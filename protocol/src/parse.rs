@@ -3,9 +3,10 @@
 //!
 //! A command is parsed in two passes over the buffer: the first finds where a
 //! complete command ends (or that it is incomplete), validates it and notes
-//! where its arguments lie; the second, over the bytes split off and frozen,
-//! pushes each argument as a zero-copy `Bytes` slice. Nothing is allocated per command for multibulk
-//! requests; the caller reuses its argument vector.
+//! where its arguments lie; the second, over the bytes split off and
+//! frozen, pushes each argument as a zero-copy `Bytes` slice. Nothing is
+//! allocated per command for multibulk requests; the caller reuses its
+//! argument vector.
 
 use bytes::{Bytes, BytesMut};
 

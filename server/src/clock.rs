@@ -2,11 +2,11 @@
 //!
 //! Every command reads the wall clock once, for its time (`last_interaction`,
 //! expiry) and the start of its timing (`commandstats`, the slow log), and
-//! once more at its end, as Redis's `call()` uses `ustime()`. `SystemTime`/`Instant`
-//! arithmetic goes through checked `Duration` subtraction and `u128`
-//! conversions; with four reads per GET that was ~300 instructions, 7% of
-//! the request under callgrind. One `clock_gettime` (vDSO, no syscall)
-//! and plain integer arithmetic give the same values. rustix is built with
+//! once more at its end, as Redis's `call()` uses `ustime()`.
+//! `SystemTime`/`Instant` arithmetic went through checked `Duration`
+//! subtraction and `u128` conversions (~300 instructions of a GET under
+//! callgrind); `clock_gettime` (vDSO, no syscall) and plain integer
+//! arithmetic give the same values. rustix is built with
 //! `use-libc`: its own vDSO lookup crashed the server under valgrind
 //! (callgrind is how bench-vs-redis counts instructions).
 

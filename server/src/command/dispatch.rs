@@ -130,7 +130,7 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     // One clock read gives the command its time and starts its timing,
     // as Redis's `call()` reuses its `ustime()` (a read costs ~30 ns here,
     // a tenth of a pipelined command's CPU with three of them).
-    let start_us = crate::clock::unix_us();
+    let start_us = unix_us();
     let now = start_us / 1000;
     client
         .handle
@@ -481,7 +481,7 @@ pub fn record_unblocked(srv: &Shared, client: &Client, b: BlockedStats) {
 /// wall clock step back.
 #[inline]
 fn since(start_us: i64) -> u64 {
-    (crate::clock::unix_us() - start_us).max(0) as u64 * 1000
+    (unix_us() - start_us).max(0) as u64 * 1000
 }
 
 /// A call's counters, slow log entry and latency sample.

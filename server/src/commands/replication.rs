@@ -27,8 +27,8 @@ pub const HANDLERS: &[(&str, Handler)] = &[
 /// `WAIT numreplicas timeout`: how many replicas acknowledged every write
 /// made so far, waiting up to `timeout` ms (0: forever) for `numreplicas`
 /// of them, as Redis's `waitCommand`: the writes waited for end at the
-/// client's last command that propagated (its `woff`). Replicas are asked for an acknowledgement at once
-/// (`REPLCONF GETACK *` in the stream). In a transaction or a script it
+/// client's last command that propagated (its `woff`). Replicas are asked
+/// for an acknowledgement at once (`REPLCONF GETACK *` in the stream). In a transaction or a script it
 /// does not wait.
 fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
