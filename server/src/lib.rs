@@ -19,6 +19,7 @@ pub mod lazyfree;
 pub mod listen;
 pub mod pause;
 pub mod persist;
+pub mod process;
 pub mod propagate;
 pub mod pubsub;
 pub mod rdb;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferrite_server::Config;
+use ferrite_server::{process, Config};
 use tokio::net::TcpListener;
 
 /// mimalloc instead of glibc malloc: glibc's per-thread arenas grow and
@@ -118,6 +118,45 @@ fn healthcheck(config: &Config) -> ExitCode {
     }
 }
 
+/// Completes when SIGINT or SIGTERM asks the server to stop: each acts as
+/// `SHUTDOWN` with the flags `shutdown-on-sigint` / `shutdown-on-sigterm`
+/// give, and if its save fails (without `force`) the server stays up, as
+/// Redis 7.0's does.
+async fn on_signal(srv: std::sync::Arc<ferrite_server::shared::Shared>) {
+    use ferrite_server::persist::{save_for_shutdown, ShutdownFlags};
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            let (name, param) = tokio::select! {
+                _ = int.recv() => ("SIGINT", "shutdown-on-sigint"),
+                _ = term.recv() => ("SIGTERM", "shutdown-on-sigterm"),
+            };
+            tracing::warn!("Received {name} scheduling shutdown...");
+            let flags = ShutdownFlags::from_config(&srv.config.read().value(param));
+            if save_for_shutdown(&srv, flags).is_ok() {
+                process::stopping(&srv.config.read());
+                return;
+            }
+            tracing::warn!(
+                "Errors trying to shut down the server. Check the logs for more information."
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = save_for_shutdown(&srv, ShutdownFlags::default());
+    }
+}
+
 /// Binds the configured address (see `ferrite_server::listen::bind`).
 fn bind(config: &Config) -> std::io::Result<TcpListener> {
     let port = u16::try_from(config.port).unwrap_or(0);
@@ -141,7 +180,13 @@ fn main() -> ExitCode {
     if cli.healthcheck {
         return healthcheck(&config);
     }
+    // Before anything else: the background process re-reads the same
+    // arguments from the same working directory.
+    if let process::Daemon::Exit(code) = process::daemonize(&config) {
+        return code;
+    }
     init_logging(&config);
+    process::apply_thp(&config);
     let mut config = config;
     if let Err(e) = std::env::set_current_dir(&config.dir) {
         tracing::error!(error = %e, dir = %config.dir, "Can't chdir to the configured dir");
@@ -171,32 +216,17 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Ready to accept connections");
-        let shutdown = async {
-            let ctrl_c = tokio::signal::ctrl_c();
-            #[cfg(unix)]
-            {
-                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        return;
-                    }
-                };
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            #[cfg(not(unix))]
-            let _ = ctrl_c.await;
-            tracing::info!("Received signal, scheduling shutdown...");
-        };
+        process::write_pidfile(&config);
         let srv = ferrite_server::shared::Shared::new(config);
         if let Err(e) = ferrite_server::persist::load_at_startup(&srv) {
             tracing::error!(error = %e, "Fatal error loading the DB. Exiting.");
+            process::remove_pidfile(&srv.config.read());
             return ExitCode::FAILURE;
         }
-        ferrite_server::server::run_with(listener, srv, shutdown).await;
+        process::ready(&srv.config.read());
+        ferrite_server::server::run_with(listener, srv.clone(), on_signal(srv.clone())).await;
+        let c = srv.config.read();
+        process::remove_pidfile(&c);
         ExitCode::SUCCESS
     })
 }

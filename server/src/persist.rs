@@ -144,6 +144,8 @@ fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 fn saved(p: &Persistence, dirty: u64) {
+    // A good save of either kind clears `-MISCONF` (Redis's `rdbSave`).
+    p.last_bgsave_ok.store(true, Ordering::Relaxed);
     p.dirty_at_save.store(dirty, Ordering::Relaxed);
     p.saves.fetch_add(1, Ordering::Relaxed);
     p.lastsave_s.store(unix_ms() / 1000, Ordering::Relaxed);
@@ -379,23 +381,65 @@ fn install_keys(srv: &Shared, keys: Vec<crate::rdb_load::LoadedKey>, now: i64) -
     (n, expired)
 }
 
+/// How a shutdown saves: `SHUTDOWN`'s flags, or a signal's
+/// (`shutdown-on-sigint`, `shutdown-on-sigterm`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownFlags {
+    pub save: bool,
+    pub nosave: bool,
+    /// Exit even if the save fails.
+    pub force: bool,
+}
+
+impl ShutdownFlags {
+    /// From a `shutdown-on-sig*` value (`default`, `save now`, ...).
+    pub fn from_config(v: &str) -> Self {
+        let bits = crate::config::flag_bits(crate::config::SHUTDOWN_FLAGS, v).unwrap_or(0);
+        ShutdownFlags {
+            save: bits & 1 != 0,
+            nosave: bits & 2 != 0,
+            force: bits & 8 != 0,
+        }
+    }
+}
+
+/// The save step of Redis's `prepareForShutdown`: with `save`, or unless
+/// `nosave` when `save` points are configured. A failed save is an error
+/// (the server stays up) unless `force`. Either way a later [`at_exit`]
+/// saves nothing more.
+pub fn save_for_shutdown(srv: &Shared, f: ShutdownFlags) -> Result<(), PersistError> {
+    if f.save || (!f.nosave && !save_points(&srv.config.read().save).is_empty()) {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        // Wait for a background save to end rather than race its rename.
+        while srv.persist.bgsave_in_progress.load(Ordering::Acquire) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if let Err(e) = save(srv) {
+            if !f.force {
+                tracing::warn!(error = %e, "Error trying to save the DB, can't exit.");
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "Error trying to save the DB, exiting anyway (FORCE).");
+        }
+    }
+    srv.persist.shutdown_handled.store(true, Ordering::Release);
+    Ok(())
+}
+
 /// On the way out: save when `save` points are configured and `SHUTDOWN`
 /// did not already decide (Redis's `prepareForShutdown` for a signal).
 pub fn at_exit(srv: &Shared) {
     if srv.persist.shutdown_handled.load(Ordering::Acquire) {
         return;
     }
-    if save_points(&srv.config.read().save).is_empty() {
-        return;
-    }
-    tracing::info!("Saving the final RDB snapshot before exiting.");
-    // Wait for a background save to end rather than race its rename.
-    while srv.persist.bgsave_in_progress.load(Ordering::Acquire) {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    if let Err(e) = save(srv) {
-        tracing::warn!(error = %e, "Error trying to save the DB on exit");
-    }
+    // Nothing is left to refuse the exit: a failed save is logged only.
+    let _ = save_for_shutdown(
+        srv,
+        ShutdownFlags {
+            force: true,
+            ..ShutdownFlags::default()
+        },
+    );
 }
 
 #[cfg(test)]

@@ -51,6 +51,9 @@ pub struct Hot {
     pub replica_serve_stale_data: AtomicBool,
     /// `replica-ignore-maxmemory`.
     pub replica_ignore_maxmemory: AtomicBool,
+    /// `stop-writes-on-bgsave-error` with `save` points configured: a
+    /// failed background save makes writes fail with `-MISCONF`.
+    pub stop_writes_on_bgsave_error: AtomicBool,
     /// `hz`, clamped to Redis's 1..=500 (the active expiry scheduler).
     pub hz: AtomicI64,
     /// `active-expire-effort` (1..=10).
@@ -285,6 +288,12 @@ impl Shared {
             .store(c.replica_serve_stale_data, Ordering::Relaxed);
         h.replica_ignore_maxmemory
             .store(c.replica_ignore_maxmemory, Ordering::Relaxed);
+        crate::process::apply_oom_score(&c, self.upstream.is_replica.load(Ordering::Relaxed));
+        h.stop_writes_on_bgsave_error.store(
+            c.flag("stop-writes-on-bgsave-error")
+                && !crate::persist::save_points(&c.save).is_empty(),
+            Ordering::Relaxed,
+        );
         self.tracking
             .max_keys
             .store(c.tracking_table_max_keys.max(0) as u64, Ordering::Relaxed);

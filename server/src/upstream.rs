@@ -186,6 +186,7 @@ pub fn set_master(srv: &Shared, host: &str, port: u16) {
     srv.repl.set_suppressed(true);
     srv.store.stats().replica.store(true, Ordering::Relaxed);
     up.is_replica.store(true, Ordering::Release);
+    crate::process::apply_oom_score(&srv.config.read(), true);
     if was_master {
         // Our own history, to PSYNC with: a primary that was our replica
         // can continue from it (`replicationCacheMasterUsingMyself`).
@@ -214,6 +215,7 @@ pub fn unset_master(srv: &Shared) {
     srv.config.write().replicaof = None;
     up.generation.fetch_add(1, Ordering::AcqRel);
     up.is_replica.store(false, Ordering::Release);
+    crate::process::apply_oom_score(&srv.config.read(), false);
     srv.store.stats().replica.store(false, Ordering::Relaxed);
     *up.cached.lock() = None;
     up.has_master.store(false, Ordering::Relaxed);

@@ -207,6 +207,13 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     {
         return reject(srv, client, out, Some(cmd), crate::evict::OOM_ERROR);
     }
+    if srv.hot.stop_writes_on_bgsave_error.load(Ordering::Relaxed)
+        && !srv.persist.last_bgsave_ok.load(Ordering::Relaxed)
+        && !client.primary
+        && (is_write(client, cmd) || cmd.name() == "ping")
+    {
+        return reject(srv, client, out, Some(cmd), MISCONF_ERROR);
+    }
     if !client.primary {
         if let Some(msg) = replication_refusal(srv, client, cmd) {
             return reject(srv, client, out, Some(cmd), msg);
@@ -308,6 +315,16 @@ fn may_replicate(srv: &Shared, cmd: &Command, argv: &[Bytes]) -> bool {
     cmd.has(flag::WRITE | flag::MAY_REPLICATE)
 }
 
+/// Redis's refusal of writes (and `PING`) after a failed background save
+/// while `stop-writes-on-bgsave-error` is on.
+pub const MISCONF_ERROR: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// A write, or an `EXEC` that queued one (Redis's `is_write_command`).
+fn is_write(client: &Client, cmd: &Command) -> bool {
+    cmd.has(flag::WRITE)
+        || matches!((&client.multi, cmd.name()), (Some(m), "exec") if m.queue.iter().any(|q| q.cmd.has(flag::WRITE)))
+}
+
 /// `-NOREPLICAS`, `-READONLY` and `-MASTERDOWN`, in Redis's
 /// `processCommand` order. `EXEC` counts as a write if it queued one, and
 /// as refused on a stale replica if it queued a command without the
@@ -319,13 +336,9 @@ fn replication_refusal(srv: &Shared, client: &Client, cmd: &Command) -> Option<&
     if !replica && !min_replicas {
         return None;
     }
-    let (write, deny_stale) = match (&client.multi, cmd.name()) {
-        (Some(m), "exec") => (
-            cmd.has(flag::WRITE) || m.queue.iter().any(|q| q.cmd.has(flag::WRITE)),
-            !cmd.has(flag::STALE) || m.queue.iter().any(|q| !q.cmd.has(flag::STALE)),
-        ),
-        _ => (cmd.has(flag::WRITE), !cmd.has(flag::STALE)),
-    };
+    let write = is_write(client, cmd);
+    let deny_stale = !cmd.has(flag::STALE)
+        || matches!((&client.multi, cmd.name()), (Some(m), "exec") if m.queue.iter().any(|q| !q.cmd.has(flag::STALE)));
     if write && !srv.enough_good_replicas() {
         return Some("NOREPLICAS Not enough good replicas to write.");
     }

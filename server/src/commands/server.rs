@@ -12,7 +12,7 @@ use super::connection::{write_help, REDIS_VERSION};
 use crate::command::ctx::{is, unix_ms, unix_us};
 use crate::command::render::{write_docs, write_info};
 use crate::command::{CmdError, CmdResult, Command, Ctx, Handler, TABLE};
-use crate::config::{find_param, Kind, PARAMS};
+use crate::config::{find_param, params, Kind};
 use crate::shared::Shared;
 
 /// Handlers of this family.
@@ -793,7 +793,7 @@ fn config_get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         // Redis matches names and aliases alike (both are keys of its
         // config dict), so `*of` gives `replicaof` and `slaveof`.
-        for p in PARAMS.iter().filter(|p| !p.hidden()) {
+        for p in params().filter(|p| !p.hidden()) {
             for n in std::iter::once(p.name).chain(p.alias) {
                 if glob_match(pat, n.as_bytes(), true) && seen.insert(n.to_string()) {
                     pairs.push((n.to_string(), p.get(&cfg)));
@@ -868,7 +868,10 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Err(fail(&name, "duplicate parameter"));
         }
         let vals: Vec<String> = match p.kind {
-            Kind::List | Kind::Save => value.split_whitespace().map(String::from).collect(),
+            // Redis's MULTI_ARG_CONFIG parameters take one space-separated value.
+            Kind::List | Kind::Save | Kind::Flags(_) | Kind::IntList { .. } | Kind::Percentiles => {
+                value.split_whitespace().map(String::from).collect()
+            }
             _ => vec![value],
         };
         let v = p.normalise(&vals).map_err(|e| match e {
@@ -1048,19 +1051,15 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     // Redis's `prepareForShutdown`: save when told to, or by default when
     // `save` points are configured; a failed save keeps the server up.
-    let nosave = args[1..].iter().any(|a| is(a, "nosave"));
-    let force = args[1..].iter().any(|a| is(a, "force"));
     let srv = ctx.srv;
-    if save || (!nosave && !crate::persist::save_points(&srv.config.read().save).is_empty()) {
-        tracing::info!("Saving the final RDB snapshot before exiting.");
-        if let Err(e) = crate::persist::save(srv) {
-            tracing::warn!(error = %e, "Error trying to save the DB, can't exit.");
-            if !force {
-                return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
-            }
-        }
+    let flags = crate::persist::ShutdownFlags {
+        save,
+        nosave: args[1..].iter().any(|a| is(a, "nosave")),
+        force: args[1..].iter().any(|a| is(a, "force")),
+    };
+    if crate::persist::save_for_shutdown(srv, flags).is_err() {
+        return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
     }
-    srv.persist.shutdown_handled.store(true, Ordering::Release);
     tracing::warn!("User requested shutdown...");
     if ctx
         .srv

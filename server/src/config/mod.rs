@@ -10,6 +10,9 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+mod other;
+pub use other::{flag_bits, SHUTDOWN_FLAGS};
+
 /// Why a configuration value was refused; the text is Redis's.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -120,6 +123,10 @@ pub struct Config {
     /// line: start as a replica. Kept equal to the primary's address while
     /// a replica (`CONFIG GET replicaof`, `CONFIG REWRITE`).
     pub replicaof: Option<(String, u16)>,
+    /// The parameters of [`other::PARAMS`], by name, as normalised; a
+    /// missing one has its default. What each does (or why it does
+    /// nothing here) is written next to it there.
+    pub other: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Default for Config {
@@ -198,6 +205,7 @@ impl Default for Config {
             stream_node_max_bytes: 4096,
             config_file: None,
             replicaof: None,
+            other: Default::default(),
         }
     }
 }
@@ -230,6 +238,22 @@ pub enum Kind {
     NotifyFlags,
     /// `client-output-buffer-limit` class triples.
     ObufLimit,
+    /// One or more words of a set (Redis's multi-argument enums,
+    /// `shutdown-on-sigterm save now`); the first word means none.
+    Flags(&'static [&'static str]),
+    /// Exactly `count` integers in `min..=max` (`oom-score-adj-values`).
+    IntList {
+        count: usize,
+        min: i64,
+        max: i64,
+        err: &'static str,
+    },
+    /// Percentiles in `0..=100` (`latency-tracking-info-percentiles`).
+    Percentiles,
+    /// An integer written in octal (`unixsocketperm`).
+    Octal {
+        max: i64,
+    },
 }
 
 /// One parameter of the table.
@@ -242,6 +266,9 @@ pub struct Param {
     /// Protected configs (`enable-protected-configs`) in Redis; we accept them.
     get: fn(&Config) -> String,
     set: fn(&mut Config, String),
+    /// A check after the kind's own (Redis's `isValid*` functions): the
+    /// value to store, or Redis's reason for refusing it.
+    refine: Option<fn(String) -> Result<String, String>>,
 }
 
 fn yes_no(b: bool) -> String {
@@ -257,6 +284,7 @@ macro_rules! p {
             immutable: $imm,
             get: |c| yes_no(c.$field),
             set: |c, v| c.$field = v == "yes",
+            refine: None,
         }
     };
     ($name:literal, $alias:expr, $field:ident, $kind:expr, int, $imm:expr) => {
@@ -267,6 +295,7 @@ macro_rules! p {
             immutable: $imm,
             get: |c| c.$field.to_string(),
             set: |c, v| c.$field = v.parse().unwrap_or_default(),
+            refine: None,
         }
     };
     ($name:literal, $alias:expr, $field:ident, $kind:expr, str, $imm:expr) => {
@@ -277,6 +306,7 @@ macro_rules! p {
             immutable: $imm,
             get: |c| c.$field.clone(),
             set: |c, v| c.$field = v,
+            refine: None,
         }
     };
 }
@@ -310,6 +340,7 @@ pub static PARAMS: &[Param] = &[
         immutable: false,
         get: |c| c.bind.join(" "),
         set: |c, v| c.bind = v.split_whitespace().map(String::from).collect(),
+        refine: None,
     },
     p!("requirepass", None, requirepass, Kind::Str, str, false),
     p!(
@@ -423,6 +454,7 @@ pub static PARAMS: &[Param] = &[
         immutable: false,
         get: |c| render_percent(c.maxmemory_clients),
         set: |c, v| c.maxmemory_clients = v.parse().unwrap_or_default(),
+        refine: None,
     },
     p!(
         "maxmemory-eviction-tenacity",
@@ -671,6 +703,7 @@ pub static PARAMS: &[Param] = &[
         set: |c, v| {
             c.client_output_buffer_limit = merge_obuf_limits(&c.client_output_buffer_limit, &v)
         },
+        refine: None,
     },
     p!(
         "active-expire-effort",
@@ -756,6 +789,7 @@ pub static PARAMS: &[Param] = &[
                 .split_once(' ')
                 .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
         },
+        refine: None,
     },
     p!(
         "replica-read-only",
@@ -879,9 +913,15 @@ fn render_percent(v: i64) -> String {
     }
 }
 
+/// Every parameter: those with a field of their own, then the rest of
+/// Redis's ([`other::PARAMS`]).
+pub fn params() -> impl Iterator<Item = &'static Param> {
+    PARAMS.iter().chain(other::PARAMS)
+}
+
 /// Finds a parameter by name or alias, case-insensitively.
 pub fn find_param(name: &str) -> Option<&'static Param> {
-    PARAMS.iter().find(|p| {
+    params().find(|p| {
         p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
     })
 }
@@ -982,6 +1022,14 @@ impl Param {
 
     /// Validates and normalises `args` (already split) into the stored text.
     pub fn normalise(&self, args: &[String]) -> Result<String, ConfigError> {
+        let v = self.normalise_kind(args)?;
+        match self.refine {
+            Some(f) => f(v).map_err(ConfigError::Invalid),
+            None => Ok(v),
+        }
+    }
+
+    fn normalise_kind(&self, args: &[String]) -> Result<String, ConfigError> {
         let single = || -> Result<&str, ConfigError> {
             if args.len() == 1 {
                 Ok(args[0].as_str())
@@ -1064,6 +1112,47 @@ impl Param {
                 Ok(parts.join(" "))
             }
             Kind::ObufLimit => parse_obuf_limits(args),
+            Kind::Flags(words) => {
+                let bits = flag_bits(words, &args.join(" ")).ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "argument(s) must be one of the following: ".to_string()
+                            + &words.join(", "),
+                    )
+                })?;
+                Ok(other::render_flags(words, bits))
+            }
+            Kind::IntList {
+                count,
+                min,
+                max,
+                err,
+            } => {
+                let joined = args.join(" ");
+                let parts: Vec<&str> = joined.split_whitespace().collect();
+                if parts.len() != count {
+                    return Err(ConfigError::Invalid("wrong number of arguments".into()));
+                }
+                let mut out = Vec::with_capacity(count);
+                for p in parts {
+                    let n = ferrite_protocol::parse_i64(p.as_bytes())
+                        .filter(|n| (min..=max).contains(n))
+                        .ok_or_else(|| ConfigError::Invalid(err.into()))?;
+                    out.push(n.to_string());
+                }
+                Ok(out.join(" "))
+            }
+            Kind::Percentiles => other::parse_percentiles(args).map_err(ConfigError::Invalid),
+            Kind::Octal { max } => {
+                let n = i64::from_str_radix(single()?, 8).map_err(|_| {
+                    ConfigError::Invalid("argument couldn't be parsed as an octal number".into())
+                })?;
+                if !(0..=max).contains(&n) {
+                    return Err(ConfigError::Invalid(format!(
+                        "argument must be between 0 and {max:o} inclusive"
+                    )));
+                }
+                Ok(format!("{n:o}"))
+            }
             Kind::NotifyFlags => {
                 let v = single()?;
                 if let Some(f) = crate::pubsub::notify::parse(v) {
@@ -1142,6 +1231,30 @@ impl Config {
                 let port: u16 = port.parse().map_err(|_| bad())?;
                 self.replicaof = Some((host.clone(), port));
                 continue;
+            }
+            if other::DEPRECATED
+                .iter()
+                .any(|(d, n)| name.eq_ignore_ascii_case(d) && rest.len() == *n)
+            {
+                continue;
+            }
+            // Directives outside the parameter table that Redis reads and
+            // Ferrite cannot honour: refused, not ignored, since each one
+            // would otherwise leave a server less locked down or less
+            // capable than its file says.
+            let unsupported = match name.to_ascii_lowercase().as_str() {
+                "user" => Some("ACL users are not supported; use requirepass"),
+                "rename-command" => Some("rename-command is not supported"),
+                "loadmodule" => Some("modules are not supported"),
+                "sentinel" => Some("sentinel mode is not supported"),
+                _ => None,
+            };
+            if let Some(why) = unsupported {
+                return Err(ConfigError::Invalid(format!(
+                    "line {}: '{}': {why}",
+                    i + 1,
+                    line
+                )));
             }
             if name.eq_ignore_ascii_case("include") {
                 for f in rest {
@@ -1233,7 +1346,7 @@ impl Config {
                 }
             }
         }
-        for p in PARAMS {
+        for p in params() {
             if !written.contains(p.name) && p.get(self) != p.get(&defaults) {
                 let _ = writeln!(out, "{} {}", p.name, quote(&p.get(self)));
             }
