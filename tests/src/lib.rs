@@ -114,6 +114,16 @@ impl TestServer {
     /// Starts a server with extra arguments and environment variables
     /// (`FERRITE_WORKERS`).
     pub fn with_args_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(None, extra, env)
+    }
+
+    /// Starts a server reading the config file `file` (the first argument,
+    /// as redis-server wants it), the test arguments and `extra` over it.
+    pub fn with_file(file: &Path, extra: &[&str]) -> Self {
+        Self::launch(Some(file), extra, &[])
+    }
+
+    fn launch(file: Option<&Path>, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let bin = server_binary();
         let mut last = String::new();
         // The port may be taken between `free_port` and the child's bind: retry.
@@ -124,6 +134,7 @@ impl TestServer {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("test server dir");
             let child = Command::new(bin)
+                .args(file)
                 .args(["--port", &port.to_string(), "--save", ""])
                 .args(["--dir", &dir.to_string_lossy()])
                 .args(["--enable-debug-command", "yes"])
@@ -258,6 +269,34 @@ impl TestServer {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends the server a signal by name (`TERM`, `INT`) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", name, &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -s {name} {}", self.pid());
+    }
+
+    /// Waits up to `timeout` for the server to exit; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for TestServer {
@@ -286,6 +325,15 @@ enum Answer {
     Ours,
     Other(u32),
     NoServer,
+}
+
+/// An empty directory of this test process's own, `ferrite-{name}-{pid}`
+/// under the system's temporary directory (emptied if it exists).
+pub fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrite-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
 }
 
 /// A raw TCP connection for protocol-level tests.

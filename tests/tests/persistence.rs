@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 use ferrite_tests::{cmd, err, info_field, info_int, TestServer};
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrite-persist-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+    ferrite_tests::tempdir(&format!("persist-{name}"))
 }
 
 fn start_in(dir: &std::path::Path, extra: &[&str]) -> TestServer {
