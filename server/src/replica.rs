@@ -330,10 +330,12 @@ pub async fn ping_cron(srv: Arc<Shared>) {
         if srv.shutting_down.load(Ordering::Relaxed) {
             return;
         }
+        // Counted from 1, so the first PING comes one whole period after
+        // start rather than in the first second.
+        loops += 1;
         let period = srv.config.read().repl_ping_replica_period.max(1);
         if loops % period == 0 && srv.repl.replica_count() > 0 {
             srv.repl.feed_global(&[b"PING"]);
         }
-        loops += 1;
     }
 }

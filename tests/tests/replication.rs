@@ -414,6 +414,11 @@ fn a_ferrite_replica_follows_a_ferrite_primary_then_becomes_a_primary() {
     let replica = TestServer::start();
     let mut p = primary.client();
     let mut r = replica.client();
+    // The offsets compared below must not move under a periodic PING.
+    let _: () = cmd(
+        &mut p,
+        &["config", "set", "repl-ping-replica-period", "3600"],
+    );
     populate(&mut p, "pre:");
     let _: () = cmd(&mut r, &["set", "replaced", "by the sync"]);
     let port = primary.port().to_string();
@@ -616,7 +621,16 @@ fn a_ferrite_replica_follows_a_real_redis_primary() {
         return;
     }
     let port = free_port();
-    let (_redis, mut p) = start_redis(port, &["--repl-diskless-sync-delay", "0"]);
+    // No periodic PING may move the offsets compared at the end.
+    let (_redis, mut p) = start_redis(
+        port,
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--repl-ping-replica-period",
+            "3600",
+        ],
+    );
     populate(&mut p, "pre:");
     populate_encodings(&mut p, "enc:");
     let replica = TestServer::start();
