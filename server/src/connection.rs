@@ -223,7 +223,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 if mem.update(buffers(qcap, &out, &client)) && handle.killed.load(Ordering::Acquire) {
                     break;
                 }
-                if write_all(&stream, &handle, &mut out.buf).await.is_err() {
+                if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
                     break;
                 }
                 if out.buf.capacity() > OUT_KEEP {
@@ -236,7 +236,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 match m {
                     Some(line) => {
                         out.raw(&line);
-                        if write_all(&stream, &handle, &mut out.buf).await.is_err() {
+                        if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
                             break;
                         }
                         continue;
@@ -300,7 +300,9 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         // ends or eases (checked anew, it may wait again).
                         client.postponed = false;
                         if !out.is_empty()
-                            && write_all(&stream, &handle, &mut out.buf).await.is_err()
+                            && write_all(&srv, &stream, &handle, &mut out.buf)
+                                .await
+                                .is_err()
                         {
                             break 'conn;
                         }
@@ -352,7 +354,9 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     if let Some(b) = client.blocked.take() {
                         // Replies so far go out before the client waits.
                         if !out.is_empty()
-                            && write_all(&stream, &handle, &mut out.buf).await.is_err()
+                            && write_all(&srv, &stream, &handle, &mut out.buf)
+                                .await
+                                .is_err()
                         {
                             srv.blocking.cancel(&b.waiter);
                             break 'conn;
@@ -373,13 +377,13 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                             // goes out (the client may only have closed its
                             // write side).
                             if !out.is_empty() {
-                                let _ = write_all(&stream, &handle, &mut out.buf).await;
+                                let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
                             }
                             break 'conn;
                         }
                     }
                     if client.close_after_reply || handle.killed.load(Ordering::Acquire) {
-                        let _ = write_all(&stream, &handle, &mut out.buf).await;
+                        let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
                         break 'conn;
                     }
                     if client.start_monitor {
@@ -390,7 +394,10 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         monitor_rx = Some(rx);
                     }
                     if client.repl.start.is_some() {
-                        if write_all(&stream, &handle, &mut out.buf).await.is_ok() {
+                        if write_all(&srv, &stream, &handle, &mut out.buf)
+                            .await
+                            .is_ok()
+                        {
                             // A replica link from now on: not a normal
                             // client's memory, never evicted.
                             handle.replica.store(true, Ordering::Relaxed);
@@ -406,7 +413,10 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         {
                             break 'conn;
                         }
-                        if write_all(&stream, &handle, &mut out.buf).await.is_err() {
+                        if write_all(&srv, &stream, &handle, &mut out.buf)
+                            .await
+                            .is_err()
+                        {
                             break 'conn;
                         }
                     }
@@ -419,7 +429,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     let msg = format!("ERR {e}");
                     srv.stats.count_error(msg.as_bytes());
                     out.error(msg.as_bytes());
-                    let _ = write_all(&stream, &handle, &mut out.buf).await;
+                    let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
                     tracing::debug!(client = client.id(), error = %e, "protocol error, closing");
                     break 'conn;
                 }
@@ -449,7 +459,11 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         if ran > 1 && !out.is_empty() {
             tokio::task::yield_now().await;
         }
-        if !out.is_empty() && write_all(&stream, &handle, &mut out.buf).await.is_err() {
+        if !out.is_empty()
+            && write_all(&srv, &stream, &handle, &mut out.buf)
+                .await
+                .is_err()
+        {
             break;
         }
         // The balancer's view of the load (`crate::workers`).
@@ -671,12 +685,15 @@ async fn wait_reply(
 /// Writes the whole buffer, waiting for writability when the socket is full.
 /// A kill (`CLIENT KILL`, a subscriber over its output-buffer limit, client
 /// eviction) ends the wait for a client that does not read. While it waits,
-/// the unwritten bytes are published as `obuf_pending` (`omem`).
+/// the unwritten bytes are published as `obuf_pending` (`omem`). The AOF
+/// gets the effects behind these replies first.
 async fn write_all(
+    srv: &Shared,
     stream: &TcpStream,
     handle: &crate::client::ClientHandle,
     buf: &mut BytesMut,
 ) -> io::Result<()> {
+    crate::aof::before_reply(srv);
     let total = buf.len();
     let mut off = 0;
     let mut waited = false;

@@ -366,7 +366,11 @@ fn load_merging(srv: &Shared, data: &[u8], path: &Path, merge: bool) -> Result<(
 
 /// Stores loaded keys (the caller holds every shard), leaving out those
 /// whose TTL passed, as a primary does; returns (stored, left out).
-fn install_keys(srv: &Shared, keys: Vec<crate::rdb_load::LoadedKey>, now: i64) -> (u64, u64) {
+pub(crate) fn install_keys(
+    srv: &Shared,
+    keys: Vec<crate::rdb_load::LoadedKey>,
+    now: i64,
+) -> (u64, u64) {
     let (mut n, mut expired) = (0u64, 0u64);
     for k in keys {
         if k.expire_at != ferrite_storage::NO_EXPIRE && k.expire_at <= now {
@@ -408,6 +412,7 @@ impl ShutdownFlags {
 /// (the server stays up) unless `force`. Either way a later [`at_exit`]
 /// saves nothing more.
 pub fn save_for_shutdown(srv: &Shared, f: ShutdownFlags) -> Result<(), PersistError> {
+    crate::aof::shutdown(srv);
     if f.save || (!f.nosave && !save_points(&srv.config.read().save).is_empty()) {
         tracing::info!("Saving the final RDB snapshot before exiting.");
         // Wait for a background save to end rather than race its rename.

@@ -3,12 +3,17 @@
 //! write are held, so per-key order equals execution order.
 //!
 //! Replicas, the replication backlog (partial resync) and the AOF consume
-//! this stream; nothing else writes to them. Today the stream feeds the
-//! backlog, whose end is `master_repl_offset`. As Redis creates its backlog
-//! with the first replica, the stream is recorded only from the first
-//! [`Propagator::attach`] on: before that, handlers still produce every
-//! effect, and the propagator drops them (one relaxed load) since nothing
-//! would read them.
+//! this stream; nothing else writes to them. The stream feeds two sinks
+//! under one lock, so both see one order: the backlog, whose end is
+//! `master_repl_offset`, and the AOF buffer ([`crate::aof`] drains it to
+//! the file). As Redis creates its backlog with the first replica, the
+//! backlog records only from the first [`Propagator::attach`] on, and the
+//! AOF buffer only while `appendonly` is on: with neither, handlers still
+//! produce every effect, and the propagator drops them (one relaxed load).
+//! Each sink tracks its own `SELECT`ed database, as Redis's
+//! `slaveseldb` and `aof_selected_db`; database-less commands
+//! ([`Propagator::feed_global`]: the `PING`s and `GETACK`s of the
+//! replication link) go to the backlog only.
 //!
 //! A transaction's effects reach the stream as one block: while
 //! [`Propagator::transaction`] runs on a thread, that thread's effects are
@@ -18,7 +23,7 @@
 //! never interleave with them.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -33,7 +38,29 @@ thread_local! {
     static CAPTURED: RefCell<Vec<Effect>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The replication backlog: the last `repl-backlog-size` bytes of the stream.
+/// [`Propagator`]'s mode bits. `ACTIVE`: the backlog records (like Redis,
+/// which creates its backlog when the first replica connects, effects are
+/// dropped until then, which saves encoding every write).
+const ACTIVE: u8 = 1;
+/// This server is a replica: its own effects are not its backlog's stream
+/// (the primary's stream is, fed through [`Propagator::feed_raw`]), as
+/// Redis's `replicationFeedSlaves` returns at once on a replica. They still
+/// reach the AOF, as Redis's `feedAppendOnlyFile` on a replica.
+const SUPPRESSED: u8 = 2;
+/// `appendonly` is on: effects go to the AOF buffer.
+const AOF: u8 = 4;
+/// A load (`DEBUG LOADAOF`) replays commands: nothing propagates, as
+/// Redis's `shouldPropagate` while `server.loading`.
+const LOADING: u8 = 8;
+
+/// Whether a mode records anything.
+#[inline]
+fn records(m: u8) -> bool {
+    m & LOADING == 0 && (m & AOF != 0 || m & (ACTIVE | SUPPRESSED) == ACTIVE)
+}
+
+/// The replication backlog (the last `repl-backlog-size` bytes of the
+/// stream) and the AOF buffer.
 pub struct Propagator {
     inner: Mutex<Backlog>,
     /// Attached replicas. Appends publish the new end only when this is
@@ -41,17 +68,16 @@ pub struct Propagator {
     replicas: AtomicUsize,
     /// The stream's end, published for replica links to wait on.
     end: watch::Sender<u64>,
-    /// Whether the stream is recorded at all: like Redis, which creates its
-    /// backlog when the first replica connects, effects are dropped until
-    /// then (no consumer exists), which saves encoding every write.
-    active: AtomicBool,
+    /// The mode bits above, in one byte so an append checks them with one
+    /// relaxed load. Changed under the lock.
+    mode: AtomicU8,
     /// [`Propagator::backlog_mem`], kept outside the lock: eviction reads
     /// `used_memory` before every command while `maxmemory` is set.
     resident: AtomicUsize,
-    /// This server is a replica: its own effects are not its stream (the
-    /// primary's stream is, fed through [`Propagator::feed_raw`]), as Redis's
-    /// `replicationFeedSlaves` returns at once on a replica.
-    suppressed: AtomicBool,
+    /// Bytes ever appended to the AOF buffer, published after each append
+    /// so a connection can tell, without the lock, whether its reply must
+    /// wait for the AOF to be written ([`crate::aof::before_reply`]).
+    aof_fed: AtomicU64,
 }
 
 /// The stream's tail in one contiguous vector: appends are `memcpy`s, and
@@ -72,6 +98,12 @@ struct Backlog {
     /// Longest the vector has been: the part of its reservation that was
     /// ever written, hence resident.
     high_water: usize,
+    /// Effects not yet written to the AOF file.
+    aof: Vec<u8>,
+    /// Database the AOF buffer last `SELECT`ed (Redis's `aof_selected_db`).
+    aof_selected: usize,
+    /// Bytes ever appended to `aof`.
+    aof_fed: u64,
 }
 
 /// Appends `args` as a RESP array of bulk strings (how commands travel to
@@ -120,11 +152,14 @@ impl Propagator {
                 offset: 0,
                 selected: usize::MAX,
                 high_water: 0,
+                aof: Vec::new(),
+                aof_selected: usize::MAX,
+                aof_fed: 0,
             }),
             replicas: AtomicUsize::new(0),
             resident: AtomicUsize::new(0),
-            active: AtomicBool::new(false),
-            suppressed: AtomicBool::new(false),
+            mode: AtomicU8::new(0),
+            aof_fed: AtomicU64::new(0),
             end: watch::channel(0).0,
         }
     }
@@ -151,7 +186,7 @@ impl Propagator {
         b.selected = usize::MAX;
         // From now on every effect is recorded (Redis's
         // `createReplicationBacklog` on the first replica).
-        self.active.store(true, Ordering::Relaxed);
+        self.mode.fetch_or(ACTIVE, Ordering::Relaxed);
         // Under the backlog lock: every append after this one sees it.
         self.replicas.fetch_add(1, Ordering::Relaxed);
         (b.offset, self.end.subscribe())
@@ -169,38 +204,44 @@ impl Propagator {
     }
 
     /// Appends the effect `args` of a write in database `db`, preceded by a
-    /// `SELECT` when the stream's database changes (as Redis does).
+    /// `SELECT` when a sink's database changes (as Redis does).
     pub fn feed(&self, db: usize, args: &[&[u8]]) {
-        if !self.active.load(Ordering::Relaxed) || self.suppressed.load(Ordering::Relaxed) {
+        if !records(self.mode.load(Ordering::Relaxed)) {
             return;
         }
         if self.capture(Some(db), args) {
             return;
         }
-        let end = {
-            let mut b = self.inner.lock();
-            b.push(Some(db), args);
-            self.note_resident(&b);
-            b.offset
-        };
-        self.publish(end);
+        self.append(Some(db), args);
     }
 
-    /// Appends a command that is not tied to a database (`FLUSHALL`).
+    /// Appends a command of the replication link that is not tied to a
+    /// database (`PING`, `REPLCONF GETACK`): the backlog only.
     pub fn feed_global(&self, args: &[&[u8]]) {
-        if !self.active.load(Ordering::Relaxed) || self.suppressed.load(Ordering::Relaxed) {
+        if !records(self.mode.load(Ordering::Relaxed)) {
             return;
         }
         if self.capture(None, args) {
             return;
         }
-        let end = {
-            let mut b = self.inner.lock();
-            b.push(None, args);
+        self.append(None, args);
+    }
+
+    /// Appends one effect to the sinks the mode selects.
+    fn append(&self, db: Option<usize>, args: &[&[u8]]) {
+        let mut b = self.inner.lock();
+        let m = self.mode.load(Ordering::Relaxed);
+        if m & AOF != 0 && m & LOADING == 0 && db.is_some() {
+            b.push_aof(db, args);
+            self.aof_fed.store(b.aof_fed, Ordering::Release);
+        }
+        if m & (ACTIVE | SUPPRESSED | LOADING) == ACTIVE {
+            b.push(db, args);
             self.note_resident(&b);
-            b.offset
-        };
-        self.publish(end);
+            let end = b.offset;
+            drop(b);
+            self.publish(end);
+        }
     }
 
     /// Keeps the effect for the end of the transaction if this thread runs
@@ -222,7 +263,7 @@ impl Propagator {
     /// matches execution order. Nested calls join the outer block.
     pub fn transaction<R>(&self, f: impl FnOnce() -> R) -> R {
         let me = self as *const Propagator as usize;
-        if CAPTURING.with(Cell::get) == me || !self.active.load(Ordering::Relaxed) {
+        if CAPTURING.with(Cell::get) == me || !records(self.mode.load(Ordering::Relaxed)) {
             return f();
         }
         let saved = CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()));
@@ -236,12 +277,34 @@ impl Propagator {
     }
 
     fn append_block(&self, effects: &[Effect]) {
-        // Checked at the end: a transaction that made this server a
-        // replica (`REPLICAOF` inside `EXEC`) propagates nothing, as Redis.
-        if effects.is_empty() || self.suppressed.load(Ordering::Relaxed) {
+        if effects.is_empty() {
             return;
         }
         let mut b = self.inner.lock();
+        // Checked at the end: a transaction that made this server a
+        // replica (`REPLICAOF` inside `EXEC`) propagates nothing to the
+        // backlog, as Redis.
+        let m = self.mode.load(Ordering::Relaxed);
+        if m & AOF != 0 && m & LOADING == 0 {
+            let mut own = effects.iter().filter(|(db, _)| db.is_some());
+            if let Some(first) = own.next() {
+                let wrap = own.next().is_some();
+                if wrap {
+                    b.push_aof(first.0, &[b"MULTI"]);
+                }
+                for (db, args) in effects.iter().filter(|(db, _)| db.is_some()) {
+                    let v: smallvec::SmallVec<[&[u8]; 8]> = args.iter().map(|a| &a[..]).collect();
+                    b.push_aof(*db, &v);
+                }
+                if wrap {
+                    b.push_aof(None, &[b"EXEC"]);
+                }
+                self.aof_fed.store(b.aof_fed, Ordering::Release);
+            }
+        }
+        if m & (ACTIVE | SUPPRESSED | LOADING) != ACTIVE {
+            return;
+        }
         let wrap = effects.len() > 1;
         if wrap {
             // MULTI goes in the first effect's database, so its SELECT
@@ -267,9 +330,71 @@ impl Propagator {
     /// effects.
     pub fn set_suppressed(&self, on: bool) {
         let mut b = self.inner.lock();
-        self.suppressed.store(on, Ordering::Relaxed);
+        self.set_mode(SUPPRESSED, on);
         // Whatever comes next, its database is not known to a reader.
         b.selected = usize::MAX;
+    }
+
+    fn set_mode(&self, bit: u8, on: bool) {
+        if on {
+            self.mode.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.mode.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts or stops recording effects for the AOF. Either way the
+    /// buffer starts empty and its next effect with a `SELECT`. Call it
+    /// with every shard held, so the switch falls between two effects
+    /// that a snapshot taken under the same locks puts on either side.
+    pub fn set_aof(&self, on: bool) {
+        let mut b = self.inner.lock();
+        self.set_mode(AOF, on);
+        b.aof.clear();
+        b.aof_selected = usize::MAX;
+        b.aof_fed = 0;
+        self.aof_fed.store(0, Ordering::Release);
+    }
+
+    /// Stops every sink while a load replays commands (`DEBUG LOADAOF`).
+    pub fn set_loading(&self, on: bool) {
+        let _b = self.inner.lock();
+        self.set_mode(LOADING, on);
+    }
+
+    /// Moves the AOF buffer's bytes to the end of `out` and makes the next
+    /// effect start with a `SELECT` when `new_file` (it opens a file that a
+    /// loader reads with a fresh client, in database 0). Returns the bytes
+    /// fed so far, all of which are now in `out` or were moved before.
+    pub fn take_aof(&self, out: &mut Vec<u8>, new_file: bool) -> u64 {
+        let mut b = self.inner.lock();
+        if out.is_empty() {
+            std::mem::swap(out, &mut b.aof);
+        } else {
+            out.extend_from_slice(&b.aof);
+            b.aof.clear();
+        }
+        if new_file {
+            b.aof_selected = usize::MAX;
+        }
+        b.aof_fed
+    }
+
+    /// Bytes ever fed to the AOF buffer (see [`Propagator::set_aof`]).
+    #[inline]
+    pub fn aof_fed(&self) -> u64 {
+        self.aof_fed.load(Ordering::Acquire)
+    }
+
+    /// Whether the AOF buffer records.
+    #[inline]
+    pub fn aof_on(&self) -> bool {
+        self.mode.load(Ordering::Relaxed) & AOF != 0
+    }
+
+    /// Bytes waiting in the AOF buffer (`mem_aof_buffer`, `aof_buffer_length`).
+    pub fn aof_pending(&self) -> usize {
+        self.inner.lock().aof.len()
     }
 
     /// Appends bytes of the primary's stream as they are (a replica
@@ -279,7 +404,7 @@ impl Propagator {
     pub fn feed_raw(&self, bytes: &[u8]) {
         let end = {
             let mut b = self.inner.lock();
-            if self.active.load(Ordering::Relaxed) {
+            if self.mode.load(Ordering::Relaxed) & ACTIVE != 0 {
                 if b.buf.capacity() == 0 {
                     let cap = 2 * b.capacity + WINDOW_SLACK;
                     b.buf.reserve_exact(cap);
@@ -308,6 +433,25 @@ impl Propagator {
     }
 }
 
+/// Encodes one command into `out`, preceded by a `SELECT` when `db` is set
+/// and differs from `selected`; returns the bytes written.
+fn push_selecting(
+    out: &mut Vec<u8>,
+    selected: &mut usize,
+    db: Option<usize>,
+    args: &[&[u8]],
+) -> usize {
+    let mut n = 0;
+    if let Some(db) = db {
+        if *selected != db {
+            let mut tmp = itoa::Buffer::new();
+            n += encode(out, &[b"SELECT", tmp.format(db).as_bytes()]);
+            *selected = db;
+        }
+    }
+    n + encode(out, args)
+}
+
 impl Backlog {
     /// Appends one command, preceded by a `SELECT` when `db` is set and
     /// differs from the stream's.
@@ -318,19 +462,16 @@ impl Backlog {
             // step. Pages are only touched as the stream fills them.
             self.buf.reserve_exact(2 * self.capacity + WINDOW_SLACK);
         }
-        if let Some(db) = db {
-            if self.selected != db {
-                let mut tmp = itoa::Buffer::new();
-                let idx = tmp.format(db).as_bytes().to_vec();
-                let n = encode(&mut self.buf, &[b"SELECT", &idx]);
-                self.offset += n as u64;
-                self.selected = db;
-            }
-        }
-        let n = encode(&mut self.buf, args);
+        let n = push_selecting(&mut self.buf, &mut self.selected, db, args);
         self.offset += n as u64;
         self.high_water = self.high_water.max(self.buf.len());
         self.trim();
+    }
+
+    /// Appends one command to the AOF buffer, with its own `SELECT`s.
+    fn push_aof(&mut self, db: Option<usize>, args: &[&[u8]]) {
+        let n = push_selecting(&mut self.aof, &mut self.aof_selected, db, args);
+        self.aof_fed += n as u64;
     }
 
     /// The bytes held: the last `capacity` of the vector.
@@ -473,6 +614,44 @@ mod tests {
             "*2 $6 SELECT $1 2 *1 $5 MULTI *3 $3 SET $1 a $1 1 *2 $6 SELECT $1 3 \
              *2 $3 DEL $1 b *1 $8 FLUSHALL *1 $4 EXEC "
         );
+    }
+
+    fn aof_text(p: &Propagator) -> String {
+        let mut out = Vec::new();
+        p.take_aof(&mut out, false);
+        String::from_utf8(out).unwrap().replace("\r\n", " ")
+    }
+
+    #[test]
+    fn the_aof_sink_has_its_own_selects_and_skips_link_commands() {
+        let p = Propagator::new(16 * 1024);
+        p.set_aof(true);
+        p.feed(1, &[b"SET", b"a", b"1"]);
+        // The link's PING is not a write: backlog only (none here).
+        p.feed_global(&[b"PING"]);
+        p.transaction(|| {
+            p.feed(1, &[b"DEL", b"a"]);
+            p.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
+            p.feed(2, &[b"DEL", b"b"]);
+        });
+        assert_eq!(
+            aof_text(&p),
+            "*2 $6 SELECT $1 1 *3 $3 SET $1 a $1 1 *1 $5 MULTI *2 $3 DEL $1 a \
+             *2 $6 SELECT $1 2 *2 $3 DEL $1 b *1 $4 EXEC "
+        );
+        // No backlog was recorded: no replica ever attached.
+        assert_eq!(p.offset(), 0);
+        // A new file starts with a SELECT again; a load records nothing.
+        p.take_aof(&mut Vec::new(), true);
+        p.set_loading(true);
+        p.feed(2, &[b"DEL", b"c"]);
+        p.set_loading(false);
+        p.feed(2, &[b"DEL", b"d"]);
+        assert_eq!(aof_text(&p), "*2 $6 SELECT $1 2 *2 $3 DEL $1 d ");
+        assert!(p.aof_fed() > 0);
+        p.set_aof(false);
+        p.feed(2, &[b"DEL", b"e"]);
+        assert_eq!(aof_text(&p), "");
     }
 
     #[test]

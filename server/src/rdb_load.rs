@@ -70,6 +70,9 @@ pub struct LoadInfo {
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     /// The code of each function library (`FUNCTION2`), in file order.
     pub libraries: Vec<Vec<u8>>,
+    /// Bytes the snapshot took, checksum included: an old-style AOF goes
+    /// on with commands after its RDB preamble.
+    pub consumed: usize,
 }
 
 /// A snapshot read for installing: its keys, and its function libraries
@@ -78,6 +81,8 @@ pub struct LoadInfo {
 pub struct Loaded {
     pub keys: Vec<LoadedKey>,
     pub libraries: crate::scripting::functions::Libraries,
+    /// Bytes of `data` the snapshot took ([`LoadInfo::consumed`]).
+    pub consumed: usize,
 }
 
 const TYPE_STRING: u8 = 0;
@@ -139,7 +144,11 @@ pub fn load_for(srv: &crate::shared::Shared, data: &[u8]) -> Result<Loaded> {
     let codes = info.libraries.into_iter().map(bytes::Bytes::from).collect();
     let libraries =
         crate::scripting::functions::Libraries::compile(srv, codes).map_err(LoadError::Library)?;
-    Ok(Loaded { keys, libraries })
+    Ok(Loaded {
+        keys,
+        libraries,
+        consumed: info.consumed,
+    })
 }
 
 /// The library codes of a `FUNCTION DUMP` payload (its footer checked and
@@ -253,6 +262,7 @@ pub fn load(
             }
         }
     }
+    info.consumed = r.pos;
     Ok(info)
 }
 

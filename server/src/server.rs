@@ -95,6 +95,13 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
             .spawn(move || active_expiry(srv))
             .expect("spawn active expiry thread")
     };
+    let aof_thread = {
+        let srv = srv.clone();
+        std::thread::Builder::new()
+            .name("ferrite-aof".into())
+            .spawn(move || crate::aof::background(srv))
+            .expect("spawn AOF thread")
+    };
     let cron = tokio::spawn(cron(srv.clone()));
     let repl_cron = tokio::spawn(crate::replica::ping_cron(srv.clone()));
     let evictor = tokio::spawn(crate::evict::background(srv.clone()));
@@ -159,11 +166,13 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
     evictor.abort();
     upstream.abort();
     expiry.thread().unpark();
+    aof_thread.thread().unpark();
     if let Some(b) = &balancer {
         b.thread().unpark();
     }
     let _ = tokio::task::spawn_blocking(move || {
         let _ = expiry.join();
+        let _ = aof_thread.join();
         if let Some(b) = balancer {
             let _ = b.join();
         }
@@ -172,6 +181,8 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
         }
     })
     .await;
+    // Whatever the last connections wrote after SHUTDOWN's flush.
+    crate::aof::shutdown(&srv);
     tracing::info!("server stopped");
 }
 
@@ -367,6 +378,7 @@ async fn cron(srv: Arc<Shared>) {
         }
         crate::commands::memory::track_peak(&srv);
         crate::persist::cron(&srv);
+        crate::aof::cron(&srv);
         let mut s = srv.stats.ops_sample.lock();
         let total = srv.stats.commands_processed();
         let (last_total, last_ms, _) = *s;

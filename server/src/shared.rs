@@ -152,6 +152,8 @@ pub struct Shared {
     /// RDB persistence state (`SAVE`, `BGSAVE`, the `save` points,
     /// `LASTSAVE`); shared with a background save's thread.
     pub persist: Arc<crate::persist::Persistence>,
+    /// The append-only file (`appendonly`, `BGREWRITEAOF`).
+    pub aof: Arc<crate::aof::Aof>,
     /// The port actually bound (`INFO server` `tcp_port`).
     pub port: AtomicI64,
     /// A listening socket `CONFIG SET port/bind` bound, for the accept loop.
@@ -221,6 +223,7 @@ impl Shared {
             upstream: Default::default(),
             start_ms: unix_us() / 1000,
             persist: Arc::new(crate::persist::Persistence::new(now_s)),
+            aof: Default::default(),
             port: AtomicI64::new(0),
             rebind: Default::default(),
             monitors: Mutex::new(Vec::new()),
@@ -267,6 +270,7 @@ impl Shared {
         h.latency_threshold_ms
             .store(c.latency_monitor_threshold, Ordering::Relaxed);
         h.timeout_s.store(c.timeout, Ordering::Relaxed);
+        crate::aof::apply_config(self, &c.appendfsync);
         h.maxclients.store(c.maxclients, Ordering::Relaxed);
         h.requirepass_set
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);

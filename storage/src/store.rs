@@ -244,6 +244,13 @@ impl Store {
         f()
     }
 
+    /// Whether this thread runs inside [`Store::with_locked`] (a
+    /// transaction): work that must lock every shard in order, such as a
+    /// snapshot, is deferred then instead of nested.
+    pub fn in_locked_scope(&self) -> bool {
+        held::active()
+    }
+
     /// Swaps two databases' contents atomically (`SWAPDB`): all shards of
     /// both are locked, in the global order (shard position, then database).
     /// `now` decides which watched keys count as expired.

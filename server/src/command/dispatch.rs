@@ -214,6 +214,14 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     {
         return reject(srv, client, out, Some(cmd), MISCONF_ERROR);
     }
+    // The AOF's last write failed (Redis's `DISK_ERROR_TYPE_AOF`).
+    if !srv.aof.last_write_ok.load(Ordering::Relaxed)
+        && !client.primary
+        && (is_write(client, cmd) || cmd.name() == "ping")
+    {
+        let msg = crate::aof::write_error(srv);
+        return reject(srv, client, out, Some(cmd), &msg);
+    }
     if !client.primary {
         if let Some(msg) = replication_refusal(srv, client, cmd) {
             return reject(srv, client, out, Some(cmd), msg);

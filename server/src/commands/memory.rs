@@ -332,7 +332,7 @@ pub fn info_section(srv: &Shared, cfg: &Config, out: &mut String) {
     line(format_args!("mem_clients_slaves:{}", r.replicas));
     line(format_args!("mem_clients_normal:{}", r.clients));
     line(format_args!("mem_cluster_links:0"));
-    line(format_args!("mem_aof_buffer:0"));
+    line(format_args!("mem_aof_buffer:{}", srv.repl.aof_pending()));
     line(format_args!("mem_allocator:{ALLOCATOR}"));
     line(format_args!("active_defrag_running:0"));
     line(format_args!(

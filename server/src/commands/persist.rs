@@ -1,4 +1,5 @@
-//! `SAVE` and `BGSAVE` (see [`crate::persist`]).
+//! `SAVE`, `BGSAVE` (see [`crate::persist`]) and `BGREWRITEAOF` (see
+//! [`crate::aof`]).
 
 use bytes::Bytes;
 
@@ -7,7 +8,31 @@ use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::persist::{self, PersistError};
 
 /// Handlers of this family.
-pub const HANDLERS: &[(&str, Handler)] = &[("save", save), ("bgsave", bgsave)];
+pub const HANDLERS: &[(&str, Handler)] = &[
+    ("save", save),
+    ("bgsave", bgsave),
+    ("bgrewriteaof", bgrewriteaof),
+];
+
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    use crate::aof::{AofError, Bgrewrite};
+    match crate::aof::bgrewriteaof(ctx.srv) {
+        Ok(Bgrewrite::Started) => ctx
+            .out
+            .simple(b"Background append only file rewriting started"),
+        Ok(Bgrewrite::Scheduled) => ctx
+            .out
+            .simple(b"Background append only file rewriting scheduled"),
+        Err(e @ AofError::InProgress) => return Err(CmdError::err(e.to_string())),
+        Err(e) => {
+            tracing::warn!(error = %e, "BGREWRITEAOF");
+            return Err(CmdError::err(
+                "Can't execute an AOF background rewriting. Please check the server logs for more information.",
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn save(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     match persist::save(ctx.srv) {

@@ -487,22 +487,7 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
             "rdb_last_load_keys_loaded:{}",
             p.last_load_keys_loaded.load(Ordering::Relaxed)
         );
-        line!(out, "aof_enabled:{}", u8::from(cfg.appendonly));
-        for l in [
-            "aof_rewrite_in_progress:0",
-            "aof_rewrite_scheduled:0",
-            "aof_last_rewrite_time_sec:-1",
-            "aof_current_rewrite_time_sec:-1",
-            "aof_last_bgrewrite_status:ok",
-            "aof_rewrites:0",
-            "aof_rewrites_consecutive_failures:0",
-            "aof_last_write_status:ok",
-            "aof_last_cow_size:0",
-            "module_fork_in_progress:0",
-            "module_fork_last_cow_size:0",
-        ] {
-            line!(out, "{l}");
-        }
+        crate::aof::info(srv, &mut out);
     }
     if section_wanted(all, &set, &["stats"]) {
         let st = &srv.stats;
@@ -893,6 +878,19 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.srv.apply_config();
+    // Redis's `updateAppendonly`: the switch acts at once; a failure to
+    // start restores the old value.
+    let want = ctx.srv.config.read().appendonly;
+    if want != ctx.srv.aof.enabled() {
+        if let Err(e) = crate::aof::set_enabled(ctx.srv, want) {
+            tracing::warn!(error = %e, "CONFIG SET appendonly");
+            ctx.srv.config.write().appendonly = !want;
+            return Err(fail(
+                "appendonly",
+                "Unable to turn on AOF. Check server logs.",
+            ));
+        }
+    }
     ctx.out.ok();
     Ok(())
 }
@@ -1359,6 +1357,20 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     ))
                 }
                 Err(_) => Err(CmdError::Other("ERR".into())),
+            }
+        }
+        ("loadaof", 2) => {
+            // Redis exits when the files do not load; here the error is
+            // the reply, and the dataset holds what loaded before it.
+            match crate::aof::debug_loadaof(ctx.srv) {
+                Ok(()) => {
+                    ctx.out.ok();
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "DEBUG LOADAOF");
+                    Err(CmdError::err(format!("Error loading the AOF: {e}")))
+                }
             }
         }
         ("set-active-workers", 3) => {

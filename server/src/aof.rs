@@ -1,0 +1,1420 @@
+//! The append-only file: Redis 7.0's multi-part AOF, file for file.
+//!
+//! `dir/appenddirname` holds a *base* file (a snapshot: an RDB file when
+//! `aof-use-rdb-preamble` is on, commands otherwise), *incr* files (the
+//! propagation stream since that base) and the manifest
+//! `<appendfilename>.manifest` naming them, in Redis's format, so either
+//! server reads the other's directory (a Bloom filter's base is a value of
+//! Ferrite's own module type, which Redis cannot load).
+//!
+//! Writes reach the file through [`crate::propagate::Propagator`]'s AOF
+//! buffer, which records the same effects as the replication stream, in
+//! the same order. The buffer is written to the incr file before any reply
+//! leaves the server ([`before_reply`], as Redis writes in `beforeSleep`),
+//! so a crashed process loses no acknowledged write; `appendfsync` decides
+//! when the file is synced: with every write (`always`), once a second on a
+//! thread of its own (`everysec`), or never (`no`).
+//!
+//! A rewrite (`BGREWRITEAOF`, enabling `appendonly` at run time, the
+//! `auto-aof-rewrite-*` trigger) serializes the dataset with every shard
+//! held and, at the same instant, sends later effects to a new incr file;
+//! a thread writes the new base, then the manifest is replaced and the old
+//! files are deleted. Without `fork()` the serialization pauses clients for
+//! its duration, as a `BGSAVE` does here. A crash before the manifest
+//! changes leaves the old base and every incr file, which load to the same
+//! dataset.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ferrite_protocol::{parse_command, Limits, Parsed, ReplyBuf};
+use ferrite_storage::{LockSet, Value, NO_EXPIRE};
+use parking_lot::Mutex;
+use thiserror::Error;
+
+use crate::client::{Client, ClientHandle};
+use crate::command::ctx::unix_ms;
+use crate::propagate::encode;
+use crate::shared::Shared;
+
+/// Why loading, writing or rewriting the AOF failed.
+#[derive(Debug, Error)]
+pub enum AofError {
+    #[error("Background append only file rewriting already in progress")]
+    InProgress,
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("Invalid AOF manifest file format (line {line}): {why}")]
+    Manifest { line: usize, why: &'static str },
+    #[error("Bad file format reading the append only file {0}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>")]
+    Format(String),
+    #[error("Unexpected end of file reading the append only file {0}. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server.")]
+    Truncated(String),
+    #[error("Fatal error: the truncated file is not the last file ({0})")]
+    TruncatedNotLast(String),
+    #[error("Unknown command '{cmd}' reading the append only file {file}")]
+    UnknownCommand { cmd: String, file: String },
+    #[error("Error reading the RDB base file {file}, AOF loading aborted: {source}")]
+    Rdb {
+        file: String,
+        source: crate::rdb_load::LoadError,
+    },
+    #[error("The AOF file {0} is listed in the manifest but does not exist")]
+    Missing(String),
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> AofError + 'a {
+    move |source| AofError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `appendfsync`, kept as a byte for the reply path.
+const FSYNC_ALWAYS: u8 = 0;
+const FSYNC_EVERYSEC: u8 = 1;
+const FSYNC_NO: u8 = 2;
+
+/// Elements per command in a command-format base (Redis's
+/// `AOF_REWRITE_ITEMS_PER_CMD`).
+const ITEMS_PER_CMD: usize = 64;
+
+/// Whether the AOF records: Redis's `aof_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Off,
+    On,
+    /// Enabled at run time: effects go to a temporary incr file until the
+    /// first base is written (Redis's `AOF_WAIT_REWRITE`).
+    WaitRewrite,
+}
+
+/// One manifest line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileInfo {
+    name: String,
+    seq: i64,
+    kind: u8,
+}
+
+/// The manifest: which files make up the AOF (Redis's `aofManifest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Manifest {
+    base: Option<FileInfo>,
+    history: Vec<FileInfo>,
+    incr: Vec<FileInfo>,
+    base_seq: i64,
+    incr_seq: i64,
+}
+
+impl Manifest {
+    /// Parses a manifest as `aofLoadManifestFromFile` does.
+    fn parse(text: &str) -> Result<Manifest, AofError> {
+        let mut m = Manifest::default();
+        let mut max_seq = 0;
+        let mut lines = 0;
+        for (i, raw) in text.split_inclusive('\n').enumerate() {
+            let line_no = i + 1;
+            lines += 1;
+            let bad = |why| AofError::Manifest { line: line_no, why };
+            if raw.starts_with('#') {
+                continue;
+            }
+            if !raw.ends_with('\n') {
+                return Err(bad("The AOF manifest file contains too long line"));
+            }
+            let words: Vec<String> = ferrite_protocol::split_args(raw.trim().as_bytes())
+                .ok_or_else(|| bad("Invalid AOF manifest file format"))?
+                .into_iter()
+                .map(|w| String::from_utf8_lossy(&w).into_owned())
+                .collect();
+            if words.len() < 6 || !words.len().is_multiple_of(2) {
+                return Err(bad("Invalid AOF manifest file format"));
+            }
+            let (mut name, mut seq, mut kind) = (None, 0i64, 0u8);
+            for kv in words.chunks(2) {
+                match kv[0].to_ascii_lowercase().as_str() {
+                    "file" => {
+                        if kv[1].contains('/') {
+                            return Err(bad("File can't be a path, just a filename"));
+                        }
+                        name = Some(kv[1].clone());
+                    }
+                    "seq" => seq = kv[1].parse().unwrap_or(0),
+                    "type" => kind = kv[1].bytes().next().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            let (Some(name), true, true) = (name, seq != 0, kind != 0) else {
+                return Err(bad("Invalid AOF manifest file format"));
+            };
+            let info = FileInfo { name, seq, kind };
+            match kind {
+                b'b' => {
+                    if m.base.is_some() {
+                        return Err(bad("Found duplicate base file information"));
+                    }
+                    m.base_seq = seq;
+                    m.base = Some(info);
+                }
+                b'h' => m.history.push(info),
+                b'i' => {
+                    if seq <= max_seq {
+                        return Err(bad("Found a non-monotonic sequence number"));
+                    }
+                    max_seq = seq;
+                    m.incr_seq = seq;
+                    m.incr.push(info);
+                }
+                _ => return Err(bad("Unknown AOF file type")),
+            }
+        }
+        if lines == 0 {
+            return Err(AofError::Manifest {
+                line: 0,
+                why: "Found an empty AOF manifest",
+            });
+        }
+        Ok(m)
+    }
+
+    /// The manifest's text: base, then history, then incr files.
+    fn format(&self) -> String {
+        let mut out = String::new();
+        let all = self.base.iter().chain(&self.history).chain(&self.incr);
+        for f in all {
+            let name = repr(&f.name);
+            out.push_str(&format!(
+                "file {name} seq {} type {}\n",
+                f.seq, f.kind as char
+            ));
+        }
+        out
+    }
+
+    /// Names a new base and turns the old one into history
+    /// (`getNewBaseFileNameAndMarkPreAsHistory`).
+    fn new_base(&mut self, filename: &str, rdb: bool) -> String {
+        if let Some(mut old) = self.base.take() {
+            old.kind = b'h';
+            self.history.insert(0, old);
+        }
+        self.base_seq += 1;
+        let name = format!(
+            "{filename}.{}.base.{}",
+            self.base_seq,
+            if rdb { "rdb" } else { "aof" }
+        );
+        self.base = Some(FileInfo {
+            name: name.clone(),
+            seq: self.base_seq,
+            kind: b'b',
+        });
+        name
+    }
+
+    /// Names a new incr file (`getNewIncrAofName`).
+    fn new_incr(&mut self, filename: &str) -> String {
+        self.incr_seq += 1;
+        let name = format!("{filename}.{}.incr.aof", self.incr_seq);
+        self.incr.push(FileInfo {
+            name: name.clone(),
+            seq: self.incr_seq,
+            kind: b'i',
+        });
+        name
+    }
+
+    /// Moves every incr file but the one being written (the last, when
+    /// `keep_last`) to history (`markRewrittenIncrAofAsHistory`).
+    fn retire_incrs(&mut self, keep_last: bool) {
+        let keep = usize::from(keep_last && !self.incr.is_empty());
+        let cut = self.incr.len() - keep;
+        for mut f in self.incr.drain(..cut).rev() {
+            f.kind = b'h';
+            self.history.insert(0, f);
+        }
+    }
+}
+
+/// A file name as the manifest writes it: as is, or quoted with escapes
+/// when it needs them (Redis's `sdsneedsrepr` / `sdscatrepr`).
+fn repr(name: &str) -> String {
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'\''));
+    if plain && !name.is_empty() {
+        return name.to_string();
+    }
+    let mut out = String::from("\"");
+    for b in name.bytes() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            b if b.is_ascii_graphic() || b == b' ' => out.push(b as char),
+            b => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Where the AOF lives.
+struct Paths {
+    dir: PathBuf,
+    filename: String,
+    /// A pre-7.0 single file, `dir/appendfilename`.
+    old_style: PathBuf,
+}
+
+/// Whether history files are deleted (`aof-disable-auto-gc no`).
+fn auto_gc(srv: &Shared) -> bool {
+    !srv.config.read().flag("aof-disable-auto-gc")
+}
+
+fn paths(srv: &Shared) -> Paths {
+    let c = srv.config.read();
+    let dirname = c.value("appenddirname").to_string();
+    Paths {
+        dir: Path::new(&c.dir).join(dirname),
+        filename: c.appendfilename.clone(),
+        old_style: Path::new(&c.dir).join(&c.appendfilename),
+    }
+}
+
+impl Paths {
+    fn manifest(&self) -> PathBuf {
+        self.dir.join(format!("{}.manifest", self.filename))
+    }
+
+    fn temp_incr(&self) -> PathBuf {
+        self.dir.join(format!("temp-{}.incr", self.filename))
+    }
+
+    fn temp_base(&self) -> PathBuf {
+        self.dir
+            .join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()))
+    }
+}
+
+/// The file side, under one lock: writes, switches and the manifest.
+struct Inner {
+    state: State,
+    file: Option<File>,
+    manifest: Manifest,
+    /// Bytes taken from the buffer and not yet written (kept across a
+    /// failed write, to be retried).
+    pending: Vec<u8>,
+    /// Size of the incr file being written.
+    incr_size: u64,
+    unsynced: bool,
+    last_fsync_ms: i64,
+    last_write_error: String,
+    /// Bumped when the AOF is switched off or on, so a rewrite started
+    /// before does not install its base.
+    generation: u64,
+    /// When a failing rewrite may be retried by the cron (Redis's
+    /// `aofRewriteLimited`), and the delay after the next failure.
+    retry_at_ms: i64,
+    retry_delay_min: i64,
+}
+
+/// AOF state shared by the connections, the cron and the rewrite thread.
+pub struct Aof {
+    inner: Mutex<Inner>,
+    /// Bytes of the AOF buffer written to the file (compared with
+    /// [`crate::propagate::Propagator::aof_fed`]).
+    written: AtomicU64,
+    fsync: AtomicU8,
+    pub rewrite_in_progress: AtomicBool,
+    pub rewrite_scheduled: AtomicBool,
+    rewrite_started_ms: AtomicI64,
+    pub last_rewrite_time_sec: AtomicI64,
+    pub last_rewrite_ok: AtomicBool,
+    pub rewrites: AtomicU64,
+    pub consecutive_failures: AtomicU64,
+    /// `aof_last_write_status`: writes are refused with `-MISCONF` while
+    /// the last write failed.
+    pub last_write_ok: AtomicBool,
+    current_size: AtomicU64,
+    base_size: AtomicU64,
+}
+
+impl Default for Aof {
+    fn default() -> Self {
+        Aof {
+            inner: Mutex::new(Inner {
+                state: State::Off,
+                file: None,
+                manifest: Manifest::default(),
+                pending: Vec::new(),
+                incr_size: 0,
+                unsynced: false,
+                last_fsync_ms: 0,
+                last_write_error: String::new(),
+                generation: 0,
+                retry_at_ms: 0,
+                retry_delay_min: 0,
+            }),
+            written: AtomicU64::new(0),
+            fsync: AtomicU8::new(FSYNC_EVERYSEC),
+            rewrite_in_progress: AtomicBool::new(false),
+            rewrite_scheduled: AtomicBool::new(false),
+            rewrite_started_ms: AtomicI64::new(0),
+            last_rewrite_time_sec: AtomicI64::new(-1),
+            last_rewrite_ok: AtomicBool::new(true),
+            rewrites: AtomicU64::new(0),
+            consecutive_failures: AtomicU64::new(0),
+            last_write_ok: AtomicBool::new(true),
+            current_size: AtomicU64::new(0),
+            base_size: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Aof {
+    /// Whether `appendonly` is in effect (Redis's `aof_state != AOF_OFF`).
+    pub fn enabled(&self) -> bool {
+        self.inner.lock().state != State::Off
+    }
+}
+
+/// The `-MISCONF` text for writes while the AOF cannot be written.
+pub fn write_error(srv: &Shared) -> String {
+    format!(
+        "MISCONF Errors writing to the AOF file: {}",
+        srv.aof.inner.lock().last_write_error
+    )
+}
+
+/// Follows `appendfsync` (called from `Shared::apply_config`).
+pub fn apply_config(srv: &Shared, appendfsync: &str) {
+    let v = match appendfsync {
+        "always" => FSYNC_ALWAYS,
+        "no" => FSYNC_NO,
+        _ => FSYNC_EVERYSEC,
+    };
+    srv.aof.fsync.store(v, Ordering::Relaxed);
+}
+
+/// Before a reply is written: the AOF buffer reaches the file first, and
+/// with `appendfsync always` the disk too. One relaxed load while the AOF
+/// is off.
+#[inline]
+pub fn before_reply(srv: &Shared) {
+    if srv.repl.aof_on() && srv.repl.aof_fed() > srv.aof.written.load(Ordering::Acquire) {
+        let always = srv.aof.fsync.load(Ordering::Relaxed) == FSYNC_ALWAYS;
+        flush(srv, always);
+    }
+}
+
+/// Writes the AOF buffer to the incr file, and syncs it when `sync`.
+pub fn flush(srv: &Shared, sync: bool) {
+    let mut inner = srv.aof.inner.lock();
+    flush_locked(srv, &mut inner, sync);
+}
+
+fn flush_locked(srv: &Shared, inner: &mut Inner, sync: bool) {
+    let aof = &srv.aof;
+    let fed = srv.repl.take_aof(&mut inner.pending, false);
+    if !inner.pending.is_empty() {
+        match inner.file.as_mut() {
+            None => inner.pending.clear(),
+            Some(f) => match f.write_all(&inner.pending) {
+                Ok(()) => {
+                    let n = inner.pending.len() as u64;
+                    inner.incr_size += n;
+                    aof.current_size.fetch_add(n, Ordering::Relaxed);
+                    inner.pending.clear();
+                    inner.unsynced = true;
+                    if !aof.last_write_ok.swap(true, Ordering::Relaxed) {
+                        tracing::warn!("AOF write error looks solved, Redis can write again.");
+                    }
+                }
+                Err(e) => {
+                    // A short write is cut off so the retry appends whole
+                    // commands (Redis's `ftruncate` in `flushAppendOnlyFile`).
+                    let _ = f.set_len(inner.incr_size);
+                    if aof.last_write_ok.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "Error writing to the AOF file");
+                    }
+                    // strerror's text, as Redis's reply has it.
+                    let text = e.to_string();
+                    inner.last_write_error = match text.find(" (os error") {
+                        Some(i) => text[..i].to_string(),
+                        None => text,
+                    };
+                    return;
+                }
+            },
+        }
+    }
+    aof.written.store(fed, Ordering::Release);
+    if sync && inner.unsynced {
+        if let Some(f) = inner.file.as_ref() {
+            if let Err(e) = f.sync_data() {
+                tracing::warn!(error = %e, "Can't persist the AOF file (fsync)");
+                return;
+            }
+        }
+        inner.unsynced = false;
+        inner.last_fsync_ms = unix_ms();
+    }
+}
+
+/// The AOF thread: writes what the reply path did not (expirations,
+/// evictions) every 100 ms, and syncs once a second under `everysec`.
+pub fn background(srv: Arc<Shared>) {
+    loop {
+        std::thread::park_timeout(Duration::from_millis(100));
+        if srv.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
+        if !srv.repl.aof_on() {
+            continue;
+        }
+        let policy = srv.aof.fsync.load(Ordering::Relaxed);
+        let mut inner = srv.aof.inner.lock();
+        let due = unix_ms() - inner.last_fsync_ms >= 1000;
+        let sync = policy == FSYNC_ALWAYS || (policy == FSYNC_EVERYSEC && due);
+        flush_locked(&srv, &mut inner, sync);
+    }
+}
+
+/// At shutdown: everything written and synced (Redis's
+/// `prepareForShutdown`).
+pub fn shutdown(srv: &Shared) {
+    if srv.repl.aof_on() {
+        tracing::info!("Calling fsync() on the AOF file.");
+        flush(srv, true);
+    }
+}
+
+/// Opens (creating) a file for appending.
+fn open_append(path: &Path) -> Result<File, AofError> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(io_err("Can't open the append-only file", path))
+}
+
+/// Writes the manifest through a synced temporary file and a rename, then
+/// syncs the directory (`writeAofManifestFile`).
+fn persist_manifest(p: &Paths, m: &Manifest) -> Result<(), AofError> {
+    let path = p.manifest();
+    let tmp = p.dir.join(format!("temp-{}.manifest", p.filename));
+    let res = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(m.format().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(&p.dir)?.sync_all()
+    })();
+    res.map_err(io_err("Can't write the AOF manifest file", &path))
+}
+
+/// Deletes history files, unless `aof-disable-auto-gc` (`aofDelHistoryFiles`).
+fn delete_history(gc: bool, p: &Paths, m: &mut Manifest) -> Result<(), AofError> {
+    if m.history.is_empty() || !gc {
+        return Ok(());
+    }
+    for f in m.history.drain(..) {
+        tracing::info!("Removing the history file {} in the background", f.name);
+        let _ = std::fs::remove_file(p.dir.join(&f.name));
+    }
+    persist_manifest(p, m)
+}
+
+/// Reads the manifest if the AOF directory has one.
+fn read_manifest(p: &Paths) -> Result<Option<Manifest>, AofError> {
+    let path = p.manifest();
+    match std::fs::read(&path) {
+        Ok(b) => Manifest::parse(&String::from_utf8_lossy(&b)).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("can't open the AOF manifest file", &path)(e)),
+    }
+}
+
+/// How a file's load ended.
+enum Loaded {
+    Ok,
+    Empty,
+    /// Cut at its last whole command (`aof-load-truncated`).
+    Truncated,
+}
+
+/// Why the start-up load failed.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Aof(#[from] AofError),
+    #[error(transparent)]
+    Rdb(#[from] crate::persist::PersistError),
+}
+
+/// Start-up (Redis's `loadDataFromDisk` and `aofOpenIfNeededOnServerStart`):
+/// with `appendonly` on, the AOF alone is loaded (the RDB file is not read,
+/// even when no AOF exists yet, as in Redis) and then opened for
+/// appending; otherwise the RDB file. The manifest is read either way, so
+/// turning the AOF on later continues its sequence numbers.
+pub fn load_data_at_startup(srv: &Shared) -> Result<(), StartupError> {
+    if !srv.config.read().appendonly {
+        match read_manifest(&paths(srv)) {
+            Ok(m) => srv.aof.inner.lock().manifest = m.unwrap_or_default(),
+            Err(e) => tracing::warn!(error = %e, "ignoring the AOF manifest"),
+        }
+        return Ok(crate::persist::load_at_startup(srv)?);
+    }
+    load_at_startup(srv)?;
+    open_on_start(srv)?;
+    Ok(())
+}
+
+/// Loads the AOF instead of the RDB file: the base, then each incr file. A
+/// pre-7.0 `appendfilename` in `dir` is moved into the directory first
+/// (`aofUpgradePrepare`). Returns whether an AOF existed.
+fn load_at_startup(srv: &Shared) -> Result<bool, AofError> {
+    let p = paths(srv);
+    let mut m = read_manifest(&p)?.unwrap_or_default();
+    if p.old_style.is_file() {
+        let only_old = m.incr.is_empty()
+            && m.base
+                .as_ref()
+                .is_none_or(|b| b.name == p.filename && !p.dir.join(&p.filename).exists());
+        if !p.dir.is_dir() || only_old {
+            upgrade(&p, &mut m)?;
+        }
+    }
+    let found = m.base.is_some() || !m.incr.is_empty();
+    if found {
+        let start = std::time::Instant::now();
+        load_files(srv, &p, &m)?;
+        tracing::info!(
+            "DB loaded from append only file: {:.3} seconds",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    srv.aof.inner.lock().manifest = m;
+    Ok(found)
+}
+
+/// Moves an old single-file AOF into the directory as its base.
+fn upgrade(p: &Paths, m: &mut Manifest) -> Result<(), AofError> {
+    std::fs::create_dir_all(&p.dir)
+        .map_err(io_err("Can't open or create append-only dir", &p.dir))?;
+    *m = Manifest {
+        base: Some(FileInfo {
+            name: p.filename.clone(),
+            seq: 1,
+            kind: b'b',
+        }),
+        base_seq: 1,
+        ..Manifest::default()
+    };
+    persist_manifest(p, m)?;
+    std::fs::rename(&p.old_style, p.dir.join(&p.filename)).map_err(io_err(
+        "Error trying to move the old AOF file",
+        &p.old_style,
+    ))?;
+    tracing::info!(
+        "Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).",
+        p.filename,
+        p.dir.display()
+    );
+    Ok(())
+}
+
+/// Replays the manifest's files into the (empty) dataset, every shard
+/// held and propagation off.
+fn load_files(srv: &Shared, p: &Paths, m: &Manifest) -> Result<(), AofError> {
+    let files: Vec<&FileInfo> = m.base.iter().chain(&m.incr).collect();
+    let mut total = 0u64;
+    for f in &files {
+        let path = p.dir.join(&f.name);
+        match std::fs::metadata(&path) {
+            Ok(md) => total += md.len(),
+            Err(_) => return Err(AofError::Missing(f.name.clone())),
+        }
+    }
+    if total == 0 {
+        return Ok(());
+    }
+    let mut all = LockSet::new();
+    all.add_all();
+    srv.repl.set_loading(true);
+    let res = srv.store.with_locked(&all, || {
+        let mut base_size = 0;
+        for (i, f) in files.iter().enumerate() {
+            let last = i + 1 == files.len();
+            let path = p.dir.join(&f.name);
+            match load_file(srv, &path, &f.name, last)? {
+                Loaded::Truncated if !last => {
+                    return Err(AofError::TruncatedNotLast(f.name.clone()))
+                }
+                Loaded::Ok | Loaded::Empty | Loaded::Truncated => {}
+            }
+            if f.kind == b'b' {
+                base_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        Ok(base_size)
+    });
+    srv.repl.set_loading(false);
+    let base_size = res?;
+    srv.aof.current_size.store(total, Ordering::Relaxed);
+    srv.aof.base_size.store(base_size, Ordering::Relaxed);
+    // What was just loaded is what is on disk.
+    srv.persist.dirty_at_save.store(
+        srv.store.stats().dirty.load(Ordering::Relaxed),
+        Ordering::Relaxed,
+    );
+    Ok(())
+}
+
+/// Loads one file: an RDB snapshot if it starts like one, then commands
+/// run as a client that no check refuses (`loadSingleAppendOnlyFile`).
+fn load_file(srv: &Shared, path: &Path, name: &str, last: bool) -> Result<Loaded, AofError> {
+    let data = std::fs::read(path).map_err(io_err("can't open the append log file", path))?;
+    if data.is_empty() {
+        return Ok(Loaded::Empty);
+    }
+    let mut at = 0;
+    if data.starts_with(b"REDIS") {
+        let loaded = crate::rdb_load::load_for(srv, &data).map_err(|source| AofError::Rdb {
+            file: name.to_string(),
+            source,
+        })?;
+        at = loaded.consumed;
+        crate::scripting::functions::install_all(srv, loaded.libraries);
+        let now = unix_ms();
+        for k in loaded.keys {
+            srv.store
+                .db(k.db)
+                .with_shard(&k.key, |s| s.set(&k.key, k.value, k.expire_at, now));
+        }
+    }
+    let handle = Arc::new(ClientHandle::new(
+        0,
+        String::new(),
+        String::new(),
+        -1,
+        unix_ms(),
+    ));
+    // Not paused by `CLIENT PAUSE`, as Redis runs AOF commands directly.
+    handle.replica.store(true, Ordering::Relaxed);
+    let mut client = Client::new(handle, true);
+    client.primary = true;
+    client.deny_blocking = true;
+    let mut out = ReplyBuf::new();
+    let limits = Limits {
+        max_bulk_len: i64::MAX,
+        authenticated: true,
+    };
+    let mut buf = BytesMut::from(&data[at..]);
+    let mut argv: Vec<Bytes> = Vec::with_capacity(8);
+    let (mut valid_up_to, mut valid_before_multi) = (at, at);
+    let mut truncated = false;
+    ferrite_storage::set_applying_primary(true);
+    let res = loop {
+        if buf.is_empty() {
+            break Ok(());
+        }
+        if buf[0] == b'#' {
+            // An annotation (`aof-timestamp-enabled`).
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(n) => {
+                    let _ = buf.split_to(n + 1);
+                    continue;
+                }
+                None => {
+                    truncated = true;
+                    break Ok(());
+                }
+            }
+        }
+        if buf[0] != b'*' {
+            break Err(AofError::Format(name.to_string()));
+        }
+        match parse_command(&mut buf, &mut argv, &limits) {
+            Ok(Parsed::Command) => {}
+            Ok(Parsed::Incomplete { .. }) => {
+                truncated = true;
+                break Ok(());
+            }
+            Err(_) => break Err(AofError::Format(name.to_string())),
+        }
+        if argv.is_empty() {
+            break Err(AofError::Format(name.to_string()));
+        }
+        if crate::command::table::TABLE.lookup(&argv[0]).is_none() {
+            break Err(AofError::UnknownCommand {
+                cmd: String::from_utf8_lossy(&argv[0]).into_owned(),
+                file: name.to_string(),
+            });
+        }
+        if argv[0].eq_ignore_ascii_case(b"multi") {
+            valid_before_multi = valid_up_to;
+        }
+        crate::command::dispatch::execute(srv, &mut client, &mut out, &argv);
+        out.buf.clear();
+        valid_up_to = data.len() - buf.len();
+    };
+    ferrite_storage::set_applying_primary(false);
+    res?;
+    if client.multi.is_some() {
+        // A transaction without its EXEC is cut off whole.
+        tracing::warn!("Revert incomplete MULTI/EXEC transaction in AOF file {name}");
+        valid_up_to = valid_before_multi;
+        truncated = true;
+    }
+    if !truncated {
+        return Ok(Loaded::Ok);
+    }
+    if !last || !srv.config.read().flag("aof-load-truncated") {
+        return Err(AofError::Truncated(name.to_string()));
+    }
+    tracing::warn!("!!! Warning: short read while loading the AOF file {name}!!!");
+    tracing::warn!("!!! Truncating the AOF {name} at offset {valid_up_to} !!!");
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err("Error truncating the AOF file", path))?;
+    f.set_len(valid_up_to as u64)
+        .map_err(io_err("Error truncating the AOF file", path))?;
+    tracing::warn!("AOF {name} loaded anyway because aof-load-truncated is enabled");
+    Ok(Loaded::Truncated)
+}
+
+/// After the start-up load, with `appendonly` on: a base for an empty
+/// start, the last incr file opened for appending, the manifest on disk
+/// (`aofOpenIfNeededOnServerStart`), then recording.
+fn open_on_start(srv: &Shared) -> Result<(), AofError> {
+    let p = paths(srv);
+    std::fs::create_dir_all(&p.dir)
+        .map_err(io_err("Can't open or create append-only dir", &p.dir))?;
+    let aof = &srv.aof;
+    let mut inner = aof.inner.lock();
+    let mut m = inner.manifest.clone();
+    if m.base.is_none() && m.incr.is_empty() {
+        let rdb = srv.config.read().flag("aof-use-rdb-preamble");
+        let name = m.new_base(&p.filename, rdb);
+        let (base, _) = base_snapshot(srv, rdb);
+        write_synced(&p.dir.join(&name), &base)?;
+        aof.base_size.store(base.len() as u64, Ordering::Relaxed);
+        aof.current_size.store(base.len() as u64, Ordering::Relaxed);
+        tracing::info!("Creating AOF base file {name} on server start");
+    }
+    let name = match m.incr.last() {
+        Some(f) => f.name.clone(),
+        None => m.new_incr(&p.filename),
+    };
+    let path = p.dir.join(&name);
+    let file = open_append(&path)?;
+    persist_manifest(&p, &m)?;
+    inner.incr_size = file.metadata().map(|md| md.len()).unwrap_or(0);
+    inner.file = Some(file);
+    inner.state = State::On;
+    inner.last_fsync_ms = unix_ms();
+    delete_history(auto_gc(srv), &p, &mut m)?;
+    inner.manifest = m;
+    aof.written.store(0, Ordering::Release);
+    srv.repl.set_aof(true);
+    tracing::info!("Opening AOF incr file {name} on server start");
+    Ok(())
+}
+
+/// Writes a whole file and syncs it.
+fn write_synced(path: &Path, data: &[u8]) -> Result<(), AofError> {
+    let res = (|| {
+        let mut f = File::create(path)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    res.map_err(io_err("Error writing the AOF base file", path))
+}
+
+/// Serializes the dataset as a base file, every shard held: an RDB file,
+/// or commands. Returns it with the time it stands for.
+fn base_snapshot(srv: &Shared, rdb: bool) -> (Vec<u8>, i64) {
+    let mut all = LockSet::new();
+    all.add_all();
+    srv.store.with_locked(&all, || {
+        crate::scripting::functions::with_library_codes(srv, |libs| base_bytes(srv, libs, rdb))
+    })
+}
+
+/// The base's bytes; the caller holds every shard and the libraries.
+fn base_bytes(srv: &Shared, libraries: &[Bytes], rdb: bool) -> (Vec<u8>, i64) {
+    let now = unix_ms();
+    if rdb {
+        let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
+        return (crate::rdb::dump(&srv.store, now, used, libraries), now);
+    }
+    (command_base(srv, libraries, now), now)
+}
+
+/// A command-format base (`rewriteAppendOnlyFileRio`): `FUNCTION LOAD`
+/// per library, then per database a `SELECT` and each key's commands.
+fn command_base(srv: &Shared, libraries: &[Bytes], now: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in libraries {
+        encode(&mut out, &[b"FUNCTION", b"LOAD", code]);
+    }
+    let mut tmp = itoa::Buffer::new();
+    for d in 0..srv.store.db_count() {
+        let db = srv.store.db(d);
+        let mut selected = false;
+        for i in 0..db.shard_count() {
+            db.with_shard_at(i, |s| {
+                for (key, e) in s.iter() {
+                    if e.expire_at != NO_EXPIRE && e.expire_at <= now {
+                        continue;
+                    }
+                    if !selected {
+                        encode(&mut out, &[b"SELECT", tmp.format(d).as_bytes()]);
+                        selected = true;
+                    }
+                    rewrite_value(&mut out, key, &e.value);
+                    if e.expire_at != NO_EXPIRE {
+                        let at = itoa::Buffer::new().format(e.expire_at).to_string();
+                        encode(&mut out, &[b"PEXPIREAT", key, at.as_bytes()]);
+                    }
+                }
+            });
+        }
+    }
+    out
+}
+
+/// Emits `head key` followed by `items` (each a run of arguments), at most
+/// [`ITEMS_PER_CMD`] items per command, as Redis's `rewrite*Object`.
+fn batched(out: &mut Vec<u8>, head: &[u8], key: &[u8], items: impl Iterator<Item = Vec<Vec<u8>>>) {
+    let mut args: Vec<Vec<u8>> = Vec::new();
+    let mut n = 0;
+    let mut emit = |args: &mut Vec<Vec<u8>>| {
+        let mut v: Vec<&[u8]> = vec![head, key];
+        v.extend(args.iter().map(|a| &a[..]));
+        encode(out, &v);
+        args.clear();
+    };
+    for item in items {
+        args.extend(item);
+        n += 1;
+        if n == ITEMS_PER_CMD {
+            emit(&mut args);
+            n = 0;
+        }
+    }
+    if n > 0 {
+        emit(&mut args);
+    }
+}
+
+/// One key's commands in a command-format base. Streams and Bloom filters,
+/// whose exact state (consumer groups, pending entries, sub-filters) has no
+/// short command form here, are written as `RESTORE` with their `DUMP`
+/// payload, which rebuilds them exactly.
+fn rewrite_value(out: &mut Vec<u8>, key: &[u8], value: &Value) {
+    match value {
+        Value::Str { bytes, .. } => {
+            encode(out, &[b"SET", key, bytes]);
+        }
+        Value::List(l) => batched(out, b"RPUSH", key, l.iter().map(|e| vec![e.to_vec()])),
+        Value::Set(s) => batched(
+            out,
+            b"SADD",
+            key,
+            s.iter().map(|m| vec![m.with_bytes(|b| b.to_vec())]),
+        ),
+        Value::Hash(h) => batched(
+            out,
+            b"HMSET",
+            key,
+            h.iter().map(|(f, v)| vec![f.to_vec(), v.to_vec()]),
+        ),
+        Value::ZSet(z) => batched(
+            out,
+            b"ZADD",
+            key,
+            z.iter().map(|(m, score)| {
+                let mut s = Vec::new();
+                ferrite_protocol::number::format_double(score, &mut s);
+                vec![s, m.to_vec()]
+            }),
+        ),
+        Value::Stream(_) | Value::Bloom(_) => {
+            let payload = crate::commands::dump::dump_payload(value);
+            encode(out, &[b"RESTORE", key, b"0", &payload]);
+        }
+    }
+}
+
+/// What a rewrite hands its thread.
+struct Job {
+    base: Vec<u8>,
+    rdb: bool,
+    generation: u64,
+}
+
+/// Starts a rewrite: the base serialized and, at the same instant under
+/// every shard, later effects sent to a new incr file (a temporary one
+/// when the AOF is being switched on); the base is written on a thread of
+/// its own (`rewriteAppendOnlyFileBackground`).
+fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
+    let aof = &srv.aof;
+    if aof.rewrite_in_progress.swap(true, Ordering::AcqRel) {
+        return Err(AofError::InProgress);
+    }
+    aof.rewrite_scheduled.store(false, Ordering::Relaxed);
+    aof.rewrite_started_ms.store(unix_ms(), Ordering::Relaxed);
+    let p = paths(srv);
+    let rdb = srv.config.read().flag("aof-use-rdb-preamble");
+    let mut all = LockSet::new();
+    all.add_all();
+    let job = srv.store.with_locked(&all, || {
+        crate::scripting::functions::with_library_codes(srv, |libs| {
+            let mut inner = aof.inner.lock();
+            std::fs::create_dir_all(&p.dir)
+                .map_err(io_err("Can't open or create append-only dir", &p.dir))?;
+            switch_incr(srv, &p, &mut inner)?;
+            let (base, _) = base_bytes(srv, libs, rdb);
+            Ok(Job {
+                base,
+                rdb,
+                generation: inner.generation,
+            })
+        })
+    });
+    let job = match job {
+        Ok(j) => j,
+        Err(e) => {
+            rewrite_failed(aof);
+            return Err(e);
+        }
+    };
+    tracing::info!("Background append only file rewriting started");
+    let aof2 = srv.aof.clone();
+    let gc = auto_gc(srv);
+    let spawned = std::thread::Builder::new()
+        .name("ferrite-aofrw".into())
+        .spawn(move || finish_rewrite(&aof2, p, job, gc));
+    if let Err(e) = spawned {
+        rewrite_failed(aof);
+        return Err(AofError::Io {
+            what: "Can't start the rewrite thread",
+            path: PathBuf::new(),
+            source: e,
+        });
+    }
+    Ok(())
+}
+
+/// Under every shard: what was fed so far goes to the current file, and
+/// later effects to a new one (`openNewIncrAofForAppend`).
+fn switch_incr(srv: &Shared, p: &Paths, inner: &mut Inner) -> Result<(), AofError> {
+    match inner.state {
+        State::Off => Ok(()),
+        State::WaitRewrite => {
+            // A retry after a failed first rewrite: the temporary file
+            // starts again with the new snapshot.
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(p.temp_incr())
+                .map_err(io_err("Can't open the append-only file", &p.temp_incr()))?;
+            srv.repl.take_aof(&mut Vec::new(), true);
+            inner.pending.clear();
+            inner.file = Some(file);
+            inner.incr_size = 0;
+            Ok(())
+        }
+        State::On => {
+            flush_locked(
+                srv,
+                inner,
+                srv.aof.fsync.load(Ordering::Relaxed) != FSYNC_NO,
+            );
+            let mut m = inner.manifest.clone();
+            let name = m.new_incr(&p.filename);
+            let path = p.dir.join(&name);
+            let file = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_err("Can't open the append-only file", &path))?;
+            persist_manifest(p, &m)?;
+            tracing::info!("Creating AOF incr file {name} on background rewrite");
+            // Bytes a failed write left behind belong to the old file.
+            let mut rest = std::mem::take(&mut inner.pending);
+            srv.repl.take_aof(&mut rest, true);
+            if let Some(old) = inner.file.replace(file) {
+                let _ = old.sync_data();
+            }
+            inner.manifest = m;
+            inner.incr_size = 0;
+            inner.unsynced = false;
+            Ok(())
+        }
+    }
+}
+
+/// The rewrite thread: writes the base, then installs it in the manifest.
+fn finish_rewrite(aof: &Aof, p: Paths, job: Job, gc: bool) {
+    let tmp = p.temp_base();
+    let res = write_synced(&tmp, &job.base).and_then(|()| {
+        let mut inner = aof.inner.lock();
+        if inner.generation != job.generation {
+            return Err(AofError::Io {
+                what: "The AOF was switched meanwhile; discarding",
+                path: tmp.clone(),
+                source: io::ErrorKind::Interrupted.into(),
+            });
+        }
+        let mut m = inner.manifest.clone();
+        let name = m.new_base(&p.filename, job.rdb);
+        std::fs::rename(&tmp, p.dir.join(&name)).map_err(io_err(
+            "Error trying to rename the temporary AOF base file",
+            &tmp,
+        ))?;
+        if inner.state == State::WaitRewrite {
+            // The temporary incr file becomes the first incr file.
+            let incr = m.new_incr(&p.filename);
+            std::fs::rename(p.temp_incr(), p.dir.join(&incr)).map_err(io_err(
+                "Error trying to rename the temporary AOF incr file",
+                &p.temp_incr(),
+            ))?;
+        }
+        m.retire_incrs(inner.state != State::Off);
+        persist_manifest(&p, &m)?;
+        if inner.state == State::WaitRewrite {
+            inner.state = State::On;
+            tracing::info!("Background AOF rewrite finished successfully; the AOF is on");
+        }
+        let size = job.base.len() as u64 + inner.incr_size;
+        aof.base_size.store(size, Ordering::Relaxed);
+        aof.current_size.store(size, Ordering::Relaxed);
+        delete_history(gc, &p, &mut m)?;
+        inner.manifest = m;
+        inner.retry_delay_min = 0;
+        Ok(())
+    });
+    let took = (unix_ms() - aof.rewrite_started_ms.load(Ordering::Relaxed)) / 1000;
+    aof.last_rewrite_time_sec.store(took, Ordering::Relaxed);
+    match res {
+        Ok(()) => {
+            aof.rewrites.fetch_add(1, Ordering::Relaxed);
+            aof.consecutive_failures.store(0, Ordering::Relaxed);
+            aof.last_rewrite_ok.store(true, Ordering::Relaxed);
+            tracing::info!("Background AOF rewrite terminated with success");
+            aof.rewrite_in_progress.store(false, Ordering::Release);
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(error = %e, "Background AOF rewrite terminated with error");
+            rewrite_failed(aof);
+        }
+    }
+}
+
+/// Records a failed rewrite; while the AOF waits for its first base, the
+/// cron tries again, later after each failure from the third on
+/// (`aofRewriteLimited`: 1, 2, 4 ... 60 minutes).
+fn rewrite_failed(aof: &Aof) {
+    let n = aof.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+    aof.last_rewrite_ok.store(false, Ordering::Relaxed);
+    let mut inner = aof.inner.lock();
+    if n >= 3 {
+        inner.retry_delay_min = (inner.retry_delay_min * 2).clamp(1, 60);
+        inner.retry_at_ms = unix_ms() + inner.retry_delay_min * 60_000;
+        tracing::warn!(
+            "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
+            inner.retry_delay_min
+        );
+    }
+    if inner.state == State::WaitRewrite {
+        aof.rewrite_scheduled.store(true, Ordering::Relaxed);
+    }
+    drop(inner);
+    aof.rewrite_in_progress.store(false, Ordering::Release);
+}
+
+/// `BGREWRITEAOF`'s outcome.
+pub enum Bgrewrite {
+    Started,
+    Scheduled,
+}
+
+/// `BGREWRITEAOF`: starts a rewrite, or schedules one while a background
+/// save runs or inside a transaction (Redis's `bgrewriteaofCommand`).
+pub fn bgrewriteaof(srv: &Shared) -> Result<Bgrewrite, AofError> {
+    if srv.aof.rewrite_in_progress.load(Ordering::Acquire) {
+        return Err(AofError::InProgress);
+    }
+    if srv.persist.bgsave_in_progress.load(Ordering::Acquire) || srv.store.in_locked_scope() {
+        srv.aof.rewrite_scheduled.store(true, Ordering::Relaxed);
+        srv.aof.consecutive_failures.store(0, Ordering::Relaxed);
+        return Ok(Bgrewrite::Scheduled);
+    }
+    start_rewrite(srv).map(|()| Bgrewrite::Started)
+}
+
+/// Follows a `CONFIG SET appendonly` (Redis's `startAppendOnly` and
+/// `stopAppendOnly`); an error leaves the AOF off.
+pub fn set_enabled(srv: &Shared, on: bool) -> Result<(), AofError> {
+    let aof = &srv.aof;
+    if !on {
+        let mut inner = aof.inner.lock();
+        if inner.state == State::Off {
+            return Ok(());
+        }
+        flush_locked(srv, &mut inner, true);
+        inner.file = None;
+        inner.state = State::Off;
+        inner.generation += 1;
+        inner.pending.clear();
+        inner.incr_size = 0;
+        aof.rewrite_scheduled.store(false, Ordering::Relaxed);
+        srv.repl.set_aof(false);
+        aof.written.store(0, Ordering::Release);
+        return Ok(());
+    }
+    let p = paths(srv);
+    {
+        let mut all = LockSet::new();
+        all.add_all();
+        let res = srv.store.with_locked(&all, || {
+            let mut inner = aof.inner.lock();
+            if inner.state != State::Off {
+                return Ok(());
+            }
+            std::fs::create_dir_all(&p.dir)
+                .map_err(io_err("Can't open or create append-only dir", &p.dir))?;
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(p.temp_incr())
+                .map_err(io_err("Can't open the append-only file", &p.temp_incr()))?;
+            inner.file = Some(file);
+            inner.state = State::WaitRewrite;
+            inner.generation += 1;
+            inner.incr_size = 0;
+            inner.pending.clear();
+            inner.last_fsync_ms = unix_ms();
+            aof.written.store(0, Ordering::Release);
+            aof.last_write_ok.store(true, Ordering::Relaxed);
+            srv.repl.set_aof(true);
+            Ok(())
+        });
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "Redis needs to enable the AOF but can't trigger a background AOF rewrite operation.");
+            return Err(e);
+        }
+    }
+    // The first base: now, or from the cron when it cannot start here.
+    if aof.rewrite_in_progress.load(Ordering::Acquire)
+        || srv.persist.bgsave_in_progress.load(Ordering::Acquire)
+        || srv.store.in_locked_scope()
+    {
+        tracing::warn!("AOF was enabled but there is already another background operation. An AOF background was scheduled to start when possible.");
+        aof.rewrite_scheduled.store(true, Ordering::Relaxed);
+        return Ok(());
+    }
+    if let Err(e) = start_rewrite(srv) {
+        tracing::warn!(error = %e, "Redis needs to enable the AOF but can't trigger a background AOF rewrite operation.");
+        let _ = set_enabled(srv, false);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// From the server cron: a scheduled rewrite, or one that
+/// `auto-aof-rewrite-percentage` asks for once the AOF passed
+/// `auto-aof-rewrite-min-size`.
+pub fn cron(srv: &Shared) {
+    let aof = &srv.aof;
+    if aof.rewrite_in_progress.load(Ordering::Relaxed)
+        || srv.persist.bgsave_in_progress.load(Ordering::Relaxed)
+    {
+        return;
+    }
+    let limited = unix_ms() < aof.inner.lock().retry_at_ms;
+    if aof.rewrite_scheduled.load(Ordering::Relaxed) {
+        if !limited {
+            let _ = start_rewrite(srv);
+        }
+        return;
+    }
+    if !srv.repl.aof_on() || aof.inner.lock().state != State::On {
+        return;
+    }
+    let (perc, min) = {
+        let c = srv.config.read();
+        let int = |n| c.value(n).parse::<u64>().unwrap_or(0);
+        (
+            int("auto-aof-rewrite-percentage"),
+            int("auto-aof-rewrite-min-size"),
+        )
+    };
+    let size = aof.current_size.load(Ordering::Relaxed);
+    if perc == 0 || size <= min {
+        return;
+    }
+    let base = aof.base_size.load(Ordering::Relaxed).max(1);
+    let growth = (size * 100 / base).saturating_sub(100);
+    if growth >= perc && !limited {
+        tracing::info!("Starting automatic rewriting of AOF on {growth}% growth");
+        let _ = start_rewrite(srv);
+    }
+}
+
+/// `DEBUG LOADAOF`: the buffer written, the dataset replaced by what the
+/// AOF files load to.
+pub fn debug_loadaof(srv: &Shared) -> Result<(), AofError> {
+    if srv.repl.aof_on() {
+        flush(srv, true);
+    }
+    let p = paths(srv);
+    let m = srv.aof.inner.lock().manifest.clone();
+    let mut all = LockSet::new();
+    all.add_all();
+    srv.store.with_locked(&all, || {
+        srv.store.flush_all();
+        crate::scripting::functions::install_all(
+            srv,
+            crate::scripting::functions::Libraries::default(),
+        );
+        load_files(srv, &p, &m)
+    })?;
+    tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+    Ok(())
+}
+
+/// `INFO persistence`'s AOF fields.
+pub fn info(srv: &Shared, out: &mut String) {
+    use std::fmt::Write as _;
+    let aof = &srv.aof;
+    let (state, pending) = (aof.inner.lock().state, srv.repl.aof_pending());
+    let running = aof.rewrite_in_progress.load(Ordering::Relaxed);
+    let ok = |b: &AtomicBool| {
+        if b.load(Ordering::Relaxed) {
+            "ok"
+        } else {
+            "err"
+        }
+    };
+    let _ = write!(
+        out,
+        "aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\n\
+         aof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\n\
+         aof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\n\
+         aof_rewrites_consecutive_failures:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\n\
+         module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+        u8::from(state != State::Off),
+        u8::from(running),
+        u8::from(aof.rewrite_scheduled.load(Ordering::Relaxed)),
+        aof.last_rewrite_time_sec.load(Ordering::Relaxed),
+        if running {
+            (unix_ms() - aof.rewrite_started_ms.load(Ordering::Relaxed)) / 1000
+        } else {
+            -1
+        },
+        ok(&aof.last_rewrite_ok),
+        aof.rewrites.load(Ordering::Relaxed),
+        aof.consecutive_failures.load(Ordering::Relaxed),
+        ok(&aof.last_write_ok),
+    );
+    if state != State::Off {
+        let _ = write!(
+            out,
+            "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:{}\r\n\
+             aof_buffer_length:{pending}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+            aof.current_size.load(Ordering::Relaxed),
+            aof.base_size.load(Ordering::Relaxed),
+            u8::from(aof.rewrite_scheduled.load(Ordering::Relaxed)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trips_in_redis_format() {
+        let text = "file appendonly.aof.2.base.rdb seq 2 type b\n\
+                    file appendonly.aof.1.base.rdb seq 1 type h\n\
+                    file appendonly.aof.3.incr.aof seq 3 type i\n\
+                    file appendonly.aof.4.incr.aof seq 4 type i\n";
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(m.base_seq, 2);
+        assert_eq!(m.incr_seq, 4);
+        assert_eq!(m.history.len(), 1);
+        assert_eq!(m.format(), text);
+    }
+
+    #[test]
+    fn manifest_errors_are_redis_s() {
+        let why = |t: &str| match Manifest::parse(t) {
+            Err(AofError::Manifest { why, .. }) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(why(""), "Found an empty AOF manifest");
+        assert_eq!(why("file a seq 1\n"), "Invalid AOF manifest file format");
+        assert_eq!(
+            why("file a seq 1 type b\nfile b seq 2 type b\n"),
+            "Found duplicate base file information"
+        );
+        assert_eq!(
+            why("file a seq 2 type i\nfile b seq 1 type i\n"),
+            "Found a non-monotonic sequence number"
+        );
+        assert_eq!(why("file a seq 1 type x\n"), "Unknown AOF file type");
+        assert_eq!(
+            why("file ../a seq 1 type b\n"),
+            "File can't be a path, just a filename"
+        );
+        // Comments are skipped; a line without its newline is refused.
+        assert!(Manifest::parse("# c\nfile a seq 1 type b\n").is_ok());
+        assert_eq!(
+            why("file a seq 1 type b"),
+            "The AOF manifest file contains too long line"
+        );
+    }
+
+    #[test]
+    fn a_rewrite_moves_the_old_files_to_history() {
+        let mut m = Manifest::default();
+        m.new_base("appendonly.aof", true);
+        m.new_incr("appendonly.aof");
+        // A rewrite opens incr 2, then installs base 2.
+        m.new_incr("appendonly.aof");
+        m.new_base("appendonly.aof", false);
+        m.retire_incrs(true);
+        assert_eq!(
+            m.format(),
+            "file appendonly.aof.2.base.aof seq 2 type b\n\
+             file appendonly.aof.1.incr.aof seq 1 type h\n\
+             file appendonly.aof.1.base.rdb seq 1 type h\n\
+             file appendonly.aof.2.incr.aof seq 2 type i\n"
+        );
+    }
+}
