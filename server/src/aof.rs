@@ -402,14 +402,16 @@ pub fn write_error(srv: &Shared) -> String {
     )
 }
 
-/// Follows `appendfsync` (called from `Shared::apply_config`).
-pub fn apply_config(srv: &Shared, appendfsync: &str) {
+/// Follows `appendfsync` and `aof-timestamp-enabled` (called from
+/// `Shared::apply_config`, which holds the configuration).
+pub fn apply_config(srv: &Shared, appendfsync: &str, timestamps: bool) {
     let v = match appendfsync {
         "always" => FSYNC_ALWAYS,
         "no" => FSYNC_NO,
         _ => FSYNC_EVERYSEC,
     };
     srv.aof.fsync.store(v, Ordering::Relaxed);
+    srv.repl.set_aof_timestamps(timestamps);
 }
 
 /// Before a reply is written: the AOF buffer reaches the file first, and
@@ -499,6 +501,12 @@ pub fn background(srv: Arc<Shared>) {
 /// At shutdown: everything written and synced (Redis's
 /// `prepareForShutdown`).
 pub fn shutdown(srv: &Shared) {
+    // A running rewrite ends first: when it writes the first base after
+    // `CONFIG SET appendonly yes`, the files only load once it has (Redis
+    // refuses to exit then, "Writing initial AOF, can't exit").
+    while srv.aof.rewrite_in_progress.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     if srv.repl.aof_on() {
         tracing::info!("Calling fsync() on the AOF file.");
         flush(srv, true);
@@ -873,6 +881,9 @@ fn base_bytes(srv: &Shared, libraries: &[Bytes], rdb: bool) -> (Vec<u8>, i64) {
 /// per library, then per database a `SELECT` and each key's commands.
 fn command_base(srv: &Shared, libraries: &[Bytes], now: i64) -> Vec<u8> {
     let mut out = Vec::new();
+    if srv.config.read().flag("aof-timestamp-enabled") {
+        out.extend_from_slice(format!("#TS:{}\r\n", now / 1000).as_bytes());
+    }
     for code in libraries {
         encode(&mut out, &[b"FUNCTION", b"LOAD", code]);
     }
@@ -1062,9 +1073,15 @@ fn switch_incr(srv: &Shared, p: &Paths, inner: &mut Inner) -> Result<(), AofErro
                 .map_err(io_err("Can't open the append-only file", &path))?;
             persist_manifest(p, &m)?;
             tracing::info!("Creating AOF incr file {name} on background rewrite");
-            // Bytes a failed write left behind belong to the old file.
-            let mut rest = std::mem::take(&mut inner.pending);
-            srv.repl.take_aof(&mut rest, true);
+            // Bytes a failed write left behind are dropped: their effects
+            // are in the base about to be written, and appending them to
+            // the new file would apply them twice. (Should that base fail
+            // too, they are lost: the one case where a write error loses
+            // acknowledged writes.) The new file owes nothing, so writes
+            // are accepted again.
+            inner.pending.clear();
+            srv.repl.take_aof(&mut Vec::new(), true);
+            srv.aof.last_write_ok.store(true, Ordering::Relaxed);
             if let Some(old) = inner.file.replace(file) {
                 let _ = old.sync_data();
             }

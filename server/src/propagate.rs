@@ -52,6 +52,9 @@ const AOF: u8 = 4;
 /// A load (`DEBUG LOADAOF`) replays commands: nothing propagates, as
 /// Redis's `shouldPropagate` while `server.loading`.
 const LOADING: u8 = 8;
+/// `aof-timestamp-enabled`: a `#TS:<unix seconds>` line precedes the
+/// first AOF effect of each second.
+const TIMESTAMPS: u8 = 16;
 
 /// Whether a mode records anything.
 #[inline]
@@ -104,6 +107,8 @@ struct Backlog {
     aof_selected: usize,
     /// Bytes ever appended to `aof`.
     aof_fed: u64,
+    /// The second of the last `#TS:` annotation.
+    aof_ts: i64,
 }
 
 /// Appends `args` as a RESP array of bulk strings (how commands travel to
@@ -155,6 +160,7 @@ impl Propagator {
                 aof: Vec::new(),
                 aof_selected: usize::MAX,
                 aof_fed: 0,
+                aof_ts: 0,
             }),
             replicas: AtomicUsize::new(0),
             resident: AtomicUsize::new(0),
@@ -232,6 +238,7 @@ impl Propagator {
         let mut b = self.inner.lock();
         let m = self.mode.load(Ordering::Relaxed);
         if m & AOF != 0 && m & LOADING == 0 && db.is_some() {
+            b.annotate(m);
             b.push_aof(db, args);
             self.aof_fed.store(b.aof_fed, Ordering::Release);
         }
@@ -288,6 +295,7 @@ impl Propagator {
         if m & AOF != 0 && m & LOADING == 0 {
             let mut own = effects.iter().filter(|(db, _)| db.is_some());
             if let Some(first) = own.next() {
+                b.annotate(m);
                 let wrap = own.next().is_some();
                 if wrap {
                     b.push_aof(first.0, &[b"MULTI"]);
@@ -354,6 +362,12 @@ impl Propagator {
         b.aof_selected = usize::MAX;
         b.aof_fed = 0;
         self.aof_fed.store(0, Ordering::Release);
+    }
+
+    /// Follows `aof-timestamp-enabled`.
+    pub fn set_aof_timestamps(&self, on: bool) {
+        let _b = self.inner.lock();
+        self.set_mode(TIMESTAMPS, on);
     }
 
     /// Stops every sink while a load replays commands (`DEBUG LOADAOF`).
@@ -466,6 +480,22 @@ impl Backlog {
         self.offset += n as u64;
         self.high_water = self.high_water.max(self.buf.len());
         self.trim();
+    }
+
+    /// Writes a `#TS:` annotation when timestamps are on and the second
+    /// changed since the last one (Redis's
+    /// `genAofTimestampAnnotationIfNeeded`).
+    fn annotate(&mut self, m: u8) {
+        if m & TIMESTAMPS == 0 {
+            return;
+        }
+        let now = crate::clock::unix_ms() / 1000;
+        if now > self.aof_ts {
+            self.aof_ts = now;
+            let line = format!("#TS:{now}\r\n");
+            self.aof.extend_from_slice(line.as_bytes());
+            self.aof_fed += line.len() as u64;
+        }
     }
 
     /// Appends one command to the AOF buffer, with its own `SELECT`s.

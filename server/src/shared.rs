@@ -270,7 +270,7 @@ impl Shared {
         h.latency_threshold_ms
             .store(c.latency_monitor_threshold, Ordering::Relaxed);
         h.timeout_s.store(c.timeout, Ordering::Relaxed);
-        crate::aof::apply_config(self, &c.appendfsync);
+        crate::aof::apply_config(self, &c.appendfsync, c.flag("aof-timestamp-enabled"));
         h.maxclients.store(c.maxclients, Ordering::Relaxed);
         h.requirepass_set
             .store(!c.requirepass.is_empty(), Ordering::Relaxed);

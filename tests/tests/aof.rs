@@ -412,3 +412,28 @@ fn a_real_redis_and_ferrite_load_each_other_s_aof() {
         assert_eq!(cmd::<i64>(&mut c, &["dbsize"]), keys + 1);
     }
 }
+
+#[test]
+fn timestamp_annotations_are_written_and_skipped_when_loading() {
+    let dir = tempdir("timestamps");
+    let mut s = start_in(
+        &dir,
+        &["--appendonly", "yes", "--aof-timestamp-enabled", "yes"],
+    );
+    let mut c = s.client();
+    let _: () = cmd(&mut c, &["set", "k", "v"]);
+    let incr =
+        std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    assert!(incr.starts_with("#TS:"), "{incr:?}");
+    let line = incr.lines().next().unwrap();
+    let ts: i64 = line["#TS:".len()..].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - 5..=now).contains(&ts), "{ts} {now}");
+    crash(&mut s);
+    let s = start_in(&dir, &["--appendonly", "yes"]);
+    let mut c = s.client();
+    assert_eq!(cmd::<String>(&mut c, &["get", "k"]), "v");
+}

@@ -298,9 +298,8 @@ pub static PARAMS: &[Param] = &[
     o!("rdb-del-sync-files", None, Kind::Bool, "no", false),
     o!("rdb-save-incremental-fsync", None, Kind::Bool, "yes", false),
     // ---- append-only file (`crate::aof`): the directory, truncated-tail
-    // loading, the base's format, history deletion and the automatic
-    // rewrite act as in Redis. Without effect: `aof-timestamp-enabled` (no
-    // `#TS:` annotations are written; loading skips them),
+    // loading, the base's format, history deletion, `#TS:` annotations
+    // and the automatic rewrite act as in Redis. Without effect:
     // `aof-rewrite-incremental-fsync` (a base is synced once, at its end)
     // and `no-appendfsync-on-rewrite` (syncing goes on during a rewrite,
     // which only ever loses less).
