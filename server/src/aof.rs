@@ -68,8 +68,11 @@ pub enum AofError {
         file: String,
         source: crate::rdb_load::LoadError,
     },
-    #[error("The AOF file {0} is listed in the manifest but does not exist")]
+    #[error("Unable to obtain the AOF file {0} length. stat: No such file or directory")]
     Missing(String),
+    /// A rewrite outlived the AOF it was for (`appendonly` switched).
+    #[error("the AOF was switched during the rewrite")]
+    Discarded,
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> AofError + 'a {
@@ -315,7 +318,9 @@ impl Paths {
 /// The file side, under one lock: writes, switches and the manifest.
 struct Inner {
     state: State,
-    file: Option<File>,
+    /// Shared so the AOF thread can sync it without holding this lock
+    /// (writes go on meanwhile, as with Redis's background fsync).
+    file: Option<Arc<File>>,
     manifest: Manifest,
     /// Bytes taken from the buffer and not yet written (kept across a
     /// failed write, to be retried).
@@ -323,7 +328,6 @@ struct Inner {
     /// Size of the incr file being written.
     incr_size: u64,
     unsynced: bool,
-    last_fsync_ms: i64,
     last_write_error: String,
     /// Bumped when the AOF is switched off or on, so a rewrite started
     /// before does not install its base.
@@ -337,9 +341,13 @@ struct Inner {
 /// AOF state shared by the connections, the cron and the rewrite thread.
 pub struct Aof {
     inner: Mutex<Inner>,
-    /// Bytes of the AOF buffer written to the file (compared with
-    /// [`crate::propagate::Propagator::aof_fed`]).
+    /// How far (in [`crate::propagate::Propagator::aof_fed`] bytes) the
+    /// file has been written, and synced. Both only grow.
     written: AtomicU64,
+    synced: tokio::sync::watch::Sender<u64>,
+    last_fsync_ms: AtomicI64,
+    /// The AOF thread, woken by replies waiting for `appendfsync always`.
+    thread: std::sync::OnceLock<std::thread::Thread>,
     fsync: AtomicU8,
     pub rewrite_in_progress: AtomicBool,
     pub rewrite_scheduled: AtomicBool,
@@ -365,13 +373,15 @@ impl Default for Aof {
                 pending: Vec::new(),
                 incr_size: 0,
                 unsynced: false,
-                last_fsync_ms: 0,
                 last_write_error: String::new(),
                 generation: 0,
                 retry_at_ms: 0,
                 retry_delay_min: 0,
             }),
             written: AtomicU64::new(0),
+            synced: tokio::sync::watch::channel(0).0,
+            last_fsync_ms: AtomicI64::new(0),
+            thread: std::sync::OnceLock::new(),
             fsync: AtomicU8::new(FSYNC_EVERYSEC),
             rewrite_in_progress: AtomicBool::new(false),
             rewrite_scheduled: AtomicBool::new(false),
@@ -412,16 +422,63 @@ pub fn apply_config(srv: &Shared, appendfsync: &str, timestamps: bool) {
     };
     srv.aof.fsync.store(v, Ordering::Relaxed);
     srv.repl.set_aof_timestamps(timestamps);
+    // Replies waiting for an `always` sync look at the policy again.
+    srv.aof.synced.send_modify(|_| {});
 }
 
-/// Before a reply is written: the AOF buffer reaches the file first, and
-/// with `appendfsync always` the disk too. One relaxed load while the AOF
-/// is off.
+impl Aof {
+    /// Nothing is owed to the file: what was fed so far is written and
+    /// synced (the AOF was just switched on, off, or to a new file).
+    fn settle(&self, fed: u64) {
+        self.written.fetch_max(fed, Ordering::AcqRel);
+        self.synced.send_if_modified(|s| {
+            let grew = fed > *s;
+            *s = (*s).max(fed);
+            grew
+        });
+    }
+}
+
+/// Before a reply is written: the effects fed so far reach the file first
+/// (a `write`, so a crashed process loses no acknowledged write), and with
+/// `appendfsync always` the disk: the reply then waits for the AOF
+/// thread's next sync, which covers every connection's writes since the
+/// last one (Redis syncs once per event-loop turn). The workers go on
+/// serving meanwhile, which makes the next group larger: syncing on the
+/// worker that needs it was measured 8x slower (one sync per connection).
+/// One relaxed load while the AOF is off.
 #[inline]
-pub fn before_reply(srv: &Shared) {
-    if srv.repl.aof_on() && srv.repl.aof_fed() > srv.aof.written.load(Ordering::Acquire) {
-        let always = srv.aof.fsync.load(Ordering::Relaxed) == FSYNC_ALWAYS;
-        flush(srv, always);
+pub async fn before_reply(srv: &Shared, handle: &crate::client::ClientHandle) {
+    if !srv.repl.aof_on() {
+        return;
+    }
+    let aof = &srv.aof;
+    let fed = srv.repl.aof_fed();
+    if aof.fsync.load(Ordering::Relaxed) != FSYNC_ALWAYS {
+        if fed > aof.written.load(Ordering::Acquire) {
+            flush(srv, false);
+        }
+        return;
+    }
+    if *aof.synced.borrow() >= fed {
+        return;
+    }
+    let mut rx = aof.synced.subscribe();
+    if let Some(t) = aof.thread.get() {
+        t.unpark();
+    }
+    // Also done when the AOF or `always` is switched off, at shutdown
+    // (the AOF thread is gone; `SHUTDOWN` synced), or when the client is
+    // killed (a failing disk would hold it otherwise).
+    let done = |&s: &u64| {
+        s >= fed
+            || !srv.repl.aof_on()
+            || aof.fsync.load(Ordering::Relaxed) != FSYNC_ALWAYS
+            || srv.shutting_down.load(Ordering::Relaxed)
+    };
+    tokio::select! {
+        _ = rx.wait_for(done) => {}
+        _ = handle.on_kill() => {}
     }
 }
 
@@ -431,70 +488,135 @@ pub fn flush(srv: &Shared, sync: bool) {
     flush_locked(srv, &mut inner, sync);
 }
 
+/// Writes and syncs, the sync without the lock (the AOF thread), then
+/// tells waiting replies how far the disk has it.
+fn sync_unlocked(srv: &Shared) {
+    let aof = &srv.aof;
+    let (file, upto, clean) = {
+        let mut inner = aof.inner.lock();
+        flush_locked(srv, &mut inner, false);
+        if !inner.unsynced {
+            return;
+        }
+        inner.unsynced = false;
+        let clean = inner.pending.is_empty();
+        (
+            inner.file.clone(),
+            aof.written.load(Ordering::Acquire),
+            clean,
+        )
+    };
+    let Some(file) = file else { return };
+    match file.sync_data() {
+        Ok(()) => {
+            aof.last_fsync_ms.store(unix_ms(), Ordering::Relaxed);
+            if clean {
+                aof.last_write_ok.store(true, Ordering::Relaxed);
+            }
+            aof.settle(upto);
+        }
+        Err(e) => {
+            let mut inner = aof.inner.lock();
+            inner.unsynced = true;
+            io_failed(aof, &mut inner, "Can't persist the AOF file (fsync)", &e);
+        }
+    }
+}
+
+/// Records a failed write or sync: writes are refused with `-MISCONF`
+/// until one succeeds (Redis's `aof_last_write_status` and
+/// `aof_bio_fsync_status`).
+fn io_failed(aof: &Aof, inner: &mut Inner, what: &str, e: &io::Error) {
+    if aof.last_write_ok.swap(false, Ordering::Relaxed) {
+        tracing::warn!(error = %e, "{what}");
+    }
+    // strerror's text, as Redis's reply has it.
+    let text = e.to_string();
+    inner.last_write_error = match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+}
+
 fn flush_locked(srv: &Shared, inner: &mut Inner, sync: bool) {
     let aof = &srv.aof;
     let fed = srv.repl.take_aof(&mut inner.pending, false);
     if !inner.pending.is_empty() {
-        match inner.file.as_mut() {
-            None => inner.pending.clear(),
-            Some(f) => match f.write_all(&inner.pending) {
-                Ok(()) => {
-                    let n = inner.pending.len() as u64;
-                    inner.incr_size += n;
-                    aof.current_size.fetch_add(n, Ordering::Relaxed);
-                    inner.pending.clear();
-                    inner.unsynced = true;
-                    if !aof.last_write_ok.swap(true, Ordering::Relaxed) {
-                        tracing::warn!("AOF write error looks solved, Redis can write again.");
-                    }
-                }
-                Err(e) => {
-                    // A short write is cut off so the retry appends whole
-                    // commands (Redis's `ftruncate` in `flushAppendOnlyFile`).
-                    let _ = f.set_len(inner.incr_size);
-                    if aof.last_write_ok.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(error = %e, "Error writing to the AOF file");
-                    }
-                    // strerror's text, as Redis's reply has it.
-                    let text = e.to_string();
-                    inner.last_write_error = match text.find(" (os error") {
-                        Some(i) => text[..i].to_string(),
-                        None => text,
-                    };
-                    return;
-                }
-            },
+        let Some(file) = inner.file.clone() else {
+            inner.pending.clear();
+            aof.written.fetch_max(fed, Ordering::AcqRel);
+            aof.settle(fed);
+            return;
+        };
+        // Every file is opened for appending, so whatever a failed write
+        // left is kept and the retry appends the rest after it (Redis
+        // drops the written prefix from its buffer the same way).
+        let mut done = 0;
+        let res = loop {
+            if done == inner.pending.len() {
+                break Ok(());
+            }
+            match (&*file).write(&inner.pending[done..]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        inner.pending.drain(..done);
+        inner.incr_size += done as u64;
+        aof.current_size.fetch_add(done as u64, Ordering::Relaxed);
+        if done > 0 {
+            inner.unsynced = true;
+        }
+        if let Err(e) = res {
+            io_failed(aof, inner, "Error writing to the AOF file", &e);
+            return;
+        }
+        if !aof.last_write_ok.swap(true, Ordering::Relaxed) {
+            tracing::warn!("AOF write error looks solved, Redis can write again.");
         }
     }
-    aof.written.store(fed, Ordering::Release);
+    aof.written.fetch_max(fed, Ordering::AcqRel);
+    if inner.file.is_none() {
+        aof.settle(fed);
+        return;
+    }
     if sync && inner.unsynced {
-        if let Some(f) = inner.file.as_ref() {
+        if let Some(f) = inner.file.clone() {
             if let Err(e) = f.sync_data() {
-                tracing::warn!(error = %e, "Can't persist the AOF file (fsync)");
+                io_failed(aof, inner, "Can't persist the AOF file (fsync)", &e);
                 return;
             }
         }
         inner.unsynced = false;
-        inner.last_fsync_ms = unix_ms();
+        aof.last_fsync_ms.store(unix_ms(), Ordering::Relaxed);
+        aof.settle(fed);
     }
 }
 
 /// The AOF thread: writes what the reply path did not (expirations,
-/// evictions) every 100 ms, and syncs once a second under `everysec`.
+/// evictions) every 100 ms, syncs once a second under `everysec`, and
+/// under `always` whenever a reply waits for the disk.
 pub fn background(srv: Arc<Shared>) {
+    let _ = srv.aof.thread.set(std::thread::current());
     loop {
         std::thread::park_timeout(Duration::from_millis(100));
         if srv.shutting_down.load(Ordering::Relaxed) {
+            // Replies still waiting for a sync see the shutdown.
+            srv.aof.synced.send_modify(|_| {});
             return;
         }
         if !srv.repl.aof_on() {
             continue;
         }
-        let policy = srv.aof.fsync.load(Ordering::Relaxed);
-        let mut inner = srv.aof.inner.lock();
-        let due = unix_ms() - inner.last_fsync_ms >= 1000;
-        let sync = policy == FSYNC_ALWAYS || (policy == FSYNC_EVERYSEC && due);
-        flush_locked(&srv, &mut inner, sync);
+        let aof = &srv.aof;
+        let due = unix_ms() - aof.last_fsync_ms.load(Ordering::Relaxed) >= 1000;
+        match aof.fsync.load(Ordering::Relaxed) {
+            FSYNC_ALWAYS => sync_unlocked(&srv),
+            FSYNC_EVERYSEC if due => sync_unlocked(&srv),
+            _ => flush(&srv, false),
+        }
     }
 }
 
@@ -511,6 +633,12 @@ pub fn shutdown(srv: &Shared) {
         tracing::info!("Calling fsync() on the AOF file.");
         flush(srv, true);
     }
+}
+
+/// Creates (or empties) a file and opens it for appending.
+fn open_empty(path: &Path) -> Result<File, AofError> {
+    File::create(path).map_err(io_err("Can't open the append-only file", path))?;
+    open_append(path)
 }
 
 /// Opens (creating) a file for appending.
@@ -538,15 +666,22 @@ fn persist_manifest(p: &Paths, m: &Manifest) -> Result<(), AofError> {
 }
 
 /// Deletes history files, unless `aof-disable-auto-gc` (`aofDelHistoryFiles`).
-fn delete_history(gc: bool, p: &Paths, m: &mut Manifest) -> Result<(), AofError> {
+/// The manifest then no longer lists them; a failure only leaves files
+/// behind, so it is logged, as Redis ignores it.
+fn delete_history(gc: bool, p: &Paths, m: &mut Manifest) {
     if m.history.is_empty() || !gc {
-        return Ok(());
+        return;
     }
-    for f in m.history.drain(..) {
+    let gone: Vec<FileInfo> = m.history.drain(..).collect();
+    if let Err(e) = persist_manifest(p, m) {
+        tracing::warn!(error = %e, "Could not drop the history files from the manifest");
+        m.history = gone;
+        return;
+    }
+    for f in gone {
         tracing::info!("Removing the history file {} in the background", f.name);
         let _ = std::fs::remove_file(p.dir.join(&f.name));
     }
-    persist_manifest(p, m)
 }
 
 /// Reads the manifest if the AOF directory has one.
@@ -612,7 +747,8 @@ fn load_at_startup(srv: &Shared) -> Result<bool, AofError> {
     let found = m.base.is_some() || !m.incr.is_empty();
     if found {
         let start = std::time::Instant::now();
-        load_files(srv, &p, &m)?;
+        let truncated_ok = srv.config.read().flag("aof-load-truncated");
+        load_files(srv, &p, &m, truncated_ok)?;
         tracing::info!(
             "DB loaded from append only file: {:.3} seconds",
             start.elapsed().as_secs_f64()
@@ -650,7 +786,16 @@ fn upgrade(p: &Paths, m: &mut Manifest) -> Result<(), AofError> {
 
 /// Replays the manifest's files into the (empty) dataset, every shard
 /// held and propagation off.
-fn load_files(srv: &Shared, p: &Paths, m: &Manifest) -> Result<(), AofError> {
+/// Ends the propagator's loading mode however the load ends.
+struct LoadingGuard<'a>(&'a crate::propagate::Propagator);
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set_loading(false);
+    }
+}
+
+fn load_files(srv: &Shared, p: &Paths, m: &Manifest, truncated_ok: bool) -> Result<(), AofError> {
     let files: Vec<&FileInfo> = m.base.iter().chain(&m.incr).collect();
     let mut total = 0u64;
     for f in &files {
@@ -666,24 +811,20 @@ fn load_files(srv: &Shared, p: &Paths, m: &Manifest) -> Result<(), AofError> {
     let mut all = LockSet::new();
     all.add_all();
     srv.repl.set_loading(true);
+    let guard = LoadingGuard(&srv.repl);
     let res = srv.store.with_locked(&all, || {
         let mut base_size = 0;
         for (i, f) in files.iter().enumerate() {
             let last = i + 1 == files.len();
             let path = p.dir.join(&f.name);
-            match load_file(srv, &path, &f.name, last)? {
-                Loaded::Truncated if !last => {
-                    return Err(AofError::TruncatedNotLast(f.name.clone()))
-                }
-                Loaded::Ok | Loaded::Empty | Loaded::Truncated => {}
-            }
+            load_file(srv, &path, &f.name, last, truncated_ok)?;
             if f.kind == b'b' {
                 base_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             }
         }
         Ok(base_size)
     });
-    srv.repl.set_loading(false);
+    drop(guard);
     let base_size = res?;
     srv.aof.current_size.store(total, Ordering::Relaxed);
     srv.aof.base_size.store(base_size, Ordering::Relaxed);
@@ -697,7 +838,13 @@ fn load_files(srv: &Shared, p: &Paths, m: &Manifest) -> Result<(), AofError> {
 
 /// Loads one file: an RDB snapshot if it starts like one, then commands
 /// run as a client that no check refuses (`loadSingleAppendOnlyFile`).
-fn load_file(srv: &Shared, path: &Path, name: &str, last: bool) -> Result<Loaded, AofError> {
+fn load_file(
+    srv: &Shared,
+    path: &Path,
+    name: &str,
+    last: bool,
+    truncated_ok: bool,
+) -> Result<Loaded, AofError> {
     let data = std::fs::read(path).map_err(io_err("can't open the append log file", path))?;
     if data.is_empty() {
         return Ok(Loaded::Empty);
@@ -794,8 +941,11 @@ fn load_file(srv: &Shared, path: &Path, name: &str, last: bool) -> Result<Loaded
     if !truncated {
         return Ok(Loaded::Ok);
     }
-    if !last || !srv.config.read().flag("aof-load-truncated") {
+    if !truncated_ok {
         return Err(AofError::Truncated(name.to_string()));
+    }
+    if !last {
+        return Err(AofError::TruncatedNotLast(name.to_string()));
     }
     tracing::warn!("!!! Warning: short read while loading the AOF file {name}!!!");
     tracing::warn!("!!! Truncating the AOF {name} at offset {valid_up_to} !!!");
@@ -817,12 +967,14 @@ fn open_on_start(srv: &Shared) -> Result<(), AofError> {
     std::fs::create_dir_all(&p.dir)
         .map_err(io_err("Can't open or create append-only dir", &p.dir))?;
     let aof = &srv.aof;
-    let mut inner = aof.inner.lock();
-    let mut m = inner.manifest.clone();
+    // Nothing else runs yet; the lock is taken after the snapshot anyway,
+    // in the usual order (shards before it).
+    let mut m = aof.inner.lock().manifest.clone();
     if m.base.is_none() && m.incr.is_empty() {
         let rdb = srv.config.read().flag("aof-use-rdb-preamble");
         let name = m.new_base(&p.filename, rdb);
-        let (base, _) = base_snapshot(srv, rdb);
+        let ts = srv.config.read().flag("aof-timestamp-enabled");
+        let (base, _) = base_snapshot(srv, rdb, ts);
         write_synced(&p.dir.join(&name), &base)?;
         aof.base_size.store(base.len() as u64, Ordering::Relaxed);
         aof.current_size.store(base.len() as u64, Ordering::Relaxed);
@@ -835,14 +987,15 @@ fn open_on_start(srv: &Shared) -> Result<(), AofError> {
     let path = p.dir.join(&name);
     let file = open_append(&path)?;
     persist_manifest(&p, &m)?;
+    let mut inner = aof.inner.lock();
     inner.incr_size = file.metadata().map(|md| md.len()).unwrap_or(0);
-    inner.file = Some(file);
+    inner.file = Some(Arc::new(file));
     inner.state = State::On;
-    inner.last_fsync_ms = unix_ms();
-    delete_history(auto_gc(srv), &p, &mut m)?;
+    aof.last_fsync_ms.store(unix_ms(), Ordering::Relaxed);
+    delete_history(auto_gc(srv), &p, &mut m);
     inner.manifest = m;
-    aof.written.store(0, Ordering::Release);
     srv.repl.set_aof(true);
+    aof.settle(srv.repl.aof_fed());
     tracing::info!("Opening AOF incr file {name} on server start");
     Ok(())
 }
@@ -859,29 +1012,31 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<(), AofError> {
 
 /// Serializes the dataset as a base file, every shard held: an RDB file,
 /// or commands. Returns it with the time it stands for.
-fn base_snapshot(srv: &Shared, rdb: bool) -> (Vec<u8>, i64) {
+fn base_snapshot(srv: &Shared, rdb: bool, ts: bool) -> (Vec<u8>, i64) {
     let mut all = LockSet::new();
     all.add_all();
     srv.store.with_locked(&all, || {
-        crate::scripting::functions::with_library_codes(srv, |libs| base_bytes(srv, libs, rdb))
+        crate::scripting::functions::with_library_codes(srv, |libs| base_bytes(srv, libs, rdb, ts))
     })
 }
 
-/// The base's bytes; the caller holds every shard and the libraries.
-fn base_bytes(srv: &Shared, libraries: &[Bytes], rdb: bool) -> (Vec<u8>, i64) {
+/// The base's bytes; the caller holds every shard and the libraries, and
+/// read the configuration (`rdb`: `aof-use-rdb-preamble`, `ts`:
+/// `aof-timestamp-enabled`) before taking them.
+fn base_bytes(srv: &Shared, libraries: &[Bytes], rdb: bool, ts: bool) -> (Vec<u8>, i64) {
     let now = unix_ms();
     if rdb {
         let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
         return (crate::rdb::dump(&srv.store, now, used, libraries), now);
     }
-    (command_base(srv, libraries, now), now)
+    (command_base(srv, libraries, now, ts), now)
 }
 
 /// A command-format base (`rewriteAppendOnlyFileRio`): `FUNCTION LOAD`
 /// per library, then per database a `SELECT` and each key's commands.
-fn command_base(srv: &Shared, libraries: &[Bytes], now: i64) -> Vec<u8> {
+fn command_base(srv: &Shared, libraries: &[Bytes], now: i64, ts: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    if srv.config.read().flag("aof-timestamp-enabled") {
+    if ts {
         out.extend_from_slice(format!("#TS:{}\r\n", now / 1000).as_bytes());
     }
     for code in libraries {
@@ -994,8 +1149,11 @@ fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
     }
     aof.rewrite_scheduled.store(false, Ordering::Relaxed);
     aof.rewrite_started_ms.store(unix_ms(), Ordering::Relaxed);
+    // Counted when started, as Redis's `stat_aof_rewrites`.
+    aof.rewrites.fetch_add(1, Ordering::Relaxed);
     let p = paths(srv);
     let rdb = srv.config.read().flag("aof-use-rdb-preamble");
+    let ts = srv.config.read().flag("aof-timestamp-enabled");
     let mut all = LockSet::new();
     all.add_all();
     let job = srv.store.with_locked(&all, || {
@@ -1004,7 +1162,7 @@ fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
             std::fs::create_dir_all(&p.dir)
                 .map_err(io_err("Can't open or create append-only dir", &p.dir))?;
             switch_incr(srv, &p, &mut inner)?;
-            let (base, _) = base_bytes(srv, libs, rdb);
+            let (base, _) = base_bytes(srv, libs, rdb, ts);
             Ok(Job {
                 base,
                 rdb,
@@ -1044,16 +1202,12 @@ fn switch_incr(srv: &Shared, p: &Paths, inner: &mut Inner) -> Result<(), AofErro
         State::WaitRewrite => {
             // A retry after a failed first rewrite: the temporary file
             // starts again with the new snapshot.
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(p.temp_incr())
-                .map_err(io_err("Can't open the append-only file", &p.temp_incr()))?;
-            srv.repl.take_aof(&mut Vec::new(), true);
+            let file = open_empty(&p.temp_incr())?;
+            let fed = srv.repl.take_aof(&mut Vec::new(), true);
             inner.pending.clear();
-            inner.file = Some(file);
+            inner.file = Some(Arc::new(file));
             inner.incr_size = 0;
+            srv.aof.settle(fed);
             Ok(())
         }
         State::On => {
@@ -1080,14 +1234,15 @@ fn switch_incr(srv: &Shared, p: &Paths, inner: &mut Inner) -> Result<(), AofErro
             // acknowledged writes.) The new file owes nothing, so writes
             // are accepted again.
             inner.pending.clear();
-            srv.repl.take_aof(&mut Vec::new(), true);
+            let fed = srv.repl.take_aof(&mut Vec::new(), true);
             srv.aof.last_write_ok.store(true, Ordering::Relaxed);
-            if let Some(old) = inner.file.replace(file) {
+            if let Some(old) = inner.file.replace(Arc::new(file)) {
                 let _ = old.sync_data();
             }
             inner.manifest = m;
             inner.incr_size = 0;
             inner.unsynced = false;
+            srv.aof.settle(fed);
             Ok(())
         }
     }
@@ -1099,11 +1254,7 @@ fn finish_rewrite(aof: &Aof, p: Paths, job: Job, gc: bool) {
     let res = write_synced(&tmp, &job.base).and_then(|()| {
         let mut inner = aof.inner.lock();
         if inner.generation != job.generation {
-            return Err(AofError::Io {
-                what: "The AOF was switched meanwhile; discarding",
-                path: tmp.clone(),
-                source: io::ErrorKind::Interrupted.into(),
-            });
+            return Err(AofError::Discarded);
         }
         let mut m = inner.manifest.clone();
         let name = m.new_base(&p.filename, job.rdb);
@@ -1121,6 +1272,8 @@ fn finish_rewrite(aof: &Aof, p: Paths, job: Job, gc: bool) {
         }
         m.retire_incrs(inner.state != State::Off);
         persist_manifest(&p, &m)?;
+        // From here on the files on disk are the new ones.
+        inner.manifest = m.clone();
         if inner.state == State::WaitRewrite {
             inner.state = State::On;
             tracing::info!("Background AOF rewrite finished successfully; the AOF is on");
@@ -1128,16 +1281,29 @@ fn finish_rewrite(aof: &Aof, p: Paths, job: Job, gc: bool) {
         let size = job.base.len() as u64 + inner.incr_size;
         aof.base_size.store(size, Ordering::Relaxed);
         aof.current_size.store(size, Ordering::Relaxed);
-        delete_history(gc, &p, &mut m)?;
-        inner.manifest = m;
         inner.retry_delay_min = 0;
+        drop(inner);
+        // History files go without the lock; the manifest is updated
+        // under it, from the latest state.
+        if gc && !m.history.is_empty() {
+            let mut inner = aof.inner.lock();
+            let mut latest = inner.manifest.clone();
+            delete_history(gc, &p, &mut latest);
+            inner.manifest = latest;
+        }
         Ok(())
     });
     let took = (unix_ms() - aof.rewrite_started_ms.load(Ordering::Relaxed)) / 1000;
     aof.last_rewrite_time_sec.store(took, Ordering::Relaxed);
     match res {
+        Err(AofError::Discarded) => {
+            // Killed by an `appendonly` switch, as Redis kills its child:
+            // not a failure.
+            let _ = std::fs::remove_file(&tmp);
+            tracing::info!("Background AOF rewrite discarded: the AOF was switched meanwhile");
+            aof.rewrite_in_progress.store(false, Ordering::Release);
+        }
         Ok(()) => {
-            aof.rewrites.fetch_add(1, Ordering::Relaxed);
             aof.consecutive_failures.store(0, Ordering::Relaxed);
             aof.last_rewrite_ok.store(true, Ordering::Relaxed);
             tracing::info!("Background AOF rewrite terminated with success");
@@ -1210,7 +1376,7 @@ pub fn set_enabled(srv: &Shared, on: bool) -> Result<(), AofError> {
         inner.incr_size = 0;
         aof.rewrite_scheduled.store(false, Ordering::Relaxed);
         srv.repl.set_aof(false);
-        aof.written.store(0, Ordering::Release);
+        aof.settle(srv.repl.aof_fed());
         return Ok(());
     }
     let p = paths(srv);
@@ -1224,21 +1390,16 @@ pub fn set_enabled(srv: &Shared, on: bool) -> Result<(), AofError> {
             }
             std::fs::create_dir_all(&p.dir)
                 .map_err(io_err("Can't open or create append-only dir", &p.dir))?;
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(p.temp_incr())
-                .map_err(io_err("Can't open the append-only file", &p.temp_incr()))?;
-            inner.file = Some(file);
+            let file = open_empty(&p.temp_incr())?;
+            inner.file = Some(Arc::new(file));
             inner.state = State::WaitRewrite;
             inner.generation += 1;
             inner.incr_size = 0;
             inner.pending.clear();
-            inner.last_fsync_ms = unix_ms();
-            aof.written.store(0, Ordering::Release);
+            aof.last_fsync_ms.store(unix_ms(), Ordering::Relaxed);
             aof.last_write_ok.store(true, Ordering::Relaxed);
             srv.repl.set_aof(true);
+            aof.settle(srv.repl.aof_fed());
             Ok(())
         });
         if let Err(e) = res {
@@ -1255,12 +1416,20 @@ pub fn set_enabled(srv: &Shared, on: bool) -> Result<(), AofError> {
         aof.rewrite_scheduled.store(true, Ordering::Relaxed);
         return Ok(());
     }
-    if let Err(e) = start_rewrite(srv) {
-        tracing::warn!(error = %e, "Redis needs to enable the AOF but can't trigger a background AOF rewrite operation.");
-        let _ = set_enabled(srv, false);
-        return Err(e);
+    match start_rewrite(srv) {
+        Ok(()) => Ok(()),
+        // One started meanwhile (the cron, BGREWRITEAOF): it was not
+        // recording for this AOF, so another follows it.
+        Err(AofError::InProgress) => {
+            aof.rewrite_scheduled.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Redis needs to enable the AOF but can't trigger a background AOF rewrite operation.");
+            let _ = set_enabled(srv, false);
+            Err(e)
+        }
     }
-    Ok(())
 }
 
 /// From the server cron: a scheduled rewrite, or one that
@@ -1273,7 +1442,8 @@ pub fn cron(srv: &Shared) {
     {
         return;
     }
-    let limited = unix_ms() < aof.inner.lock().retry_at_ms;
+    let limited = aof.consecutive_failures.load(Ordering::Relaxed) >= 3
+        && unix_ms() < aof.inner.lock().retry_at_ms;
     if aof.rewrite_scheduled.load(Ordering::Relaxed) {
         if !limited {
             let _ = start_rewrite(srv);
@@ -1306,20 +1476,23 @@ pub fn cron(srv: &Shared) {
 /// `DEBUG LOADAOF`: the buffer written, the dataset replaced by what the
 /// AOF files load to.
 pub fn debug_loadaof(srv: &Shared) -> Result<(), AofError> {
-    if srv.repl.aof_on() {
-        flush(srv, true);
-    }
     let p = paths(srv);
-    let m = srv.aof.inner.lock().manifest.clone();
+    let truncated_ok = srv.config.read().flag("aof-load-truncated");
     let mut all = LockSet::new();
     all.add_all();
     srv.store.with_locked(&all, || {
+        // Under every shard, so no write falls between the flush and the
+        // load (it would be in the file but not in the dataset).
+        if srv.repl.aof_on() {
+            flush(srv, true);
+        }
+        let m = srv.aof.inner.lock().manifest.clone();
         srv.store.flush_all();
         crate::scripting::functions::install_all(
             srv,
             crate::scripting::functions::Libraries::default(),
         );
-        load_files(srv, &p, &m)
+        load_files(srv, &p, &m, truncated_ok)
     })?;
     tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
     Ok(())

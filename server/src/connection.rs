@@ -693,7 +693,7 @@ async fn write_all(
     handle: &crate::client::ClientHandle,
     buf: &mut BytesMut,
 ) -> io::Result<()> {
-    crate::aof::before_reply(srv);
+    crate::aof::before_reply(srv, handle).await;
     let total = buf.len();
     let mut off = 0;
     let mut waited = false;

@@ -352,16 +352,16 @@ impl Propagator {
     }
 
     /// Starts or stops recording effects for the AOF. Either way the
-    /// buffer starts empty and its next effect with a `SELECT`. Call it
-    /// with every shard held, so the switch falls between two effects
-    /// that a snapshot taken under the same locks puts on either side.
+    /// buffer starts empty and its next effect with a `SELECT`; the count
+    /// of bytes fed goes on (it never goes back, so a reply waiting for an
+    /// offset is never stranded). Call it with every shard held, so the
+    /// switch falls between two effects that a snapshot taken under the
+    /// same locks puts on either side.
     pub fn set_aof(&self, on: bool) {
         let mut b = self.inner.lock();
         self.set_mode(AOF, on);
         b.aof.clear();
         b.aof_selected = usize::MAX;
-        b.aof_fed = 0;
-        self.aof_fed.store(0, Ordering::Release);
     }
 
     /// Follows `aof-timestamp-enabled`.

@@ -719,6 +719,29 @@ fn load_snapshot(
     offset: i64,
 ) -> Result<(), LinkError> {
     let loaded = crate::rdb_load::load_for(srv, data)?;
+    // The dataset changes without commands the AOF could record: the AOF
+    // stops for the load and starts again with a base of what was loaded
+    // (Redis's `stopAppendOnly` and `restartAOFAfterSYNC`).
+    let aof = srv.aof.enabled();
+    if aof {
+        let _ = crate::aof::set_enabled(srv, false);
+    }
+    let res = install_snapshot(srv, gen, loaded, replid, offset);
+    if aof {
+        if let Err(e) = crate::aof::set_enabled(srv, true) {
+            tracing::warn!(error = %e, "Failed enabling the AOF after successful master synchronization!");
+        }
+    }
+    res
+}
+
+fn install_snapshot(
+    srv: &Shared,
+    gen: u64,
+    loaded: crate::rdb_load::Loaded,
+    replid: String,
+    offset: i64,
+) -> Result<(), LinkError> {
     let mut all = LockSet::new();
     all.add_all();
     let now = unix_ms();

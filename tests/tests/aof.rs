@@ -437,3 +437,34 @@ fn timestamp_annotations_are_written_and_skipped_when_loading() {
     let mut c = s.client();
     assert_eq!(cmd::<String>(&mut c, &["get", "k"]), "v");
 }
+
+#[test]
+fn a_replica_s_aof_holds_the_synced_dataset_and_the_stream() {
+    let primary = TestServer::start();
+    let mut p = primary.client();
+    let _: () = cmd(&mut p, &["set", "before-sync", "1"]);
+    let dir = tempdir("replica");
+    let mut r = start_in(&dir, &["--appendonly", "yes"]);
+    let mut rc = r.client();
+    // Written on the replica before it follows: the sync replaces it.
+    let _: () = cmd(&mut rc, &["set", "replaced", "1"]);
+    let port = primary.port().to_string();
+    let _: () = cmd(&mut rc, &["replicaof", "127.0.0.1", &port]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut rc, "replication", "master_link_status") != "up" {
+        assert!(Instant::now() < deadline, "the link never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_rewrite(&mut rc);
+    let _: () = cmd(&mut p, &["set", "after-sync", "2"]);
+    while cmd::<Option<String>>(&mut rc, &["get", "after-sync"]).is_none() {
+        assert!(Instant::now() < deadline, "the write never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crash(&mut r);
+    let r = start_in(&dir, &["--appendonly", "yes"]);
+    let mut rc = r.client();
+    assert_eq!(cmd::<String>(&mut rc, &["get", "before-sync"]), "1");
+    assert_eq!(cmd::<String>(&mut rc, &["get", "after-sync"]), "2");
+    assert_eq!(cmd::<Option<String>>(&mut rc, &["get", "replaced"]), None);
+}

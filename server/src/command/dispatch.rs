@@ -216,6 +216,7 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     }
     // The AOF's last write failed (Redis's `DISK_ERROR_TYPE_AOF`).
     if !srv.aof.last_write_ok.load(Ordering::Relaxed)
+        && srv.repl.aof_on()
         && !client.primary
         && (is_write(client, cmd) || cmd.name() == "ping")
     {
