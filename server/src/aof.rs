@@ -346,8 +346,8 @@ pub struct Aof {
     written: AtomicU64,
     synced: tokio::sync::watch::Sender<u64>,
     last_fsync_ms: AtomicI64,
-    /// The AOF thread, woken by replies waiting for `appendfsync always`.
-    thread: std::sync::OnceLock<std::thread::Thread>,
+    /// Someone is writing and syncing for everyone (`always`).
+    syncing: AtomicBool,
     fsync: AtomicU8,
     pub rewrite_in_progress: AtomicBool,
     pub rewrite_scheduled: AtomicBool,
@@ -381,7 +381,7 @@ impl Default for Aof {
             written: AtomicU64::new(0),
             synced: tokio::sync::watch::channel(0).0,
             last_fsync_ms: AtomicI64::new(0),
-            thread: std::sync::OnceLock::new(),
+            syncing: AtomicBool::new(false),
             fsync: AtomicU8::new(FSYNC_EVERYSEC),
             rewrite_in_progress: AtomicBool::new(false),
             rewrite_scheduled: AtomicBool::new(false),
@@ -441,12 +441,14 @@ impl Aof {
 
 /// Before a reply is written: the effects fed so far reach the file first
 /// (a `write`, so a crashed process loses no acknowledged write), and with
-/// `appendfsync always` the disk: the reply then waits for the AOF
-/// thread's next sync, which covers every connection's writes since the
-/// last one (Redis syncs once per event-loop turn). The workers go on
-/// serving meanwhile, which makes the next group larger: syncing on the
-/// worker that needs it was measured 8x slower (one sync per connection).
-/// One relaxed load while the AOF is off.
+/// `appendfsync always` the disk. Syncs are grouped, as Redis syncs once
+/// per event-loop turn: the reply first lets this worker's other ready
+/// connections run (they feed too), then one waiting connection at a time
+/// writes and syncs everything fed so far on its own thread while the
+/// others wait for a sync that covers them, or lead the next. Measured on
+/// 2 cores, `SET` under `always`: syncing per connection 0.10 of Redis's
+/// rate, handing every sync to the AOF thread 0.79, this 1.07. One relaxed
+/// load while the AOF is off.
 #[inline]
 pub async fn before_reply(srv: &Shared, handle: &crate::client::ClientHandle) {
     if !srv.repl.aof_on() {
@@ -463,22 +465,33 @@ pub async fn before_reply(srv: &Shared, handle: &crate::client::ClientHandle) {
     if *aof.synced.borrow() >= fed {
         return;
     }
-    let mut rx = aof.synced.subscribe();
-    if let Some(t) = aof.thread.get() {
-        t.unpark();
-    }
-    // Also done when the AOF or `always` is switched off, at shutdown
-    // (the AOF thread is gone; `SHUTDOWN` synced), or when the client is
-    // killed (a failing disk would hold it otherwise).
-    let done = |&s: &u64| {
+    // This worker's other ready connections feed first, so one sync
+    // covers them all.
+    tokio::task::yield_now().await;
+    let done = |s: u64| {
         s >= fed
             || !srv.repl.aof_on()
             || aof.fsync.load(Ordering::Relaxed) != FSYNC_ALWAYS
             || srv.shutting_down.load(Ordering::Relaxed)
     };
-    tokio::select! {
-        _ = rx.wait_for(done) => {}
-        _ = handle.on_kill() => {}
+    let mut rx = aof.synced.subscribe();
+    loop {
+        if done(*rx.borrow_and_update()) {
+            return;
+        }
+        if !aof.syncing.swap(true, Ordering::AcqRel) {
+            sync_unlocked(srv);
+            aof.syncing.store(false, Ordering::Release);
+            aof.synced.send_modify(|_| {});
+            if done(*rx.borrow_and_update()) {
+                return;
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = handle.on_kill() => return,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
     }
 }
 
@@ -596,10 +609,9 @@ fn flush_locked(srv: &Shared, inner: &mut Inner, sync: bool) {
 }
 
 /// The AOF thread: writes what the reply path did not (expirations,
-/// evictions) every 100 ms, syncs once a second under `everysec`, and
-/// under `always` whenever a reply waits for the disk.
+/// evictions) every 100 ms, and syncs once a second under `everysec`, or
+/// every 100 ms under `always` (what no reply waited for).
 pub fn background(srv: Arc<Shared>) {
-    let _ = srv.aof.thread.set(std::thread::current());
     loop {
         std::thread::park_timeout(Duration::from_millis(100));
         if srv.shutting_down.load(Ordering::Relaxed) {
@@ -613,7 +625,13 @@ pub fn background(srv: Arc<Shared>) {
         let aof = &srv.aof;
         let due = unix_ms() - aof.last_fsync_ms.load(Ordering::Relaxed) >= 1000;
         match aof.fsync.load(Ordering::Relaxed) {
-            FSYNC_ALWAYS => sync_unlocked(&srv),
+            FSYNC_ALWAYS => {
+                if !aof.syncing.swap(true, Ordering::AcqRel) {
+                    sync_unlocked(&srv);
+                    aof.syncing.store(false, Ordering::Release);
+                    aof.synced.send_modify(|_| {});
+                }
+            }
             FSYNC_EVERYSEC if due => sync_unlocked(&srv),
             _ => flush(&srv, false),
         }
