@@ -736,10 +736,8 @@ pub enum StartupError {
 /// turning the AOF on later continues its sequence numbers.
 pub fn load_data_at_startup(srv: &Shared) -> Result<(), StartupError> {
     if !srv.config.read().appendonly {
-        match read_manifest(&paths(srv)) {
-            Ok(m) => srv.aof.inner.lock().manifest = m.unwrap_or_default(),
-            Err(e) => tracing::warn!(error = %e, "ignoring the AOF manifest"),
-        }
+        // A bad manifest stops the start either way, as in Redis.
+        srv.aof.inner.lock().manifest = read_manifest(&paths(srv))?.unwrap_or_default();
         return Ok(crate::persist::load_at_startup(srv)?);
     }
     load_at_startup(srv)?;
@@ -1191,7 +1189,7 @@ fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
     let job = match job {
         Ok(j) => j,
         Err(e) => {
-            rewrite_failed(aof);
+            rewrite_failed(aof, &p.temp_incr());
             return Err(e);
         }
     };
@@ -1202,7 +1200,7 @@ fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
         .name("ferrite-aofrw".into())
         .spawn(move || finish_rewrite(&aof2, p, job, gc));
     if let Err(e) = spawned {
-        rewrite_failed(aof);
+        rewrite_failed(aof, &paths(srv).temp_incr());
         return Err(AofError::Io {
             what: "Can't start the rewrite thread",
             path: PathBuf::new(),
@@ -1330,7 +1328,7 @@ fn finish_rewrite(aof: &Aof, p: Paths, job: Job, gc: bool) {
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!(error = %e, "Background AOF rewrite terminated with error");
-            rewrite_failed(aof);
+            rewrite_failed(aof, &p.temp_incr());
         }
     }
 }
@@ -1338,7 +1336,7 @@ fn finish_rewrite(aof: &Aof, p: Paths, job: Job, gc: bool) {
 /// Records a failed rewrite; while the AOF waits for its first base, the
 /// cron tries again, later after each failure from the third on
 /// (`aofRewriteLimited`: 1, 2, 4 ... 60 minutes).
-fn rewrite_failed(aof: &Aof) {
+fn rewrite_failed(aof: &Aof, temp_incr: &Path) {
     let n = aof.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
     aof.last_rewrite_ok.store(false, Ordering::Relaxed);
     let mut inner = aof.inner.lock();
@@ -1351,6 +1349,13 @@ fn rewrite_failed(aof: &Aof) {
         );
     }
     if inner.state == State::WaitRewrite {
+        // What the temporary incr file holds is in the next rewrite's
+        // base; that rewrite starts a new one.
+        tracing::info!(
+            "Removing the temp incr aof file {} in the background",
+            temp_incr.display()
+        );
+        let _ = std::fs::remove_file(temp_incr);
         aof.rewrite_scheduled.store(true, Ordering::Relaxed);
     }
     drop(inner);

@@ -508,3 +508,18 @@ fn no_acknowledged_write_is_lost_when_killed_under_load() {
         }
     }
 }
+
+#[test]
+fn a_bad_manifest_stops_the_start_even_with_appendonly_no() {
+    let dir = tempdir("bad-manifest");
+    std::fs::create_dir_all(dir.join("appendonlydir")).unwrap();
+    std::fs::write(
+        dir.join("appendonlydir/appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.rdb seq 1\n",
+    )
+    .unwrap();
+    for on in ["yes", "no"] {
+        let log = start_in_failing(&dir, &["--appendonly", on]);
+        assert!(log.contains("Invalid AOF manifest file format"), "{log}");
+    }
+}
