@@ -4,10 +4,11 @@
 #  1. runs it with a published loopback port and options after the image name,
 #     SET/GET/TTL through redis-cli (or a bash /dev/tcp RESP client),
 #  2. waits for HEALTHCHECK to report healthy,
-#  3. docker stop: exit code 0 well inside the 10 s timeout (the server does
-#     not persist to disk yet, so there is no dataset to find after a restart),
-#  4. a mounted config file as the first argument,
-#  5. the compose sidecar example: the app reaches Ferrite, then it is torn down.
+#  3. docker stop: exit code 0 well inside the 10 s timeout,
+#  4. --appendonly yes: a write survives docker kill (SIGKILL) and a restart
+#     of the container, read back from the AOF in the /data volume,
+#  5. a mounted config file as the first argument,
+#  6. the compose sidecar example: the app reaches Ferrite, then it is torn down.
 # Everything it creates (containers, image, compose network) is removed on exit.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,6 +17,7 @@ cd "$root"
 tag="ferrite:test-$$"
 name="ferrite-test-$$"
 name2="ferrite-test-conf-$$"
+name3="ferrite-test-aof-$$"
 name0="ferrite-test-protected-$$"
 project="ferritetest$$"
 tmp="$(mktemp -d)"
@@ -26,7 +28,7 @@ compose_down() {
     FERRITE_IMAGE="$tag" "${compose[@]}" -p "$project" -f docker/compose.yaml down -v --remove-orphans >/dev/null 2>&1 || true
 }
 cleanup() {
-    docker rm -f -v "$name0" "$name" "$name2" >/dev/null 2>&1 || true
+    docker rm -f -v "$name0" "$name" "$name2" "$name3" >/dev/null 2>&1 || true
     compose_down
     docker rmi -f "$tag" >/dev/null 2>&1 || true
     rm -rf "$tmp"
@@ -137,6 +139,23 @@ code=$(docker inspect --format '{{.State.ExitCode}}' "$name")
 [ "$elapsed_ms" -lt 10000 ] || fail "docker stop took ${elapsed_ms} ms"
 echo "ok: stopped in ${elapsed_ms} ms, exit code 0"
 docker logs "$name" 2>&1 | tail -3
+
+echo "== --appendonly yes: a write survives docker kill"
+docker run -d --name "$name3" -p 127.0.0.1::6379 "$tag" \
+    --protected-mode no --appendonly yes >/dev/null
+port=$(docker port "$name3" 6379/tcp | head -1)
+port=${port##*:}
+name=$name3 wait_pong || fail "no PONG from the AOF container"
+expect OK SET durable yes
+expect 1 RPUSH durable-list a
+docker kill "$name3" >/dev/null
+docker start "$name3" >/dev/null
+port=$(docker port "$name3" 6379/tcp | head -1)
+port=${port##*:}
+name=$name3 wait_pong || fail "no PONG after the restart"
+expect yes GET durable
+expect a LPOP durable-list
+docker rm -f -v "$name3" >/dev/null
 
 echo "== a mounted config file as the first argument"
 printf 'protected-mode no\nmaxmemory 10mb\nmaxmemory-policy allkeys-lru\n' >"$tmp/ferrite.conf"
