@@ -539,6 +539,18 @@ pub fn info_int(con: &mut redis::Connection, section: &str, field: &str) -> i64 
         .unwrap_or_else(|e| panic!("{field}: {e}"))
 }
 
+/// `master_repl_offset`: how far the propagation stream has grown (the
+/// tests that check what a command propagates compare it before and after).
+pub fn repl_offset(con: &mut redis::Connection) -> i64 {
+    info_int(con, "replication", "master_repl_offset")
+}
+
+/// Bytes `args` take in the propagation stream, as a RESP array.
+pub fn stream_len(args: &[&str]) -> i64 {
+    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    resp(&v).len() as i64
+}
+
 /// Whether `bin` runs (`bin --version`); says "skipped" when it does not,
 /// for the tests that need a real Redis's tools and skip without them.
 pub fn has_binary(bin: &str) -> bool {

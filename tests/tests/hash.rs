@@ -25,11 +25,7 @@ fn hgetall(con: &mut Connection, key: &str) -> BTreeMap<String, String> {
 
 /// `master_repl_offset`: the length of the propagation stream so far.
 fn repl_offset(con: &mut Connection) -> usize {
-    let info: String = cmd(con, &["INFO", "replication"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("master_repl_offset:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("master_repl_offset in INFO")
+    ferrite_tests::repl_offset(con) as usize
 }
 
 #[test]

@@ -32,11 +32,7 @@ fn exec_is_nil(con: &mut Connection) -> bool {
 }
 
 fn repl_offset(con: &mut Connection) -> usize {
-    let info: String = cmd(con, &["INFO", "replication"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("master_repl_offset:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("master_repl_offset")
+    ferrite_tests::repl_offset(con) as usize
 }
 
 #[test]

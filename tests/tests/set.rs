@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use ferrite_tests::{cmd, err, resp, text, TestServer};
+use ferrite_tests::{cmd, err, text, TestServer};
 use redis::Connection;
 
 fn setup() -> (TestServer, Connection) {
@@ -32,17 +32,12 @@ fn sadd(con: &mut Connection, key: &str, items: &[&str]) -> i64 {
 }
 
 fn repl_offset(con: &mut Connection) -> i64 {
-    let info: String = cmd(con, &["INFO", "replication"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("master_repl_offset:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("master_repl_offset in INFO replication")
+    ferrite_tests::repl_offset(con)
 }
 
 /// Bytes of a command in the propagation stream.
 fn stream_len(args: &[&str]) -> i64 {
-    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    resp(&v).len() as i64
+    ferrite_tests::stream_len(args)
 }
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";

@@ -19,20 +19,12 @@ fn encoding(con: &mut Connection, key: &str) -> String {
 }
 
 fn repl_offset(con: &mut Connection) -> u64 {
-    let info: String = cmd(con, &["INFO", "replication"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("master_repl_offset:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("master_repl_offset in INFO")
+    ferrite_tests::repl_offset(con) as u64
 }
 
 /// Length of a command encoded as a RESP array (what the stream appends).
 fn resp_len(args: &[&str]) -> u64 {
-    let mut n = format!("*{}\r\n", args.len()).len();
-    for a in args {
-        n += format!("${}\r\n", a.len()).len() + a.len() + 2;
-    }
-    n as u64
+    ferrite_tests::stream_len(args) as u64
 }
 
 #[test]
