@@ -331,6 +331,9 @@ pub struct Client {
     /// task replies with once enough replicas acknowledged, or at the
     /// timeout.
     pub wait_acks: Option<tokio::sync::oneshot::Receiver<i64>>,
+    /// `SHUTDOWN` waiting for replicas: its reply if it fails or is
+    /// aborted; dropped when the server stops.
+    pub shutdown_wait: Option<tokio::sync::oneshot::Receiver<bytes::Bytes>>,
     /// The replication offset right after this client's last command that
     /// propagated anything (Redis's `woff`): what `WAIT` waits for.
     pub woff: u64,
@@ -375,6 +378,7 @@ impl Client {
             postponed: false,
             script_wait: None,
             wait_acks: None,
+            shutdown_wait: None,
             woff: 0,
             script_busy: false,
             in_script: false,

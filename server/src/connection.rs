@@ -342,6 +342,19 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                             None => break 'conn,
                         }
                     }
+                    if let Some(mut rx) = client.shutdown_wait.take() {
+                        // SHUTDOWN waiting for replicas: an error reply if
+                        // it fails or is aborted; the server stopping
+                        // kills this connection.
+                        let reply = tokio::select! {
+                            r = &mut rx => r.ok(),
+                            _ = handle.on_kill() => None,
+                        };
+                        match reply {
+                            Some(r) => out.raw(&r),
+                            None => break 'conn,
+                        }
+                    }
                     if let Some(rx) = client.script_wait.take() {
                         match rx.await {
                             Ok(reply) => out.raw(&reply),

@@ -29,6 +29,7 @@ pub mod replica;
 pub mod scripting;
 pub mod server;
 pub mod shared;
+pub mod shutdown;
 pub mod stats;
 pub mod tracking;
 pub mod upstream;

@@ -123,7 +123,7 @@ fn healthcheck(config: &Config) -> ExitCode {
 /// give, and if its save fails (without `force`) the server stays up, as
 /// Redis 7.0's does.
 async fn on_signal(srv: std::sync::Arc<ferrite_server::shared::Shared>) {
-    use ferrite_server::persist::{save_for_shutdown, ShutdownFlags};
+    use ferrite_server::persist::ShutdownFlags;
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -139,21 +139,25 @@ async fn on_signal(srv: std::sync::Arc<ferrite_server::shared::Shared>) {
                 _ = int.recv() => ("SIGINT", "shutdown-on-sigint"),
                 _ = term.recv() => ("SIGTERM", "shutdown-on-sigterm"),
             };
+            if name == "SIGINT" && ferrite_server::shutdown::waiting(&srv) {
+                tracing::warn!("You insist... exiting now.");
+                std::process::exit(1);
+            }
             tracing::warn!("Received {name} scheduling shutdown...");
             let flags = ShutdownFlags::from_config(&srv.config.read().value(param));
-            if save_for_shutdown(&srv, flags).is_ok() {
-                process::stopping(&srv.config.read());
+            // Waiting for replicas: the server cron finishes it (or a
+            // failed save keeps the server up).
+            if let ferrite_server::shutdown::Outcome::Stopping =
+                ferrite_server::shutdown::initiate(&srv, flags, false, false)
+            {
                 return;
             }
-            tracing::warn!(
-                "Errors trying to shut down the server. Check the logs for more information."
-            );
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-        let _ = save_for_shutdown(&srv, ShutdownFlags::default());
+        let _ = ferrite_server::persist::save_for_shutdown(&srv, ShutdownFlags::default());
     }
 }
 

@@ -43,10 +43,10 @@ impl Kind {
 pub struct Pause {
     /// The effective [`Kind`]; [`Kind::Off`] is the dispatcher's fast path.
     kind: AtomicU8,
-    /// When the pause ends, in unix ms.
+    /// When the effective pause ends or eases, in unix ms.
     end_ms: AtomicI64,
-    /// Serialises changes of `kind`, `end_ms` and the store's flag.
-    change: Mutex<()>,
+    /// Serialises changes of the fields and the store's flag.
+    change: Mutex<Purposes>,
     /// Wakes postponed connections when the pause ends or eases.
     notify: Notify,
     /// Connections waiting for the pause to end (`blocked_clients`
@@ -54,31 +54,68 @@ pub struct Pause {
     postponed: AtomicUsize,
 }
 
+/// Why clients are paused (Redis's `pause_purpose`): each purpose ends on
+/// its own, so `CLIENT UNPAUSE` does not lift a shutdown's pause.
+#[derive(Default)]
+struct Purposes {
+    /// `CLIENT PAUSE`: its kind and end.
+    client: (u8, i64),
+    /// A shutdown waiting for its replicas pauses writes until it ends.
+    shutdown: bool,
+}
+
+impl Purposes {
+    /// The effective kind and when it ends or eases.
+    fn effective(&self, now_ms: i64) -> (Kind, i64) {
+        let (ck, ce) = self.client;
+        let client = if ck != Kind::Off as u8 && ce >= now_ms {
+            (Kind::from_u8(ck), ce)
+        } else {
+            (Kind::Off, 0)
+        };
+        if !self.shutdown || client.0 == Kind::All {
+            // An ALL pause of a client eases to the shutdown's WRITE pause
+            // at its end, when this is computed again.
+            return client;
+        }
+        (Kind::Write, i64::MAX)
+    }
+}
+
 impl Pause {
     /// Pauses until `end_ms`; a pause already on keeps the later end and
     /// the more restrictive kind (Redis's `pauseClients`). An end already
     /// past (`CLIENT PAUSE 0`) pauses nothing.
     pub fn pause(&self, store: &Store, end_ms: i64, kind: Kind, now_ms: i64) {
-        let _g = self.change.lock();
+        let mut p = self.change.lock();
         let cur = Kind::from_u8(self.kind.load(Ordering::Relaxed));
-        let cur_end = self.end_ms.load(Ordering::Relaxed);
-        let (kind, end) = if cur == Kind::Off || cur_end < now_ms {
-            (kind, end_ms)
+        let (ck, ce) = p.client;
+        p.client = if ck == Kind::Off as u8 || ce < now_ms {
+            (kind as u8, end_ms)
         } else {
-            (kind.max(cur), end_ms.max(cur_end))
+            ((kind as u8).max(ck), end_ms.max(ce))
         };
-        if end < now_ms {
-            self.set(store, Kind::Off, 0, cur);
-        } else {
-            self.set(store, kind, end, cur);
-        }
+        let (kind, end) = p.effective(now_ms);
+        self.set(store, kind, end, cur);
     }
 
     /// Ends the pause (`CLIENT UNPAUSE`); postponed commands run again.
     pub fn unpause(&self, store: &Store) {
-        let _g = self.change.lock();
+        let mut p = self.change.lock();
         let cur = Kind::from_u8(self.kind.load(Ordering::Relaxed));
-        self.set(store, Kind::Off, 0, cur);
+        p.client = (Kind::Off as u8, 0);
+        let (kind, end) = p.effective(crate::command::ctx::unix_ms());
+        self.set(store, kind, end, cur);
+    }
+
+    /// Starts or ends a shutdown's pause of writes (Redis's
+    /// `PAUSE_DURING_SHUTDOWN`).
+    pub fn pause_for_shutdown(&self, store: &Store, on: bool) {
+        let mut p = self.change.lock();
+        let cur = Kind::from_u8(self.kind.load(Ordering::Relaxed));
+        p.shutdown = on;
+        let (kind, end) = p.effective(crate::command::ctx::unix_ms());
+        self.set(store, kind, end, cur);
     }
 
     /// What is paused now, ending a pause whose time has passed (Redis's
@@ -97,10 +134,11 @@ impl Pause {
         if self.end_ms.load(Ordering::Acquire) >= now_ms {
             return kind;
         }
-        let _g = self.change.lock();
+        let p = self.change.lock();
         let cur = Kind::from_u8(self.kind.load(Ordering::Relaxed));
         if cur != Kind::Off && self.end_ms.load(Ordering::Relaxed) < now_ms {
-            self.set(store, Kind::Off, 0, cur);
+            let (kind, end) = p.effective(now_ms);
+            self.set(store, kind, end, cur);
         }
         Kind::from_u8(self.kind.load(Ordering::Relaxed))
     }
@@ -161,6 +199,26 @@ mod tests {
 
     fn store() -> Store {
         Store::new(1, 1, std::sync::Arc::new(ferrite_storage::NoObserver))
+    }
+
+    #[test]
+    fn each_purpose_ends_on_its_own() {
+        let (s, p) = (store(), Pause::default());
+        let now = crate::command::ctx::unix_ms();
+        p.pause_for_shutdown(&s, true);
+        assert_eq!(p.active(&s, now), Kind::Write);
+        // CLIENT PAUSE ALL over it, then CLIENT UNPAUSE: the shutdown's
+        // WRITE pause stays.
+        p.pause(&s, now + 60_000, Kind::All, now);
+        assert_eq!(p.active(&s, now), Kind::All);
+        p.unpause(&s);
+        assert_eq!(p.active(&s, now), Kind::Write);
+        // A client's WRITE pause outlives the shutdown's.
+        p.pause(&s, now + 60_000, Kind::Write, now);
+        p.pause_for_shutdown(&s, false);
+        assert_eq!(p.active(&s, now), Kind::Write);
+        p.unpause(&s);
+        assert_eq!(p.active(&s, now), Kind::Off);
     }
 
     #[test]

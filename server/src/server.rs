@@ -379,6 +379,7 @@ async fn cron(srv: Arc<Shared>) {
         crate::commands::memory::track_peak(&srv);
         crate::persist::cron(&srv);
         crate::aof::cron(&srv);
+        crate::shutdown::cron(&srv);
         let mut s = srv.stats.ops_sample.lock();
         let total = srv.stats.commands_processed();
         let (last_total, last_ms, _) = *s;

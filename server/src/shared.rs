@@ -154,6 +154,8 @@ pub struct Shared {
     pub persist: Arc<crate::persist::Persistence>,
     /// The append-only file (`appendonly`, `BGREWRITEAOF`).
     pub aof: Arc<crate::aof::Aof>,
+    /// A shutdown waiting for its replicas (`shutdown-timeout`).
+    pub shutdown_state: crate::shutdown::State,
     /// The port actually bound (`INFO server` `tcp_port`).
     pub port: AtomicI64,
     /// A listening socket `CONFIG SET port/bind` bound, for the accept loop.
@@ -224,6 +226,7 @@ impl Shared {
             start_ms: unix_us() / 1000,
             persist: Arc::new(crate::persist::Persistence::new(now_s)),
             aof: Default::default(),
+            shutdown_state: Default::default(),
             port: AtomicI64::new(0),
             rebind: Default::default(),
             monitors: Mutex::new(Vec::new()),

@@ -934,3 +934,109 @@ fn wait_waits_for_the_clients_own_last_write() {
     let mut fresh = server.client();
     assert_eq!(cmd::<i64>(&mut fresh, &["WAIT", "1", "3000"]), 1);
 }
+
+/// A replica link driven by hand (`PSYNC ? -1`), past its snapshot: it
+/// acknowledges only what the test sends.
+fn manual_replica(server: &TestServer) -> RawConn {
+    let mut link = server.raw_conn();
+    link.send(b"REPLCONF listening-port 4244\r\nPSYNC ? -1\r\n");
+    let head = link.read_until(
+        |b| b.windows(2).filter(|w| w == b"\r\n").count() >= 2,
+        Duration::from_secs(5),
+    );
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let at = text.find("+FULLRESYNC").expect("full resync");
+    let eol = at + text[at..].find("\r\n").unwrap();
+    let _ = read_payload(&mut link, head[eol + 2..].to_vec());
+    link
+}
+
+/// `SHUTDOWN` (and a signal) with a lagging replica waits for it
+/// (`shutdown-timeout`) with writes paused; `SHUTDOWN ABORT` cancels it,
+/// and the blocked `SHUTDOWN` gets Redis's error.
+#[test]
+fn shutdown_waits_for_a_lagging_replica_and_abort_cancels_it() {
+    let server = TestServer::start();
+    let mut c = server.client();
+    let mut link = manual_replica(&server);
+    let _: () = cmd(&mut c, &["set", "k", "v"]);
+    let mut blocked = server.raw_conn();
+    blocked.send(b"SHUTDOWN\r\n");
+    // Still serving reads; writes wait (a write pause).
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(cmd::<String>(&mut c, &["get", "k"]), "v");
+    let mut writer = server.raw_conn();
+    writer.send(b"SET k2 v2\r\n");
+    assert_eq!(writer.read_idle(), b"");
+    // The replica was asked for its offset.
+    let asked = link.read_until(|b| b.ends_with(b"*\r\n"), Duration::from_secs(5));
+    assert!(String::from_utf8_lossy(&asked).contains("GETACK"));
+    let ok: String = cmd(&mut c, &["shutdown", "abort"]);
+    assert_eq!(ok, "OK");
+    let reply = blocked.read_until(|b| b.ends_with(b"\r\n"), Duration::from_secs(5));
+    assert_eq!(reply, b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
+    // Writes resume; nothing else to abort.
+    assert_eq!(
+        writer.read_until(|b| b.ends_with(b"\r\n"), Duration::from_secs(5)),
+        b"+OK\r\n"
+    );
+    let e = err(&mut c, &["shutdown", "abort"]);
+    assert_eq!(e, "ERR No shutdown in progress.");
+    let e = err(&mut c, &["shutdown", "save", "nosave"]);
+    assert_eq!(e, "ERR syntax error");
+    // A signal waits the same way, and SHUTDOWN ABORT cancels it too.
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(cmd::<String>(&mut c, &["ping"]), "PONG");
+    let ok: String = cmd(&mut c, &["shutdown", "abort"]);
+    assert_eq!(ok, "OK");
+    drop(link);
+}
+
+/// The shutdown ends as soon as the replica acknowledges the stream, or
+/// when `shutdown-timeout` runs out; `NOW` does not wait.
+#[test]
+fn shutdown_ends_on_the_replica_s_ack_or_the_timeout() {
+    // The replica acknowledges: the server exits well before the timeout.
+    let mut server = TestServer::start();
+    let mut c = server.client();
+    let _: () = cmd(&mut c, &["config", "set", "shutdown-timeout", "60"]);
+    let mut link = manual_replica(&server);
+    let _: () = cmd(&mut c, &["set", "k", "v"]);
+    let offset = ferrite_tests::info_int(&mut c, "replication", "master_repl_offset");
+    let mut blocked = server.raw_conn();
+    blocked.send(b"SHUTDOWN NOSAVE\r\n");
+    let asked = link.read_until(|b| b.ends_with(b"*\r\n"), Duration::from_secs(5));
+    assert!(String::from_utf8_lossy(&asked).contains("GETACK"));
+    // Everything up to and with the GETACK.
+    let end = offset as usize + b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n".len();
+    link.send(format!("REPLCONF ACK {end}\r\n").as_bytes());
+    let started = Instant::now();
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A replica that never answers: the timeout ends the wait.
+    let mut server = TestServer::start();
+    let mut c = server.client();
+    let _: () = cmd(&mut c, &["config", "set", "shutdown-timeout", "1"]);
+    let _link = manual_replica(&server);
+    let _: () = cmd(&mut c, &["set", "k", "v"]);
+    let mut blocked = server.raw_conn();
+    let started = Instant::now();
+    blocked.send(b"SHUTDOWN NOSAVE\r\n");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // NOW: no wait.
+    let mut server = TestServer::start();
+    let mut c = server.client();
+    let _link = manual_replica(&server);
+    let _: () = cmd(&mut c, &["set", "k", "v"]);
+    let mut now = server.raw_conn();
+    now.send(b"SHUTDOWN NOW NOSAVE\r\n");
+    assert!(server.wait_exit(Duration::from_secs(3)).is_some());
+    // Never inside MULTI (Redis's `no-multi` flag).
+    let server = TestServer::start();
+    let mut c = server.client();
+    let _: () = cmd(&mut c, &["multi"]);
+    let e = err(&mut c, &["shutdown"]);
+    assert_eq!(e, "ERR Command not allowed inside a transaction");
+}

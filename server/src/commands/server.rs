@@ -1027,38 +1027,57 @@ fn monitor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut save = false;
-    let mut abort = false;
+    let (mut save, mut nosave, mut now, mut force, mut abort) = (false, false, false, false, false);
     for a in &args[1..] {
         if is(a, "nosave") {
-            save = false;
+            nosave = true;
         } else if is(a, "save") {
             save = true;
-        } else if is(a, "now") || is(a, "force") {
+        } else if is(a, "now") {
+            now = true;
+        } else if is(a, "force") {
+            force = true;
         } else if is(a, "abort") {
             abort = true;
         } else {
             return Err(CmdError::Syntax);
         }
     }
+    if (abort && args.len() > 2) || (save && nosave) {
+        return Err(CmdError::Syntax);
+    }
     if abort {
-        if args.len() > 2 {
-            return Err(CmdError::Syntax);
+        if crate::shutdown::abort(ctx.srv) {
+            ctx.out.ok();
+            return Ok(());
         }
         return Err(CmdError::err("No shutdown in progress."));
     }
-    // Redis's `prepareForShutdown`: save when told to, or by default when
-    // `save` points are configured; a failed save keeps the server up.
+    if !now && ctx.client.deny_blocking() {
+        return Err(CmdError::err(
+            "SHUTDOWN without NOW or ABORT isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    // Redis's `prepareForShutdown`: wait for lagging replicas unless
+    // `NOW`, then save when told to, or by default when `save` points are
+    // configured; a failed save keeps the server up.
     let srv = ctx.srv;
     let flags = crate::persist::ShutdownFlags {
         save,
-        nosave: args[1..].iter().any(|a| is(a, "nosave")),
-        force: args[1..].iter().any(|a| is(a, "force")),
+        nosave,
+        force,
     };
-    if crate::persist::save_for_shutdown(srv, flags).is_err() {
-        return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
-    }
     tracing::warn!("User requested shutdown...");
+    match crate::shutdown::initiate(srv, flags, now, true) {
+        crate::shutdown::Outcome::Stopping => {}
+        crate::shutdown::Outcome::Waiting(rx) => {
+            ctx.client.shutdown_wait = rx;
+            return Ok(());
+        }
+        crate::shutdown::Outcome::Failed => {
+            return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+        }
+    }
     if ctx
         .srv
         .scripts

@@ -100,7 +100,9 @@ pub static PARAMS: &[Param] = &[
         false,
         Some(save_nosave)
     ),
-    // Seconds a shutdown waits for replicas to catch up.
+    // Seconds `SHUTDOWN` (without NOW) and the shutdown signals wait, with
+    // writes paused, for lagging replicas to acknowledge the stream
+    // (`crate::shutdown`).
     o!("shutdown-timeout", None, INT, "10", false),
     // Refuses writes with `-MISCONF` after a failed background save.
     o!(
