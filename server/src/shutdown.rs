@@ -169,6 +169,13 @@ pub fn cron(srv: &Shared) {
     }
 }
 
+/// Milliseconds left before a waiting shutdown gives up on its replicas
+/// (INFO's `shutdown_in_milliseconds`).
+pub fn remaining_ms(srv: &Shared) -> Option<i64> {
+    let pending = srv.shutdown_state.pending.lock();
+    pending.as_ref().map(|p| (p.deadline_ms - unix_ms()).max(0))
+}
+
 /// Whether a shutdown waits for its replicas (a second `SIGINT` then
 /// exits at once, as Redis's "You insist... exiting now.").
 pub fn waiting(srv: &Shared) -> bool {

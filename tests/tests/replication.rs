@@ -988,6 +988,10 @@ fn shutdown_waits_for_a_lagging_replica_and_abort_cancels_it() {
     server.signal("TERM");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(cmd::<String>(&mut c, &["ping"]), "PONG");
+    let left: i64 = ferrite_tests::info_field(&mut c, "server", "shutdown_in_milliseconds")
+        .parse()
+        .unwrap();
+    assert!((8_000..=10_000).contains(&left), "{left}");
     let ok: String = cmd(&mut c, &["shutdown", "abort"]);
     assert_eq!(ok, "OK");
     drop(link);

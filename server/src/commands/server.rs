@@ -404,6 +404,9 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
                 .unwrap_or_default()
         );
         line!(out, "io_threads_active:0");
+        if let Some(left) = crate::shutdown::remaining_ms(srv) {
+            line!(out, "shutdown_in_milliseconds:{left}");
+        }
     }
     if section_wanted(all, &set, &["clients"]) {
         header(&mut out, "Clients");
