@@ -83,6 +83,18 @@ pub fn free(value: Value) {
     send(Job::Value(value), 1);
 }
 
+/// Empties every database at once and frees their contents in the
+/// background (`FLUSHALL ASYNC`, `replica-lazy-flush`).
+pub fn flush_all_async(store: &ferrite_storage::Store) {
+    let (mut n, mut parts) = (0, Vec::new());
+    for d in 0..store.db_count() {
+        let (k, p) = store.db(d).detach_all();
+        n += k;
+        parts.extend(p);
+    }
+    free_databases(parts, n as u64);
+}
+
 /// Frees the contents of flushed databases (`FLUSHALL ASYNC`), counted
 /// as their `keys` objects, as Redis's `emptyDbAsync`.
 pub fn free_databases(parts: Vec<Detached>, keys: u64) {

@@ -387,7 +387,8 @@ impl<'a> Link<'a> {
     async fn session(&mut self, host: &str, port: u16) -> Result<(), LinkError> {
         let up = &self.srv.upstream;
         up.set_state(LinkState::Connecting);
-        let mut s = tokio::time::timeout(self.timeout(), TcpStream::connect((host, port)))
+        let source = self.srv.config.read().value("bind-source-addr").to_string();
+        let mut s = tokio::time::timeout(self.timeout(), connect(host, port, &source))
             .await
             .map_err(|_| LinkError::Timeout)??;
         let _ = s.set_nodelay(true);
@@ -709,6 +710,36 @@ impl Drop for Link<'_> {
     }
 }
 
+/// Connects to the primary, from `bind-source-addr` when it is set.
+async fn connect(host: &str, port: u16, source: &str) -> io::Result<TcpStream> {
+    if source.is_empty() {
+        return TcpStream::connect((host, port)).await;
+    }
+    let from: std::net::IpAddr = source.parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bind-source-addr {source:?} is not an IP address"),
+        )
+    })?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address for the primary");
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        if addr.is_ipv4() != from.is_ipv4() {
+            continue;
+        }
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(std::net::SocketAddr::new(from, 0))?;
+        match socket.connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// Replaces the dataset with a snapshot, with every shard held; nothing
 /// changes when the file does not load or `REPLICAOF` moved on meanwhile.
 fn load_snapshot(
@@ -742,6 +773,7 @@ fn install_snapshot(
     replid: String,
     offset: i64,
 ) -> Result<(), LinkError> {
+    let lazy = srv.config.read().flag("replica-lazy-flush");
     let mut all = LockSet::new();
     all.add_all();
     let now = unix_ms();
@@ -751,7 +783,11 @@ fn install_snapshot(
         }
         // Replicas of this server must sync again: its history changes.
         disconnect_replicas(srv);
-        srv.store.flush_all();
+        if lazy {
+            crate::lazyfree::flush_all_async(&srv.store);
+        } else {
+            srv.store.flush_all();
+        }
         crate::scripting::functions::install_all(srv, loaded.libraries);
         let n = loaded.keys.len();
         for k in loaded.keys {

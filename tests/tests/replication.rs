@@ -1044,3 +1044,31 @@ fn shutdown_ends_on_the_replica_s_ack_or_the_timeout() {
     let e = err(&mut c, &["shutdown"]);
     assert_eq!(e, "ERR Command not allowed inside a transaction");
 }
+
+/// `bind-source-addr` is the local address of the link to the primary, and
+/// `replica-lazy-flush` frees the replaced dataset in the background.
+#[test]
+fn the_link_binds_its_source_address_and_flushes_lazily() {
+    let primary = TestServer::start();
+    let replica = TestServer::start();
+    let mut p = primary.client();
+    let mut r = replica.client();
+    let _: () = cmd(&mut p, &["set", "k", "v"]);
+    let _: String = cmd(&mut r, &["debug", "populate", "500"]);
+    let _: () = cmd(&mut r, &["config", "set", "bind-source-addr", "127.0.0.2"]);
+    let _: () = cmd(&mut r, &["config", "set", "replica-lazy-flush", "yes"]);
+    let port = primary.port().to_string();
+    let _: () = cmd(&mut r, &["replicaof", "127.0.0.1", &port]);
+    wait_info(&mut r, "master_link_status", "up");
+    let info: String = cmd(&mut p, &["info", "replication"]);
+    assert!(info.contains("slave0:ip=127.0.0.2,"), "{info}");
+    assert_eq!(cmd::<i64>(&mut r, &["dbsize"]), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ferrite_tests::info_int(&mut r, "memory", "lazyfreed_objects") < 500 {
+        assert!(
+            Instant::now() < deadline,
+            "the old keys were not freed lazily"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

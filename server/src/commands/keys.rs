@@ -482,14 +482,7 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if flush_async(ctx, args)? {
-        let store = &ctx.srv.store;
-        let (mut n, mut parts) = (0, Vec::new());
-        for d in 0..store.db_count() {
-            let (k, p) = store.db(d).detach_all();
-            n += k;
-            parts.extend(p);
-        }
-        crate::lazyfree::free_databases(parts, n as u64);
+        crate::lazyfree::flush_all_async(&ctx.srv.store);
     } else {
         ctx.srv.store.flush_all();
     }

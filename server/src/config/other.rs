@@ -348,6 +348,7 @@ pub static PARAMS: &[Param] = &[
         "disabled",
         false
     ),
+    // Turns TCP_NODELAY off on a replica's link after its snapshot.
     o!("repl-disable-tcp-nodelay", None, Kind::Bool, "no", false),
     o!("repl-backlog-ttl", None, LONG, "3600", false),
     o!(
@@ -364,6 +365,7 @@ pub static PARAMS: &[Param] = &[
         "0",
         false
     ),
+    // A full sync frees the old dataset in the background.
     o!(
         "replica-lazy-flush",
         Some("slave-lazy-flush"),
@@ -385,6 +387,7 @@ pub static PARAMS: &[Param] = &[
         "ignore",
         false
     ),
+    // The local address of the link to the primary.
     o!("bind-source-addr", None, Kind::Str, "", false),
     // ---- cluster: Ferrite runs standalone only, so cluster mode is
     // refused; the other cluster parameters have no effect without it.
