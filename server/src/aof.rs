@@ -826,6 +826,7 @@ fn load_files(srv: &Shared, p: &Paths, m: &Manifest, truncated_ok: bool) -> Resu
     }
     let mut all = LockSet::new();
     all.add_all();
+    let delay = crate::rdb_load::key_load_delay(srv);
     srv.repl.set_loading(true);
     let guard = LoadingGuard(&srv.repl);
     let res = srv.store.with_locked(&all, || {
@@ -833,7 +834,7 @@ fn load_files(srv: &Shared, p: &Paths, m: &Manifest, truncated_ok: bool) -> Resu
         for (i, f) in files.iter().enumerate() {
             let last = i + 1 == files.len();
             let path = p.dir.join(&f.name);
-            load_file(srv, &path, &f.name, last, truncated_ok)?;
+            load_file(srv, &path, &f.name, last, truncated_ok, delay)?;
             if f.kind == b'b' {
                 base_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             }
@@ -860,6 +861,7 @@ fn load_file(
     name: &str,
     last: bool,
     truncated_ok: bool,
+    delay: i64,
 ) -> Result<Loaded, AofError> {
     let data = std::fs::read(path).map_err(io_err("can't open the append log file", path))?;
     if data.is_empty() {
@@ -944,6 +946,7 @@ fn load_file(
         }
         crate::command::dispatch::execute(srv, &mut client, &mut out, &argv);
         out.buf.clear();
+        crate::rdb_load::debug_delay(delay);
         valid_up_to = data.len() - buf.len();
     };
     ferrite_storage::set_applying_primary(false);

@@ -139,8 +139,12 @@ const MAX_VERSION: u32 = 10;
 /// or a replica's full resync then installs with every shard held.
 pub fn load_for(srv: &crate::shared::Shared, data: &[u8]) -> Result<Loaded> {
     let limits = *srv.hot.enc.read();
+    let delay = key_load_delay(srv);
     let mut keys = Vec::new();
-    let info = load(data, srv.store.db_count(), &limits, |k| keys.push(k))?;
+    let info = load(data, srv.store.db_count(), &limits, |k| {
+        keys.push(k);
+        debug_delay(delay);
+    })?;
     let codes = info.libraries.into_iter().map(bytes::Bytes::from).collect();
     let libraries =
         crate::scripting::functions::Libraries::compile(srv, codes).map_err(LoadError::Library)?;
@@ -149,6 +153,32 @@ pub fn load_for(srv: &crate::shared::Shared, data: &[u8]) -> Result<Loaded> {
         libraries,
         consumed: info.consumed,
     })
+}
+
+/// `key-load-delay`: what a load waits per key (Redis's debugging knob).
+pub fn key_load_delay(srv: &crate::shared::Shared) -> i64 {
+    srv.config
+        .read()
+        .value("key-load-delay")
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Redis's `debugDelay`: sleeps `us` microseconds; a negative value
+/// sleeps 1 µs once in `-us` calls on average.
+#[inline]
+pub fn debug_delay(us: i64) {
+    let us = match us {
+        0 => return,
+        n if n < 0 => {
+            use rand::Rng;
+            u64::from(rand::thread_rng().gen_range(0..n.unsigned_abs()) == 0)
+        }
+        n => n as u64,
+    };
+    if us > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(us));
+    }
 }
 
 /// The library codes of a `FUNCTION DUMP` payload (its footer checked and

@@ -367,3 +367,23 @@ fn a_stock_redis_conf_loads() {
     let v: Vec<String> = cmd(&mut c, &["CONFIG", "GET", "databases"]);
     assert_eq!(v[1], "16");
 }
+
+/// `key-load-delay`, one of Redis's hidden debugging knobs: only asked for
+/// by name does `CONFIG GET` show it, and a load waits that long per key.
+#[test]
+fn key_load_delay_is_hidden_and_slows_loading() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    assert!(!config_map(&mut c).contains_key("key-load-delay"));
+    let v: Vec<String> = cmd(&mut c, &["config", "get", "key-load-delay"]);
+    assert_eq!(v, ["key-load-delay", "0"]);
+    let _: String = cmd(&mut c, &["debug", "populate", "50"]);
+    let _: () = cmd(&mut c, &["config", "set", "key-load-delay", "10000"]);
+    let started = std::time::Instant::now();
+    let _: () = cmd(&mut c, &["debug", "reload"]);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    assert_eq!(cmd::<i64>(&mut c, &["dbsize"]), 50);
+    let _: () = cmd(&mut c, &["config", "set", "key-load-delay", "-100"]);
+    let _: () = cmd(&mut c, &["debug", "reload"]);
+    assert_eq!(cmd::<i64>(&mut c, &["dbsize"]), 50);
+}

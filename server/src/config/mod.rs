@@ -1010,9 +1010,9 @@ fn parse_obuf_limits(args: &[String]) -> Result<String, ConfigError> {
 
 /// Parameters left out of `CONFIG GET` patterns (shown only when asked for
 /// by name), as Redis leaves out its `HIDDEN_CONFIG` ones: Ferrite's own,
-/// immutable, so that tools that read `CONFIG GET *` and set every value
+/// and Redis's hidden debugging knobs, so that tools that read `CONFIG GET *` and set every value
 /// back (Redis's own test suite does) see only Redis's parameters.
-const HIDDEN: &[&str] = &["shards"];
+const HIDDEN: &[&str] = &["shards", "key-load-delay"];
 
 impl Param {
     /// Whether a `CONFIG GET` pattern skips it (see [`HIDDEN`]).

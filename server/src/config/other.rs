@@ -299,6 +299,19 @@ pub static PARAMS: &[Param] = &[
     o!("rdbchecksum", None, Kind::Bool, "yes", true),
     o!("rdb-del-sync-files", None, Kind::Bool, "no", false),
     o!("rdb-save-incremental-fsync", None, Kind::Bool, "yes", false),
+    // A debugging knob Redis's tests use (hidden from `CONFIG GET`
+    // patterns, as Redis's `HIDDEN_CONFIG`): microseconds to sleep per key
+    // or AOF command loaded; negative, 1 µs once every that many keys.
+    o!(
+        "key-load-delay",
+        None,
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64
+        },
+        "0",
+        false
+    ),
     // ---- append-only file (`crate::aof`): the directory, truncated-tail
     // loading, the base's format, history deletion, `#TS:` annotations
     // and the automatic rewrite act as in Redis. Without effect:
