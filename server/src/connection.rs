@@ -345,10 +345,31 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     if let Some(mut rx) = client.shutdown_wait.take() {
                         // SHUTDOWN waiting for replicas: an error reply if
                         // it fails or is aborted; the server stopping
-                        // kills this connection.
-                        let reply = tokio::select! {
-                            r = &mut rx => r.ok(),
-                            _ = handle.on_kill() => None,
+                        // kills this connection. Replies before it in the
+                        // pipeline go out first.
+                        if !out.is_empty()
+                            && write_all(&srv, &stream, &handle, &mut out.buf)
+                                .await
+                                .is_err()
+                        {
+                            break 'conn;
+                        }
+                        let reply = loop {
+                            tokio::select! {
+                                r = &mut rx => break r.ok(),
+                                _ = handle.on_kill() => break None,
+                                r = stream.readable() => {
+                                    if r.is_err() {
+                                        break None;
+                                    }
+                                    match stream.try_read_buf(&mut inbuf) {
+                                        Ok(0) => break None,
+                                        Ok(_) => {}
+                                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                                        Err(_) => break None,
+                                    }
+                                }
+                            }
                         };
                         match reply {
                             Some(r) => out.raw(&r),

@@ -139,7 +139,7 @@ async fn on_signal(srv: std::sync::Arc<ferrite_server::shared::Shared>) {
                 _ = int.recv() => ("SIGINT", "shutdown-on-sigint"),
                 _ = term.recv() => ("SIGTERM", "shutdown-on-sigterm"),
             };
-            if name == "SIGINT" && ferrite_server::shutdown::waiting(&srv) {
+            if name == "SIGINT" && ferrite_server::shutdown::signalled(&srv) {
                 tracing::warn!("You insist... exiting now.");
                 std::process::exit(1);
             }
@@ -148,7 +148,7 @@ async fn on_signal(srv: std::sync::Arc<ferrite_server::shared::Shared>) {
             // Waiting for replicas: the server cron finishes it (or a
             // failed save keeps the server up).
             if let ferrite_server::shutdown::Outcome::Stopping =
-                ferrite_server::shutdown::initiate(&srv, flags, false, false)
+                ferrite_server::shutdown::initiate(&srv, flags, false, true)
             {
                 return;
             }

@@ -391,6 +391,8 @@ pub(crate) fn install_keys(
 pub struct ShutdownFlags {
     pub save: bool,
     pub nosave: bool,
+    /// Do not wait for lagging replicas (`shutdown-timeout`).
+    pub now: bool,
     /// Exit even if the save fails.
     pub force: bool,
 }
@@ -402,6 +404,7 @@ impl ShutdownFlags {
         ShutdownFlags {
             save: bits & 1 != 0,
             nosave: bits & 2 != 0,
+            now: bits & 4 != 0,
             force: bits & 8 != 0,
         }
     }

@@ -193,13 +193,13 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
         );
     }
     head.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
+    if srv.config.read().flag("repl-disable-tcp-nodelay") {
+        // Fewer, larger packets for the snapshot and the stream, at some
+        // latency (Redis turns TCP_NODELAY off as the full sync starts).
+        let _ = stream.set_nodelay(false);
+    }
     if write_all(srv, stream, &head).await.is_err() || write_all(srv, stream, &rdb).await.is_err() {
         return;
-    }
-    if srv.config.read().flag("repl-disable-tcp-nodelay") {
-        // Fewer, larger packets for the stream, at some latency (Redis
-        // turns TCP_NODELAY off after the SYNC).
-        let _ = stream.set_nodelay(false);
     }
     drop(rdb);
     drop(rdb_charge);

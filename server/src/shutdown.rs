@@ -23,13 +23,17 @@ use crate::shared::Shared;
 /// The reply blocked `SHUTDOWN` clients get when it fails or is aborted.
 const FAILED: &[u8] = b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n";
 
-/// A shutdown waiting for its replicas.
+/// A shutdown under way: waiting for its replicas, or saving.
 struct Pending {
     flags: ShutdownFlags,
     deadline_ms: i64,
     /// Blocked `SHUTDOWN` clients: an error reply if it fails; dropped
     /// (their connections close) when the server stops.
     waiters: Vec<oneshot::Sender<Bytes>>,
+    /// The save has begun: too late to abort, and what joins waits for it.
+    finishing: bool,
+    /// A signal asked for it (a second `SIGINT` then exits at once).
+    signalled: bool,
 }
 
 /// Whether a shutdown is under way (Redis's `shutdown_mstime`).
@@ -42,7 +46,7 @@ pub struct State {
 pub enum Outcome {
     /// Saved as asked and stopping: the caller lets the server exit.
     Stopping,
-    /// Waiting for replicas; a `SHUTDOWN` client waits on the receiver.
+    /// Under way; a `SHUTDOWN` client waits on the receiver.
     Waiting(Option<oneshot::Receiver<Bytes>>),
     /// The save failed; the server stays up.
     Failed,
@@ -57,40 +61,56 @@ fn replicas_caught_up(srv: &Shared) -> bool {
         .all(|r| r.ack_offset.load(Ordering::Relaxed) >= end)
 }
 
-/// Starts a shutdown (Redis's `prepareForShutdown`): at once with `now`,
+/// Starts a shutdown (Redis's `prepareForShutdown`): at once with `NOW`,
 /// no replica, `shutdown-timeout 0` or replicas in step; otherwise it
-/// waits for them. A shutdown already waiting is joined. `reply` asks for
-/// a receiver (a `SHUTDOWN` client; a signal needs none).
-pub fn initiate(srv: &Shared, flags: ShutdownFlags, now: bool, reply: bool) -> Outcome {
-    let mut pending = srv.shutdown_state.pending.lock();
-    let (tx, rx) = oneshot::channel();
-    let rx = reply.then_some(rx);
-    if let Some(p) = pending.as_mut() {
-        p.waiters.extend(reply.then_some(tx));
-        return Outcome::Waiting(rx);
-    }
+/// waits for them, writes paused. A shutdown already under way is joined,
+/// whatever the new flags. `reply` asks for a receiver (a `SHUTDOWN`
+/// client); `signal` says a signal asked.
+pub fn initiate(srv: &Shared, flags: ShutdownFlags, reply: bool, signal: bool) -> Outcome {
+    // Read before the lock: INFO reads the configuration, then this state.
     let timeout_s: i64 = srv
         .config
         .read()
         .value("shutdown-timeout")
         .parse()
         .unwrap_or(10);
-    if !now && timeout_s > 0 && !replicas_caught_up(srv) {
-        *pending = Some(Pending {
-            flags,
-            deadline_ms: unix_ms() + timeout_s * 1000,
-            waiters: if reply { vec![tx] } else { Vec::new() },
-        });
-        drop(pending);
-        srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
+    let wait = !flags.now && timeout_s > 0 && !replicas_caught_up(srv);
+    let paused = srv.paused() != crate::pause::Kind::Off;
+    let mut pending = srv.shutdown_state.pending.lock();
+    let (tx, rx) = oneshot::channel();
+    let rx = reply.then_some(rx);
+    if let Some(p) = pending.as_mut() {
+        p.waiters.extend(reply.then_some(tx));
+        p.signalled |= signal;
+        return Outcome::Waiting(rx);
+    }
+    *pending = Some(Pending {
+        flags,
+        deadline_ms: unix_ms().saturating_add(timeout_s.saturating_mul(1000)),
+        waiters: if reply { vec![tx] } else { Vec::new() },
+        finishing: !wait,
+        signalled: signal,
+    });
+    if wait {
+        // Under the lock, so an abort cannot slip between the two. The
+        // offset stands still under a pause, so no GETACK then (Redis).
+        if !paused {
+            srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
+        }
         srv.pause.pause_for_shutdown(&srv.store, true);
+        drop(pending);
+        crate::process::stopping(&srv.config.read());
         tracing::info!("Waiting for replicas before shutting down.");
         return Outcome::Waiting(rx);
     }
     drop(pending);
+    crate::process::stopping(&srv.config.read());
     if finish(srv, flags) {
         Outcome::Stopping
     } else {
+        if let Some(p) = srv.shutdown_state.pending.lock().take() {
+            cancelled(srv, p);
+        }
         Outcome::Failed
     }
 }
@@ -128,17 +148,20 @@ fn finish(srv: &Shared, flags: ShutdownFlags) -> bool {
         );
         return false;
     }
-    crate::process::stopping(&srv.config.read());
     srv.request_shutdown();
     true
 }
 
-/// `SHUTDOWN ABORT`: cancels a waiting shutdown; false when none waits.
+/// `SHUTDOWN ABORT`: cancels a waiting shutdown; false when none waits
+/// (or its save has begun).
 pub fn abort(srv: &Shared) -> bool {
-    let Some(p) = srv.shutdown_state.pending.lock().take() else {
+    let mut pending = srv.shutdown_state.pending.lock();
+    if !pending.as_ref().is_some_and(|p| !p.finishing) {
         return false;
-    };
-    cancelled(srv, p);
+    }
+    if let Some(p) = pending.take() {
+        cancelled(srv, p);
+    }
     tracing::warn!("Shutdown manually aborted.");
     true
 }
@@ -156,9 +179,12 @@ fn cancelled(srv: &Shared, p: Pending) {
 /// acknowledged or the time is up.
 pub fn cron(srv: &Shared) {
     let flags = {
-        let pending = srv.shutdown_state.pending.lock();
-        match pending.as_ref() {
-            Some(p) if unix_ms() >= p.deadline_ms || replicas_caught_up(srv) => p.flags,
+        let mut pending = srv.shutdown_state.pending.lock();
+        match pending.as_mut() {
+            Some(p) if !p.finishing && (unix_ms() >= p.deadline_ms || replicas_caught_up(srv)) => {
+                p.finishing = true;
+                p.flags
+            }
             _ => return,
         }
     };
@@ -173,11 +199,18 @@ pub fn cron(srv: &Shared) {
 /// (INFO's `shutdown_in_milliseconds`).
 pub fn remaining_ms(srv: &Shared) -> Option<i64> {
     let pending = srv.shutdown_state.pending.lock();
-    pending.as_ref().map(|p| (p.deadline_ms - unix_ms()).max(0))
+    pending
+        .as_ref()
+        .filter(|p| !p.finishing)
+        .map(|p| (p.deadline_ms - unix_ms()).max(0))
 }
 
-/// Whether a shutdown waits for its replicas (a second `SIGINT` then
-/// exits at once, as Redis's "You insist... exiting now.").
-pub fn waiting(srv: &Shared) -> bool {
-    srv.shutdown_state.pending.lock().is_some()
+/// Whether a signal started the shutdown under way (a second `SIGINT`
+/// then exits at once, as Redis's "You insist... exiting now.").
+pub fn signalled(srv: &Shared) -> bool {
+    srv.shutdown_state
+        .pending
+        .lock()
+        .as_ref()
+        .is_some_and(|p| p.signalled)
 }

@@ -710,34 +710,36 @@ impl Drop for Link<'_> {
     }
 }
 
-/// Connects to the primary, from `bind-source-addr` when it is set.
+/// Connects to the primary, from `bind-source-addr` when it is set. As
+/// Redis's `anetTcpNonBlockBestEffortBindConnect`, the source may be a
+/// host name, and a source that cannot be bound (not on this host, another
+/// address family) falls back to a plain connect.
 async fn connect(host: &str, port: u16, source: &str) -> io::Result<TcpStream> {
     if source.is_empty() {
         return TcpStream::connect((host, port)).await;
     }
-    let from: std::net::IpAddr = source.parse().map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bind-source-addr {source:?} is not an IP address"),
-        )
-    })?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address for the primary");
+    let sources: Vec<std::net::SocketAddr> = tokio::net::lookup_host((source, 0))
+        .await
+        .map(|a| a.collect())
+        .unwrap_or_default();
     for addr in tokio::net::lookup_host((host, port)).await? {
-        if addr.is_ipv4() != from.is_ipv4() {
+        let Some(from) = sources.iter().find(|s| s.is_ipv4() == addr.is_ipv4()) else {
             continue;
-        }
+        };
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
         } else {
             tokio::net::TcpSocket::new_v6()?
         };
-        socket.bind(std::net::SocketAddr::new(from, 0))?;
-        match socket.connect(addr).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
+        if let Err(e) = socket.bind(*from) {
+            tracing::warn!(error = %e, "Unable to bind the replication link to bind-source-addr {source}; connecting without it");
+            break;
+        }
+        if let Ok(s) = socket.connect(addr).await {
+            return Ok(s);
         }
     }
-    Err(last)
+    TcpStream::connect((host, port)).await
 }
 
 /// Replaces the dataset with a snapshot, with every shard held; nothing

@@ -961,7 +961,12 @@ fn shutdown_waits_for_a_lagging_replica_and_abort_cancels_it() {
     let mut link = manual_replica(&server);
     let _: () = cmd(&mut c, &["set", "k", "v"]);
     let mut blocked = server.raw_conn();
-    blocked.send(b"SHUTDOWN\r\n");
+    // A reply pipelined before the SHUTDOWN goes out before the wait.
+    blocked.send(b"SET before shutdown\r\nSHUTDOWN\r\n");
+    assert_eq!(
+        blocked.read_until(|b| b.ends_with(b"\r\n"), Duration::from_secs(5)),
+        b"+OK\r\n"
+    );
     // Still serving reads; writes wait (a write pause).
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(cmd::<String>(&mut c, &["get", "k"]), "v");
@@ -995,6 +1000,17 @@ fn shutdown_waits_for_a_lagging_replica_and_abort_cancels_it() {
     let ok: String = cmd(&mut c, &["shutdown", "abort"]);
     assert_eq!(ok, "OK");
     drop(link);
+}
+
+/// `shutdown-on-sigterm now` does not wait for a lagging replica.
+#[test]
+fn a_signal_configured_with_now_does_not_wait() {
+    let mut server = TestServer::with_args(&["--shutdown-on-sigterm", "now nosave"]);
+    let mut c = server.client();
+    let _link = manual_replica(&server);
+    let _: () = cmd(&mut c, &["set", "k", "v"]);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(3)).is_some());
 }
 
 /// The shutdown ends as soon as the replica acknowledges the stream, or

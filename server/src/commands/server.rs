@@ -1068,10 +1068,11 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let flags = crate::persist::ShutdownFlags {
         save,
         nosave,
+        now,
         force,
     };
     tracing::warn!("User requested shutdown...");
-    match crate::shutdown::initiate(srv, flags, now, true) {
+    match crate::shutdown::initiate(srv, flags, true, false) {
         crate::shutdown::Outcome::Stopping => {}
         crate::shutdown::Outcome::Waiting(rx) => {
             ctx.client.shutdown_wait = rx;
