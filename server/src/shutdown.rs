@@ -156,7 +156,7 @@ fn finish(srv: &Shared, flags: ShutdownFlags) -> bool {
 /// (or its save has begun).
 pub fn abort(srv: &Shared) -> bool {
     let mut pending = srv.shutdown_state.pending.lock();
-    if !pending.as_ref().is_some_and(|p| !p.finishing) {
+    if pending.as_ref().is_none_or(|p| p.finishing) {
         return false;
     }
     if let Some(p) = pending.take() {
