@@ -354,6 +354,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         {
                             break 'conn;
                         }
+                        handle.blocked.store(true, Ordering::Relaxed);
                         let reply = loop {
                             tokio::select! {
                                 r = &mut rx => break r.ok(),
@@ -371,6 +372,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                                 }
                             }
                         };
+                        handle.blocked.store(false, Ordering::Relaxed);
                         match reply {
                             Some(r) => out.raw(&r),
                             None => break 'conn,

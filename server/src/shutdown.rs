@@ -195,6 +195,16 @@ pub fn cron(srv: &Shared) {
     }
 }
 
+/// `SHUTDOWN` clients blocked on the shutdown under way (counted in
+/// `blocked_clients`, as Redis's `BLOCKED_SHUTDOWN`).
+pub fn blocked_clients(srv: &Shared) -> usize {
+    srv.shutdown_state
+        .pending
+        .lock()
+        .as_ref()
+        .map_or(0, |p| p.waiters.iter().filter(|w| !w.is_closed()).count())
+}
+
 /// Milliseconds left before a waiting shutdown gives up on its replicas
 /// (INFO's `shutdown_in_milliseconds`).
 pub fn remaining_ms(srv: &Shared) -> Option<i64> {

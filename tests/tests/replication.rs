@@ -970,6 +970,17 @@ fn shutdown_waits_for_a_lagging_replica_and_abort_cancels_it() {
     // Still serving reads; writes wait (a write pause).
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(cmd::<String>(&mut c, &["get", "k"]), "v");
+    // The SHUTDOWN client counts as blocked (flag `b`).
+    assert_eq!(
+        ferrite_tests::info_field(&mut c, "clients", "blocked_clients"),
+        "1"
+    );
+    let list: String = cmd(&mut c, &["client", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains("cmd=shutdown") && l.contains("flags=b")),
+        "{list}"
+    );
     let mut writer = server.raw_conn();
     writer.send(b"SET k2 v2\r\n");
     assert_eq!(writer.read_idle(), b"");

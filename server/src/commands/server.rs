@@ -419,7 +419,9 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(
             out,
             "blocked_clients:{}",
-            srv.blocking.blocked_clients() + srv.pause.postponed_clients()
+            srv.blocking.blocked_clients()
+                + srv.pause.postponed_clients()
+                + crate::shutdown::blocked_clients(srv)
         );
         line!(out, "tracking_clients:{}", srv.tracking.clients());
         line!(out, "clients_in_timeout_table:0");
