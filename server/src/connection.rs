@@ -321,22 +321,13 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         // WAIT: the count comes when enough replicas
                         // acknowledged or at the timeout; a client that
                         // hangs up meanwhile ends the wait.
-                        let n = loop {
-                            tokio::select! {
-                                r = &mut rx => break r.ok(),
-                                r = stream.readable() => {
-                                    if r.is_err() {
-                                        break None;
-                                    }
-                                    match stream.try_read_buf(&mut inbuf) {
-                                        Ok(0) => break None,
-                                        Ok(_) => {}
-                                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                                        Err(_) => break None,
-                                    }
-                                }
-                            }
-                        };
+                        let n = await_deferred(
+                            &stream,
+                            &mut inbuf,
+                            &mut rx,
+                            std::future::pending::<()>(),
+                        )
+                        .await;
                         match n {
                             Some(n) => out.integer(n),
                             None => break 'conn,
@@ -355,23 +346,8 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                             break 'conn;
                         }
                         handle.blocked.store(true, Ordering::Relaxed);
-                        let reply = loop {
-                            tokio::select! {
-                                r = &mut rx => break r.ok(),
-                                _ = handle.on_kill() => break None,
-                                r = stream.readable() => {
-                                    if r.is_err() {
-                                        break None;
-                                    }
-                                    match stream.try_read_buf(&mut inbuf) {
-                                        Ok(0) => break None,
-                                        Ok(_) => {}
-                                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                                        Err(_) => break None,
-                                    }
-                                }
-                            }
-                        };
+                        let reply =
+                            await_deferred(&stream, &mut inbuf, &mut rx, handle.on_kill()).await;
                         handle.blocked.store(false, Ordering::Relaxed);
                         match reply {
                             Some(r) => out.raw(&r),
@@ -712,6 +688,36 @@ async fn wait_reply(
                         srv.blocking.cancel(waiter);
                         return Err(());
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Waits for a reply another task produces (`WAIT`'s count, a waiting
+/// `SHUTDOWN`'s outcome), reading what the client sends meanwhile into
+/// `inbuf` so a hang-up ends the wait; `None` when the client left, the
+/// producer dropped the reply, or `stop` fired first.
+async fn await_deferred<T>(
+    stream: &TcpStream,
+    inbuf: &mut BytesMut,
+    rx: &mut tokio::sync::oneshot::Receiver<T>,
+    stop: impl std::future::Future,
+) -> Option<T> {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            r = &mut *rx => return r.ok(),
+            _ = &mut stop => return None,
+            r = stream.readable() => {
+                if r.is_err() {
+                    return None;
+                }
+                match stream.try_read_buf(inbuf) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return None,
                 }
             }
         }
