@@ -117,6 +117,15 @@ impl TestServer {
         Self::launch(None, extra, env)
     }
 
+    /// Starts a server working in `dir` (`--dir`), which outlives it, so
+    /// a later server finds what it wrote there.
+    pub fn in_dir(dir: &Path, extra: &[&str]) -> Self {
+        let dir = dir.to_string_lossy().into_owned();
+        let mut args = vec!["--dir", dir.as_str()];
+        args.extend_from_slice(extra);
+        Self::with_args(&args)
+    }
+
     /// Starts a server reading the config file `file` (the first argument,
     /// as redis-server wants it), the test arguments and `extra` over it.
     pub fn with_file(file: &Path, extra: &[&str]) -> Self {

@@ -13,13 +13,6 @@ fn tempdir(name: &str) -> PathBuf {
     ferrite_tests::tempdir(&format!("aof-{name}"))
 }
 
-fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
-    let dir = dir.to_string_lossy().into_owned();
-    let mut args = vec!["--dir", dir.as_str()];
-    args.extend_from_slice(extra);
-    TestServer::with_args(&args)
-}
-
 /// Kills the server without letting it flush anything (`kill -9`).
 fn crash(s: &mut TestServer) {
     s.signal("KILL");
@@ -134,7 +127,7 @@ fn digest(c: &mut redis::Connection) -> Vec<String> {
 fn acknowledged_writes_survive_kill_9_with_each_fsync_policy() {
     for policy in ["always", "everysec", "no"] {
         let dir = tempdir(&format!("kill-{policy}"));
-        let mut s = start_in(&dir, &["--appendonly", "yes", "--appendfsync", policy]);
+        let mut s = TestServer::in_dir(&dir, &["--appendonly", "yes", "--appendfsync", policy]);
         let mut c = s.client();
         fill(&mut c);
         let before = digest(&mut c);
@@ -145,7 +138,7 @@ fn acknowledged_writes_survive_kill_9_with_each_fsync_policy() {
              file appendonly.aof.1.incr.aof seq 1 type i\n"
         );
         crash(&mut s);
-        let s = start_in(&dir, &["--appendonly", "yes"]);
+        let s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
         let mut c = s.client();
         check(&mut c);
         assert_eq!(digest(&mut c), before, "appendfsync {policy}");
@@ -155,14 +148,14 @@ fn acknowledged_writes_survive_kill_9_with_each_fsync_policy() {
 #[test]
 fn the_rdb_file_is_not_loaded_while_appendonly_is_on() {
     let dir = tempdir("no-rdb");
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     let mut c = s.client();
     let _: () = cmd(&mut c, &["set", "only-in-rdb", "1"]);
     let _: () = cmd(&mut c, &["save"]);
     drop(s);
     // As in Redis: with appendonly on and no AOF yet, the dataset starts
     // empty (the RDB file is left alone).
-    let s = start_in(&dir, &["--appendonly", "yes"]);
+    let s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut c = s.client();
     assert_eq!(cmd::<i64>(&mut c, &["dbsize"]), 0);
     assert!(dir.join("dump.rdb").exists());
@@ -171,7 +164,7 @@ fn the_rdb_file_is_not_loaded_while_appendonly_is_on() {
 #[test]
 fn bgrewriteaof_replaces_base_and_incr_files_in_both_formats() {
     let dir = tempdir("rewrite");
-    let mut s = start_in(&dir, &["--appendonly", "yes"]);
+    let mut s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut c = s.client();
     fill(&mut c);
     let want = digest(&mut c);
@@ -206,7 +199,7 @@ fn bgrewriteaof_replaces_base_and_incr_files_in_both_formats() {
         "ok"
     );
     crash(&mut s);
-    let s = start_in(&dir, &["--appendonly", "yes"]);
+    let s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut c = s.client();
     check(&mut c);
     assert_ne!(want, want_after);
@@ -232,7 +225,7 @@ fn wait_rewrite(c: &mut redis::Connection) {
 #[test]
 fn config_set_appendonly_writes_the_existing_data_then_follows_writes() {
     let dir = tempdir("enable");
-    let mut s = start_in(&dir, &[]);
+    let mut s = TestServer::in_dir(&dir, &[]);
     let mut c = s.client();
     fill(&mut c);
     assert_eq!(info_field(&mut c, "persistence", "aof_enabled"), "0");
@@ -242,7 +235,7 @@ fn config_set_appendonly_writes_the_existing_data_then_follows_writes() {
     wait_rewrite(&mut c);
     let want = digest(&mut c);
     crash(&mut s);
-    let mut s = start_in(&dir, &["--appendonly", "yes"]);
+    let mut s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut c = s.client();
     check(&mut c);
     assert_eq!(digest(&mut c), want);
@@ -250,7 +243,7 @@ fn config_set_appendonly_writes_the_existing_data_then_follows_writes() {
     let _: () = cmd(&mut c, &["config", "set", "appendonly", "no"]);
     let _: () = cmd(&mut c, &["set", "unlogged", "1"]);
     crash(&mut s);
-    let s = start_in(&dir, &["--appendonly", "yes"]);
+    let s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut c = s.client();
     assert_eq!(cmd::<Option<String>>(&mut c, &["get", "unlogged"]), None);
     assert_eq!(digest(&mut c), want);
@@ -309,7 +302,7 @@ fn append_to_incr(dir: &Path, bytes: &[u8]) {
 #[test]
 fn a_torn_tail_is_cut_off_with_aof_load_truncated_and_fatal_without() {
     let dir = tempdir("torn");
-    let s = start_in(&dir, &["--appendonly", "yes"]);
+    let s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut c = s.client();
     let _: () = cmd(&mut c, &["set", "whole", "1"]);
     drop(s);
@@ -321,7 +314,7 @@ fn a_torn_tail_is_cut_off_with_aof_load_truncated_and_fatal_without() {
         start_in_failing(&dir, &["--appendonly", "yes", "--aof-load-truncated", "no"]);
     assert!(refused.contains("Unexpected end of file"), "{refused}");
     refused.clear();
-    let s = start_in(&dir, &["--appendonly", "yes"]);
+    let s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut c = s.client();
     assert_eq!(cmd::<String>(&mut c, &["get", "whole"]), "1");
     assert_eq!(cmd::<Option<String>>(&mut c, &["get", "lost"]), None);
@@ -359,7 +352,7 @@ fn an_old_style_single_file_aof_is_moved_into_the_directory() {
         b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$3\r\nold\r\n$5\r\nstyle\r\n",
     )
     .unwrap();
-    let s = start_in(&dir, &["--appendonly", "yes"]);
+    let s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut c = s.client();
     assert_eq!(cmd::<String>(&mut c, &["get", "old"]), "style");
     assert!(!dir.join("appendonly.aof").exists());
@@ -381,7 +374,7 @@ fn a_real_redis_and_ferrite_load_each_other_s_aof() {
         let dir = tempdir(&format!("interop-{preamble}"));
         let d = dir.to_string_lossy().into_owned();
         let args = ["--appendonly", "yes", "--aof-use-rdb-preamble", preamble];
-        let mut s = start_in(&dir, &args);
+        let mut s = TestServer::in_dir(&dir, &args);
         let mut c = s.client();
         fill(&mut c);
         let _: String = cmd(&mut c, &["bgrewriteaof"]);
@@ -404,7 +397,7 @@ fn a_real_redis_and_ferrite_load_each_other_s_aof() {
         let at: i64 = cmd(&mut r, &["pexpiretime", "by-redis"]);
         let _: redis::RedisResult<()> = redis::cmd("shutdown").query(&mut r);
         drop(redis);
-        let s = start_in(&dir, &args);
+        let s = TestServer::in_dir(&dir, &args);
         let mut c = s.client();
         check(&mut c);
         assert_eq!(cmd::<i64>(&mut c, &["pexpiretime", "by-redis"]), at);
@@ -416,7 +409,7 @@ fn a_real_redis_and_ferrite_load_each_other_s_aof() {
 #[test]
 fn timestamp_annotations_are_written_and_skipped_when_loading() {
     let dir = tempdir("timestamps");
-    let mut s = start_in(
+    let mut s = TestServer::in_dir(
         &dir,
         &["--appendonly", "yes", "--aof-timestamp-enabled", "yes"],
     );
@@ -433,7 +426,7 @@ fn timestamp_annotations_are_written_and_skipped_when_loading() {
         .as_secs() as i64;
     assert!((now - 5..=now).contains(&ts), "{ts} {now}");
     crash(&mut s);
-    let s = start_in(&dir, &["--appendonly", "yes"]);
+    let s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut c = s.client();
     assert_eq!(cmd::<String>(&mut c, &["get", "k"]), "v");
 }
@@ -444,7 +437,7 @@ fn a_replica_s_aof_holds_the_synced_dataset_and_the_stream() {
     let mut p = primary.client();
     let _: () = cmd(&mut p, &["set", "before-sync", "1"]);
     let dir = tempdir("replica");
-    let mut r = start_in(&dir, &["--appendonly", "yes"]);
+    let mut r = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut rc = r.client();
     // Written on the replica before it follows: the sync replaces it.
     let _: () = cmd(&mut rc, &["set", "replaced", "1"]);
@@ -462,7 +455,7 @@ fn a_replica_s_aof_holds_the_synced_dataset_and_the_stream() {
         std::thread::sleep(Duration::from_millis(20));
     }
     crash(&mut r);
-    let r = start_in(&dir, &["--appendonly", "yes"]);
+    let r = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
     let mut rc = r.client();
     assert_eq!(cmd::<String>(&mut rc, &["get", "before-sync"]), "1");
     assert_eq!(cmd::<String>(&mut rc, &["get", "after-sync"]), "2");
@@ -475,7 +468,7 @@ fn a_replica_s_aof_holds_the_synced_dataset_and_the_stream() {
 fn no_acknowledged_write_is_lost_when_killed_under_load() {
     for policy in ["always", "no"] {
         let dir = tempdir(&format!("load-{policy}"));
-        let mut s = start_in(&dir, &["--appendonly", "yes", "--appendfsync", policy]);
+        let mut s = TestServer::in_dir(&dir, &["--appendonly", "yes", "--appendfsync", policy]);
         let url = s.url();
         let acked: Vec<_> = (0..6)
             .map(|i| {
@@ -495,7 +488,7 @@ fn no_acknowledged_write_is_lost_when_killed_under_load() {
         std::thread::sleep(Duration::from_millis(300));
         crash(&mut s);
         let acked: Vec<(String, i64)> = acked.into_iter().map(|t| t.join().unwrap()).collect();
-        let s = start_in(&dir, &["--appendonly", "yes"]);
+        let s = TestServer::in_dir(&dir, &["--appendonly", "yes"]);
         let mut c = s.client();
         for (key, last) in acked {
             assert!(last > 0, "{policy}: {key} made no progress");

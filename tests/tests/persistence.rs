@@ -11,13 +11,6 @@ fn tempdir(name: &str) -> PathBuf {
     ferrite_tests::tempdir(&format!("persist-{name}"))
 }
 
-fn start_in(dir: &std::path::Path, extra: &[&str]) -> TestServer {
-    let dir = dir.to_string_lossy().into_owned();
-    let mut args = vec!["--dir", dir.as_str()];
-    args.extend_from_slice(extra);
-    TestServer::with_args(&args)
-}
-
 fn fill(c: &mut redis::Connection) {
     let _: () = cmd(c, &["set", "str", "value"]);
     let _: () = cmd(c, &["set", "ttl", "v", "ex", "1000"]);
@@ -51,7 +44,7 @@ fn check(c: &mut redis::Connection) {
 fn save_then_restart_loads_every_type_and_ttl() {
     let dir = tempdir("save");
     {
-        let s = start_in(&dir, &[]);
+        let s = TestServer::in_dir(&dir, &[]);
         let mut c = s.client();
         fill(&mut c);
         // One change per key written (Redis counts some commands per
@@ -69,7 +62,7 @@ fn save_then_restart_loads_every_type_and_ttl() {
         // `--save ""`: SHUTDOWN does not save again; the file stays as saved.
         let _: () = cmd(&mut c, &["set", "unsaved", "1"]);
     }
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     let mut c = s.client();
     check(&mut c);
     assert_eq!(cmd::<Option<String>>(&mut c, &["get", "unsaved"]), None);
@@ -83,7 +76,7 @@ fn save_then_restart_loads_every_type_and_ttl() {
 #[test]
 fn bgsave_reports_its_progress_and_writes_the_file() {
     let dir = tempdir("bgsave");
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     let mut c = s.client();
     fill(&mut c);
     assert_eq!(
@@ -107,7 +100,7 @@ fn bgsave_reports_its_progress_and_writes_the_file() {
     assert_eq!(err(&mut c, &["bgsave", "now"]), "ERR syntax error");
     drop(c);
     drop(s);
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     check(&mut s.client());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -115,7 +108,7 @@ fn bgsave_reports_its_progress_and_writes_the_file() {
 #[test]
 fn shutdown_saves_by_default_with_save_points_and_not_with_nosave() {
     let dir = tempdir("shutdown");
-    let mut s = start_in(&dir, &["--save", "3600 1"]);
+    let mut s = TestServer::in_dir(&dir, &["--save", "3600 1"]);
     let mut c = s.client();
     fill(&mut c);
     let _ = redis::cmd("shutdown").query::<()>(&mut c);
@@ -124,7 +117,7 @@ fn shutdown_saves_by_default_with_save_points_and_not_with_nosave() {
         assert!(Instant::now() < deadline, "server did not exit");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut s = start_in(&dir, &["--save", "3600 1"]);
+    let mut s = TestServer::in_dir(&dir, &["--save", "3600 1"]);
     let mut c = s.client();
     check(&mut c);
     let _: () = cmd(&mut c, &["set", "later", "1"]);
@@ -132,7 +125,7 @@ fn shutdown_saves_by_default_with_save_points_and_not_with_nosave() {
     while s.is_running() {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     let mut c = s.client();
     assert_eq!(cmd::<Option<String>>(&mut c, &["get", "later"]), None);
     check(&mut c);
@@ -143,7 +136,7 @@ fn shutdown_saves_by_default_with_save_points_and_not_with_nosave() {
     while s.is_running() {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     assert_eq!(cmd::<String>(&mut s.client(), &["get", "forced"]), "1");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -151,7 +144,7 @@ fn shutdown_saves_by_default_with_save_points_and_not_with_nosave() {
 #[test]
 fn save_points_start_a_background_save() {
     let dir = tempdir("points");
-    let s = start_in(&dir, &["--save", "1 2"]);
+    let s = TestServer::in_dir(&dir, &["--save", "1 2"]);
     let mut c = s.client();
     let _: () = cmd(&mut c, &["set", "a", "1"]);
     // One change is below the point's two: nothing is saved.
@@ -170,7 +163,7 @@ fn save_points_start_a_background_save() {
 #[test]
 fn debug_reload_keeps_the_dataset_and_save_is_refused_in_multi() {
     let dir = tempdir("reload");
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     let mut c = s.client();
     fill(&mut c);
     assert_eq!(cmd::<String>(&mut c, &["debug", "reload"]), "OK");
@@ -207,7 +200,7 @@ fn function_libraries_are_saved_and_loaded() {
     let dir = tempdir("functions");
     let lib = "#!lua name=kept\nredis.register_function('seven', function() return 7 end)";
     {
-        let s = start_in(&dir, &[]);
+        let s = TestServer::in_dir(&dir, &[]);
         let mut c = s.client();
         assert_eq!(cmd::<String>(&mut c, &["FUNCTION", "LOAD", lib]), "kept");
         assert_eq!(cmd::<String>(&mut c, &["save"]), "OK");
@@ -220,7 +213,7 @@ fn function_libraries_are_saved_and_loaded() {
         );
         assert_eq!(cmd::<i64>(&mut c, &["FCALL", "seven", "0"]), 7);
     }
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     let mut c = s.client();
     assert_eq!(cmd::<i64>(&mut c, &["FCALL", "seven", "0"]), 7);
     let _ = std::fs::remove_dir_all(&dir);
@@ -246,7 +239,7 @@ fn bloom_filters_survive_a_restart() {
     let items: Vec<String> = (0..500).map(|i| format!("item:{i}")).collect();
     let before;
     {
-        let s = start_in(&dir, &[]);
+        let s = TestServer::in_dir(&dir, &[]);
         let mut c = s.client();
         let _: () = cmd(
             &mut c,
@@ -266,7 +259,7 @@ fn bloom_filters_survive_a_restart() {
         assert!(bf_filters(&mut c, "grown") >= 3);
         assert_eq!(cmd::<String>(&mut c, &["save"]), "OK");
     }
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     let mut c = s.client();
     let check = |c: &mut redis::Connection| {
         assert_eq!((bf_info(c, "grown"), bf_info(c, "fixed")), before);
@@ -313,7 +306,7 @@ fn bloom_filters_survive_a_restart() {
 #[test]
 fn debug_reload_noflush_and_merge() {
     let dir = tempdir("noflush");
-    let s = start_in(&dir, &[]);
+    let s = TestServer::in_dir(&dir, &[]);
     let mut c = s.client();
     let lib1 = "#!lua name=test1\nredis.register_function('test1', function() return 'hello1' end)";
     let lib2 = "#!lua name=test2\nredis.register_function('test2', function() return 'hello2' end)";

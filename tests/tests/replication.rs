@@ -904,16 +904,7 @@ fn wait_waits_for_the_clients_own_last_write() {
     let server = TestServer::start();
     let mut a = server.client();
     let mut b = server.client();
-    let mut link = server.raw_conn();
-    link.send(b"REPLCONF listening-port 4243\r\nPSYNC ? -1\r\n");
-    let head = link.read_until(
-        |b| b.windows(2).filter(|w| w == b"\r\n").count() >= 2,
-        Duration::from_secs(5),
-    );
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let at = text.find("+FULLRESYNC").expect("full resync");
-    let eol = at + text[at..].find("\r\n").unwrap();
-    let _ = read_payload(&mut link, head[eol + 2..].to_vec());
+    let mut link = manual_replica(&server);
     // Client A writes; the stream's end is then A's write offset.
     let _: () = cmd(&mut a, &["SET", "a", "1"]);
     let offset = ferrite_tests::info_int(&mut a, "replication", "master_repl_offset");
