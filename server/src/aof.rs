@@ -697,14 +697,6 @@ fn read_manifest(p: &Paths) -> Result<Option<Manifest>, AofError> {
     }
 }
 
-/// How a file's load ended.
-enum Loaded {
-    Ok,
-    Empty,
-    /// Cut at its last whole command (`aof-load-truncated`).
-    Truncated,
-}
-
 /// Why the start-up load failed.
 #[derive(Debug, Error)]
 pub enum StartupError {
@@ -847,10 +839,10 @@ fn load_file(
     last: bool,
     truncated_ok: bool,
     delay: i64,
-) -> Result<Loaded, AofError> {
+) -> Result<(), AofError> {
     let data = std::fs::read(path).map_err(io_err("can't open the append log file", path))?;
     if data.is_empty() {
-        return Ok(Loaded::Empty);
+        return Ok(());
     }
     let mut at = 0;
     if data.starts_with(b"REDIS") {
@@ -943,7 +935,7 @@ fn load_file(
         truncated = true;
     }
     if !truncated {
-        return Ok(Loaded::Ok);
+        return Ok(());
     }
     if !truncated_ok {
         return Err(AofError::Truncated(name.to_string()));
@@ -960,7 +952,7 @@ fn load_file(
     f.set_len(valid_up_to as u64)
         .map_err(io_err("Error truncating the AOF file", path))?;
     tracing::warn!("AOF {name} loaded anyway because aof-load-truncated is enabled");
-    Ok(Loaded::Truncated)
+    Ok(())
 }
 
 /// After the start-up load, with `appendonly` on: a base for an empty
