@@ -47,6 +47,8 @@ COMMANDS = {
                  "dump", "restore"],
     "ping": None, "echo": None, "quit": None, "reset": None, "hello": None,
     "auth": None, "select": None, "swapdb": None,
+    "acl": ["cat", "deluser", "dryrun", "genpass", "getuser", "help", "list",
+            "load", "log", "save", "setuser", "users", "whoami"],
     "client": ["id", "setname", "getname", "list", "info", "kill", "setinfo",
                "no-evict", "reply", "help", "pause", "unpause", "getredir",
                "tracking", "trackinginfo", "caching", "unblock"],

@@ -99,6 +99,10 @@ pub struct ClientHandle {
     /// (a subscribe, `HELLO 3` or `CLIENT TRACKING ON`): how invalidations
     /// reach it from other connections. Weak, as the feed holds the handle.
     pub feed: std::sync::OnceLock<std::sync::Weak<crate::pubsub::Subscriber>>,
+    /// The ACL user the connection runs as (`None`: an internal client
+    /// such as the primary's link, Redis's `(superuser)`), for `CLIENT
+    /// LIST`, `CLIENT KILL USER` and scripts.
+    pub user: Mutex<Option<Arc<crate::acl::UserCell>>>,
 }
 
 impl ClientHandle {
@@ -142,6 +146,15 @@ impl ClientHandle {
             tracking: 0.into(),
             tracking_redir: 0.into(),
             feed: Default::default(),
+            user: Default::default(),
+        }
+    }
+
+    /// The name `CLIENT LIST` shows for the connection's user.
+    pub fn user_name(&self) -> String {
+        match &*self.user.lock() {
+            Some(u) => String::from_utf8_lossy(&u.name).into_owned(),
+            None => "(superuser)".into(),
         }
     }
 
@@ -255,7 +268,7 @@ impl ClientHandle {
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         let rbs = self.obuf_cap.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -277,6 +290,7 @@ impl ClientHandle {
             crate::client_mem::client_output(self),
             crate::client_mem::client_total(self),
             self.last_cmd_name(),
+            self.user_name(),
             crate::tracking::list_redir(tracking, &self.tracking_redir),
             self.resp.load(Ordering::Relaxed),
         )
@@ -306,6 +320,9 @@ pub struct Client {
     pub handle: Arc<ClientHandle>,
     pub db: usize,
     pub authenticated: bool,
+    /// The ACL user commands are checked against (`None`: internal, never
+    /// checked); mirrored in `handle.user`.
+    pub user: Option<Arc<crate::acl::UserCell>>,
     pub reply_mode: ReplyMode,
     /// Reply, then close (`QUIT`, protocol errors, `CLIENT KILL` of oneself).
     pub close_after_reply: bool,
@@ -368,6 +385,7 @@ impl Client {
             handle,
             db: 0,
             authenticated,
+            user: None,
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             start_monitor: false,

@@ -4,6 +4,7 @@
 //! Direction of dependencies: `server` uses `protocol` (bytes ↔ commands)
 //! and `storage` (the keyspace); neither of those knows about this crate.
 
+pub mod acl;
 pub mod aof;
 pub mod blocking;
 pub mod client;

@@ -447,6 +447,21 @@ impl PubSub {
     }
 
     /// Distinct subscribed patterns (`PUBSUB NUMPAT`, `pubsub_patterns`).
+    /// The channels (plain and shard) and patterns client `id` holds, for
+    /// checks made from another connection (`ACL SETUSER` revoking them).
+    pub fn subscriptions_of(&self, id: u64) -> (Vec<Bytes>, Vec<Bytes>) {
+        let inner = self.inner.read();
+        let held = |m: &HashMap<Bytes, Subs>| -> Vec<Bytes> {
+            m.iter()
+                .filter(|(_, subs)| subs.iter().any(|s| s.handle.id == id))
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        let mut channels = held(&inner.channels);
+        channels.extend(held(&inner.shard));
+        (channels, held(&inner.patterns))
+    }
+
     pub fn numpat(&self) -> usize {
         self.inner.read().patterns.len()
     }

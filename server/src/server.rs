@@ -188,8 +188,12 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
 
 fn refuse(srv: &Shared, peer: &SocketAddr) -> Option<&'static str> {
     if srv.hot.protected_mode.load(Ordering::Relaxed)
-        && !srv.hot.requirepass_set.load(Ordering::Relaxed)
         && !peer.ip().is_loopback()
+        && srv
+            .acl
+            .default_user()
+            .rules()
+            .has(crate::acl::rules::uflag::NOPASS)
     {
         return Some(PROTECTED_MODE_ERR);
     }
@@ -242,8 +246,11 @@ fn worker(
                         ));
                         handle.worker.store(idx, Ordering::Relaxed);
                         srv.clients.add(handle.clone());
-                        let authenticated = !srv.hot.requirepass_set.load(Ordering::Relaxed);
-                        let client = Client::new(handle.clone(), authenticated);
+                        let user = srv.acl.default_user();
+                        let authenticated = !user.needs_auth();
+                        *handle.user.lock() = Some(user.clone());
+                        let mut client = Client::new(handle.clone(), authenticated);
+                        client.user = Some(user);
                         // A panic inside the connection stays inside this
                         // task: the runtime reports it and the server keeps
                         // serving.

@@ -32,7 +32,6 @@ pub struct Hot {
     pub hll_sparse_max_bytes: AtomicI64,
     pub timeout_s: AtomicI64,
     pub maxclients: AtomicI64,
-    pub requirepass_set: AtomicBool,
     pub protected_mode: AtomicBool,
     /// `maxmemory` (0 = no limit), read before every command.
     pub maxmemory: AtomicI64,
@@ -134,6 +133,8 @@ pub struct Shared {
     pub pubsub: Arc<PubSub>,
     /// Client-side caching: who caches which keys.
     pub tracking: Arc<Tracking>,
+    /// ACL users and the ACL log.
+    pub acl: crate::acl::Acl,
     /// `DEBUG PAUSE-CRON 1`: the cron does nothing until set back.
     pub cron_paused: AtomicBool,
     pub slowlog: Mutex<SlowLog>,
@@ -211,6 +212,7 @@ impl Shared {
             repl,
             blocking,
             pause: Default::default(),
+            acl: Default::default(),
             evictor: Default::default(),
             replicas: Default::default(),
             pubsub,
@@ -275,8 +277,11 @@ impl Shared {
         h.timeout_s.store(c.timeout, Ordering::Relaxed);
         crate::aof::apply_config(self, &c.appendfsync, c.flag("aof-timestamp-enabled"));
         h.maxclients.store(c.maxclients, Ordering::Relaxed);
-        h.requirepass_set
-            .store(!c.requirepass.is_empty(), Ordering::Relaxed);
+        self.acl.apply_requirepass(&c.requirepass);
+        self.acl.pubsub_all.store(
+            c.value("acl-pubsub-default") == "allchannels",
+            Ordering::Relaxed,
+        );
         h.protected_mode.store(c.protected_mode, Ordering::Relaxed);
         let old_maxmemory = h.maxmemory.swap(c.maxmemory, Ordering::Relaxed);
         h.maxmemory_samples

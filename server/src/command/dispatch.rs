@@ -179,8 +179,37 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
             &CmdError::WrongArity(cmd.name().into()).to_string(),
         );
     }
-    if !client.authenticated && !cmd.has(flag::NO_AUTH) {
+    if !client.authenticated && !cmd.has(flag::NO_AUTH) && srv.acl.default_user_needs_auth() {
         return reject(srv, client, out, Some(cmd), &CmdError::NoAuth.to_string());
+    }
+    if client.multi.is_some() && cmd.has(flag::NO_MULTI) && !runs_inside_multi(cmd) {
+        return reject(
+            srv,
+            client,
+            out,
+            Some(cmd),
+            "ERR Command not allowed inside a transaction",
+        );
+    }
+    // One atomic load for a user whose rules allow everything.
+    if let Some(user) = client.user.as_ref().filter(|u| !u.open()) {
+        if let Err(denied) = crate::acl::check(&user.rules(), cmd, argv) {
+            let context = if client.multi.is_some() {
+                crate::acl::log::Context::Multi
+            } else {
+                crate::acl::log::Context::Toplevel
+            };
+            let name = user.name.to_vec();
+            crate::acl::log_denial(
+                srv,
+                &client.handle,
+                denied.reason(),
+                context,
+                denied.object(cmd, argv),
+                name,
+            );
+            return reject(srv, client, out, Some(cmd), &denied.message(cmd));
+        }
     }
     if client.script_busy && !cmd.has(flag::ALLOW_BUSY) {
         return reject(srv, client, out, Some(cmd), srv.scripts.busy_error());
@@ -243,15 +272,6 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
         return;
     }
     if client.multi.is_some() && !runs_inside_multi(cmd) {
-        if cmd.has(flag::NO_MULTI) {
-            return reject(
-                srv,
-                client,
-                out,
-                Some(cmd),
-                "ERR Command not allowed inside a transaction",
-            );
-        }
         if let Some(m) = client.multi.as_mut() {
             // A doomed transaction keeps nothing (as Redis).
             if !m.aborted {

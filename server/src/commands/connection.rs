@@ -82,23 +82,53 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     c.reply_mode = ReplyMode::On;
     *c.handle.name.lock() = None;
     c.handle.no_evict.store(false, Ordering::Relaxed);
-    c.authenticated = !ctx.srv.hot.requirepass_set.load(Ordering::Relaxed);
+    // Back to the default user (Redis's `clientSetDefaultAuth`).
+    let user = ctx.srv.acl.default_user();
+    c.authenticated = !user.needs_auth();
+    if c.user.is_some() {
+        *c.handle.user.lock() = Some(user.clone());
+        c.user = Some(user);
+    }
     ctx.out.resp3 = false;
     c.handle.resp.store(2, Ordering::Relaxed);
     ctx.out.simple(b"RESET");
     Ok(())
 }
 
-fn check_password(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
-    let cfg = ctx.srv.config.read();
-    let ok =
-        user == b"default" && (cfg.requirepass.is_empty() || cfg.requirepass.as_bytes() == pass);
-    if ok {
-        Ok(())
-    } else {
-        Err(CmdError::Other(
-            "WRONGPASS invalid username-password pair or user is disabled.".into(),
-        ))
+/// Logs the client in as `user` if `pass` opens it (Redis's
+/// `ACLAuthenticateUser`); a failure is logged in the ACL log under the
+/// command's name as typed.
+fn authenticate(
+    ctx: &mut Ctx<'_>,
+    cmd_name: &[u8],
+    user: &[u8],
+    pass: &[u8],
+) -> Result<(), CmdError> {
+    match ctx.srv.acl.authenticate(user, pass) {
+        Some(cell) => {
+            ctx.client.authenticated = true;
+            *ctx.client.handle.user.lock() = Some(cell.clone());
+            ctx.client.user = Some(cell);
+            Ok(())
+        }
+        None => {
+            let context = if ctx.client.multi.is_some() {
+                crate::acl::log::Context::Multi
+            } else {
+                crate::acl::log::Context::Toplevel
+            };
+            crate::acl::log_denial(
+                ctx.srv,
+                &ctx.client.handle,
+                crate::acl::log::Reason::Auth,
+                context,
+                cmd_name.to_vec(),
+                user.to_vec(),
+            );
+            Err(CmdError::Other(
+                "WRONGPASS invalid username-password pair or user is disabled.".into(),
+            ))
+        }
     }
 }
 
@@ -106,7 +136,14 @@ fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    if args.len() == 2 && ctx.srv.config.read().requirepass.is_empty() {
+    if args.len() == 2
+        && ctx
+            .srv
+            .acl
+            .default_user()
+            .rules()
+            .has(crate::acl::rules::uflag::NOPASS)
+    {
         return Err(CmdError::err(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
@@ -116,8 +153,7 @@ fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         (b"default", &args[1])
     };
-    check_password(ctx, user, pass)?;
-    ctx.client.authenticated = true;
+    authenticate(ctx, &args[0], user, pass)?;
     ctx.out.ok();
     Ok(())
 }
@@ -137,12 +173,10 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         i = 2;
     }
     let mut setname = None;
-    let mut authed = None;
     while i < args.len() {
         let more = args.len() - i - 1;
         if is(&args[i], "auth") && more >= 2 {
-            check_password(ctx, &args[i + 1], &args[i + 2])?;
-            authed = Some(true);
+            authenticate(ctx, &args[0], &args[i + 1], &args[i + 2])?;
             i += 3;
         } else if is(&args[i], "setname") && more >= 1 {
             setname = Some(args[i + 1].clone());
@@ -153,9 +187,6 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 String::from_utf8_lossy(&args[i])
             )));
         }
-    }
-    if authed.is_some() {
-        ctx.client.authenticated = true;
     }
     if !ctx.client.authenticated {
         return Err(CmdError::Other("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
@@ -396,6 +427,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut laddr = None;
     let mut skipme = true;
     let mut ctype: Option<&'static str> = None;
+    let mut user: Option<std::sync::Arc<crate::acl::UserCell>> = None;
     let mut i = 2;
     while i + 1 < args.len() {
         let (k, v) = (&args[i], &args[i + 1]);
@@ -413,12 +445,9 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else if is(k, "type") {
             ctype = Some(client_type_arg(v)?);
         } else if is(k, "user") {
-            if &v[..] != b"default" {
-                return Err(CmdError::err(format!(
-                    "No such user '{}'",
-                    String::from_utf8_lossy(v)
-                )));
-            }
+            user = Some(ctx.srv.acl.get(v).ok_or_else(|| {
+                CmdError::err(format!("No such user '{}'", String::from_utf8_lossy(v)))
+            })?);
         } else if is(k, "skipme") {
             if is(v, "yes") {
                 skipme = true;
@@ -439,6 +468,12 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 || addr.as_ref().is_some_and(|a| *a != c.addr)
                 || laddr.as_ref().is_some_and(|a| *a != c.laddr)
                 || ctype.is_some_and(|t| t != c.client_type())
+                || user.as_ref().is_some_and(|u| {
+                    !c.user
+                        .lock()
+                        .as_ref()
+                        .is_some_and(|cu| std::sync::Arc::ptr_eq(cu, u))
+                })
             {
                 continue;
             }

@@ -4,6 +4,7 @@
 
 use crate::command::Handler;
 
+pub mod acl;
 pub mod bloom;
 pub mod cluster;
 pub mod connection;
@@ -33,6 +34,7 @@ pub mod zset;
 pub fn handlers() -> Vec<(&'static str, Handler)> {
     let mut v = Vec::new();
     v.extend_from_slice(connection::HANDLERS);
+    v.extend_from_slice(acl::HANDLERS);
     v.extend_from_slice(string::HANDLERS);
     v.extend_from_slice(keys::HANDLERS);
     v.extend_from_slice(dump::HANDLERS);

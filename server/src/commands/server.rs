@@ -911,7 +911,13 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn config_rewrite(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    let res = ctx.srv.config.read().rewrite();
+    // With an ACL file the users live there, and `user` lines are dropped.
+    let users = if ctx.srv.config.read().value("aclfile").is_empty() {
+        ctx.srv.acl.list()
+    } else {
+        Vec::new()
+    };
+    let res = ctx.srv.config.read().rewrite(&users);
     match res {
         Ok(()) => {
             ctx.out.ok();

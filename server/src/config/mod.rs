@@ -123,6 +123,9 @@ pub struct Config {
     /// line: start as a replica. Kept equal to the primary's address while
     /// a replica (`CONFIG GET replicaof`, `CONFIG REWRITE`).
     pub replicaof: Option<(String, u16)>,
+    /// `user <name> <rules...>` directives, in file order, for the ACL
+    /// to load at start (Redis's `UsersToLoad`).
+    pub users: Vec<Vec<Vec<u8>>>,
     /// The parameters of [`other::PARAMS`], by name, as normalised; a
     /// missing one has its default. What each does (or why it does
     /// nothing here) is written next to it there.
@@ -205,6 +208,7 @@ impl Default for Config {
             stream_node_max_bytes: 4096,
             config_file: None,
             replicaof: None,
+            users: Vec::new(),
             other: Default::default(),
         }
     }
@@ -1232,6 +1236,36 @@ impl Config {
                 self.replicaof = Some((host.clone(), port));
                 continue;
             }
+            if name.eq_ignore_ascii_case("user") && !rest.is_empty() {
+                // One argument holding the whole rule list (`--user "u on"`
+                // on the command line) is split as a file line would be.
+                let words: Vec<Vec<u8>> = match rest {
+                    [one] => one
+                        .split_whitespace()
+                        .map(|w| w.as_bytes().to_vec())
+                        .collect(),
+                    _ => rest.iter().map(|w| w.as_bytes().to_vec()).collect(),
+                };
+                let bad = |why: String| {
+                    ConfigError::Invalid(format!("line {}: '{}': {why}", i + 1, line))
+                };
+                if self.users.iter().any(|u| u[0] == words[0]) {
+                    return Err(bad(
+                        "Duplicate user found. A user can only be defined once in config files"
+                            .into(),
+                    ));
+                }
+                crate::acl::Acl::default()
+                    .validate_config_user(&words)
+                    .map_err(|e| {
+                        bad(format!(
+                            "Error in user declaration '{}': {e}",
+                            String::from_utf8_lossy(&words[0])
+                        ))
+                    })?;
+                self.users.push(words);
+                continue;
+            }
             if other::DEPRECATED
                 .iter()
                 .any(|(d, n)| name.eq_ignore_ascii_case(d) && rest.len() == *n)
@@ -1243,7 +1277,6 @@ impl Config {
             // would otherwise leave a server less locked down or less
             // capable than its file says.
             let unsupported = match name.to_ascii_lowercase().as_str() {
-                "user" => Some("ACL users are not supported; use requirepass"),
                 "rename-command" => Some("rename-command is not supported"),
                 "loadmodule" => Some("modules are not supported"),
                 "sentinel" => Some("sentinel mode is not supported"),
@@ -1323,7 +1356,9 @@ impl Config {
     /// Writes the configuration back to its file (`CONFIG REWRITE`): lines of
     /// parameters that differ from the defaults are replaced or appended,
     /// comments and unknown lines are kept.
-    pub fn rewrite(&self) -> Result<(), String> {
+    /// `users` are the ACL's `user ...` lines, written in place of the
+    /// file's own (none when an ACL file keeps them).
+    pub fn rewrite(&self, users: &[Vec<u8>]) -> Result<(), String> {
         let Some(path) = &self.config_file else {
             return Err("ERR The server is running without a config file".into());
         };
@@ -1331,9 +1366,20 @@ impl Config {
         let defaults = Config::default();
         let mut written = std::collections::HashSet::new();
         let mut out = String::new();
+        let mut users_written = false;
         for line in old.lines() {
             let t = line.trim();
             let name = t.split_whitespace().next().unwrap_or("");
+            if name.eq_ignore_ascii_case("user") {
+                if !users_written {
+                    users_written = true;
+                    for u in users {
+                        out.push_str(&String::from_utf8_lossy(u));
+                        out.push('\n');
+                    }
+                }
+                continue;
+            }
             match find_param(name) {
                 Some(p) if !t.starts_with('#') => {
                     if written.insert(p.name) {
@@ -1349,6 +1395,13 @@ impl Config {
         for p in params() {
             if !written.contains(p.name) && p.get(self) != p.get(&defaults) {
                 let _ = writeln!(out, "{} {}", p.name, quote(&p.get(self)));
+            }
+        }
+        if !users_written {
+            // Every user, the default one included, as Redis writes them.
+            for u in users {
+                out.push_str(&String::from_utf8_lossy(u));
+                out.push('\n');
             }
         }
         let tmp = path.with_extension("tmp-rewrite");

@@ -5,7 +5,7 @@
 //! type, range, default and immutability, so that a stock `redis.conf` and
 //! `CONFIG GET *` behave as with Redis. What each one does in Ferrite is
 //! written next to it. Values that would promise something Ferrite cannot
-//! do (`cluster-enabled yes`, an ACL file, a Unix socket) are refused with
+//! do (`cluster-enabled yes`, a Unix socket) are refused with
 //! a reason instead of being accepted and ignored.
 
 use super::{Config, Kind, Param};
@@ -275,16 +275,9 @@ pub static PARAMS: &[Param] = &[
         "50 99 99.9",
         false
     ),
-    // ---- ACL: only the default user (`requirepass`) exists, so an ACL file
-    // is refused rather than leaving its users' restrictions unapplied.
-    o!(
-        "aclfile",
-        None,
-        Kind::Str,
-        "",
-        true,
-        Some(|v| refuse_unless(v, "", "ACL files are not supported; use requirepass"))
-    ),
+    // ---- ACL (see `crate::acl`): the users' file, loaded at start and by
+    // `ACL LOAD`, written by `ACL SAVE`; the ACL log's length.
+    o!("aclfile", None, Kind::Str, "", true),
     o!("acllog-max-len", None, LONG, "128", false),
     o!(
         "acl-pubsub-default",
