@@ -277,7 +277,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         handle.qbuf.store(inbuf.len(), Ordering::Relaxed);
         let limits = Limits {
             max_bulk_len: srv.hot.proto_max_bulk_len.load(Ordering::Relaxed),
-            authenticated: client.authenticated,
+            authenticated: client.authenticated || !srv.acl.default_user_needs_auth(),
         };
         let mut ran = 0u64;
         loop {

@@ -222,6 +222,11 @@ fn main() -> ExitCode {
         tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Ready to accept connections");
         process::write_pidfile(&config);
         let srv = ferrite_server::shared::Shared::new(config);
+        if let Err(e) = ferrite_server::acl::load_at_startup(&srv) {
+            tracing::error!("{e}");
+            process::remove_pidfile(&srv.config.read());
+            return ExitCode::FAILURE;
+        }
         if let Err(e) = ferrite_server::aof::load_data_at_startup(&srv) {
             tracing::error!(error = %e, "Fatal error loading the DB. Exiting.");
             process::remove_pidfile(&srv.config.read());

@@ -50,6 +50,9 @@ fn worker_count() -> usize {
 /// `SHUTDOWN`. Returns the shared state for inspection (tests).
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> Arc<Shared> {
     let srv = Shared::new(config);
+    if let Err(e) = crate::acl::load_at_startup(&srv) {
+        tracing::error!("{e}");
+    }
     run_with(listener, srv.clone(), shutdown).await;
     srv
 }

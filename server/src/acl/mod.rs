@@ -196,8 +196,15 @@ fn channel_args(cmd: &Command) -> Option<(usize, Option<usize>, bool)> {
     }
 }
 
+/// Whether some key spec names a real key (a shard channel's is `not_key`),
+/// as Redis's `doesCommandHaveKeys`.
 fn has_keys(cmd: &Command) -> bool {
-    cmd.getkeys.is_some() || !cmd.meta.key_specs.is_empty() || cmd.meta.first_key > 0
+    cmd.getkeys.is_some()
+        || cmd
+            .meta
+            .key_specs
+            .iter()
+            .any(|k| !k.flags.contains(&"not_key"))
 }
 
 fn check_selector(
@@ -219,6 +226,9 @@ fn check_selector(
     if !s.allkeys && has_keys(cmd) {
         let keys = keys.get_or_insert_with(|| cmd.keys(argv));
         for &(i, flags) in keys.iter() {
+            if flags.contains(&"not_key") {
+                continue;
+            }
             if let Some(k) = argv.get(i) {
                 if !key_allowed(s, k, key_access(flags)) {
                     return Err(Denied::Key(i));
@@ -655,4 +665,25 @@ fn strerror(e: &std::io::Error) -> String {
         Some(i) => s[..i].to_string(),
         None => s,
     }
+}
+
+/// Loads the users of `user` directives or of the ACL file at start-up
+/// (Redis's `ACLLoadUsersAtStartup`); an error stops the server.
+pub fn load_at_startup(srv: &crate::shared::Shared) -> Result<(), String> {
+    let (users, aclfile) = {
+        let c = srv.config.read();
+        (c.users.clone(), c.value("aclfile"))
+    };
+    if !aclfile.is_empty() && !users.is_empty() {
+        return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+    }
+    srv.acl
+        .load_configured(&users)
+        .map_err(|e| format!("{e}. Critical error while loading ACLs. Exiting."))?;
+    if !aclfile.is_empty() {
+        srv.acl
+            .load_file(&aclfile)
+            .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+    }
+    Ok(())
 }

@@ -355,7 +355,14 @@ pub fn keys_of(meta: &CommandMeta, argv: &[Bytes]) -> Vec<(usize, &'static [&'st
                 }
                 let first = begin + firstkey;
                 let step = step.max(1);
-                (first, first + (n as i32 - 1) * step, step)
+                let last = first + (n as i32 - 1) * step;
+                if last >= argc {
+                    // More keys announced than given: a syntax error the
+                    // command reports; no keys (Redis's `invalid_spec`,
+                    // then `genericGetKeys`'s sanity check).
+                    return Vec::new();
+                }
+                (first, last, step)
             }
             FindKeys::Unknown => continue,
         };

@@ -67,6 +67,89 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
 pub fn getkeys_proc(name: &str) -> Option<crate::command::table::GetKeysFn> {
     match name {
         "sort" => Some(sort::sort_key_positions),
+        "set" => Some(set_keys),
+        "bitfield" => Some(bitfield_keys),
+        "migrate" => Some(migrate_keys),
         _ => None,
     }
+}
+
+/// `SET`'s key reads only with `GET` (Redis's `setGetKeys`): the flags an
+/// ACL `%W~` pattern is checked against.
+fn set_keys(argv: &[bytes::Bytes]) -> crate::command::table::KeyRefs {
+    if argv.len() < 2 {
+        return Vec::new();
+    }
+    let get = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+    let flags: &'static [&'static str] = if get {
+        &["RW", "access", "update"]
+    } else {
+        &["OW", "update"]
+    };
+    vec![(1, flags)]
+}
+
+/// `BITFIELD` with only `GET`s reads (Redis's `bitfieldGetKeys`).
+fn bitfield_keys(argv: &[bytes::Bytes]) -> crate::command::table::KeyRefs {
+    if argv.len() < 2 {
+        return Vec::new();
+    }
+    let mut readonly = true;
+    let mut i = 2;
+    while i < argv.len() {
+        let rem = argv.len() - i - 1;
+        let a = &argv[i];
+        if a.eq_ignore_ascii_case(b"get") && rem >= 2 {
+            i += 2;
+        } else if (a.eq_ignore_ascii_case(b"set") || a.eq_ignore_ascii_case(b"incrby")) && rem >= 3
+        {
+            readonly = false;
+            break;
+        } else if a.eq_ignore_ascii_case(b"overflow") && rem >= 1 {
+            i += 1;
+        } else {
+            // A syntax error: assume it writes, as Redis does.
+            readonly = false;
+            break;
+        }
+        i += 1;
+    }
+    let flags: &'static [&'static str] = if readonly {
+        &["RO", "access"]
+    } else {
+        &["RW", "access", "update"]
+    };
+    vec![(1, flags)]
+}
+
+/// `MIGRATE host port key|"" db timeout [... KEYS k...]` (Redis's
+/// `migrateGetKeys`): the single key, or those after `KEYS` when it is "".
+fn migrate_keys(argv: &[bytes::Bytes]) -> crate::command::table::KeyRefs {
+    const FLAGS: &[&str] = &["RW", "access", "delete"];
+    let (mut first, mut num) = (3, 1);
+    if argv.len() > 6 {
+        let mut i = 6;
+        while i < argv.len() {
+            let a = &argv[i];
+            if a.eq_ignore_ascii_case(b"keys") {
+                if argv[3].is_empty() {
+                    first = i + 1;
+                    num = argv.len() - first;
+                } else {
+                    num = 0;
+                }
+                break;
+            }
+            if a.eq_ignore_ascii_case(b"auth") {
+                i += 1;
+            } else if a.eq_ignore_ascii_case(b"auth2") {
+                i += 2;
+            }
+            i += 1;
+        }
+    }
+    (first..first + num)
+        .filter(|&p| p < argv.len())
+        .map(|p| (p, FLAGS))
+        .collect()
 }

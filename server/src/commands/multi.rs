@@ -137,7 +137,25 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             }
             let deny = std::mem::replace(&mut client.deny_blocking, true);
             out.array(state.queue.len());
+            let user = client.user.clone().filter(|u| !u.open());
             for q in &state.queue {
+                // The rules may have changed since the command was queued.
+                if let Some(u) = &user {
+                    if let Err(d) = crate::acl::check(&u.rules(), q.cmd, &q.argv) {
+                        crate::acl::log_denial(
+                            srv,
+                            &client.handle,
+                            d.reason(),
+                            crate::acl::log::Context::Multi,
+                            d.object(q.cmd, &q.argv),
+                            u.name.to_vec(),
+                        );
+                        let msg = format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}", d.exec_reason());
+                        srv.stats.count_error(msg.as_bytes());
+                        out.error(msg.as_bytes());
+                        continue;
+                    }
+                }
                 feed_monitor(srv, client, q.cmd, &q.argv);
                 let at = out.len();
                 let t = crate::clock::unix_us();

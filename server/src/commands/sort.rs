@@ -91,8 +91,10 @@ fn is_hash_pattern(p: &[u8]) -> bool {
 }
 
 /// Parses the options as `sortCommandGeneric` does. `readonly` (`SORT_RO`)
-/// does not know `STORE`, which is then a syntax error.
-fn parse_opts(args: &[Bytes], readonly: bool) -> Result<SortOpts<'_>, CmdError> {
+/// does not know `STORE`, which is then a syntax error. Without
+/// `full_access` (an ACL user that may not read every key) `GET` and a
+/// pattern `BY` are refused, as they read keys no argument names.
+fn parse_opts(args: &[Bytes], readonly: bool, full_access: bool) -> Result<SortOpts<'_>, CmdError> {
     let mut o = SortOpts {
         desc: false,
         alpha: false,
@@ -125,8 +127,18 @@ fn parse_opts(args: &[Bytes], readonly: bool) -> Result<SortOpts<'_>, CmdError> 
             o.by = Some(p);
             // A constant BY means there is nothing to sort by.
             o.dontsort = !c_str(p).contains(&b'*');
+            if !o.dontsort && !full_access {
+                return Err(CmdError::err(
+                    "BY option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             j += 1;
         } else if is(a, "get") && left >= 1 {
+            if !full_access {
+                return Err(CmdError::err(
+                    "GET option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             o.gets.push(&args[j + 1]);
             j += 1;
         } else {
@@ -173,7 +185,11 @@ impl Locked for AllShards<'_> {
 }
 
 fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CmdResult {
-    let opts = parse_opts(args, readonly)?;
+    let full_access = match ctx.client.user.as_ref().filter(|u| !u.open()) {
+        Some(u) => crate::acl::can_read_all_keys(&u.rules(), ctx.cmd, args),
+        None => true,
+    };
+    let opts = parse_opts(args, readonly, full_access)?;
     let db = ctx.db();
     let key = &args[1][..];
     if needs_lookups(&opts) {

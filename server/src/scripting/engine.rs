@@ -739,6 +739,8 @@ impl Engine {
             unix_ms(),
         ));
         let mut client = Client::new(script_handle, true);
+        // A script runs as its caller's ACL user (Redis's `scriptPrepareForRun`).
+        client.user = job.handle.user.lock().clone();
         client.db = job.db;
         client.deny_blocking = true;
         client.in_script = true;
@@ -1086,6 +1088,35 @@ fn install_redis(lua: &Lua, g: &Table) -> mlua::Result<()> {
             Ok(())
         })?,
     )?;
+    redis.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.is_empty() {
+                return Err(rt(
+                    "ERR Please specify at least one argument for this redis lib call",
+                ));
+            }
+            let Some(argv) = lua_args(&args) else {
+                return Err(rt(
+                    "ERR Lua redis lib command arguments must be strings or integers",
+                ));
+            };
+            let Some(ctx) = lua.app_data_ref::<RunCtx>() else {
+                return Err(rt(
+                    "ERR redis.acl_check_cmd can only be called inside a script invocation",
+                ));
+            };
+            let invalid = || rt("ERR Invalid command passed to redis.acl_check_cmd()");
+            let mut cmd = TABLE.lookup(&argv[0]).ok_or_else(invalid)?;
+            if !cmd.subcommands.is_empty() && argv.len() >= 2 {
+                cmd = cmd.subcommand(&argv[1]).ok_or_else(invalid)?;
+            }
+            Ok(match &ctx.client.user {
+                Some(u) => crate::acl::check(&u.rules(), cmd, &argv).is_ok(),
+                None => true,
+            })
+        })?,
+    )?;
     redis.raw_set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
     redis.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
     redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
@@ -1211,6 +1242,21 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     }
     if cmd.has(flag::NOSCRIPT) && !ctx.srv.scripts.disable_deny.load(Ordering::Relaxed) {
         return reject(b"This Redis command is not allowed from script");
+    }
+    if let Some(user) = ctx.client.user.clone().filter(|u| !u.open()) {
+        if let Err(d) = crate::acl::check(&user.rules(), cmd, &argv) {
+            crate::acl::log_denial(
+                &ctx.srv,
+                &ctx.caller,
+                d.reason(),
+                crate::acl::log::Context::Lua,
+                d.object(cmd, &argv),
+                user.name.to_vec(),
+            );
+            return reject(
+                format!("The user executing the script {}", d.script_message()).as_bytes(),
+            );
+        }
     }
     // May-replicate commands count as writes (`PUBLISH` in an RO script
     // would slip past `CLIENT PAUSE WRITE`), as `scriptVerifyWriteCommandAllow`.
