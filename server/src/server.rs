@@ -114,10 +114,20 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
         crate::upstream::set_master(&srv, &host, port);
     }
     tokio::pin!(shutdown);
+    // One `Notified` for the whole loop, enabled before the flag is read:
+    // `notify_waiters` reaches only futures that exist when it is called,
+    // and a `SHUTDOWN` runs on a worker thread while this loop may be
+    // between two iterations (a lost wake-up left the server running).
+    let stop = srv.shutdown.notified();
+    tokio::pin!(stop);
+    stop.as_mut().enable();
     loop {
+        if srv.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = srv.shutdown.notified() => break,
+            _ = &mut stop => break,
             l = srv.rebind.next() => {
                 // `CONFIG SET port/bind` bound it: serve it, close the old one.
                 match TcpListener::from_std(l) {
