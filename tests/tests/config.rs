@@ -316,10 +316,9 @@ fn what_ferrite_cannot_honour_stops_it_at_start() {
             "unix sockets are not supported",
         ),
         (
-            "aclfile /etc/redis/users.acl",
-            "ACL files are not supported",
+            "user alice on >pw ~* ~more",
+            "Adding a pattern after the * pattern",
         ),
-        ("user alice on >pw ~* +@all", "ACL users are not supported"),
         (
             "rename-command FLUSHALL \"\"",
             "rename-command is not supported",
