@@ -362,6 +362,8 @@ pub struct Client {
     /// Blocking commands answer as on timeout instead of blocking (inside
     /// `MULTI`/`EXEC`, as Redis's `CLIENT_DENY_BLOCKING`).
     pub deny_blocking: bool,
+    /// Running `EXEC`'s queue: ACL log entries say `multi`.
+    pub in_exec: bool,
     /// `Some` between `MULTI` and `EXEC`/`DISCARD`.
     pub multi: Option<MultiState>,
     /// Keys `WATCH`ed, with their database, in the order watched.
@@ -401,6 +403,7 @@ impl Client {
             script_busy: false,
             in_script: false,
             deny_blocking: false,
+            in_exec: false,
             multi: None,
             watched: Vec::new(),
             sub: None,

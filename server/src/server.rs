@@ -51,7 +51,9 @@ fn worker_count() -> usize {
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) -> Arc<Shared> {
     let srv = Shared::new(config);
     if let Err(e) = crate::acl::load_at_startup(&srv) {
+        // As `redis-server` exits: the users it was told to have are missing.
         tracing::error!("{e}");
+        return srv;
     }
     run_with(listener, srv.clone(), shutdown).await;
     srv

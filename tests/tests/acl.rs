@@ -518,3 +518,69 @@ fn users_in_both_the_config_and_an_acl_file_stop_the_start() {
     assert!(log.contains("please define either an ACL file or declare users directly in your redis.conf, but not both"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn exec_checks_each_queued_command_against_the_user_of_its_turn() {
+    let server = TestServer::start();
+    let mut admin = server.client();
+    let _: String = cmd(
+        &mut admin,
+        &["ACL", "SETUSER", "ro", "on", ">pw", "-@all", "+get", "~*"],
+    );
+    let mut c = server.raw_conn();
+    c.send(b"MULTI\r\nAUTH ro pw\r\nSET k v\r\nEXEC\r\n");
+    let reply = text(&c.read_until(|b| b.ends_with(b"subcommand\r\n"), Duration::from_secs(5)));
+    assert_eq!(
+        reply,
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n-NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to execute the command or subcommand\r\n"
+    );
+    let v: Option<String> = cmd(&mut admin, &["GET", "k"]);
+    assert_eq!(v, None);
+}
+
+#[test]
+fn sort_store_is_checked_against_the_key_it_writes() {
+    let server = TestServer::start();
+    let mut admin = server.client();
+    let _: String = cmd(
+        &mut admin,
+        &["ACL", "SETUSER", "s", "on", ">pw", "+@all", "~src", "~b*"],
+    );
+    let _: i64 = cmd(&mut admin, &["RPUSH", "src", "1"]);
+    let mut s = login(&server, "s", "pw");
+    // The second STORE is the one the sort writes.
+    assert_eq!(
+        err(&mut s, &["SORT", "src", "STORE", "by", "STORE", "victim"]),
+        NOPERM_KEY
+    );
+    let n: i64 = cmd(&mut admin, &["EXISTS", "victim"]);
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn odd_user_lines_in_the_config_do_not_crash_the_start() {
+    let dir = tempdir("acl-odd");
+    let conf = dir.join("ferrite.conf");
+    std::fs::write(&conf, "user \"\"\n").unwrap();
+    let server = TestServer::with_file(&conf, &["--dir", dir.to_str().unwrap()]);
+    let mut c = server.client();
+    let users: Vec<String> = cmd(&mut c, &["ACL", "USERS"]);
+    assert_eq!(users, ["", "default"]);
+    std::fs::write(&conf, "user \" \"\n").unwrap();
+    let out = std::process::Command::new(ferrite_tests::server_binary())
+        .arg(&conf)
+        .args([
+            "--port",
+            &free_port().to_string(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("FATAL CONFIG FILE ERROR"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -32,6 +32,8 @@ pub struct UserCell {
     /// The rules need a password or the user is off (meaningful for the
     /// default user: new connections start unauthenticated).
     needs_auth: AtomicBool,
+    /// Deleted, or replaced by `ACL LOAD`: no new login may keep it.
+    removed: AtomicBool,
 }
 
 impl UserCell {
@@ -41,6 +43,7 @@ impl UserCell {
             rules: RwLock::new(Arc::new(User::new(false))),
             open: AtomicBool::new(false),
             needs_auth: AtomicBool::new(true),
+            removed: AtomicBool::new(false),
         });
         c.set(user);
         c
@@ -51,13 +54,25 @@ impl UserCell {
         self.rules.read().clone()
     }
 
+    /// Swaps the rules; the flags change under the same lock, so two
+    /// concurrent changes cannot leave one's flags with the other's rules.
     fn set(&self, u: User) {
+        let mut rules = self.rules.write();
         self.open.store(u.unrestricted(), Ordering::Relaxed);
         self.needs_auth.store(
             !u.has(rules::uflag::NOPASS) || u.has(rules::uflag::DISABLED),
             Ordering::Relaxed,
         );
-        *self.rules.write() = Arc::new(u);
+        *rules = Arc::new(u);
+    }
+
+    /// Deleted or replaced since it was looked up.
+    pub fn removed(&self) -> bool {
+        self.removed.load(Ordering::SeqCst)
+    }
+
+    fn remove(&self) {
+        self.removed.store(true, Ordering::SeqCst);
     }
 
     /// Nothing to check for this user's commands.
@@ -348,6 +363,8 @@ impl Acl {
         if last.as_deref() == Some(pass) {
             return;
         }
+        // Serialised with `ACL SETUSER default` and `ACL LOAD`.
+        let _users = self.users.write();
         *last = Some(pass.to_string());
         let mut u = (*self.default.rules()).clone();
         let _ = u.apply(b"resetpass", false);
@@ -406,10 +423,12 @@ impl Acl {
     /// clients the caller disconnects.
     pub fn delete(&self, names: &[Bytes]) -> Vec<Arc<UserCell>> {
         let mut users = self.users.write();
-        names
+        let removed: Vec<Arc<UserCell>> = names
             .iter()
             .filter_map(|n| users.remove(n.as_ref()))
-            .collect()
+            .collect();
+        removed.iter().for_each(|u| u.remove());
+        removed
     }
 
     /// The whole user table as `user <name> <rules>` lines (`ACL LIST`,
@@ -431,6 +450,9 @@ impl Acl {
     /// Validates `user <name> <rules>` from the configuration (Redis's
     /// `ACLAppendUserForLoading`): rules with syntax errors refuse the file.
     pub fn validate_config_user(&self, args: &[Vec<u8>]) -> Result<(), String> {
+        if args.is_empty() {
+            return Err("Bad directive or wrong number of arguments".into());
+        }
         let ops: Vec<&[u8]> = args[1..].iter().map(|a| a.as_slice()).collect();
         let merged = merge_selector_args(&ops).map_err(|i| {
             format!(
@@ -570,11 +592,13 @@ impl Acl {
             let cell = UserCell::new(&name, u);
             users.insert(name, cell);
         }
-        Ok(old
+        let old: Vec<Arc<UserCell>> = old
             .into_iter()
             .filter(|(n, _)| n.as_slice() != b"default")
             .map(|(_, c)| c)
-            .collect())
+            .collect();
+        old.iter().for_each(|u| u.remove());
+        Ok(old)
     }
 
     /// Writes every user to the ACL file through a temporary file and a

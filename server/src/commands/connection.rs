@@ -106,13 +106,21 @@ fn authenticate(
 ) -> Result<(), CmdError> {
     match ctx.srv.acl.authenticate(user, pass) {
         Some(cell) => {
-            ctx.client.authenticated = true;
             *ctx.client.handle.user.lock() = Some(cell.clone());
+            // `ACL DELUSER`/`LOAD` marks a user removed before it looks for
+            // its clients: either it finds this one or this sees the mark.
+            if cell.removed() {
+                *ctx.client.handle.user.lock() = ctx.client.user.clone();
+                return Err(CmdError::Other(
+                    "WRONGPASS invalid username-password pair or user is disabled.".into(),
+                ));
+            }
+            ctx.client.authenticated = true;
             ctx.client.user = Some(cell);
             Ok(())
         }
         None => {
-            let context = if ctx.client.multi.is_some() {
+            let context = if ctx.client.multi.is_some() || ctx.client.in_exec {
                 crate::acl::log::Context::Multi
             } else {
                 crate::acl::log::Context::Toplevel

@@ -137,10 +137,11 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             }
             let deny = std::mem::replace(&mut client.deny_blocking, true);
             out.array(state.queue.len());
-            let user = client.user.clone().filter(|u| !u.open());
+            client.in_exec = true;
             for q in &state.queue {
-                // The rules may have changed since the command was queued.
-                if let Some(u) = &user {
+                // The rules may have changed since the command was queued,
+                // or a queued AUTH changed the user.
+                if let Some(u) = client.user.clone().filter(|u| !u.open()) {
                     if let Err(d) = crate::acl::check(&u.rules(), q.cmd, &q.argv) {
                         crate::acl::log_denial(
                             srv,
@@ -163,6 +164,7 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
                 crate::command::dispatch::merge_push(client, out, at);
             }
             client.deny_blocking = deny;
+            client.in_exec = false;
         })
     });
     Ok(())

@@ -54,8 +54,11 @@ pub fn sort_key_positions(argv: &[Bytes]) -> Vec<(usize, &'static [&'static str]
         } else if is(a, "get") || is(a, "by") {
             i += 1;
         } else if is(a, "store") && i + 1 < argv.len() {
-            // The store key itself is scanned next, as Redis does.
+            // Skipped, as the parser does: Redis's `sortGetKeys` scans the
+            // key as an option, so `STORE by STORE victim` would be
+            // checked against `by` while the sort writes `victim`.
             store = Some(i + 1);
+            i += 1;
         }
         i += 1;
     }

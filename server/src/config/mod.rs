@@ -1240,7 +1240,7 @@ impl Config {
                 // One argument holding the whole rule list (`--user "u on"`
                 // on the command line) is split as a file line would be.
                 let words: Vec<Vec<u8>> = match rest {
-                    [one] => one
+                    [one] if one.contains(char::is_whitespace) => one
                         .split_whitespace()
                         .map(|w| w.as_bytes().to_vec())
                         .collect(),
@@ -1249,6 +1249,9 @@ impl Config {
                 let bad = |why: String| {
                     ConfigError::Invalid(format!("line {}: '{}': {why}", i + 1, line))
                 };
+                if words.is_empty() {
+                    return Err(bad("Bad directive or wrong number of arguments".into()));
+                }
                 if self.users.iter().any(|u| u[0] == words[0]) {
                     return Err(bad(
                         "Duplicate user found. A user can only be defined once in config files"

@@ -1243,7 +1243,7 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     if cmd.has(flag::NOSCRIPT) && !ctx.srv.scripts.disable_deny.load(Ordering::Relaxed) {
         return reject(b"This Redis command is not allowed from script");
     }
-    if let Some(user) = ctx.client.user.clone().filter(|u| !u.open()) {
+    if let Some(user) = ctx.client.user.as_ref().filter(|u| !u.open()).cloned() {
         if let Err(d) = crate::acl::check(&user.rules(), cmd, &argv) {
             crate::acl::log_denial(
                 &ctx.srv,
