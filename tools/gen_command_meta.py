@@ -41,7 +41,7 @@ import sys
 # Top-level command -> the subcommands Ferrite declares (None: no subcommands).
 COMMANDS = {
     "eval": None, "evalsha": None, "eval_ro": None, "evalsha_ro": None,
-    "script": ["load", "exists", "flush", "kill", "help"],
+    "script": ["load", "exists", "flush", "kill", "help", "debug"],
     "fcall": None, "fcall_ro": None,
     "function": ["load", "delete", "flush", "list", "stats", "kill", "help",
                  "dump", "restore"],
@@ -61,7 +61,8 @@ COMMANDS = {
     "bitfield": None, "bitfield_ro": None, "lcs": None,
     "del": None, "unlink": None, "exists": None, "type": None, "rename": None,
     "renamenx": None, "copy": None, "move": None, "touch": None, "keys": None,
-    "dump": None, "restore": None,
+    "dump": None, "restore": None, "restore-asking": None,
+    "module": ["help", "list", "load", "loadex", "unload"],
     "scan": None, "randomkey": None, "dbsize": None, "flushdb": None,
     "flushall": None, "expire": None, "pexpire": None, "expireat": None,
     "pexpireat": None, "ttl": None, "pttl": None, "expiretime": None,

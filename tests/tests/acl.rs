@@ -584,3 +584,52 @@ fn odd_user_lines_in_the_config_do_not_crash_the_start() {
     assert!(!log.contains("panicked"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn module_script_debug_and_restore_asking_exist_for_rules_and_clients() {
+    let server = TestServer::with_args(&["--enable-module-command", "yes"]);
+    let mut c = server.client();
+    let ok: String = cmd(
+        &mut c,
+        &[
+            "ACL",
+            "SETUSER",
+            "m",
+            "+@all",
+            "-module",
+            "-script|debug",
+            "-restore-asking",
+        ],
+    );
+    assert_eq!(ok, "OK");
+    assert_eq!(text(&server.raw(b"MODULE LIST\r\n")), "*0\r\n");
+    assert_eq!(
+        err(&mut c, &["MODULE", "LOAD", "/nonexistent/x.so"]),
+        "ERR Error loading the extension. Please check the server logs."
+    );
+    assert_eq!(
+        err(&mut c, &["MODULE", "UNLOAD", "bf"]),
+        "ERR Error unloading module: no such module with that name"
+    );
+    let ok: String = cmd(&mut c, &["SCRIPT", "DEBUG", "NO"]);
+    assert_eq!(ok, "OK");
+    assert!(err(&mut c, &["SCRIPT", "DEBUG", "YES"]).starts_with("ERR Ferrite has no Lua debugger"));
+    assert_eq!(
+        err(&mut c, &["SCRIPT", "DEBUG", "MAYBE"]),
+        "ERR Use SCRIPT DEBUG YES/SYNC/NO"
+    );
+    let _: () = cmd(&mut c, &["SET", "k", "v"]);
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut c).unwrap();
+    let ok: String = redis::cmd("RESTORE-ASKING")
+        .arg("k2")
+        .arg(0)
+        .arg(payload)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let v: String = cmd(&mut c, &["GET", "k2"]);
+    assert_eq!(v, "v");
+    let locked = TestServer::start();
+    let mut d = locked.client();
+    assert!(err(&mut d, &["MODULE", "LIST"]).starts_with("ERR MODULE command not allowed."));
+}

@@ -15,7 +15,13 @@ use crate::pubsub::notify::GENERIC;
 use crate::rdb;
 
 /// Handlers of this family.
-pub const HANDLERS: &[(&str, Handler)] = &[("dump", dump), ("restore", restore)];
+/// `RESTORE-ASKING` is `RESTORE` for a cluster slot being imported; with
+/// no cluster mode it acts as `RESTORE`, as Redis's does outside one.
+pub const HANDLERS: &[(&str, Handler)] = &[
+    ("dump", dump),
+    ("restore", restore),
+    ("restore-asking", restore),
+];
 
 /// The RDB version written in the footer and the highest one accepted
 /// (`RDB_VERSION` of Redis 7.0).

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod list;
 pub mod memory;
 pub mod migrate;
+pub mod module;
 pub mod multi;
 pub mod persist;
 pub mod pubsub;
@@ -39,6 +40,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(keys::HANDLERS);
     v.extend_from_slice(dump::HANDLERS);
     v.extend_from_slice(migrate::HANDLERS);
+    v.extend_from_slice(module::HANDLERS);
     v.extend_from_slice(cluster::HANDLERS);
     v.extend_from_slice(server::HANDLERS);
     v.extend_from_slice(memory::HANDLERS);

@@ -1269,7 +1269,8 @@ fn latency_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 
 // ---------------------------------------------------------------- DEBUG
 
-fn is_local(addr: &str) -> bool {
+/// Whether the client connects from this host (`enable-*-command local`).
+pub fn is_local(addr: &str) -> bool {
     addr.starts_with("127.") || addr.starts_with("[::1]") || addr.starts_with("::1")
 }
 

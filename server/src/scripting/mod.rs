@@ -74,6 +74,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("script|flush", script_flush),
     ("script|kill", script_kill),
     ("script|help", script_help),
+    ("script|debug", script_debug),
     ("fcall", fcall),
     ("fcall_ro", fcall_ro),
     ("function|load", functions::function_load),
@@ -749,6 +750,22 @@ fn kill(ctx: &mut Ctx<'_>, is_eval: bool) -> CmdResult {
     s.kill.store(true, Ordering::Release);
     ctx.out.ok();
     Ok(())
+}
+
+/// `SCRIPT DEBUG NO` is the mode scripts always run in; Ferrite has no
+/// Lua debugger, so `YES` and `SYNC` are refused rather than accepted and
+/// ignored.
+fn script_debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if is(&args[2], "no") {
+        ctx.out.ok();
+        Ok(())
+    } else if is(&args[2], "yes") || is(&args[2], "sync") {
+        Err(CmdError::err(
+            "Ferrite has no Lua debugger: SCRIPT DEBUG YES/SYNC is not supported",
+        ))
+    } else {
+        Err(CmdError::err("Use SCRIPT DEBUG YES/SYNC/NO"))
+    }
 }
 
 fn script_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
