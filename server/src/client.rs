@@ -323,6 +323,8 @@ pub struct Client {
     /// The ACL user commands are checked against (`None`: internal, never
     /// checked); mirrored in `handle.user`.
     pub user: Option<Arc<crate::acl::UserCell>>,
+    /// This connection's copy of its user's rules and their generation.
+    pub acl_cache: Option<crate::acl::RulesCache>,
     pub reply_mode: ReplyMode,
     /// Reply, then close (`QUIT`, protocol errors, `CLIENT KILL` of oneself).
     pub close_after_reply: bool,
@@ -388,6 +390,7 @@ impl Client {
             db: 0,
             authenticated,
             user: None,
+            acl_cache: None,
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             start_monitor: false,

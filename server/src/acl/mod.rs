@@ -23,6 +23,10 @@ use crate::command::table::{flag, Command};
 use rules::{has_spaces, merge_selector_args, Selector, READ, WRITE};
 pub use rules::{RuleError, User};
 
+/// A connection's copy of its user's rules, keyed by the user's cell
+/// address and generation.
+pub type RulesCache = ((usize, u64), Arc<User>);
+
 /// A user as clients hold it: its name and its current rules.
 pub struct UserCell {
     pub name: Bytes,
@@ -34,6 +38,9 @@ pub struct UserCell {
     needs_auth: AtomicBool,
     /// Deleted, or replaced by `ACL LOAD`: no new login may keep it.
     removed: AtomicBool,
+    /// Bumped by every change, so a connection can keep its own copy of
+    /// the rules ([`UserCell::cached`]) instead of locking per command.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl UserCell {
@@ -44,6 +51,7 @@ impl UserCell {
             open: AtomicBool::new(false),
             needs_auth: AtomicBool::new(true),
             removed: AtomicBool::new(false),
+            generation: std::sync::atomic::AtomicU64::new(0),
         });
         c.set(user);
         c
@@ -64,6 +72,23 @@ impl UserCell {
             Ordering::Relaxed,
         );
         *rules = Arc::new(u);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current rules through a connection's own copy, refreshed only
+    /// when they changed: a restricted user's check takes no lock and
+    /// touches no shared reference count.
+    /// The copy is keyed by this cell's address too, so a connection that
+    /// logs in as another user never reads the previous user's rules.
+    pub fn cached<'a>(&self, cache: &'a mut Option<RulesCache>) -> &'a User {
+        let key = (
+            self as *const UserCell as usize,
+            self.generation.load(Ordering::Acquire),
+        );
+        if cache.as_ref().is_some_and(|c| c.0 != key) {
+            *cache = None;
+        }
+        &cache.get_or_insert_with(|| (key, self.rules())).1
     }
 
     /// Deleted or replaced since it was looked up.

@@ -193,7 +193,7 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     }
     // One atomic load for a user whose rules allow everything.
     if let Some(user) = client.user.as_ref().filter(|u| !u.open()) {
-        if let Err(denied) = crate::acl::check(&user.rules(), cmd, argv) {
+        if let Err(denied) = crate::acl::check(user.cached(&mut client.acl_cache), cmd, argv) {
             let context = if client.multi.is_some() {
                 crate::acl::log::Context::Multi
             } else {

@@ -88,6 +88,7 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     if c.user.is_some() {
         *c.handle.user.lock() = Some(user.clone());
         c.user = Some(user);
+        c.acl_cache = None;
     }
     ctx.out.resp3 = false;
     c.handle.resp.store(2, Ordering::Relaxed);
@@ -117,6 +118,7 @@ fn authenticate(
             }
             ctx.client.authenticated = true;
             ctx.client.user = Some(cell);
+            ctx.client.acl_cache = None;
             Ok(())
         }
         None => {

@@ -69,8 +69,26 @@ fn sub_channels(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CmdResult {
         };
         confirm(ctx, word, Some(c), n);
     }
+    revoked_meanwhile(ctx, &args[1..], false);
     settle(ctx);
     Ok(())
+}
+
+/// An `ACL SETUSER` that revoked these channels after the dispatcher
+/// checked them, but before they were registered, may have scanned the
+/// subscribers too early: checked again now, the client closes as the
+/// scan would have closed it.
+fn revoked_meanwhile(ctx: &mut Ctx<'_>, names: &[Bytes], is_pattern: bool) {
+    let Some(user) = ctx.client.user.as_ref().filter(|u| !u.open()) else {
+        return;
+    };
+    let rules = user.rules();
+    if names
+        .iter()
+        .any(|n| !crate::acl::channel_permitted(&rules, n, is_pattern))
+    {
+        ctx.client.close_after_reply = true;
+    }
 }
 
 fn unsub_channels(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CmdResult {
@@ -131,6 +149,7 @@ fn psubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let n = st.count();
         confirm(ctx, b"psubscribe", Some(p), n);
     }
+    revoked_meanwhile(ctx, &args[1..], true);
     settle(ctx);
     Ok(())
 }
