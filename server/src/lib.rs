@@ -31,6 +31,7 @@ pub mod scripting;
 pub mod server;
 pub mod shared;
 pub mod shutdown;
+pub mod sparkline;
 pub mod stats;
 pub mod tracking;
 pub mod upstream;

@@ -612,3 +612,26 @@ fn cluster_commands_say_cluster_support_is_disabled() {
         "{e}"
     );
 }
+
+/// `LATENCY GRAPH`: Redis's header, ruler and sparkline, and its error
+/// for an event without samples.
+#[test]
+fn latency_graph_draws_the_events_samples() {
+    let server = TestServer::with_args(&["--enable-debug-command", "yes"]);
+    let mut c = server.client();
+    let _: () = ferrite_tests::cmd(&mut c, &["CONFIG", "SET", "latency-monitor-threshold", "1"]);
+    let _: () = ferrite_tests::cmd(&mut c, &["DEBUG", "SLEEP", "0.02"]);
+    let graph: String = ferrite_tests::cmd(&mut c, &["LATENCY", "GRAPH", "command"]);
+    let lines: Vec<&str> = graph.lines().collect();
+    assert!(
+        lines[0].starts_with("command - high ") && lines[0].contains("(all time high "),
+        "{graph}"
+    );
+    assert_eq!(lines[1], "-".repeat(80));
+    // One sample sits on the bottom row; a blank row, then "0s" downwards.
+    assert_eq!(&lines[2..], [" ", " ", " ", "_", " ", "0", "s"], "{graph}");
+    assert_eq!(
+        ferrite_tests::err(&mut c, &["LATENCY", "GRAPH", "nosuch"]),
+        "ERR No samples available for event 'nosuch'"
+    );
+}

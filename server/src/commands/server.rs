@@ -42,6 +42,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("latency|latest", latency_latest),
     ("latency|reset", latency_reset),
     ("latency|history", latency_history),
+    ("latency|graph", latency_graph),
     ("latency|doctor", latency_doctor),
     ("latency|help", latency_help),
     ("latency|histogram", latency_histogram),
@@ -1139,6 +1140,53 @@ fn latency_history(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         None => ctx.out.array(0),
     }
+    Ok(())
+}
+
+/// `LATENCY GRAPH event`: the event's samples as an ASCII sparkline,
+/// labelled with how long ago each was (Redis's
+/// `latencyCommandGenSparkeline`).
+fn latency_graph(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    const COLS: usize = 80;
+    let event = lossy(&args[2]);
+    let graph = {
+        let lat = ctx.srv.latency.lock();
+        let Some((samples, all_time_max)) = lat.events.get(&event) else {
+            return Err(CmdError::err(format!(
+                "No samples available for event '{event}'"
+            )));
+        };
+        let now = unix_ms() / 1000;
+        let (mut low, mut high) = (u64::MAX, 0);
+        let seq: Vec<crate::sparkline::Sample> = samples
+            .iter()
+            .map(|&(t, ms)| {
+                low = low.min(ms);
+                high = high.max(ms);
+                let ago = now - t;
+                let label = match ago {
+                    a if a < 60 => format!("{a}s"),
+                    a if a < 3600 => format!("{}m", a / 60),
+                    a if a < 86400 => format!("{}h", a / 3600),
+                    a => format!("{}d", a / 86400),
+                };
+                crate::sparkline::Sample {
+                    value: ms as f64,
+                    label: Some(label),
+                }
+            })
+            .collect();
+        if seq.is_empty() {
+            low = 0;
+        }
+        let mut g =
+            format!("{event} - high {high} ms, low {low} ms (all time high {all_time_max} ms)\n");
+        g.push_str(&"-".repeat(COLS));
+        g.push('\n');
+        g.push_str(&crate::sparkline::render(&seq, COLS, 4));
+        g
+    };
+    ctx.out.verbatim(graph.as_bytes());
     Ok(())
 }
 
