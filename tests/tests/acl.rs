@@ -629,7 +629,17 @@ fn module_script_debug_and_restore_asking_exist_for_rules_and_clients() {
     assert_eq!(ok, "OK");
     let v: String = cmd(&mut c, &["GET", "k2"]);
     assert_eq!(v, "v");
-    let locked = TestServer::start();
+    // Only LOAD, LOADEX and UNLOAD are protected, and refused before the
+    // login and ACL checks, as in Redis.
+    let locked = TestServer::with_args(&["--requirepass", "pw"]);
     let mut d = locked.client();
-    assert!(err(&mut d, &["MODULE", "LIST"]).starts_with("ERR MODULE command not allowed."));
+    assert!(
+        err(&mut d, &["MODULE", "LOAD", "/x.so"]).starts_with("ERR MODULE command not allowed.")
+    );
+    let _: String = cmd(&mut d, &["AUTH", "pw"]);
+    assert_eq!(
+        text(&locked.raw(b"AUTH pw\r\nMODULE LIST\r\n")),
+        "+OK\r\n*0\r\n"
+    );
+    assert!(err(&mut d, &["MODULE", "UNLOAD", "x"]).starts_with("ERR MODULE command not allowed."));
 }

@@ -179,6 +179,13 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
             &CmdError::WrongArity(cmd.name().into()).to_string(),
         );
     }
+    if cmd.has(flag::ADMIN) {
+        if let Some(msg) =
+            crate::commands::server::protected_refusal(srv, cmd.name(), &client.handle.addr)
+        {
+            return reject(srv, client, out, Some(cmd), msg);
+        }
+    }
     if !client.authenticated && !cmd.has(flag::NO_AUTH) && srv.acl.default_user_needs_auth() {
         return reject(srv, client, out, Some(cmd), &CmdError::NoAuth.to_string());
     }

@@ -1,6 +1,8 @@
 //! `MODULE`: Ferrite loads no Redis modules (its Bloom filters and
 //! `CL.THROTTLE` are built in), so the list is empty and a load fails as
-//! Redis's does for a library it cannot open.
+//! Redis's does for a library it cannot open. `LOAD`, `LOADEX` and
+//! `UNLOAD` are protected (`enable-module-command`), checked by the
+//! dispatcher.
 
 use bytes::Bytes;
 
@@ -16,23 +18,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("module|unload", unload),
 ];
 
-/// `MODULE` is a protected command (`enable-module-command`).
-fn allowed(ctx: &Ctx<'_>) -> CmdResult {
-    let setting = ctx.srv.config.read().value("enable-module-command");
-    let ok = match setting.as_str() {
-        "yes" => true,
-        "local" => super::server::is_local(&ctx.client.handle.addr),
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(CmdError::err("MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."))
-    }
-}
-
 fn help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    allowed(ctx)?;
     write_help(
         ctx,
         "module",
@@ -51,13 +37,11 @@ fn help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn list(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    allowed(ctx)?;
     ctx.out.array(0);
     Ok(())
 }
 
-fn load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    allowed(ctx)?;
+fn load(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     tracing::warn!(
         path = %String::from_utf8_lossy(&args[2]),
         "Module failed to load: Ferrite does not load Redis modules (Bloom filters and CL.THROTTLE are built in)"
@@ -67,8 +51,7 @@ fn load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-fn unload(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    allowed(ctx)?;
+fn unload(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Err(CmdError::err(
         "Error unloading module: no such module with that name",
     ))

@@ -69,8 +69,10 @@ fn sub_channels(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CmdResult {
         };
         confirm(ctx, word, Some(c), n);
     }
-    revoked_meanwhile(ctx, &args[1..], false);
+    // After `settle` has made the client a pub/sub client, so that a
+    // revoking scan either sees it or this check sees the new rules.
     settle(ctx);
+    revoked_meanwhile(ctx, &args[1..], false);
     Ok(())
 }
 
@@ -149,8 +151,8 @@ fn psubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let n = st.count();
         confirm(ctx, b"psubscribe", Some(p), n);
     }
-    revoked_meanwhile(ctx, &args[1..], true);
     settle(ctx);
+    revoked_meanwhile(ctx, &args[1..], true);
     Ok(())
 }
 

@@ -1319,7 +1319,34 @@ fn latency_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 
 /// Whether the client connects from this host (`enable-*-command local`).
 pub fn is_local(addr: &str) -> bool {
-    addr.starts_with("127.") || addr.starts_with("[::1]") || addr.starts_with("::1")
+    // Exactly the loopback addresses Redis's `islocalClient` accepts, not
+    // all of 127.0.0.0/8.
+    match addr.parse::<std::net::SocketAddr>().map(|a| a.ip()) {
+        Ok(std::net::IpAddr::V4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip == std::net::Ipv6Addr::LOCALHOST
+                || ip.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Redis's `CMD_PROTECTED` commands (`COMMAND INFO` does not show the
+/// flag, so they are named here): refused unless `enable-debug-command` /
+/// `enable-module-command` allow the client, before authentication and
+/// ACL, as `processCommand` does. `Some(message)` refuses.
+pub fn protected_refusal(srv: &Shared, name: &str, addr: &str) -> Option<&'static str> {
+    let (param, msg) = match name {
+        "debug" => ("enable-debug-command", "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."),
+        "module|load" | "module|loadex" | "module|unload" => ("enable-module-command", "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."),
+        _ => return None,
+    };
+    let setting = srv.config.read().value(param);
+    match setting.as_str() {
+        "yes" => None,
+        "local" if is_local(addr) => None,
+        _ => Some(msg),
+    }
 }
 
 /// Redis's RDB length of a string value, for `serializedlength`.
@@ -1346,18 +1373,8 @@ fn serialized_len(v: &Value) -> usize {
     prefix + b.len()
 }
 
+/// `enable-debug-command` is checked by the dispatcher (`protected_refusal`).
 fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let allowed = {
-        let cfg = ctx.srv.config.read();
-        match cfg.enable_debug_command.as_str() {
-            "yes" => true,
-            "local" => is_local(&ctx.client.handle.addr),
-            _ => false,
-        }
-    };
-    if !allowed {
-        return Err(CmdError::err("DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."));
-    }
     let sub = lossy(&args[1]).to_ascii_lowercase();
     let unknown = || {
         CmdError::err(format!(
