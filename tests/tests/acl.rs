@@ -618,6 +618,11 @@ fn module_script_debug_and_restore_asking_exist_for_rules_and_clients() {
         err(&mut c, &["SCRIPT", "DEBUG", "MAYBE"]),
         "ERR Use SCRIPT DEBUG YES/SYNC/NO"
     );
+    // Not behind another command's unsent reply.
+    assert_eq!(
+        text(&server.raw(b"PING\r\nSCRIPT DEBUG NO\r\n")),
+        "+PONG\r\n-ERR SCRIPT DEBUG must be called outside a pipeline\r\n"
+    );
     let _: () = cmd(&mut c, &["SET", "k", "v"]);
     let payload: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut c).unwrap();
     let ok: String = redis::cmd("RESTORE-ASKING")

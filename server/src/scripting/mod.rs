@@ -756,6 +756,13 @@ fn kill(ctx: &mut Ctx<'_>, is_eval: bool) -> CmdResult {
 /// Lua debugger, so `YES` and `SYNC` are refused rather than accepted and
 /// ignored.
 fn script_debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // Replies of earlier commands still unsent (a pipeline, or EXEC's own
+    // reply), as Redis's `clientHasPendingReplies`.
+    if !ctx.out.is_empty() || ctx.client.in_exec {
+        return Err(CmdError::err(
+            "SCRIPT DEBUG must be called outside a pipeline",
+        ));
+    }
     if is(&args[2], "no") {
         ctx.out.ok();
         Ok(())
