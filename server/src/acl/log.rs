@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 /// Entries closer than this in time, and otherwise equal, are one entry.
 const GROUPING_MAX_DELTA_MS: i64 = 60_000;
 
+/// What was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     Command,
@@ -15,6 +16,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// `ACL LOG`'s `reason` field.
     pub fn name(self) -> &'static str {
         match self {
             Reason::Command => "command",
@@ -25,6 +27,7 @@ impl Reason {
     }
 }
 
+/// Where the refused command ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
     Toplevel,
@@ -33,6 +36,7 @@ pub enum Context {
 }
 
 impl Context {
+    /// `ACL LOG`'s `context` field.
     pub fn name(self) -> &'static str {
         match self {
             Context::Toplevel => "toplevel",
@@ -42,6 +46,7 @@ impl Context {
     }
 }
 
+/// One `ACL LOG` entry.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub count: u64,

@@ -360,6 +360,7 @@ impl Acl {
         self.default.clone()
     }
 
+    /// The user called `name`, if any.
     pub fn get(&self, name: &[u8]) -> Option<Arc<UserCell>> {
         self.users.read().get(name).cloned()
     }

@@ -9,9 +9,11 @@ use sha2::{Digest, Sha256};
 
 use super::index::{index, lookup, order, CATEGORIES};
 
-/// Key pattern permissions (`%R~`, `%W~`; `~` is both).
+/// Key pattern permission to read (`%R~`).
 pub const READ: u8 = 1;
+/// Key pattern permission to write (`%W~`).
 pub const WRITE: u8 = 2;
+/// Both (`~`).
 pub const ALL: u8 = READ | WRITE;
 
 /// User flags, in the order `ACL LIST` shows them (Redis's `ACLUserFlags`).
@@ -438,6 +440,7 @@ impl User {
         u
     }
 
+    /// Whether a [`uflag`] is set.
     pub fn has(&self, f: u8) -> bool {
         self.flags & f != 0
     }
