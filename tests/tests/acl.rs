@@ -12,6 +12,19 @@ const NOPERM_KEY: &str =
 const NOPERM_CHANNEL: &str =
     "NOPERM this user has no permissions to access one of the channels used as arguments";
 
+/// Runs the server on config file `conf` in `dir`, expects it to exit
+/// with a failure, and returns what it logged.
+fn fails_to_start(conf: &std::path::Path, dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(ferrite_tests::server_binary())
+        .arg(conf)
+        .args(["--port", &free_port().to_string(), "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
 /// A connection logged in as `user`.
 fn login(server: &TestServer, user: &str, pass: &str) -> redis::Connection {
     let mut c = server.client();
@@ -501,20 +514,7 @@ fn users_in_both_the_config_and_an_acl_file_stop_the_start() {
     .unwrap();
     let conf = dir.join("ferrite.conf");
     std::fs::write(&conf, "user x on nopass +@all\naclfile users.acl\n").unwrap();
-    let bin = ferrite_tests::server_binary();
-    let out = std::process::Command::new(bin)
-        .arg(&conf)
-        .args([
-            "--port",
-            &free_port().to_string(),
-            "--dir",
-            dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let log =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let log = fails_to_start(&conf, &dir);
     assert!(log.contains("please define either an ACL file or declare users directly in your redis.conf, but not both"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -567,19 +567,7 @@ fn odd_user_lines_in_the_config_do_not_crash_the_start() {
     let users: Vec<String> = cmd(&mut c, &["ACL", "USERS"]);
     assert_eq!(users, ["", "default"]);
     std::fs::write(&conf, "user \" \"\n").unwrap();
-    let out = std::process::Command::new(ferrite_tests::server_binary())
-        .arg(&conf)
-        .args([
-            "--port",
-            &free_port().to_string(),
-            "--dir",
-            dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let log =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let log = fails_to_start(&conf, &dir);
     assert!(log.contains("FATAL CONFIG FILE ERROR"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);

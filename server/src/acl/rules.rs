@@ -412,6 +412,18 @@ fn valid_hash(h: &[u8]) -> bool {
     h.len() == 64 && h.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// The hash a password rule names: hashed from clear text after `clear`
+/// (`>`/`<`), or given as hex after `#`/`!`.
+fn rule_hash(op: &[u8], clear: u8) -> Result<String, RuleError> {
+    if op[0] == clear {
+        Ok(hash_password(&op[1..]))
+    } else if valid_hash(&op[1..]) {
+        Ok(String::from_utf8_lossy(&op[1..]).into_owned())
+    } else {
+        Err(RuleError::BadHash)
+    }
+}
+
 /// A user's rules.
 #[derive(Clone, Debug)]
 pub struct User {
@@ -474,25 +486,13 @@ impl User {
             self.flags &= !uflag::NOPASS;
             self.passwords.clear();
         } else if op[0] == b'>' || op[0] == b'#' {
-            let hash = if op[0] == b'>' {
-                hash_password(&op[1..])
-            } else if valid_hash(&op[1..]) {
-                String::from_utf8_lossy(&op[1..]).into_owned()
-            } else {
-                return Err(RuleError::BadHash);
-            };
+            let hash = rule_hash(op, b'>')?;
             if !self.passwords.contains(&hash) {
                 self.passwords.push(hash);
             }
             self.flags &= !uflag::NOPASS;
         } else if op[0] == b'<' || op[0] == b'!' {
-            let hash = if op[0] == b'<' {
-                hash_password(&op[1..])
-            } else if valid_hash(&op[1..]) {
-                String::from_utf8_lossy(&op[1..]).into_owned()
-            } else {
-                return Err(RuleError::BadHash);
-            };
+            let hash = rule_hash(op, b'<')?;
             let at = self
                 .passwords
                 .iter()
