@@ -375,6 +375,14 @@ fn client_list_shows_the_transaction() {
         line.contains(" multi=-1 ") && line.contains(" flags=N "),
         "{line}"
     );
+    // Run inside EXEC, CLIENT INFO still shows the transaction, as in
+    // Redis, which clears CLIENT_MULTI only after the commands ran.
+    let reply =
+        String::from_utf8_lossy(&s.raw(b"MULTI\r\nCLIENT INFO\r\nPING\r\nEXEC\r\n")).into_owned();
+    assert!(
+        reply.contains(" flags=x ") && reply.contains(" multi=2 "),
+        "{reply}"
+    );
 
     // A doomed WATCH shows as `d`.
     ok(&mut con, &["WATCH", "a"]);

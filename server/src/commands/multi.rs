@@ -113,8 +113,8 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let Some(state) = ctx.client.multi.take() else {
         return Err(CmdError::err("EXEC without MULTI"));
     };
-    ctx.client.handle.multi_len.store(-1, Ordering::Relaxed);
     if state.aborted {
+        ctx.client.handle.multi_len.store(-1, Ordering::Relaxed);
         unwatch_all(ctx.srv, ctx.client);
         return Err(CmdError::Other(
             "EXECABORT Transaction discarded because of previous errors.".into(),
@@ -167,6 +167,10 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             client.in_exec = false;
         })
     });
+    // Until here the client still shows flag `x` and `multi=<queued>`
+    // (in `CLIENT INFO` run inside the transaction, or an ACL log entry),
+    // as Redis clears its `CLIENT_MULTI` only after the commands ran.
+    client.handle.multi_len.store(-1, Ordering::Relaxed);
     Ok(())
 }
 
