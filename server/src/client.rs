@@ -150,6 +150,15 @@ impl ClientHandle {
         }
     }
 
+    /// Whether the connection runs as `user` (the same user, not one of
+    /// the same name that replaced it).
+    pub fn runs_as(&self, user: &Arc<crate::acl::UserCell>) -> bool {
+        self.user
+            .lock()
+            .as_ref()
+            .is_some_and(|u| Arc::ptr_eq(u, user))
+    }
+
     /// The name `CLIENT LIST` shows for the connection's user.
     pub fn user_name(&self) -> String {
         match &*self.user.lock() {
@@ -383,6 +392,24 @@ pub struct Client {
 }
 
 impl Client {
+    /// Runs the connection as `user` from its next command: the task's
+    /// copy, the handle's (`CLIENT LIST`, scripts) and a fresh rules cache.
+    pub fn set_user(&mut self, user: Arc<crate::acl::UserCell>) {
+        *self.handle.user.lock() = Some(user.clone());
+        self.user = Some(user);
+        self.acl_cache = None;
+    }
+
+    /// The ACL log context of this client's refusals: `multi` while it
+    /// queues or runs a transaction.
+    pub fn acl_context(&self) -> crate::acl::log::Context {
+        if self.multi.is_some() || self.in_exec {
+            crate::acl::log::Context::Multi
+        } else {
+            crate::acl::log::Context::Toplevel
+        }
+    }
+
     /// A new client on database 0.
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
         Client {

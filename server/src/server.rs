@@ -204,11 +204,7 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
 fn refuse(srv: &Shared, peer: &SocketAddr) -> Option<&'static str> {
     if srv.hot.protected_mode.load(Ordering::Relaxed)
         && !peer.ip().is_loopback()
-        && srv
-            .acl
-            .default_user()
-            .rules()
-            .has(crate::acl::rules::uflag::NOPASS)
+        && srv.acl.default_user_nopass()
     {
         return Some(PROTECTED_MODE_ERR);
     }
@@ -262,10 +258,8 @@ fn worker(
                         handle.worker.store(idx, Ordering::Relaxed);
                         srv.clients.add(handle.clone());
                         let user = srv.acl.default_user();
-                        let authenticated = !user.needs_auth();
-                        *handle.user.lock() = Some(user.clone());
-                        let mut client = Client::new(handle.clone(), authenticated);
-                        client.user = Some(user);
+                        let mut client = Client::new(handle.clone(), !user.needs_auth());
+                        client.set_user(user);
                         // A panic inside the connection stays inside this
                         // task: the runtime reports it and the server keeps
                         // serving.

@@ -410,12 +410,7 @@ impl Acl {
         name: &[u8],
         ops: &[&[u8]],
     ) -> Result<(Option<Arc<User>>, Arc<UserCell>), String> {
-        let merged = merge_selector_args(ops).map_err(|i| {
-            format!(
-                "Unmatched parenthesis in acl selector starting at '{}'.",
-                String::from_utf8_lossy(ops[i])
-            )
-        })?;
+        let merged = merge_selector_args(ops).map_err(|i| unmatched(ops[i]))?;
         let mut users = self.users.write();
         let existing = users.get(name).cloned();
         let before = existing.as_ref().map(|c| c.rules());
@@ -480,12 +475,7 @@ impl Acl {
             return Err("Bad directive or wrong number of arguments".into());
         }
         let ops: Vec<&[u8]> = args[1..].iter().map(|a| a.as_slice()).collect();
-        let merged = merge_selector_args(&ops).map_err(|i| {
-            format!(
-                "Unmatched parenthesis in acl selector starting at '{}'.",
-                String::from_utf8_lossy(ops[i])
-            )
-        })?;
+        let merged = merge_selector_args(&ops).map_err(|i| unmatched(ops[i]))?;
         let mut u = User::new(self.pubsub_all());
         for op in &merged {
             if let Err(e) = u.apply(op, self.pubsub_all()) {
@@ -678,6 +668,44 @@ impl Acl {
     pub fn default_user_needs_auth(&self) -> bool {
         self.default.needs_auth()
     }
+
+    /// Whether the default user takes any password (`nopass`): `AUTH
+    /// <password>` is then an error, and protected mode applies.
+    pub fn default_user_nopass(&self) -> bool {
+        self.default.rules().has(rules::uflag::NOPASS)
+    }
+}
+
+/// `ACL SETUSER`'s error for a selector whose parenthesis never closes.
+fn unmatched(op: &[u8]) -> String {
+    format!(
+        "Unmatched parenthesis in acl selector starting at '{}'.",
+        String::from_utf8_lossy(op)
+    )
+}
+
+/// Checks `cmd` against `rules` (those of `user`) and logs a refusal under
+/// `context` for the client behind `handle`: the one step the dispatcher,
+/// `EXEC` and `redis.call` share; each words its own error.
+pub fn enforce(
+    srv: &crate::shared::Shared,
+    handle: &crate::client::ClientHandle,
+    user: &UserCell,
+    rules: &User,
+    context: log::Context,
+    cmd: &Command,
+    argv: &[Bytes],
+) -> Result<(), Denied> {
+    check(rules, cmd, argv).inspect_err(|d| {
+        log_denial(
+            srv,
+            handle,
+            d.reason(),
+            context,
+            d.object(cmd, argv),
+            user.name.to_vec(),
+        )
+    })
 }
 
 /// Records a refusal in the ACL log, with the client's `CLIENT LIST` line.

@@ -200,21 +200,11 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
     }
     // One atomic load for a user whose rules allow everything.
     if let Some(user) = client.user.as_ref().filter(|u| !u.open()) {
-        if let Err(denied) = crate::acl::check(user.cached(&mut client.acl_cache), cmd, argv) {
-            let context = if client.multi.is_some() {
-                crate::acl::log::Context::Multi
-            } else {
-                crate::acl::log::Context::Toplevel
-            };
-            let name = user.name.to_vec();
-            crate::acl::log_denial(
-                srv,
-                &client.handle,
-                denied.reason(),
-                context,
-                denied.object(cmd, argv),
-                name,
-            );
+        let context = client.acl_context();
+        let rules = user.cached(&mut client.acl_cache);
+        if let Err(denied) =
+            crate::acl::enforce(srv, &client.handle, user, rules, context, cmd, argv)
+        {
             return reject(srv, client, out, Some(cmd), &denied.message(cmd));
         }
     }

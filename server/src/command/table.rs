@@ -212,6 +212,17 @@ impl Table {
         lookup_in(&self.commands, name)
     }
 
+    /// The command or subcommand `argv` names (Redis's `lookupCommand`):
+    /// a container with a second argument resolves to that subcommand, or
+    /// to nothing if it has none of that name.
+    pub fn lookup_argv(&self, argv: &[Bytes]) -> Option<&Command> {
+        let cmd = self.lookup(argv.first()?)?;
+        match argv.get(1) {
+            Some(sub) if !cmd.subcommands.is_empty() => cmd.subcommand(sub),
+            _ => Some(cmd),
+        }
+    }
+
     /// Builds the table from metadata and handlers. Metadata without a
     /// handler is skipped (the command is not served); the coverage test
     /// asserts that does not happen for the commands we claim.

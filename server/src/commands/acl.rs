@@ -35,8 +35,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
 /// `ACLFreeUserAndKillClients`); the calling client closes after its reply.
 fn kill_clients_of(ctx: &mut Ctx<'_>, user: &Arc<UserCell>) {
     for c in ctx.srv.clients.all() {
-        let mine = c.user.lock().as_ref().is_some_and(|u| Arc::ptr_eq(u, user));
-        if !mine {
+        if !c.runs_as(user) {
             continue;
         }
         if c.id == ctx.client.id() {
@@ -56,8 +55,7 @@ fn kill_revoked_subscribers(srv: &Shared, cell: &Arc<UserCell>, before: &User) {
         return;
     };
     for c in srv.clients.all() {
-        let mine = c.user.lock().as_ref().is_some_and(|u| Arc::ptr_eq(u, cell));
-        if !mine || c.client_type() != "pubsub" {
+        if !c.runs_as(cell) || c.client_type() != "pubsub" {
             continue;
         }
         let (channels, patterns) = srv.pubsub.subscriptions_of(c.id);
@@ -307,10 +305,7 @@ fn dryrun(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(&argv[0])
         ))
     };
-    let mut cmd = TABLE.lookup(&argv[0]).ok_or_else(not_found)?;
-    if !cmd.subcommands.is_empty() && argv.len() >= 2 {
-        cmd = cmd.subcommand(&argv[1]).ok_or_else(not_found)?;
-    }
+    let cmd = TABLE.lookup_argv(argv).ok_or_else(not_found)?;
     if !cmd.arity_ok(argv.len()) {
         return Err(CmdError::err(format!(
             "wrong number of arguments for '{}' command",

@@ -86,15 +86,15 @@ fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let user = ctx.srv.acl.default_user();
     c.authenticated = !user.needs_auth();
     if c.user.is_some() {
-        *c.handle.user.lock() = Some(user.clone());
-        c.user = Some(user);
-        c.acl_cache = None;
+        c.set_user(user);
     }
     ctx.out.resp3 = false;
     c.handle.resp.store(2, Ordering::Relaxed);
     ctx.out.simple(b"RESET");
     Ok(())
 }
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
 /// Logs the client in as `user` if `pass` opens it (Redis's
 /// `ACLAuthenticateUser`); a failure is logged in the ACL log under the
@@ -107,26 +107,25 @@ fn authenticate(
 ) -> Result<(), CmdError> {
     match ctx.srv.acl.authenticate(user, pass) {
         Some(cell) => {
-            *ctx.client.handle.user.lock() = Some(cell.clone());
+            let previous = ctx.client.user.clone();
+            ctx.client.set_user(cell.clone());
             // `ACL DELUSER`/`LOAD` marks a user removed before it looks for
             // its clients: either it finds this one or this sees the mark.
             if cell.removed() {
-                *ctx.client.handle.user.lock() = ctx.client.user.clone();
-                return Err(CmdError::Other(
-                    "WRONGPASS invalid username-password pair or user is disabled.".into(),
-                ));
+                match previous {
+                    Some(p) => ctx.client.set_user(p),
+                    None => {
+                        ctx.client.user = None;
+                        *ctx.client.handle.user.lock() = None;
+                    }
+                }
+                return Err(CmdError::Other(WRONGPASS.into()));
             }
             ctx.client.authenticated = true;
-            ctx.client.user = Some(cell);
-            ctx.client.acl_cache = None;
             Ok(())
         }
         None => {
-            let context = if ctx.client.multi.is_some() || ctx.client.in_exec {
-                crate::acl::log::Context::Multi
-            } else {
-                crate::acl::log::Context::Toplevel
-            };
+            let context = ctx.client.acl_context();
             crate::acl::log_denial(
                 ctx.srv,
                 &ctx.client.handle,
@@ -135,9 +134,7 @@ fn authenticate(
                 cmd_name.to_vec(),
                 user.to_vec(),
             );
-            Err(CmdError::Other(
-                "WRONGPASS invalid username-password pair or user is disabled.".into(),
-            ))
+            Err(CmdError::Other(WRONGPASS.into()))
         }
     }
 }
@@ -146,14 +143,7 @@ fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    if args.len() == 2
-        && ctx
-            .srv
-            .acl
-            .default_user()
-            .rules()
-            .has(crate::acl::rules::uflag::NOPASS)
-    {
+    if args.len() == 2 && ctx.srv.acl.default_user_nopass() {
         return Err(CmdError::err(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
@@ -478,12 +468,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 || addr.as_ref().is_some_and(|a| *a != c.addr)
                 || laddr.as_ref().is_some_and(|a| *a != c.laddr)
                 || ctype.is_some_and(|t| t != c.client_type())
-                || user.as_ref().is_some_and(|u| {
-                    !c.user
-                        .lock()
-                        .as_ref()
-                        .is_some_and(|cu| std::sync::Arc::ptr_eq(cu, u))
-                })
+                || user.as_ref().is_some_and(|u| !c.runs_as(u))
             {
                 continue;
             }

@@ -142,15 +142,17 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
                 // The rules may have changed since the command was queued,
                 // or a queued AUTH changed the user.
                 if let Some(u) = client.user.clone().filter(|u| !u.open()) {
-                    if let Err(d) = crate::acl::check(&u.rules(), q.cmd, &q.argv) {
-                        crate::acl::log_denial(
-                            srv,
-                            &client.handle,
-                            d.reason(),
-                            crate::acl::log::Context::Multi,
-                            d.object(q.cmd, &q.argv),
-                            u.name.to_vec(),
-                        );
+                    let context = crate::acl::log::Context::Multi;
+                    let checked = crate::acl::enforce(
+                        srv,
+                        &client.handle,
+                        &u,
+                        &u.rules(),
+                        context,
+                        q.cmd,
+                        &q.argv,
+                    );
+                    if let Err(d) = checked {
                         let msg = format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}", d.exec_reason());
                         srv.stats.count_error(msg.as_bytes());
                         out.error(msg.as_bytes());

@@ -1106,11 +1106,9 @@ fn install_redis(lua: &Lua, g: &Table) -> mlua::Result<()> {
                     "ERR redis.acl_check_cmd can only be called inside a script invocation",
                 ));
             };
-            let invalid = || rt("ERR Invalid command passed to redis.acl_check_cmd()");
-            let mut cmd = TABLE.lookup(&argv[0]).ok_or_else(invalid)?;
-            if !cmd.subcommands.is_empty() && argv.len() >= 2 {
-                cmd = cmd.subcommand(&argv[1]).ok_or_else(invalid)?;
-            }
+            let cmd = TABLE
+                .lookup_argv(&argv)
+                .ok_or_else(|| rt("ERR Invalid command passed to redis.acl_check_cmd()"))?;
             Ok(match &ctx.client.user {
                 Some(u) => crate::acl::check(&u.rules(), cmd, &argv).is_ok(),
                 None => true,
@@ -1244,15 +1242,17 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
         return reject(b"This Redis command is not allowed from script");
     }
     if let Some(user) = ctx.client.user.as_ref().filter(|u| !u.open()).cloned() {
-        if let Err(d) = crate::acl::check(&user.rules(), cmd, &argv) {
-            crate::acl::log_denial(
-                &ctx.srv,
-                &ctx.caller,
-                d.reason(),
-                crate::acl::log::Context::Lua,
-                d.object(cmd, &argv),
-                user.name.to_vec(),
-            );
+        let context = crate::acl::log::Context::Lua;
+        let checked = crate::acl::enforce(
+            &ctx.srv,
+            &ctx.caller,
+            &user,
+            &user.rules(),
+            context,
+            cmd,
+            &argv,
+        );
+        if let Err(d) = checked {
             return reject(
                 format!("The user executing the script {}", d.script_message()).as_bytes(),
             );
