@@ -468,25 +468,6 @@ impl Acl {
             .collect()
     }
 
-    /// Validates `user <name> <rules>` from the configuration (Redis's
-    /// `ACLAppendUserForLoading`): rules with syntax errors refuse the file.
-    pub fn validate_config_user(&self, args: &[Vec<u8>]) -> Result<(), String> {
-        if args.is_empty() {
-            return Err("Bad directive or wrong number of arguments".into());
-        }
-        let ops: Vec<&[u8]> = args[1..].iter().map(|a| a.as_slice()).collect();
-        let merged = merge_selector_args(&ops).map_err(|i| unmatched(ops[i]))?;
-        let mut u = User::new(self.pubsub_all());
-        for op in &merged {
-            if let Err(e) = u.apply(op, self.pubsub_all()) {
-                if e != RuleError::NoSuchCommand {
-                    return Err(e.to_string());
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Loads the users configured with `user` directives at start-up
     /// (Redis's `ACLLoadConfiguredUsers`).
     pub fn load_configured(&self, defs: &[Vec<Vec<u8>>]) -> Result<(), String> {
@@ -674,6 +655,26 @@ impl Acl {
     pub fn default_user_nopass(&self) -> bool {
         self.default.rules().has(rules::uflag::NOPASS)
     }
+}
+
+/// Validates `user <name> <rules>` from the configuration (Redis's
+/// `ACLAppendUserForLoading`): rules with syntax errors refuse the file.
+/// Only the syntax is checked, so the channel default does not matter.
+pub fn validate_config_user(args: &[Vec<u8>]) -> Result<(), String> {
+    if args.is_empty() {
+        return Err("Bad directive or wrong number of arguments".into());
+    }
+    let ops: Vec<&[u8]> = args[1..].iter().map(|a| a.as_slice()).collect();
+    let merged = merge_selector_args(&ops).map_err(|i| unmatched(ops[i]))?;
+    let mut u = User::new(false);
+    for op in &merged {
+        if let Err(e) = u.apply(op, false) {
+            if e != RuleError::NoSuchCommand {
+                return Err(e.to_string());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `ACL SETUSER`'s error for a selector whose parenthesis never closes.

@@ -1258,14 +1258,12 @@ impl Config {
                             .into(),
                     ));
                 }
-                crate::acl::Acl::default()
-                    .validate_config_user(&words)
-                    .map_err(|e| {
-                        bad(format!(
-                            "Error in user declaration '{}': {e}",
-                            String::from_utf8_lossy(&words[0])
-                        ))
-                    })?;
+                crate::acl::validate_config_user(&words).map_err(|e| {
+                    bad(format!(
+                        "Error in user declaration '{}': {e}",
+                        String::from_utf8_lossy(&words[0])
+                    ))
+                })?;
                 self.users.push(words);
                 continue;
             }
@@ -1370,16 +1368,19 @@ impl Config {
         let mut written = std::collections::HashSet::new();
         let mut out = String::new();
         let mut users_written = false;
+        let write_users = |out: &mut String| {
+            for u in users {
+                out.push_str(&String::from_utf8_lossy(u));
+                out.push('\n');
+            }
+        };
         for line in old.lines() {
             let t = line.trim();
             let name = t.split_whitespace().next().unwrap_or("");
             if name.eq_ignore_ascii_case("user") {
                 if !users_written {
                     users_written = true;
-                    for u in users {
-                        out.push_str(&String::from_utf8_lossy(u));
-                        out.push('\n');
-                    }
+                    write_users(&mut out);
                 }
                 continue;
             }
@@ -1402,10 +1403,7 @@ impl Config {
         }
         if !users_written {
             // Every user, the default one included, as Redis writes them.
-            for u in users {
-                out.push_str(&String::from_utf8_lossy(u));
-                out.push('\n');
-            }
+            write_users(&mut out);
         }
         let tmp = path.with_extension("tmp-rewrite");
         std::fs::write(&tmp, out).map_err(|e| format!("ERR Rewriting config file: {e}"))?;
