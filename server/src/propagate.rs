@@ -198,6 +198,37 @@ impl Propagator {
         (b.offset, self.end.subscribe())
     }
 
+    /// Attaches a replica link that continues from `offset` (a partial
+    /// resync): `None` when the backlog does not exist or no longer holds
+    /// every byte from there (Redis's check in
+    /// `masterTryPartialResynchronization`). No `SELECT` is forced: the
+    /// replica keeps the database the stream had selected at `offset`.
+    pub fn attach_from(&self, offset: u64) -> Option<watch::Receiver<u64>> {
+        let b = self.inner.lock();
+        if self.mode.load(Ordering::Relaxed) & ACTIVE == 0 {
+            return None;
+        }
+        let start = b.offset - b.held().len() as u64;
+        if offset < start || offset > b.offset {
+            return None;
+        }
+        self.replicas.fetch_add(1, Ordering::Relaxed);
+        Some(self.end.subscribe())
+    }
+
+    /// Creates the backlog without attaching (a replica keeps one from its
+    /// first sync on, as Redis's `createReplicationBacklog` after a sync,
+    /// so that once promoted it can continue its own replicas' streams).
+    pub fn activate(&self) {
+        let _b = self.inner.lock();
+        self.mode.fetch_or(ACTIVE, Ordering::Relaxed);
+    }
+
+    /// Whether the backlog exists (`repl_backlog_active`).
+    pub fn backlog_active(&self) -> bool {
+        self.mode.load(Ordering::Relaxed) & ACTIVE != 0
+    }
+
     /// Undoes [`Propagator::attach`] when a replica link ends.
     pub fn detach(&self) {
         let _b = self.inner.lock();

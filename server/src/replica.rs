@@ -1,5 +1,6 @@
-//! The primary side of replication: a full resync (`SYNC`, `PSYNC`) and
-//! the replica link that follows it.
+//! The primary side of replication: a partial resync (`PSYNC` of a
+//! history the backlog still holds, answered `+CONTINUE`), else a full
+//! resync (`SYNC`, `PSYNC`), and the replica link that follows either.
 //!
 //! A full resync is a snapshot at stream offset O plus the stream from O
 //! (see the design's "Persistence and sync"). The snapshot is serialized
@@ -47,6 +48,11 @@ pub struct ReplState {
     /// Set by `SYNC` (`Some(false)`) or `PSYNC` (`Some(true)`): once the
     /// reply is written the connection hands itself to [`serve`].
     pub start: Option<bool>,
+    /// `PSYNC <replid> <offset>`: the history the replica has and the
+    /// first byte it lacks, for a partial resync.
+    pub psync: Option<(String, i64)>,
+    /// `REPLCONF capa psync2`: `+CONTINUE` names the replication id.
+    pub capa_psync2: bool,
 }
 
 /// One attached replica, as `INFO replication` lists it.
@@ -137,6 +143,46 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
     })
 }
 
+/// Attaches a `PSYNC` that can continue from the backlog (Redis's
+/// `masterTryPartialResynchronization`): the history must be ours (our
+/// replication id, or the previous one up to where it ended) and the
+/// backlog must still hold every byte from the requested offset. Returns
+/// the stream offset the replica continues from and the stream's watch.
+fn try_partial(
+    srv: &Shared,
+    replid: &str,
+    psync_offset: i64,
+    name: &str,
+) -> Option<(u64, tokio::sync::watch::Receiver<u64>)> {
+    let (id, id2) = (srv.replid.lock().clone(), srv.replid2.lock().clone());
+    let second = srv.second_repl_offset.load(Ordering::Relaxed);
+    if !replid.eq_ignore_ascii_case(&id)
+        && (!replid.eq_ignore_ascii_case(&id2) || psync_offset > second)
+    {
+        if replid.starts_with('?') {
+            tracing::info!("Full resync requested by replica {name}");
+        } else if !replid.eq_ignore_ascii_case(&id) && !replid.eq_ignore_ascii_case(&id2) {
+            tracing::info!("Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{replid}', my replication IDs are '{id}' and '{id2}')");
+        } else {
+            tracing::info!("Partial resynchronization not accepted: Requested offset for second ID was {psync_offset}, but I can reply up to {second}");
+        }
+        return None;
+    }
+    // `psync_offset` is the first byte wanted, counted from 1: the
+    // replica has the stream up to `psync_offset - 1`.
+    let from = u64::try_from(psync_offset - 1).ok();
+    match from.and_then(|f| srv.repl.attach_from(f).map(|rx| (f, rx))) {
+        Some(found) => Some(found),
+        None => {
+            tracing::info!("Unable to partial resync with replica {name} for lack of backlog (Replica request was: {psync_offset}).");
+            if psync_offset > srv.repl.offset() as i64 {
+                tracing::warn!("Warning: replica {name} tried to PSYNC with an offset that is greater than the master replication offset.");
+            }
+            None
+        }
+    }
+}
+
 /// Detaches the link from the stream and the registry however it ends.
 struct Attached<'a> {
     srv: &'a Shared,
@@ -158,12 +204,6 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
     let state = std::mem::take(&mut client.repl);
     let psync = state.start.unwrap_or(false);
     let handle = client.handle.clone();
-    let srv2 = srv.clone();
-    let Ok((rdb, offset, mut rx)) = tokio::task::spawn_blocking(move || snapshot(&srv2)).await
-    else {
-        tracing::warn!(client = client.id(), "snapshot for replica failed");
-        return;
-    };
     let ip = state.announced_ip.clone().unwrap_or_else(|| {
         handle
             .addr
@@ -171,41 +211,94 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
             .map_or(handle.addr.clone(), |(ip, _)| ip.to_string())
     });
     let port = state.listening_port.unwrap_or(0);
+    let name = format!("{ip}:{port}");
+    tracing::info!("Replica {name} asks for synchronization");
     // Replica memory (`mem_clients_slaves`), not normal client memory: the
-    // link itself while it lives, the snapshot while it is being sent.
+    // link itself while it lives.
     let _link = crate::client_mem::ReplicaCharge::new(
         srv,
         crate::client_mem::CLIENT_OVERHEAD + inbuf.capacity(),
     );
-    let rdb_charge = crate::client_mem::ReplicaCharge::new(srv, rdb.len());
-    let _attached = Attached {
-        srv,
-        client_id: client.id(),
+    let partial = match (&state.psync, state.rdb_only) {
+        (Some((id, off)), false) => {
+            let found = try_partial(srv, id, *off, &name);
+            let stat = match (&found, id.starts_with('?')) {
+                (Some(_), _) => Some(&srv.stats.sync_partial_ok),
+                (None, false) => Some(&srv.stats.sync_partial_err),
+                (None, true) => None,
+            };
+            if let Some(c) = stat {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            found
+        }
+        _ => None,
     };
-    tracing::info!(
-        "Replica {ip}:{port} asks for synchronization; full resync at offset {offset} ({} RDB bytes)",
-        rdb.len()
-    );
-    let mut head = Vec::new();
-    if psync {
-        head.extend_from_slice(
-            format!("+FULLRESYNC {} {offset}\r\n", srv.replid.lock()).as_bytes(),
-        );
-    }
-    head.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
-    if srv.config.read().flag("repl-disable-tcp-nodelay") {
-        // Fewer, larger packets for the snapshot and the stream, at some
-        // latency (Redis turns TCP_NODELAY off as the full sync starts).
-        let _ = stream.set_nodelay(false);
-    }
-    if write_all(srv, stream, &head).await.is_err() || write_all(srv, stream, &rdb).await.is_err() {
-        return;
-    }
-    drop(rdb);
-    drop(rdb_charge);
-    if state.rdb_only {
-        return;
-    }
+    let (offset, mut rx, _attached) = match partial {
+        Some((from, rx)) => {
+            let attached = Attached {
+                srv,
+                client_id: client.id(),
+            };
+            let head = if state.capa_psync2 {
+                format!("+CONTINUE {}\r\n", srv.replid.lock())
+            } else {
+                "+CONTINUE\r\n".to_string()
+            };
+            if write_all(srv, stream, head.as_bytes()).await.is_err() {
+                return;
+            }
+            tracing::info!(
+                "Partial resynchronization request from {name} accepted. Sending {} bytes of backlog starting from offset {}.",
+                srv.repl.offset().saturating_sub(from),
+                from + 1
+            );
+            (from, rx, attached)
+        }
+        None => {
+            srv.stats.sync_full.fetch_add(1, Ordering::Relaxed);
+            let srv2 = srv.clone();
+            let Ok((rdb, offset, rx)) = tokio::task::spawn_blocking(move || snapshot(&srv2)).await
+            else {
+                tracing::warn!(client = client.id(), "snapshot for replica failed");
+                return;
+            };
+            // The snapshot is replica memory while it is being sent.
+            let rdb_charge = crate::client_mem::ReplicaCharge::new(srv, rdb.len());
+            let attached = Attached {
+                srv,
+                client_id: client.id(),
+            };
+            tracing::info!(
+                "Full resync of replica {name} at offset {offset} ({} RDB bytes)",
+                rdb.len()
+            );
+            let mut head = Vec::new();
+            if psync {
+                head.extend_from_slice(
+                    format!("+FULLRESYNC {} {offset}\r\n", srv.replid.lock()).as_bytes(),
+                );
+            }
+            head.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
+            if srv.config.read().flag("repl-disable-tcp-nodelay") {
+                // Fewer, larger packets for the snapshot and the stream, at
+                // some latency (Redis turns TCP_NODELAY off as the full
+                // sync starts).
+                let _ = stream.set_nodelay(false);
+            }
+            if write_all(srv, stream, &head).await.is_err()
+                || write_all(srv, stream, &rdb).await.is_err()
+            {
+                return;
+            }
+            drop(rdb);
+            drop(rdb_charge);
+            if state.rdb_only {
+                return;
+            }
+            (offset, rx, attached)
+        }
+    };
     let info = Arc::new(ReplicaInfo {
         client_id: client.id(),
         ip,

@@ -113,7 +113,7 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
     let upstream = tokio::spawn(crate::upstream::manager(srv.clone()));
     let start_as_replica = srv.config.read().replicaof.clone();
     if let Some((host, port)) = start_as_replica {
-        crate::upstream::set_master(&srv, &host, port);
+        crate::upstream::start_as_replica(&srv, &host, port);
     }
     tokio::pin!(shutdown);
     // One `Notified` for the whole loop, enabled before the flag is read:

@@ -21,6 +21,11 @@ pub struct Stats {
     pub evicted_keys: AtomicU64,
     /// Clients disconnected by `maxmemory-clients` (`evicted_clients`).
     pub evicted_clients: AtomicU64,
+    /// Full resyncs served, partial resyncs accepted and refused
+    /// (`sync_full`, `sync_partial_ok`, `sync_partial_err`).
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
     /// Error code (`ERR`, `WRONGTYPE`, ...) → count, for `INFO errorstats`.
     pub errors: Mutex<BTreeMap<String, u64>>,
     /// Commands processed at the last cron tick and its time, for `instantaneous_ops_per_sec`.
@@ -88,6 +93,9 @@ impl Stats {
             &self.unexpected_error_replies,
             &self.evicted_keys,
             &self.evicted_clients,
+            &self.sync_full,
+            &self.sync_partial_ok,
+            &self.sync_partial_err,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -205,6 +205,15 @@ pub fn set_master(srv: &Shared, host: &str, port: u16) {
     up.wake.notify_one();
 }
 
+/// `replicaof` in the configuration: a replica from the start. Unlike
+/// `REPLICAOF` on a running primary it has no history of its own to offer,
+/// so its first `PSYNC` asks for a full resync (`PSYNC ? -1`), as Redis's
+/// does when it starts without a cached master.
+pub fn start_as_replica(srv: &Shared, host: &str, port: u16) {
+    set_master(srv, host, port);
+    *srv.upstream.cached.lock() = None;
+}
+
 /// `REPLICAOF NO ONE` (Redis's `replicationUnsetMaster`).
 pub fn unset_master(srv: &Shared) {
     let up = &srv.upstream;
@@ -568,6 +577,10 @@ impl<'a> Link<'a> {
         client.primary = true;
         client.deny_blocking = true;
         let mut scratch = ReplyBuf::new();
+        // A replica keeps a backlog of its primary's stream, so its own
+        // replicas, and its old primary after a failover, can continue
+        // from it.
+        srv.repl.activate();
         up.set_state(LinkState::Connected);
         up.has_master.store(true, Ordering::Relaxed);
         up.down_since_ms.store(0, Ordering::Relaxed);

@@ -532,6 +532,22 @@ pub fn info_value<'a>(info: &'a str, field: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// Waits until `INFO replication` of `c` has `field:value` (20 s at most).
+pub fn wait_info(c: &mut redis::Connection, field: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = cmd(c, &["info", "replication"]);
+        if info_value(&info, field) == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{field} never became {value}: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// One field of `INFO <section>` as text; panics when it is missing.
 pub fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> String {
     let info: String = cmd(con, &["INFO", section]);

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, err, free_port, has_binary, start_redis, RawConn, TestServer};
+use ferrite_tests::{cmd, err, free_port, has_binary, start_redis, wait_info, RawConn, TestServer};
 
 /// Reads a bulk payload header `$<len>\r\n` and the payload after it from
 /// `buf`, reading more as needed; returns (payload, bytes after it).
@@ -387,22 +387,6 @@ fn wait_same(primary: &mut redis::Connection, replica: &mut redis::Connection, w
             "{what}: replica has {} keys, primary {}",
             got.len(),
             want.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until `INFO replication` of `c` has `field:value`.
-fn wait_info(c: &mut redis::Connection, field: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let info: String = cmd(c, &["info", "replication"]);
-        if ferrite_tests::info_value(&info, field) == Some(value) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{field} never became {value}: {info}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }

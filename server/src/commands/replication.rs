@@ -175,10 +175,34 @@ fn sync(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn psync(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+/// # Format
+/// `PSYNC replid offset [FAILOVER]`: continue from the backlog when it
+/// holds the replica's history from `offset` on (`+CONTINUE`), else a
+/// full resync (`+FULLRESYNC`, written with the payload once the
+/// snapshot's offset is known); [`crate::replica::serve`] decides.
+/// `FAILOVER` comes from a primary handing its role over (`FAILOVER`):
+/// a replica of that history becomes a primary first, then answers.
+fn psync(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    if args.len() > 3 && is(&args[3], "failover") {
+        let replid = String::from_utf8_lossy(&args[1]);
+        tracing::warn!("Failover request received for replid {replid}.");
+        if !srv.upstream.is_replica.load(Ordering::Relaxed) {
+            return Err(CmdError::err("PSYNC FAILOVER can't be sent to a master."));
+        }
+        if !replid.eq_ignore_ascii_case(&srv.replid.lock()) {
+            return Err(CmdError::err("PSYNC FAILOVER replid must match my replid."));
+        }
+        crate::upstream::unset_master(srv);
+        tracing::info!(
+            "MASTER MODE enabled (failover request from '{}')",
+            ctx.client.handle.addr
+        );
+    }
     refuse_stale_sync(ctx)?;
-    // No partial resync yet: every PSYNC gets a full one (+FULLRESYNC is
-    // written with the payload, once the snapshot's offset is known).
+    let offset = ferrite_protocol::parse_i64(&args[2])
+        .ok_or_else(|| CmdError::err("value is not an integer or out of range"))?;
+    ctx.client.repl.psync = Some((String::from_utf8_lossy(&args[1]).into_owned(), offset));
     ctx.client.repl.start = Some(true);
     Ok(())
 }
@@ -203,8 +227,13 @@ fn replconf(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             // From a client that is not (yet) a replica link: ignored,
             // without a reply, as Redis.
             return Ok(());
-        } else if is(opt, "capa") || is(opt, "rdb-filter-only") {
-            // Capabilities (eof, psync2): we send plain payloads either way.
+        } else if is(opt, "capa") {
+            // `eof` (diskless payloads) changes nothing: we send plain ones.
+            if is(val, "psync2") {
+                ctx.client.repl.capa_psync2 = true;
+            }
+        } else if is(opt, "rdb-filter-only") {
+            // Accepted, unfiltered: the payload holds every key.
         } else {
             return Err(CmdError::err(format!(
                 "Unrecognized REPLCONF option: {}",

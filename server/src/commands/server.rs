@@ -516,9 +516,9 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(out, "instantaneous_input_repl_kbps:0.00");
         line!(out, "instantaneous_output_repl_kbps:0.00");
         line!(out, "rejected_connections:{}", g(&st.rejected_connections));
-        line!(out, "sync_full:0");
-        line!(out, "sync_partial_ok:0");
-        line!(out, "sync_partial_err:0");
+        line!(out, "sync_full:{}", g(&st.sync_full));
+        line!(out, "sync_partial_ok:{}", g(&st.sync_partial_ok));
+        line!(out, "sync_partial_err:{}", g(&st.sync_partial_err));
         line!(out, "expired_keys:{}", g(&ss.expired_keys));
         line!(
             out,
@@ -675,12 +675,13 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
             "second_repl_offset:{}",
             srv.second_repl_offset.load(Ordering::Relaxed)
         );
-        line!(out, "repl_backlog_active:{}", u8::from(held > 0));
+        let active = srv.repl.backlog_active();
+        line!(out, "repl_backlog_active:{}", u8::from(active));
         line!(out, "repl_backlog_size:{}", cfg.repl_backlog_size);
         line!(
             out,
             "repl_backlog_first_byte_offset:{}",
-            if held > 0 { first } else { 0 }
+            if active { first } else { 0 }
         );
         line!(out, "repl_backlog_histlen:{held}");
     }

@@ -1,0 +1,202 @@
+//! Partial resynchronization (`PSYNC replid offset` answered `+CONTINUE`
+//! from the backlog) and its fallbacks to a full resync, on the wire and
+//! with real replicas (Ferrite, and Redis when `redis-server` is there).
+
+use std::time::{Duration, Instant};
+
+use ferrite_tests::{
+    attach_replica, cmd, free_port, has_binary, info_field, info_int, repl_offset, start_redis,
+    text, wait_info, RawConn, TestServer,
+};
+
+/// Sends `PSYNC replid offset` (after the capabilities a Redis replica
+/// announces when `psync2` is set) and reads until `want` has arrived:
+/// all of the reply, or its start for a `+FULLRESYNC`.
+fn psync(link: &mut RawConn, replid: &str, offset: i64, psync2: bool, want: &str) {
+    let capa = if psync2 {
+        "REPLCONF capa eof capa psync2\r\n"
+    } else {
+        "REPLCONF capa eof\r\n"
+    };
+    link.send(format!("{capa}PSYNC {replid} {offset}\r\n").as_bytes());
+    let got = read_at_least(link, want.len());
+    if want.ends_with("+FULLRESYNC") {
+        assert!(got.starts_with(want), "{got:?}");
+    } else {
+        assert_eq!(got, want);
+    }
+}
+
+fn read_at_least(link: &mut RawConn, n: usize) -> String {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < n && Instant::now() < deadline {
+        got.extend(link.read_until(|b| !b.is_empty(), Duration::from_millis(200)));
+    }
+    text(&got)
+}
+
+/// Reads until at least `want.len()` bytes came, then compares.
+fn expect(link: &mut RawConn, want: &str) {
+    assert_eq!(read_at_least(link, want.len()), want);
+}
+
+fn stats(c: &mut redis::Connection) -> (i64, i64, i64) {
+    (
+        info_int(c, "stats", "sync_full"),
+        info_int(c, "stats", "sync_partial_ok"),
+        info_int(c, "stats", "sync_partial_err"),
+    )
+}
+
+#[test]
+fn psync_continues_from_the_requested_offset_in_the_backlog() {
+    let server = TestServer::start();
+    let mut c = server.client();
+    // The backlog exists from the first replica on.
+    let _first = attach_replica(&server);
+    let replid = info_field(&mut c, "replication", "master_replid");
+    let before = repl_offset(&mut c);
+    let _: () = cmd(&mut c, &["set", "k", "v"]);
+
+    // The replica has everything up to `before`: it gets the rest, the
+    // SELECT the stream already carried included.
+    let mut link = server.raw_conn();
+    psync(
+        &mut link,
+        &replid,
+        before + 1,
+        true,
+        &format!(
+            "+OK\r\n+CONTINUE {replid}\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+        ),
+    );
+    // Then the stream goes on, with no SELECT forced for the new link.
+    let _: () = cmd(&mut c, &["set", "k2", "v2"]);
+    expect(&mut link, "*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$2\r\nv2\r\n");
+
+    // A replica that has everything gets nothing but the +CONTINUE, and
+    // one without the psync2 capability a +CONTINUE without the id.
+    let end = repl_offset(&mut c);
+    let mut quiet = server.raw_conn();
+    psync(&mut quiet, &replid, end + 1, false, "+OK\r\n+CONTINUE\r\n");
+    assert!(quiet.read_idle().is_empty());
+
+    assert_eq!(stats(&mut c), (1, 2, 0));
+    let info: String = cmd(&mut c, &["info", "replication"]);
+    assert!(info.contains("connected_slaves:3\r\n"), "{info}");
+}
+
+#[test]
+fn psync_falls_back_to_a_full_resync_when_it_cannot_continue() {
+    let server = TestServer::with_args(&["--repl-backlog-size", "16384"]);
+    let mut c = server.client();
+    // No backlog yet: a full resync even with the right id.
+    let replid = info_field(&mut c, "replication", "master_replid");
+    let mut link = server.raw_conn();
+    psync(&mut link, &replid, 1, true, "+OK\r\n+FULLRESYNC");
+    drop(link);
+    assert_eq!(stats(&mut c), (1, 0, 1));
+
+    // `?` asks for a full resync: not counted as a refused partial one.
+    let _keep = attach_replica(&server);
+    let mut link = server.raw_conn();
+    psync(&mut link, "?", -1, true, "+OK\r\n+FULLRESYNC");
+    drop(link);
+    assert_eq!(stats(&mut c), (3, 0, 1));
+
+    // Another history, an offset past the end, an offset the backlog
+    // no longer holds.
+    let big = "x".repeat(40_000);
+    let _: () = cmd(&mut c, &["set", "big", &big]);
+    let end = repl_offset(&mut c);
+    for (id, off) in [
+        ("0123456789012345678901234567890123456789", end + 1),
+        (replid.as_str(), end + 2),
+        (replid.as_str(), 1),
+    ] {
+        let mut link = server.raw_conn();
+        psync(&mut link, id, off, true, "+OK\r\n+FULLRESYNC");
+    }
+    assert_eq!(stats(&mut c), (6, 0, 4));
+
+    let mut link = server.raw_conn();
+    link.send(b"PSYNC ? notanumber\r\n");
+    expect(
+        &mut link,
+        "-ERR value is not an integer or out of range\r\n",
+    );
+}
+
+/// Waits until `key` reads `value` on `c`.
+fn wait_value(c: &mut redis::Connection, key: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cmd::<Option<String>>(c, &["get", key]).as_deref() != Some(value) {
+        assert!(Instant::now() < deadline, "{key} never became {value}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Drops the replica's link (`CLIENT KILL TYPE master`), writes while it
+/// is down, and checks that the replica caught up by a partial resync.
+fn reconnect_partially(p: &mut redis::Connection, r: &mut redis::Connection) {
+    let _: () = cmd(p, &["set", "before", "1"]);
+    wait_value(r, "before", "1");
+    let (full, ok, _) = stats(p);
+    let n: i64 = cmd(r, &["client", "kill", "type", "master"]);
+    assert_eq!(n, 1);
+    let _: () = cmd(p, &["set", "during", "2"]);
+    wait_value(r, "during", "2");
+    let _: i64 = cmd(p, &["incr", "after"]);
+    wait_value(r, "after", "1");
+    let (full2, ok2, err2) = stats(p);
+    assert_eq!((full2, ok2, err2), (full, ok + 1, 0), "full, ok, err");
+    let offset = repl_offset(p);
+    wait_info(r, "master_repl_offset", &offset.to_string());
+}
+
+#[test]
+fn a_ferrite_replica_continues_after_its_link_drops() {
+    let primary = TestServer::start();
+    let port = primary.port().to_string();
+    // Started as a replica: it has no history of its own to offer, so it
+    // asks for a full resync (`PSYNC ? -1`), not counted as refused.
+    let replica = TestServer::with_args(&["--replicaof", "127.0.0.1", &port]);
+    let mut p = primary.client();
+    let mut r = replica.client();
+    wait_info(&mut r, "master_link_status", "up");
+    assert_eq!(stats(&mut p), (1, 0, 0));
+    reconnect_partially(&mut p, &mut r);
+    // The replica keeps a backlog of the stream it applies.
+    let info: String = cmd(&mut r, &["info", "replication"]);
+    assert!(info.contains("repl_backlog_active:1\r\n"), "{info}");
+
+    // A replica of the replica continues from the replica's backlog too.
+    let sub = TestServer::start();
+    let mut s = sub.client();
+    let _: () = cmd(
+        &mut s,
+        &["replicaof", "127.0.0.1", &replica.port().to_string()],
+    );
+    wait_info(&mut s, "master_link_status", "up");
+    let _: () = cmd(&mut p, &["set", "chained", "1"]);
+    wait_value(&mut s, "chained", "1");
+    let n: i64 = cmd(&mut s, &["client", "kill", "type", "master"]);
+    assert_eq!(n, 1);
+    let _: () = cmd(&mut p, &["set", "chained", "2"]);
+    wait_value(&mut s, "chained", "2");
+    assert_eq!(info_int(&mut r, "stats", "sync_partial_ok"), 1);
+}
+
+#[test]
+fn a_real_redis_replica_continues_after_its_link_drops() {
+    if !has_binary("redis-server") {
+        return;
+    }
+    let primary = TestServer::start();
+    let mut p = primary.client();
+    let port = primary.port().to_string();
+    let (_redis, mut r) = start_redis(free_port(), &["--replicaof", "127.0.0.1", &port]);
+    wait_info(&mut r, "master_link_status", "up");
+    reconnect_partially(&mut p, &mut r);
+}
