@@ -54,14 +54,26 @@ pub struct Pause {
     postponed: AtomicUsize,
 }
 
-/// Why clients are paused (Redis's `pause_purpose`): each purpose ends on
-/// its own, so `CLIENT UNPAUSE` does not lift a shutdown's pause.
+/// A reason, other than `CLIENT PAUSE`, to hold writes back until it ends
+/// (Redis's `pause_purpose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A shutdown waiting for its replicas (`PAUSE_DURING_SHUTDOWN`).
+    Shutdown,
+    /// `FAILOVER` waiting for a replica to catch up and take over
+    /// (`PAUSE_DURING_FAILOVER`).
+    Failover,
+}
+
+/// Why clients are paused: each purpose ends on its own, so `CLIENT
+/// UNPAUSE` does not lift a shutdown's or a failover's pause.
 #[derive(Default)]
 struct Purposes {
     /// `CLIENT PAUSE`: its kind and end.
     client: (u8, i64),
-    /// A shutdown waiting for its replicas pauses writes until it ends.
+    /// The [`Purpose`]s holding writes back.
     shutdown: bool,
+    failover: bool,
 }
 
 impl Purposes {
@@ -73,9 +85,9 @@ impl Purposes {
         } else {
             (Kind::Off, 0)
         };
-        if !self.shutdown || client.0 == Kind::All {
-            // An ALL pause of a client eases to the shutdown's WRITE pause
-            // at its end, when this is computed again.
+        if !(self.shutdown || self.failover) || client.0 == Kind::All {
+            // An ALL pause of a client eases to a purpose's WRITE pause at
+            // its end, when this is computed again.
             return client;
         }
         (Kind::Write, i64::MAX)
@@ -108,12 +120,14 @@ impl Pause {
         self.set(store, kind, end, cur);
     }
 
-    /// Starts or ends a shutdown's pause of writes (Redis's
-    /// `PAUSE_DURING_SHUTDOWN`).
-    pub fn pause_for_shutdown(&self, store: &Store, on: bool) {
+    /// Starts or ends a [`Purpose`]'s pause of writes, with no end time.
+    pub fn hold_writes(&self, store: &Store, purpose: Purpose, on: bool) {
         let mut p = self.change.lock();
         let cur = Kind::from_u8(self.kind.load(Ordering::Relaxed));
-        p.shutdown = on;
+        match purpose {
+            Purpose::Shutdown => p.shutdown = on,
+            Purpose::Failover => p.failover = on,
+        }
         let (kind, end) = p.effective(crate::command::ctx::unix_ms());
         self.set(store, kind, end, cur);
     }
@@ -205,7 +219,7 @@ mod tests {
     fn each_purpose_ends_on_its_own() {
         let (s, p) = (store(), Pause::default());
         let now = crate::command::ctx::unix_ms();
-        p.pause_for_shutdown(&s, true);
+        p.hold_writes(&s, Purpose::Shutdown, true);
         assert_eq!(p.active(&s, now), Kind::Write);
         // CLIENT PAUSE ALL over it, then CLIENT UNPAUSE: the shutdown's
         // WRITE pause stays.
@@ -215,9 +229,16 @@ mod tests {
         assert_eq!(p.active(&s, now), Kind::Write);
         // A client's WRITE pause outlives the shutdown's.
         p.pause(&s, now + 60_000, Kind::Write, now);
-        p.pause_for_shutdown(&s, false);
+        p.hold_writes(&s, Purpose::Shutdown, false);
         assert_eq!(p.active(&s, now), Kind::Write);
         p.unpause(&s);
+        assert_eq!(p.active(&s, now), Kind::Off);
+        // Two purposes: writes stay held until both end.
+        p.hold_writes(&s, Purpose::Shutdown, true);
+        p.hold_writes(&s, Purpose::Failover, true);
+        p.hold_writes(&s, Purpose::Shutdown, false);
+        assert_eq!(p.active(&s, now), Kind::Write);
+        p.hold_writes(&s, Purpose::Failover, false);
         assert_eq!(p.active(&s, now), Kind::Off);
     }
 

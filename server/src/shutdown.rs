@@ -97,7 +97,8 @@ pub fn initiate(srv: &Shared, flags: ShutdownFlags, reply: bool, signal: bool) -
         if !paused {
             srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
         }
-        srv.pause.pause_for_shutdown(&srv.store, true);
+        srv.pause
+            .hold_writes(&srv.store, crate::pause::Purpose::Shutdown, true);
         drop(pending);
         crate::process::stopping(&srv.config.read());
         tracing::info!("Waiting for replicas before shutting down.");
@@ -169,7 +170,8 @@ pub fn abort(srv: &Shared) -> bool {
 /// Writes resume and the blocked clients get the error
 /// (`abortShutdown`).
 fn cancelled(srv: &Shared, p: Pending) {
-    srv.pause.pause_for_shutdown(&srv.store, false);
+    srv.pause
+        .hold_writes(&srv.store, crate::pause::Purpose::Shutdown, false);
     for w in p.waiters {
         let _ = w.send(Bytes::from_static(FAILED));
     }
