@@ -99,7 +99,7 @@ COMMANDS = {
     "sdiff": None, "sinterstore": None, "sunionstore": None,
     "sdiffstore": None, "sscan": None, "sort": None, "sort_ro": None,
     # issue 4: sorted sets
-    "migrate": None, "wait": None,
+    "migrate": None, "wait": None, "failover": None,
     "cluster": ["addslots", "addslotsrange", "bumpepoch", "count-failure-reports",
                 "countkeysinslot", "delslots", "delslotsrange", "failover",
                 "flushslots", "forget", "getkeysinslot", "help", "info", "keyslot",

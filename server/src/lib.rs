@@ -17,6 +17,7 @@ pub mod connection;
 pub mod counters;
 pub mod digest;
 pub mod evict;
+pub mod failover;
 pub mod lazyfree;
 pub mod listen;
 pub mod pause;

@@ -432,7 +432,12 @@ pub async fn ping_cron(srv: Arc<Shared>) {
         // start rather than in the first second.
         loops += 1;
         let period = srv.config.read().repl_ping_replica_period.max(1);
-        if loops % period == 0 && srv.repl.replica_count() > 0 {
+        // Not while a failover waits for a replica to acknowledge the
+        // whole stream: a PING would move its end.
+        if loops % period == 0
+            && srv.repl.replica_count() > 0
+            && srv.failover.state() == crate::failover::State::None
+        {
             srv.repl.feed_global(&[b"PING"]);
         }
     }

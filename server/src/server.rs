@@ -109,6 +109,7 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
     };
     let cron = tokio::spawn(cron(srv.clone()));
     let repl_cron = tokio::spawn(crate::replica::ping_cron(srv.clone()));
+    let failover_cron = tokio::spawn(crate::failover::cron(srv.clone()));
     let evictor = tokio::spawn(crate::evict::background(srv.clone()));
     let upstream = tokio::spawn(crate::upstream::manager(srv.clone()));
     let start_as_replica = srv.config.read().replicaof.clone();
@@ -178,6 +179,7 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
     workers.close();
     cron.abort();
     repl_cron.abort();
+    failover_cron.abort();
     evictor.abort();
     upstream.abort();
     expiry.thread().unpark();

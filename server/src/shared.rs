@@ -149,6 +149,8 @@ pub struct Shared {
     pub second_repl_offset: AtomicI64,
     /// The replica side: the link to a primary (`REPLICAOF`).
     pub upstream: crate::upstream::Upstream,
+    /// A `FAILOVER` under way.
+    pub failover: crate::failover::Failover,
     pub start_ms: i64,
     /// RDB persistence state (`SAVE`, `BGSAVE`, the `save` points,
     /// `LASTSAVE`); shared with a background save's thread.
@@ -225,6 +227,7 @@ impl Shared {
             replid2: Mutex::new("0".repeat(40)),
             second_repl_offset: AtomicI64::new(-1),
             upstream: Default::default(),
+            failover: Default::default(),
             start_ms: unix_us() / 1000,
             persist: Arc::new(crate::persist::Persistence::new(now_s)),
             aof: Default::default(),

@@ -451,15 +451,27 @@ impl<'a> Link<'a> {
         }
         self.check()?;
         let cached = up.cached.lock().clone();
-        match &cached {
-            Some((id, off)) => {
-                let next = (off + 1).to_string();
-                self.send(&mut s, &[b"PSYNC", id.as_bytes(), next.as_bytes()])
-                    .await?
-            }
-            None => self.send(&mut s, &[b"PSYNC", b"?", b"-1"]).await?,
+        let (id, next) = match &cached {
+            Some((id, off)) => (id.clone(), (off + 1).to_string()),
+            None => ("?".to_string(), "-1".to_string()),
+        };
+        let mut psync: Vec<&[u8]> = vec![b"PSYNC", id.as_bytes(), next.as_bytes()];
+        // A primary handing its role over asks the target to take it.
+        let failover = crate::failover::in_progress(self.srv);
+        if failover {
+            psync.push(b"FAILOVER");
         }
+        let sent = self.send(&mut s, &psync).await;
+        if failover && sent.is_err() {
+            crate::failover::abort(self.srv, "Write error to failover target");
+        }
+        sent?;
         let l = self.line(&mut s).await?;
+        if failover {
+            let accepted = l.starts_with("+FULLRESYNC") || l.starts_with("+CONTINUE");
+            crate::failover::psync_answered(self.srv, accepted);
+            self.check()?;
+        }
         if let Some(rest) = l.strip_prefix("+FULLRESYNC") {
             let mut it = rest.split_whitespace();
             let (Some(id), Some(off)) = (it.next(), it.next().and_then(|o| o.parse::<i64>().ok()))

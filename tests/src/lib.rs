@@ -510,7 +510,24 @@ pub fn wait_blocked_clients(con: &mut redis::Connection, n: usize) {
 pub fn attach_replica(server: &TestServer) -> RawConn {
     let mut link = server.raw_conn();
     link.send(b"SYNC\r\n");
-    let mut buf = Vec::new();
+    read_snapshot(&mut link, Vec::new());
+    link
+}
+
+/// [`attach_replica`] for a replica that says it serves clients on
+/// `port` (`REPLCONF listening-port`), as `INFO replication` then lists it.
+pub fn attach_replica_at(server: &TestServer, port: u16) -> RawConn {
+    let mut link = server.raw_conn();
+    link.send(format!("REPLCONF listening-port {port}\r\nSYNC\r\n").as_bytes());
+    let ok = link.read_n(5);
+    assert_eq!(text(&ok), "+OK\r\n");
+    read_snapshot(&mut link, Vec::new());
+    link
+}
+
+/// Reads a `SYNC` snapshot (`$<len>` and the payload) and checks that
+/// nothing follows it yet.
+fn read_snapshot(link: &mut RawConn, mut buf: Vec<u8>) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         buf.extend(link.read_until(|b| !b.is_empty(), Duration::from_millis(200)));
@@ -518,7 +535,7 @@ pub fn attach_replica(server: &TestServer) -> RawConn {
             let len: usize = text(&buf[1..eol]).parse().expect("snapshot length");
             if buf.len() >= eol + 2 + len {
                 assert_eq!(buf.len(), eol + 2 + len, "stream began before any write");
-                return link;
+                return;
             }
         }
         assert!(std::time::Instant::now() < deadline, "no snapshot");

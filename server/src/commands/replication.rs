@@ -21,7 +21,54 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("slaveof", replicaof),
     ("role", role),
     ("wait", wait),
+    ("failover", failover),
 ];
+
+/// # Format
+/// `FAILOVER [TO host port [FORCE]] [TIMEOUT ms]` | `FAILOVER ABORT`:
+/// hands the primary role to a replica once it has every write
+/// ([`crate::failover`]); the reply comes at the start, the rest follows
+/// in the background and shows in `master_failover_state`.
+fn failover(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let srv = ctx.srv;
+    if args.len() == 2 && is(&args[1], "abort") {
+        if srv.failover.state() == crate::failover::State::None {
+            return Err(CmdError::err("No failover in progress."));
+        }
+        crate::failover::abort(srv, "Failover manually aborted");
+        ctx.out.ok();
+        return Ok(());
+    }
+    let mut timeout_ms = 0;
+    let mut force = false;
+    let mut target: Option<(String, i64)> = None;
+    let mut j = 1;
+    while j < args.len() {
+        if is(&args[j], "timeout") && j + 1 < args.len() && timeout_ms == 0 {
+            timeout_ms = crate::command::ctx::int_arg(&args[j + 1])?;
+            if timeout_ms <= 0 {
+                return Err(CmdError::err("FAILOVER timeout must be greater than 0"));
+            }
+            j += 2;
+        } else if is(&args[j], "to") && j + 2 < args.len() && target.is_none() {
+            let port = crate::command::ctx::int_arg(&args[j + 2])?;
+            target = Some((String::from_utf8_lossy(&args[j + 1]).into_owned(), port));
+            j += 3;
+        } else if is(&args[j], "force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let target = target.as_ref().map(|(h, p)| (h.as_str(), *p));
+    if let Some(why) = crate::failover::refusal(srv, target, timeout_ms, force) {
+        return Err(CmdError::err(why));
+    }
+    crate::failover::start(srv, target, timeout_ms, force);
+    ctx.out.ok();
+    Ok(())
+}
 
 /// # Format
 /// `WAIT numreplicas timeout`: how many replicas acknowledged every write
@@ -81,8 +128,14 @@ fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// A replica serves replicas only while its own link is up.
+/// No replica syncs with a primary that is handing its role over, and a
+/// replica serves replicas only while its own link is up.
 fn refuse_stale_sync(ctx: &Ctx<'_>) -> CmdResult {
+    if ctx.srv.failover.state() != crate::failover::State::None {
+        return Err(CmdError::Other(
+            "NOMASTERLINK Can't SYNC while failing over".into(),
+        ));
+    }
     if ctx.srv.upstream.link_down() {
         return Err(CmdError::Other(
             "NOMASTERLINK Can't SYNC while not connected with my master".into(),
@@ -95,6 +148,9 @@ fn refuse_stale_sync(ctx: &Ctx<'_>) -> CmdResult {
 /// `REPLICAOF host port` | `REPLICAOF NO ONE` (also `SLAVEOF`)
 fn replicaof(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
+    if srv.failover.state() != crate::failover::State::None {
+        return Err(CmdError::err("REPLICAOF not allowed while failing over."));
+    }
     if is(&args[1], "no") && is(&args[2], "one") {
         if srv.upstream.is_replica.load(Ordering::Relaxed) {
             crate::upstream::unset_master(srv);

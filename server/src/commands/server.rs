@@ -666,7 +666,7 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
             }
         }
         out.push_str(&crate::replica::info_lines(srv));
-        line!(out, "master_failover_state:no-failover");
+        line!(out, "master_failover_state:{}", srv.failover.state().name());
         line!(out, "master_replid:{}", srv.replid.lock());
         line!(out, "master_replid2:{}", srv.replid2.lock());
         line!(out, "master_repl_offset:{offset}");

@@ -1,0 +1,266 @@
+//! `FAILOVER`: a primary hands its role to one of its replicas without
+//! losing a write (Redis 7.0's coordinated failover, `replication.c`).
+//!
+//! 1. `FAILOVER [TO host port [FORCE]] [TIMEOUT ms]` pauses writes
+//!    ([`Purpose::Failover`]) so the stream stops growing: state
+//!    `waiting-for-sync`.
+//! 2. [`cron`] watches the replicas' acknowledgements (each `REPLCONF ACK`
+//!    wakes it, and it looks every 100 ms). Once the target, or with no
+//!    target any replica, has acknowledged the whole stream, this server
+//!    becomes a replica of it: state `failover-in-progress`.
+//! 3. Its replication link then sends `PSYNC <replid> <offset> FAILOVER`
+//!    ([`in_progress`] says so), which makes the target a primary that
+//!    continues the same history. A `+CONTINUE` or `+FULLRESYNC` ends the
+//!    failover ([`psync_answered`]), and the held writes run again, now
+//!    refused by a replica; any other answer aborts it.
+//!
+//! On `TIMEOUT` the failover aborts, or with `FORCE` goes on with a target
+//! that has not caught up. `FAILOVER ABORT` cancels it at any point; an
+//! abort after step 2 makes this server a primary again.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::command::ctx::unix_ms;
+use crate::pause::Purpose;
+use crate::replica::ReplicaInfo;
+use crate::shared::Shared;
+
+/// Where a failover stands (Redis's `failover_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    None = 0,
+    /// Writes are held until a replica has the whole stream.
+    WaitForSync = 1,
+    /// This server follows the target and asks it to take over.
+    InProgress = 2,
+}
+
+impl State {
+    fn from_u8(v: u8) -> State {
+        match v {
+            1 => State::WaitForSync,
+            2 => State::InProgress,
+            _ => State::None,
+        }
+    }
+
+    /// The name `INFO replication` shows (`master_failover_state`).
+    pub fn name(self) -> &'static str {
+        match self {
+            State::None => "no-failover",
+            State::WaitForSync => "waiting-for-sync",
+            State::InProgress => "failover-in-progress",
+        }
+    }
+}
+
+/// What `FAILOVER` asked for.
+#[derive(Debug, Default)]
+struct Plan {
+    /// The replica to hand over to; `None` until one has caught up when
+    /// the command named none.
+    target: Option<(String, u16)>,
+    /// Unix ms at which waiting ends (0: no `TIMEOUT`).
+    end_ms: i64,
+    force: bool,
+}
+
+/// The failover state shared by the command, the cron and the link.
+#[derive(Default)]
+pub struct Failover {
+    state: AtomicU8,
+    plan: Mutex<Plan>,
+    /// Wakes [`cron`] when a failover starts.
+    wake: Notify,
+}
+
+impl Failover {
+    /// The current state.
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    fn set(&self, s: State) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+}
+
+/// Whether the replication link must add `FAILOVER` to its `PSYNC`.
+pub fn in_progress(srv: &Shared) -> bool {
+    srv.failover.state() == State::InProgress
+}
+
+/// Why `FAILOVER` cannot start, in Redis's words.
+pub fn refusal(
+    srv: &Shared,
+    target: Option<(&str, i64)>,
+    timeout_ms: i64,
+    force: bool,
+) -> Option<&'static str> {
+    if srv.failover.state() != State::None {
+        return Some("FAILOVER already in progress.");
+    }
+    if srv.upstream.is_replica.load(Ordering::Relaxed) {
+        return Some("FAILOVER is not valid when server is a replica.");
+    }
+    if srv.repl.replica_count() == 0 {
+        return Some("FAILOVER requires connected replicas.");
+    }
+    if force && (timeout_ms == 0 || target.is_none()) {
+        return Some("FAILOVER with force option requires both a timeout and target HOST and IP.");
+    }
+    if let Some((host, port)) = target {
+        // Listed replicas are online: they are listed once their snapshot
+        // was sent. One still receiving it is attached but not listed.
+        if find(srv, host, port).is_none() {
+            return Some("FAILOVER target HOST and PORT is not a replica.");
+        }
+    }
+    None
+}
+
+/// The online replica serving clients at `host:port` (Redis's
+/// `findReplica`: the announced or peer address, and the listening port).
+fn find(srv: &Shared, host: &str, port: i64) -> Option<Arc<ReplicaInfo>> {
+    srv.replicas
+        .all()
+        .into_iter()
+        .find(|r| r.ip.eq_ignore_ascii_case(host) && i64::from(r.port) == port)
+}
+
+/// Starts a failover that [`refusal`] accepted: holds writes back and
+/// wakes the cron.
+pub fn start(srv: &Shared, target: Option<(&str, i64)>, timeout_ms: i64, force: bool) {
+    let mut plan = srv.failover.plan.lock();
+    *plan = Plan {
+        target: target.map(|(h, p)| (h.to_string(), p as u16)),
+        end_ms: if timeout_ms > 0 {
+            unix_ms() + timeout_ms
+        } else {
+            0
+        },
+        force,
+    };
+    match &plan.target {
+        Some((h, p)) => tracing::info!("FAILOVER requested to {h}:{p}."),
+        None => tracing::info!("FAILOVER requested to any replica."),
+    }
+    srv.failover.set(State::WaitForSync);
+    srv.pause.hold_writes(&srv.store, Purpose::Failover, true);
+    drop(plan);
+    srv.failover.wake.notify_one();
+}
+
+/// Ends the failover, aborted or done, and lets writes run again (Redis's
+/// `clearFailoverState`).
+fn clear(srv: &Shared) {
+    *srv.failover.plan.lock() = Plan::default();
+    srv.failover.set(State::None);
+    srv.pause.hold_writes(&srv.store, Purpose::Failover, false);
+}
+
+/// Aborts a failover, if one is under way (Redis's `abortFailover`). Once
+/// this server follows the target it becomes a primary again.
+pub fn abort(srv: &Shared, why: &str) {
+    let state = srv.failover.state();
+    if state == State::None {
+        return;
+    }
+    match &srv.failover.plan.lock().target {
+        Some((h, p)) => tracing::info!("FAILOVER to {h}:{p} aborted: {why}"),
+        None => tracing::info!("FAILOVER to any replica aborted: {why}"),
+    }
+    if state == State::InProgress {
+        crate::upstream::unset_master(srv);
+    }
+    clear(srv);
+}
+
+/// The target's answer to `PSYNC ... FAILOVER`: `accepted` when it is a
+/// `+CONTINUE` or a `+FULLRESYNC` (the target is now the primary).
+pub fn psync_answered(srv: &Shared, accepted: bool) {
+    if srv.failover.state() != State::InProgress {
+        return;
+    }
+    if accepted {
+        clear(srv);
+    } else {
+        abort(srv, "Failover target rejected psync request");
+    }
+}
+
+/// Checks a waiting failover (Redis's `updateFailoverStatus`): the
+/// timeout, then whether the target (or any replica) has acknowledged the
+/// whole stream; if so, follows it.
+fn update(srv: &Shared) {
+    if srv.failover.state() != State::WaitForSync {
+        return;
+    }
+    let mut plan = srv.failover.plan.lock();
+    if plan.end_ms != 0 && plan.end_ms <= unix_ms() {
+        if plan.force {
+            if let Some((host, port)) = plan.target.clone() {
+                tracing::info!("FAILOVER to {host}:{port} time out exceeded, failing over.");
+                srv.failover.set(State::InProgress);
+                drop(plan);
+                crate::upstream::set_master(srv, &host, port);
+                return;
+            }
+        }
+        drop(plan);
+        abort(srv, "Replica never caught up before timeout");
+        return;
+    }
+    let end = srv.repl.offset();
+    let synced = |r: &ReplicaInfo| r.ack_offset.load(Ordering::Relaxed) == end;
+    let caught_up = match &plan.target {
+        Some((host, port)) => find(srv, host, i64::from(*port)).is_some_and(|r| synced(&r)),
+        None => match srv.replicas.all().into_iter().find(|r| synced(r)) {
+            Some(r) => {
+                plan.target = Some((r.ip.clone(), r.port));
+                true
+            }
+            None => false,
+        },
+    };
+    if !caught_up {
+        return;
+    }
+    let Some((host, port)) = plan.target.clone() else {
+        return;
+    };
+    srv.failover.set(State::InProgress);
+    drop(plan);
+    tracing::info!("Failover target {host}:{port} is synced, failing over.");
+    crate::upstream::set_master(srv, &host, port);
+}
+
+/// Runs for the server's life: while a failover waits, checks it on
+/// every acknowledgement from a replica and every 100 ms.
+pub async fn cron(srv: Arc<Shared>) {
+    loop {
+        if srv.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
+        if srv.failover.state() != State::WaitForSync {
+            // Woken by `start`; the timeout only rechecks for shutdown.
+            tokio::select! {
+                _ = srv.failover.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        let acks = crate::replica::ACKS.notified();
+        update(&srv);
+        tokio::select! {
+            _ = acks => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
