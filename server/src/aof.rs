@@ -1023,7 +1023,10 @@ fn base_bytes(srv: &Shared, libraries: &[Bytes], rdb: bool, ts: bool) -> (Vec<u8
     let now = unix_ms();
     if rdb {
         let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
-        return (crate::rdb::dump(&srv.store, now, used, libraries), now);
+        return (
+            crate::rdb::dump(&srv.store, now, used, libraries, None),
+            now,
+        );
     }
     (command_base(srv, libraries, now, ts), now)
 }

@@ -112,16 +112,21 @@ pub fn changes_since_save(srv: &Shared) -> u64 {
 }
 
 /// Serializes the dataset with every shard held; returns the file's bytes
-/// and the change counter they include.
+/// and the change counter they include. The file records where it stands
+/// in the replication stream ([`crate::upstream::save_info`]); on a
+/// replica, the link's apply lock keeps the primary's commands and their
+/// offset on one side of the snapshot.
 fn snapshot(srv: &Shared) -> (Vec<u8>, u64) {
     let mut all = LockSet::new();
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
+    let _applying = srv.upstream.apply_lock();
     srv.store.with_locked(&all, || {
         crate::scripting::functions::with_library_codes(srv, |libraries| {
             let dirty = srv.store.stats().dirty.load(Ordering::Relaxed);
+            let repl = crate::upstream::save_info(srv);
             (
-                crate::rdb::dump(&srv.store, unix_ms(), used, libraries),
+                crate::rdb::dump(&srv.store, unix_ms(), used, libraries, repl.as_ref()),
                 dirty,
             )
         })
@@ -258,12 +263,18 @@ pub fn cron(srv: &Shared) {
 }
 
 /// Replaces the dataset with the snapshot in `data` (start-up and
-/// `DEBUG RELOAD`), every shard held; returns (loaded, skipped as expired).
-pub fn load_bytes(srv: &Shared, data: &[u8], path: &Path) -> Result<(u64, u64), PersistError> {
+/// `DEBUG RELOAD`), every shard held; returns (loaded, skipped as expired,
+/// the replication history the file was saved at).
+pub fn load_bytes(
+    srv: &Shared,
+    data: &[u8],
+    path: &Path,
+) -> Result<(u64, u64, Option<crate::rdb::ReplInfo>), PersistError> {
     let loaded = crate::rdb_load::load_for(srv, data).map_err(|source| PersistError::Load {
         path: path.to_path_buf(),
         source,
     })?;
+    let repl = loaded.repl.clone();
     let mut all = LockSet::new();
     all.add_all();
     let now = unix_ms();
@@ -280,7 +291,7 @@ pub fn load_bytes(srv: &Shared, data: &[u8], path: &Path) -> Result<(u64, u64), 
         srv.store.stats().dirty.load(Ordering::Relaxed),
         Ordering::Relaxed,
     );
-    Ok((loaded, expired))
+    Ok((loaded, expired, repl))
 }
 
 /// Loads `dbfilename` from `dir` if it exists (start-up). A missing file
@@ -294,11 +305,16 @@ pub fn load_at_startup(srv: &Shared) -> Result<(), PersistError> {
         Err(source) => return Err(PersistError::Read { path, source }),
     };
     let start = std::time::Instant::now();
-    let (loaded, expired) = load_bytes(srv, &data, &path)?;
+    let (loaded, expired, repl) = load_bytes(srv, &data, &path)?;
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({loaded} keys loaded, {expired} expired keys skipped)",
         start.elapsed().as_secs_f64()
     );
+    // Only a start-up load continues the file's history (Redis's
+    // `loadDataFromDisk`; `DEBUG RELOAD` does not).
+    if let Some(info) = repl {
+        crate::upstream::restore(srv, info);
+    }
     Ok(())
 }
 

@@ -224,6 +224,13 @@ impl Propagator {
         self.mode.fetch_or(ACTIVE, Ordering::Relaxed);
     }
 
+    /// The database the backlog's stream has selected, if it has one
+    /// (Redis's `slaveseldb`).
+    pub fn selected_db(&self) -> Option<usize> {
+        let b = self.inner.lock();
+        (b.selected != usize::MAX).then_some(b.selected)
+    }
+
     /// Whether the backlog exists (`repl_backlog_active`).
     pub fn backlog_active(&self) -> bool {
         self.mode.load(Ordering::Relaxed) & ACTIVE != 0

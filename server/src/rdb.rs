@@ -448,13 +448,31 @@ impl Listpack {
     }
 }
 
+/// Where a snapshot stands in the replication stream (Redis's
+/// `rdbSaveInfo`), saved as the `repl-stream-db`, `repl-id` and
+/// `repl-offset` AUX fields: a server restarted from the file continues
+/// that history, so its replicas (or, for a replica, its primary) can
+/// resume with a partial resync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplInfo {
+    /// The database the stream had selected at `offset`.
+    pub stream_db: usize,
+    pub replid: String,
+    pub offset: u64,
+}
+
 /// The RDB header and AUX fields Redis 7.0 writes first.
-fn put_header(out: &mut Vec<u8>, now_ms: i64, used_mem: u64) {
+fn put_header(out: &mut Vec<u8>, now_ms: i64, used_mem: u64, repl: Option<&ReplInfo>) {
     out.extend_from_slice(RDB_VERSION);
     put_aux(out, "redis-ver", REDIS_VER);
     put_aux(out, "redis-bits", "64");
     put_aux(out, "ctime", &(now_ms / 1000).to_string());
     put_aux(out, "used-mem", &used_mem.to_string());
+    if let Some(r) = repl {
+        put_aux(out, "repl-stream-db", &r.stream_db.to_string());
+        put_aux(out, "repl-id", &r.replid);
+        put_aux(out, "repl-offset", &r.offset.to_string());
+    }
     put_aux(out, "aof-base", "0");
 }
 
@@ -468,9 +486,15 @@ fn put_trailer(out: &mut Vec<u8>) {
 /// Serializes every live key of `store` (keys whose TTL passed at `now_ms`
 /// are left out) into a complete RDB file. Consistent only if the caller
 /// holds every shard (see the module doc).
-pub fn dump(store: &Store, now_ms: i64, used_mem: u64, libraries: &[bytes::Bytes]) -> Vec<u8> {
+pub fn dump(
+    store: &Store,
+    now_ms: i64,
+    used_mem: u64,
+    libraries: &[bytes::Bytes],
+    repl: Option<&ReplInfo>,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    put_header(&mut out, now_ms, used_mem);
+    put_header(&mut out, now_ms, used_mem, repl);
     // Function libraries come before the keys, as `rdbSaveRio` writes them.
     for code in libraries {
         out.push(OPCODE_FUNCTION2);
@@ -625,7 +649,7 @@ mod tests {
         store
             .db(3)
             .with_shard(b"s3", |s| s.set(b"s3", Value::string("v"), NO_EXPIRE, now));
-        let rdb = dump(&store, now, 0, &[]);
+        let rdb = dump(&store, now, 0, &[], None);
         assert_eq!(&rdb[..9], b"REDIS0010");
         let (body, crc) = rdb.split_at(rdb.len() - 8);
         assert_eq!(crc64(0, body), u64::from_le_bytes(crc.try_into().unwrap()));

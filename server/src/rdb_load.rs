@@ -83,6 +83,28 @@ pub struct Loaded {
     pub libraries: crate::scripting::functions::Libraries,
     /// Bytes of `data` the snapshot took ([`LoadInfo::consumed`]).
     pub consumed: usize,
+    /// The replication history the file was saved at, when it says.
+    pub repl: Option<crate::rdb::ReplInfo>,
+}
+
+impl LoadInfo {
+    /// The `repl-*` AUX fields, when all three are there and valid (Redis
+    /// ignores a `repl-stream-db` of -1, which old versions wrote).
+    pub fn repl(&self) -> Option<crate::rdb::ReplInfo> {
+        let field = |name: &str| {
+            self.aux
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name.as_bytes())
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
+        let replid = field("repl-id").filter(|id| id.len() == 40)?;
+        Some(crate::rdb::ReplInfo {
+            stream_db: field("repl-stream-db")?.parse().ok()?,
+            replid: replid.to_string(),
+            offset: field("repl-offset")?.parse().ok()?,
+        })
+    }
 }
 
 const TYPE_STRING: u8 = 0;
@@ -145,6 +167,7 @@ pub fn load_for(srv: &crate::shared::Shared, data: &[u8]) -> Result<Loaded> {
         keys.push(k);
         debug_delay(delay);
     })?;
+    let repl = info.repl();
     let codes = info.libraries.into_iter().map(bytes::Bytes::from).collect();
     let libraries =
         crate::scripting::functions::Libraries::compile(srv, codes).map_err(LoadError::Library)?;
@@ -152,6 +175,7 @@ pub fn load_for(srv: &crate::shared::Shared, data: &[u8]) -> Result<Loaded> {
         keys,
         libraries,
         consumed: info.consumed,
+        repl,
     })
 }
 
@@ -1357,7 +1381,7 @@ mod tests {
                 want.insert((*db, key.clone()), (render(&v), exp));
                 store.db(*db).with_shard(key, |s| s.set(key, v, exp, now));
             }
-            let rdb = crate::rdb::dump(&store, now, 0, &[]);
+            let rdb = crate::rdb::dump(&store, now, 0, &[], None);
             let mut got = std::collections::BTreeMap::new();
             load(&rdb, 4, &limits(), |k| {
                 got.insert((k.db, k.key), (render(&k.value), k.expire_at));
@@ -1398,12 +1422,52 @@ mod tests {
     }
 
     #[test]
+    fn the_replication_history_round_trips_through_aux_fields() {
+        let store = ferrite_storage::Store::new(1, 1, Arc::new(NoObserver));
+        let repl = crate::rdb::ReplInfo {
+            stream_db: 3,
+            replid: "ab".repeat(20),
+            offset: 12345,
+        };
+        let rdb = crate::rdb::dump(&store, 0, 0, &[], Some(&repl));
+        let info = load(&rdb, 1, &limits(), |_| {}).unwrap();
+        assert_eq!(info.repl(), Some(repl));
+        let keys: Vec<&[u8]> = info.aux.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(
+            keys,
+            [
+                &b"redis-ver"[..],
+                b"redis-bits",
+                b"ctime",
+                b"used-mem",
+                b"repl-stream-db",
+                b"repl-id",
+                b"repl-offset",
+                b"aof-base"
+            ]
+        );
+        // Without them, or with Redis's invalid -1 database, no history.
+        let rdb = crate::rdb::dump(&store, 0, 0, &[], None);
+        assert_eq!(load(&rdb, 1, &limits(), |_| {}).unwrap().repl(), None);
+        let mut info = LoadInfo::default();
+        for (k, v) in [
+            ("repl-stream-db", "-1"),
+            ("repl-id", &"ab".repeat(20)),
+            ("repl-offset", "7"),
+        ] {
+            info.aux
+                .push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        }
+        assert_eq!(info.repl(), None);
+    }
+
+    #[test]
     fn truncated_and_corrupt_files_are_errors() {
         let store = ferrite_storage::Store::new(1, 1, Arc::new(NoObserver));
         store
             .db(0)
             .with_shard(b"k", |s| s.set(b"k", Value::string("v"), NO_EXPIRE, 0));
-        let rdb = crate::rdb::dump(&store, 0, 0, &[]);
+        let rdb = crate::rdb::dump(&store, 0, 0, &[], None);
         for cut in 0..rdb.len() {
             assert!(
                 load(&rdb[..cut], 1, &limits(), |_| {}).is_err(),

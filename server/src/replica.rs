@@ -137,7 +137,15 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
     srv.store.with_locked(&all, || {
         crate::scripting::functions::with_library_codes(srv, |libraries| {
             let (offset, rx) = srv.repl.attach();
-            let rdb = crate::rdb::dump(&srv.store, unix_ms(), used, libraries);
+            // A replica that saves this file as its own (Redis does) can
+            // continue from it after a restart. Its stream gets a SELECT
+            // before the next effect, so any database is right here.
+            let repl = crate::rdb::ReplInfo {
+                stream_db: 0,
+                replid: srv.replid.lock().clone(),
+                offset,
+            };
+            let rdb = crate::rdb::dump(&srv.store, unix_ms(), used, libraries, Some(&repl));
             (rdb, offset, rx)
         })
     })

@@ -126,6 +126,16 @@ pub struct Upstream {
     /// The database the primary's stream had selected when the link
     /// dropped: a `+CONTINUE` stream goes on without a new `SELECT`.
     cached_db: std::sync::atomic::AtomicUsize,
+    /// The database the primary's stream has selected while the link is
+    /// up (written under `apply`).
+    stream_db: std::sync::atomic::AtomicUsize,
+    /// Held while the link applies one command of the primary's stream and
+    /// counts its bytes, and by a save around its snapshot, so a snapshot
+    /// never holds a command without its offset or the reverse.
+    apply: Mutex<()>,
+    /// A history restored from the RDB file at start-up, which a replica
+    /// started by `replicaof` offers in its first `PSYNC`.
+    restored: Mutex<Option<crate::rdb::ReplInfo>>,
 }
 
 impl Upstream {
@@ -151,6 +161,59 @@ impl Upstream {
 
     fn current(&self, gen: u64) -> bool {
         self.generation.load(Ordering::Acquire) == gen
+    }
+
+    /// See `apply`: taken before any shard lock.
+    pub fn apply_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.apply.lock()
+    }
+}
+
+/// Where this server stands in its replication history, for a snapshot
+/// saved to disk (Redis's `rdbPopulateSaveInfo`); call it with every shard
+/// held and [`Upstream::apply_lock`]. A primary has one once its backlog
+/// exists; a replica while it has a primary, or its cached history.
+pub fn save_info(srv: &Shared) -> Option<crate::rdb::ReplInfo> {
+    let up = &srv.upstream;
+    if !up.is_replica.load(Ordering::Relaxed) {
+        if !srv.repl.backlog_active() {
+            return None;
+        }
+        return Some(crate::rdb::ReplInfo {
+            stream_db: srv.repl.selected_db().unwrap_or(0),
+            replid: srv.replid.lock().clone(),
+            offset: srv.repl.offset(),
+        });
+    }
+    if up.has_master.load(Ordering::Relaxed) {
+        return Some(crate::rdb::ReplInfo {
+            stream_db: up.stream_db.load(Ordering::Relaxed),
+            replid: srv.replid.lock().clone(),
+            offset: up.offset.load(Ordering::Relaxed).max(0) as u64,
+        });
+    }
+    let cached = up.cached.lock().clone()?;
+    Some(crate::rdb::ReplInfo {
+        stream_db: up.cached_db.load(Ordering::Relaxed),
+        replid: cached.0,
+        offset: cached.1.max(0) as u64,
+    })
+}
+
+/// Takes up the history of an RDB file loaded at start-up (Redis's
+/// `loadDataFromDisk`). A server configured as a replica continues it
+/// with its primary; a primary keeps it as its previous id, so its old
+/// replicas can continue with it.
+pub fn restore(srv: &Shared, info: crate::rdb::ReplInfo) {
+    srv.repl.reset_offset(info.offset);
+    if srv.config.read().replicaof.is_some() {
+        *srv.replid.lock() = info.replid.clone();
+        *srv.upstream.restored.lock() = Some(info);
+    } else {
+        *srv.replid2.lock() = info.replid;
+        srv.second_repl_offset
+            .store(info.offset as i64 + 1, Ordering::Relaxed);
+        srv.repl.activate();
     }
 }
 
@@ -211,7 +274,15 @@ pub fn set_master(srv: &Shared, host: &str, port: u16) {
 /// does when it starts without a cached master.
 pub fn start_as_replica(srv: &Shared, host: &str, port: u16) {
     set_master(srv, host, port);
-    *srv.upstream.cached.lock() = None;
+    let up = &srv.upstream;
+    // The history of the RDB file loaded at start-up, if it had one.
+    match up.restored.lock().take() {
+        Some(info) => {
+            *up.cached.lock() = Some((info.replid, info.offset as i64));
+            up.cached_db.store(info.stream_db, Ordering::Relaxed);
+        }
+        None => *up.cached.lock() = None,
+    }
 }
 
 /// `REPLICAOF NO ONE` (Redis's `replicationUnsetMaster`).
@@ -570,6 +641,44 @@ impl<'a> Link<'a> {
         Ok(())
     }
 
+    /// Runs one command of the primary's stream and counts its bytes, both
+    /// under the apply lock, so a snapshot saved meanwhile has either the
+    /// command and its offset or neither. False when a pause postponed it
+    /// (nothing counted).
+    fn apply(
+        &mut self,
+        client: &mut Client,
+        scratch: &mut ReplyBuf,
+        argv: &[Bytes],
+        bytes: &[u8],
+    ) -> bool {
+        let srv = self.srv;
+        let up = &srv.upstream;
+        let _applying = up.apply_lock();
+        ferrite_storage::set_applying_primary(true);
+        crate::command::dispatch::execute(srv, client, scratch, argv);
+        ferrite_storage::set_applying_primary(false);
+        if client.postponed {
+            return false;
+        }
+        if scratch.buf.first() == Some(&b'-') {
+            // The dataset may now differ from the primary's (an
+            // unsupported command).
+            let end = scratch.buf.len().min(200);
+            tracing::warn!(
+                "== CRITICAL == the primary's '{}' failed on this replica: {}",
+                String::from_utf8_lossy(&argv[0]),
+                String::from_utf8_lossy(&scratch.buf[..end]).trim_end()
+            );
+        }
+        scratch.buf.clear();
+        self.db = client.db;
+        up.stream_db.store(client.db, Ordering::Relaxed);
+        srv.repl.feed_raw(bytes);
+        up.offset.fetch_add(bytes.len() as i64, Ordering::Relaxed);
+        true
+    }
+
     /// Applies the primary's stream until the link drops or the target
     /// changes; acknowledges every second.
     async fn stream(&mut self, s: &mut TcpStream) -> Result<(), LinkError> {
@@ -626,6 +735,7 @@ impl<'a> Link<'a> {
                         let bytes = raw.slice(at..at + used);
                         at += used;
                         if argv.is_empty() {
+                            let _applying = up.apply_lock();
                             up.offset.fetch_add(used as i64, Ordering::Relaxed);
                             continue;
                         }
@@ -636,20 +746,14 @@ impl<'a> Link<'a> {
                             // The offset before this command, as Redis.
                             let off = up.offset.load(Ordering::Relaxed).to_string();
                             self.send(s, &[b"REPLCONF", b"ACK", off.as_bytes()]).await?;
+                            let _applying = up.apply_lock();
+                            srv.repl.feed_raw(&bytes);
+                            up.offset.fetch_add(used as i64, Ordering::Relaxed);
                         } else {
                             self.check()?;
-                            loop {
-                                ferrite_storage::set_applying_primary(true);
-                                crate::command::dispatch::execute(
-                                    srv,
-                                    &mut client,
-                                    &mut scratch,
-                                    &argv,
-                                );
-                                ferrite_storage::set_applying_primary(false);
-                                if !client.postponed {
-                                    break;
-                                }
+                            // Applied and counted under the apply lock (no
+                            // await while it is held), or postponed.
+                            while !self.apply(&mut client, &mut scratch, &argv, &bytes) {
                                 // `CLIENT PAUSE` holds the primary's stream
                                 // too (Redis pauses its master client): the
                                 // offset stands still, acknowledged as it is.
@@ -663,21 +767,7 @@ impl<'a> Link<'a> {
                                 }
                                 self.check()?;
                             }
-                            if scratch.buf.first() == Some(&b'-') {
-                                // The dataset may now differ from the
-                                // primary's (an unsupported command).
-                                let end = scratch.buf.len().min(200);
-                                tracing::warn!(
-                                    "== CRITICAL == the primary's '{}' failed on this replica: {}",
-                                    String::from_utf8_lossy(&argv[0]),
-                                    String::from_utf8_lossy(&scratch.buf[..end]).trim_end()
-                                );
-                            }
-                            scratch.buf.clear();
-                            self.db = client.db;
                         }
-                        srv.repl.feed_raw(&bytes);
-                        up.offset.fetch_add(used as i64, Ordering::Relaxed);
                         argv.clear();
                     }
                     Ok(Parsed::Incomplete { .. }) => {

@@ -200,3 +200,110 @@ fn a_real_redis_replica_continues_after_its_link_drops() {
     wait_info(&mut r, "master_link_status", "up");
     reconnect_partially(&mut p, &mut r);
 }
+
+/// Stops `server` with `SHUTDOWN SAVE` (which waits for its replicas to
+/// acknowledge everything, then saves) and waits for it to exit.
+fn shutdown_saving(mut server: TestServer) {
+    let mut c = server.client();
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut c);
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+}
+
+/// A primary restarted from its RDB file keeps the saved history as its
+/// previous id: its replica continues with a partial resync.
+#[test]
+fn a_restarted_primary_continues_its_replicas_history() {
+    let dir = ferrite_tests::tempdir("psync-primary-restart");
+    let primary = TestServer::in_dir(&dir, &[]);
+    let replica = TestServer::start();
+    let mut r = replica.client();
+    let mut p = primary.client();
+    let _: () = cmd(
+        &mut r,
+        &["replicaof", "127.0.0.1", &primary.port().to_string()],
+    );
+    wait_info(&mut r, "master_link_status", "up");
+    let _: () = cmd(&mut p, &["set", "k", "1"]);
+    let _: i64 = cmd(&mut p, &["incr", "n"]);
+    wait_value(&mut r, "n", "1");
+    let old_id = info_field(&mut p, "replication", "master_replid");
+    let before = repl_offset(&mut p);
+    drop(p);
+    // The shutdown asks the replica for an acknowledgement (a GETACK in
+    // the stream), then saves.
+    shutdown_saving(primary);
+
+    let primary = TestServer::in_dir(&dir, &[]);
+    let mut p = primary.client();
+    assert_eq!(info_field(&mut p, "replication", "master_replid2"), old_id);
+    let offset = repl_offset(&mut p);
+    assert!(offset > before, "{offset} {before}");
+    assert_eq!(
+        info_field(&mut p, "replication", "second_repl_offset"),
+        (offset + 1).to_string()
+    );
+    let _: () = cmd(
+        &mut r,
+        &["replicaof", "127.0.0.1", &primary.port().to_string()],
+    );
+    wait_info(&mut r, "master_link_status", "up");
+    assert_eq!(stats(&mut p), (0, 1, 0));
+    let _: i64 = cmd(&mut p, &["incr", "n"]);
+    wait_value(&mut r, "n", "2");
+    assert_eq!(cmd::<String>(&mut r, &["get", "k"]), "1");
+}
+
+/// A replica restarted from its RDB file offers the saved history in its
+/// first `PSYNC`, and its primary continues it.
+#[test]
+fn a_restarted_replica_continues_from_its_rdb_file() {
+    let primary = TestServer::start();
+    let mut p = primary.client();
+    let port = primary.port().to_string();
+    let dir = ferrite_tests::tempdir("psync-replica-restart");
+    let replica = TestServer::in_dir(&dir, &["--replicaof", "127.0.0.1", &port]);
+    let mut r = replica.client();
+    wait_info(&mut r, "master_link_status", "up");
+    let _: () = cmd(&mut p, &["select", "3"]);
+    let _: () = cmd(&mut p, &["set", "k", "1"]);
+    let _: i64 = cmd(&mut p, &["incr", "n"]);
+    let _: () = cmd(&mut r, &["select", "3"]);
+    wait_value(&mut r, "n", "1");
+    drop(r);
+    shutdown_saving(replica);
+    // Written while the replica is down, in the database the stream had
+    // selected: the continued stream has no SELECT before it.
+    let _: i64 = cmd(&mut p, &["incr", "n"]);
+
+    let replica = TestServer::in_dir(&dir, &["--replicaof", "127.0.0.1", &port]);
+    let mut r = replica.client();
+    wait_info(&mut r, "master_link_status", "up");
+    let _: () = cmd(&mut r, &["select", "3"]);
+    wait_value(&mut r, "n", "2");
+    assert_eq!(stats(&mut p), (1, 1, 0));
+}
+
+/// The same with a real Redis primary: Ferrite's file carries Redis's
+/// history, and Redis continues it.
+#[test]
+fn a_ferrite_replica_of_real_redis_continues_after_a_restart() {
+    if !has_binary("redis-server") {
+        return;
+    }
+    let rport = free_port();
+    let (_redis, mut p) = start_redis(rport, &[]);
+    let dir = ferrite_tests::tempdir("psync-replica-of-redis");
+    let args = ["--replicaof", "127.0.0.1", &rport.to_string()];
+    let replica = TestServer::in_dir(&dir, &args);
+    let mut r = replica.client();
+    wait_info(&mut r, "master_link_status", "up");
+    let _: i64 = cmd(&mut p, &["incr", "n"]);
+    wait_value(&mut r, "n", "1");
+    drop(r);
+    shutdown_saving(replica);
+    let _: i64 = cmd(&mut p, &["incr", "n"]);
+    let replica = TestServer::in_dir(&dir, &args);
+    let mut r = replica.client();
+    wait_value(&mut r, "n", "2");
+    assert_eq!(stats(&mut p), (1, 1, 0));
+}
