@@ -121,13 +121,13 @@ pub struct Upstream {
     pub transfer_size: AtomicI64,
     pub transfer_read: AtomicI64,
     pub transfer_last_io_ms: AtomicI64,
-    /// Replication id and offset to `PSYNC` with (Redis's cached master).
-    cached: Mutex<Option<(String, i64)>>,
-    /// The database the primary's stream had selected when the link
-    /// dropped: a `+CONTINUE` stream goes on without a new `SELECT`.
-    cached_db: std::sync::atomic::AtomicUsize,
-    /// The database the primary's stream has selected while the link is
-    /// up (written under `apply`).
+    /// The dataset follows a known history, `master_replid` up to
+    /// `offset` with `stream_db` selected, which the next `PSYNC` offers
+    /// (Redis's cached master). It is read live when the link asks, so it
+    /// is never stale: the link updates it as it applies the stream.
+    history: AtomicBool,
+    /// The database the primary's stream has selected (written under
+    /// `apply`): a `+CONTINUE` stream goes on without a new `SELECT`.
     stream_db: std::sync::atomic::AtomicUsize,
     /// Held while the link applies one command of the primary's stream and
     /// counts its bytes, and by a save around its snapshot, so a snapshot
@@ -185,18 +185,13 @@ pub fn save_info(srv: &Shared) -> Option<crate::rdb::ReplInfo> {
             offset: srv.repl.offset(),
         });
     }
-    if up.has_master.load(Ordering::Relaxed) {
-        return Some(crate::rdb::ReplInfo {
-            stream_db: up.stream_db.load(Ordering::Relaxed),
-            replid: srv.replid.lock().clone(),
-            offset: up.offset.load(Ordering::Relaxed).max(0) as u64,
-        });
+    if !up.history.load(Ordering::Relaxed) {
+        return None;
     }
-    let cached = up.cached.lock().clone()?;
     Some(crate::rdb::ReplInfo {
-        stream_db: up.cached_db.load(Ordering::Relaxed),
-        replid: cached.0,
-        offset: cached.1.max(0) as u64,
+        stream_db: up.stream_db.load(Ordering::Relaxed),
+        replid: srv.replid.lock().clone(),
+        offset: up.offset.load(Ordering::Relaxed).max(0) as u64,
     })
 }
 
@@ -253,9 +248,10 @@ pub fn set_master(srv: &Shared, host: &str, port: u16) {
     if was_master {
         // Our own history, to PSYNC with: a primary that was our replica
         // can continue from it (`replicationCacheMasterUsingMyself`).
-        let id = srv.replid.lock().clone();
         let offset = srv.repl.offset() as i64;
-        *up.cached.lock() = Some((id, offset));
+        up.history.store(true, Ordering::Relaxed);
+        up.stream_db
+            .store(srv.repl.selected_db().unwrap_or(0), Ordering::Relaxed);
         up.offset.store(offset, Ordering::Relaxed);
         up.read_offset.store(offset, Ordering::Relaxed);
         up.down_since_ms.store(0, Ordering::Relaxed);
@@ -277,11 +273,8 @@ pub fn start_as_replica(srv: &Shared, host: &str, port: u16) {
     let up = &srv.upstream;
     // The history of the RDB file loaded at start-up, if it had one.
     match up.restored.lock().take() {
-        Some(info) => {
-            *up.cached.lock() = Some((info.replid, info.offset as i64));
-            up.cached_db.store(info.stream_db, Ordering::Relaxed);
-        }
-        None => *up.cached.lock() = None,
+        Some(info) => up.stream_db.store(info.stream_db, Ordering::Relaxed),
+        None => up.history.store(false, Ordering::Relaxed),
     }
 }
 
@@ -297,7 +290,7 @@ pub fn unset_master(srv: &Shared) {
     up.is_replica.store(false, Ordering::Release);
     crate::process::apply_oom_score(&srv.config.read(), false);
     srv.store.stats().replica.store(false, Ordering::Relaxed);
-    *up.cached.lock() = None;
+    up.history.store(false, Ordering::Relaxed);
     up.has_master.store(false, Ordering::Relaxed);
     up.set_state(LinkState::None);
     up.down_since_ms.store(0, Ordering::Relaxed);
@@ -381,6 +374,11 @@ struct Link<'a> {
     handle: Option<Arc<ClientHandle>>,
     /// The master client's database (kept for a partial resync).
     db: usize,
+    /// The stream bytes of a transaction being queued (`MULTI` and its
+    /// commands): counted, and passed on to this server's replicas, only
+    /// with its `EXEC`, as Redis updates the master client's offset. A link
+    /// cut inside a transaction so resumes from its `MULTI`.
+    multi: Vec<u8>,
 }
 
 impl<'a> Link<'a> {
@@ -392,6 +390,7 @@ impl<'a> Link<'a> {
             synced: false,
             handle: None,
             db: 0,
+            multi: Vec::new(),
         }
     }
 
@@ -521,7 +520,15 @@ impl<'a> Link<'a> {
             tracing::info!("(Non critical) Master does not understand REPLCONF capa: {l}");
         }
         self.check()?;
-        let cached = up.cached.lock().clone();
+        // The history the dataset follows now: what the last link applied
+        // (it never runs again once a newer link exists), or this server's
+        // own as a primary, or the one restored at start-up.
+        let cached = up.history.load(Ordering::Relaxed).then(|| {
+            (
+                self.srv.replid.lock().clone(),
+                up.offset.load(Ordering::Relaxed),
+            )
+        });
         let (id, next) = match &cached {
             Some((id, off)) => (id.clone(), (off + 1).to_string()),
             None => ("?".to_string(), "-1".to_string()),
@@ -537,12 +544,16 @@ impl<'a> Link<'a> {
             crate::failover::abort(self.srv, "Write error to failover target");
         }
         sent?;
-        let l = self.line(&mut s).await?;
+        let l = self.line(&mut s).await;
         if failover {
-            let accepted = l.starts_with("+FULLRESYNC") || l.starts_with("+CONTINUE");
+            let accepted = l
+                .as_ref()
+                .ok()
+                .map(|l| l.starts_with("+FULLRESYNC") || l.starts_with("+CONTINUE"));
             crate::failover::psync_answered(self.srv, accepted);
             self.check()?;
         }
+        let l = l?;
         if let Some(rest) = l.strip_prefix("+FULLRESYNC") {
             let mut it = rest.split_whitespace();
             let (Some(id), Some(off)) = (it.next(), it.next().and_then(|o| o.parse::<i64>().ok()))
@@ -565,11 +576,9 @@ impl<'a> Link<'a> {
                     .second_repl_offset
                     .store(off + 1, Ordering::Relaxed);
                 disconnect_replicas(self.srv);
-            } else {
-                *self.srv.replid.lock() = old_id;
             }
             tracing::info!("Successful partial resynchronization with master.");
-            self.db = up.cached_db.load(Ordering::Relaxed);
+            self.db = up.stream_db.load(Ordering::Relaxed);
             up.offset.store(off, Ordering::Relaxed);
             up.read_offset.store(off, Ordering::Relaxed);
         } else {
@@ -635,8 +644,6 @@ impl<'a> Link<'a> {
         tokio::task::spawn_blocking(move || load_snapshot(&srv, gen, &payload, id, off))
             .await
             .map_err(|e| LinkError::Protocol(format!("snapshot loader failed: {e}")))??;
-        up.offset.store(off, Ordering::Relaxed);
-        up.read_offset.store(off, Ordering::Relaxed);
         tracing::info!("MASTER <-> REPLICA sync: Finished with success");
         Ok(())
     }
@@ -672,10 +679,21 @@ impl<'a> Link<'a> {
             );
         }
         scratch.buf.clear();
+        if client.multi.is_some() {
+            self.multi.extend_from_slice(bytes);
+            return true;
+        }
         self.db = client.db;
         up.stream_db.store(client.db, Ordering::Relaxed);
-        srv.repl.feed_raw(bytes);
-        up.offset.fetch_add(bytes.len() as i64, Ordering::Relaxed);
+        if self.multi.is_empty() {
+            srv.repl.feed_raw(bytes);
+            up.offset.fetch_add(bytes.len() as i64, Ordering::Relaxed);
+        } else {
+            let mut block = std::mem::take(&mut self.multi);
+            block.extend_from_slice(bytes);
+            srv.repl.feed_raw(&block);
+            up.offset.fetch_add(block.len() as i64, Ordering::Relaxed);
+        }
         true
     }
 
@@ -801,17 +819,15 @@ impl<'a> Link<'a> {
 
 impl Drop for Link<'_> {
     /// Leaves the link's state as Redis leaves it when the master client
-    /// is freed: the history is cached for the next `PSYNC`. A drop, so it
-    /// also runs when `REPLICAOF` aborts the task.
+    /// is freed: what was read but not applied is dropped (a transaction
+    /// cut short included), and the history stays for the next `PSYNC`. A
+    /// drop, so it also runs when `REPLICAOF` aborts the task.
     fn drop(&mut self) {
         let srv = self.srv;
         let up = &srv.upstream;
         if let Some(h) = self.handle.take() {
             srv.clients.remove(h.id);
             if up.current(self.gen) {
-                let id = srv.replid.lock().clone();
-                *up.cached.lock() = Some((id, up.offset.load(Ordering::Relaxed)));
-                up.cached_db.store(self.db, Ordering::Relaxed);
                 up.read_offset
                     .store(up.offset.load(Ordering::Relaxed), Ordering::Relaxed);
             }
@@ -894,6 +910,7 @@ fn install_snapshot(
     let mut all = LockSet::new();
     all.add_all();
     let now = unix_ms();
+    let _applying = srv.upstream.apply_lock();
     srv.store.with_locked(&all, || {
         if !srv.upstream.current(gen) {
             return Err(LinkError::Superseded);
@@ -916,6 +933,13 @@ fn install_snapshot(
         *srv.replid2.lock() = "0".repeat(40);
         srv.second_repl_offset.store(-1, Ordering::Relaxed);
         srv.repl.reset_offset(offset.max(0) as u64);
+        // The new history, with the dataset it belongs to: kept even if
+        // the link is cut before it streams.
+        let up = &srv.upstream;
+        up.offset.store(offset, Ordering::Relaxed);
+        up.read_offset.store(offset, Ordering::Relaxed);
+        up.stream_db.store(0, Ordering::Relaxed);
+        up.history.store(true, Ordering::Relaxed);
         tracing::info!("MASTER <-> REPLICA sync: loaded {n} keys");
         Ok(())
     })

@@ -307,3 +307,100 @@ fn a_ferrite_replica_of_real_redis_continues_after_a_restart() {
     wait_value(&mut r, "n", "2");
     assert_eq!(stats(&mut p), (1, 1, 0));
 }
+
+/// A replica moved to a sibling replica offers the offset it has applied,
+/// not the one it had when its link last dropped.
+#[test]
+fn a_replica_moved_to_a_sibling_continues_from_what_it_applied() {
+    let primary = TestServer::start();
+    let port = primary.port().to_string();
+    let r = TestServer::with_args(&["--replicaof", "127.0.0.1", &port]);
+    let q = TestServer::with_args(&["--replicaof", "127.0.0.1", &port]);
+    let (mut p, mut pr, mut pq) = (primary.client(), r.client(), q.client());
+    wait_info(&mut pr, "master_link_status", "up");
+    wait_info(&mut pq, "master_link_status", "up");
+    let _: i64 = cmd(&mut p, &["incr", "x"]);
+    wait_value(&mut pr, "x", "1");
+    let n: i64 = cmd(&mut pr, &["client", "kill", "type", "master"]);
+    assert_eq!(n, 1);
+    for _ in 0..3 {
+        let _: i64 = cmd(&mut p, &["incr", "x"]);
+    }
+    wait_value(&mut pr, "x", "4");
+    wait_value(&mut pq, "x", "4");
+    let _: () = cmd(&mut pr, &["replicaof", "127.0.0.1", &q.port().to_string()]);
+    wait_info(&mut pr, "master_link_status", "up");
+    assert_eq!(info_int(&mut pq, "stats", "sync_partial_ok"), 1);
+    let _: i64 = cmd(&mut p, &["incr", "x"]);
+    wait_value(&mut pr, "x", "5");
+    let offset = repl_offset(&mut p);
+    wait_info(&mut pr, "master_repl_offset", &offset.to_string());
+}
+
+/// A link cut inside a transaction resumes from its `MULTI`: the queued
+/// commands were not applied, so they are asked for again (a hand-driven
+/// primary checks the offset in the replica's `PSYNC`).
+#[test]
+fn a_link_cut_inside_a_transaction_resumes_from_its_multi() {
+    use std::io::{Read, Write};
+    // An empty snapshot, from a server of our own.
+    let source = TestServer::start();
+    let mut link = source.raw_conn();
+    link.send(b"SYNC\r\n");
+    let head = link.read_until(
+        |b| b.windows(2).any(|w| w == b"\r\n"),
+        Duration::from_secs(5),
+    );
+    let eol = head.windows(2).position(|w| w == b"\r\n").unwrap();
+    let len: usize = text(&head[1..eol]).parse().unwrap();
+    let mut rdb = head[eol + 2..].to_vec();
+    while rdb.len() < len {
+        rdb.extend(link.read_until(|b| !b.is_empty(), Duration::from_secs(1)));
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let replica = TestServer::with_args(&["--replicaof", "127.0.0.1", &port]);
+    let id = "ab".repeat(20);
+    // Answers the handshake (the replica sends one command at a time and
+    // waits for each reply) and returns the PSYNC's id and offset.
+    let handshake = |s: &mut std::net::TcpStream| -> String {
+        let mut buf = [0u8; 4096];
+        let mut got = String::new();
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "replica closed after {got:?}");
+            got.push_str(&text(&buf[..n]));
+            if let Some(at) = got.find("PSYNC") {
+                let parts: Vec<&str> = got[at..].split("\r\n").collect();
+                if parts.len() >= 5 {
+                    return format!("{} {}", parts[2], parts[4]);
+                }
+            } else if got.ends_with("\r\n") {
+                s.write_all(b"+OK\r\n").unwrap();
+                got.clear();
+            }
+        }
+    };
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(handshake(&mut s), "? -1");
+    s.write_all(format!("+FULLRESYNC {id} 0\r\n${}\r\n", rdb.len()).as_bytes())
+        .unwrap();
+    s.write_all(&rdb).unwrap();
+    let select = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n";
+    let multi = "*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
+    s.write_all(format!("{select}{multi}").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(handshake(&mut s), format!("{id} {}", select.len() + 1));
+    s.write_all(format!("+CONTINUE {id}\r\n{multi}*1\r\n$4\r\nEXEC\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n").as_bytes())
+        .unwrap();
+    let mut r = replica.client();
+    wait_value(&mut r, "b", "2");
+    assert_eq!(cmd::<String>(&mut r, &["get", "a"]), "1");
+    drop(s);
+}
