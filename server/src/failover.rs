@@ -17,6 +17,14 @@
 //! On `TIMEOUT` the failover aborts, or with `FORCE` goes on with a target
 //! that has not caught up. `FAILOVER ABORT` cancels it at any point; an
 //! abort after step 2 makes this server a primary again.
+//!
+//! Redis runs all of this on one thread; here commands run on several.
+//! Every state change happens under one lock with the role change it
+//! implies, and before step 2 the cron takes every shard once, so a write
+//! that passed the pause check just before the pause began has finished
+//! and its effect is in the stream the replica must acknowledge. One that
+//! passed the check but still waits for a shard behind a long command can
+//! run after that barrier; it is the one window left.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -71,7 +79,9 @@ struct Plan {
     force: bool,
 }
 
-/// The failover state shared by the command, the cron and the link.
+/// The failover state shared by the command, the cron and the link. Every
+/// change of state happens with `plan` held, together with the role change
+/// it implies, so a concurrent `FAILOVER ABORT` sees either side of it.
 #[derive(Default)]
 pub struct Failover {
     state: AtomicU8,
@@ -96,8 +106,40 @@ pub fn in_progress(srv: &Shared) -> bool {
     srv.failover.state() == State::InProgress
 }
 
+/// Starts a failover (holds writes back and wakes the cron), or says why
+/// it cannot, in Redis's words; checked and started under one lock.
+pub fn start(
+    srv: &Shared,
+    target: Option<(&str, i64)>,
+    timeout_ms: i64,
+    force: bool,
+) -> Result<(), &'static str> {
+    let mut plan = srv.failover.plan.lock();
+    if let Some(why) = refusal(srv, target, timeout_ms, force) {
+        return Err(why);
+    }
+    *plan = Plan {
+        target: target.map(|(h, p)| (h.to_string(), p as u16)),
+        end_ms: if timeout_ms > 0 {
+            unix_ms() + timeout_ms
+        } else {
+            0
+        },
+        force,
+    };
+    match &plan.target {
+        Some((h, p)) => tracing::info!("FAILOVER requested to {h}:{p}."),
+        None => tracing::info!("FAILOVER requested to any replica."),
+    }
+    srv.failover.set(State::WaitForSync);
+    srv.pause.hold_writes(&srv.store, Purpose::Failover, true);
+    drop(plan);
+    srv.failover.wake.notify_one();
+    Ok(())
+}
+
 /// Why `FAILOVER` cannot start, in Redis's words.
-pub fn refusal(
+fn refusal(
     srv: &Shared,
     target: Option<(&str, i64)>,
     timeout_ms: i64,
@@ -134,65 +176,53 @@ fn find(srv: &Shared, host: &str, port: i64) -> Option<Arc<ReplicaInfo>> {
         .find(|r| r.ip.eq_ignore_ascii_case(host) && i64::from(r.port) == port)
 }
 
-/// Starts a failover that [`refusal`] accepted: holds writes back and
-/// wakes the cron.
-pub fn start(srv: &Shared, target: Option<(&str, i64)>, timeout_ms: i64, force: bool) {
-    let mut plan = srv.failover.plan.lock();
-    *plan = Plan {
-        target: target.map(|(h, p)| (h.to_string(), p as u16)),
-        end_ms: if timeout_ms > 0 {
-            unix_ms() + timeout_ms
-        } else {
-            0
-        },
-        force,
-    };
-    match &plan.target {
-        Some((h, p)) => tracing::info!("FAILOVER requested to {h}:{p}."),
-        None => tracing::info!("FAILOVER requested to any replica."),
-    }
-    srv.failover.set(State::WaitForSync);
-    srv.pause.hold_writes(&srv.store, Purpose::Failover, true);
-    drop(plan);
-    srv.failover.wake.notify_one();
-}
-
 /// Ends the failover, aborted or done, and lets writes run again (Redis's
-/// `clearFailoverState`).
-fn clear(srv: &Shared) {
-    *srv.failover.plan.lock() = Plan::default();
+/// `clearFailoverState`); `plan` is the held lock.
+fn clear(srv: &Shared, plan: &mut Plan) {
+    *plan = Plan::default();
     srv.failover.set(State::None);
     srv.pause.hold_writes(&srv.store, Purpose::Failover, false);
 }
 
 /// Aborts a failover, if one is under way (Redis's `abortFailover`). Once
-/// this server follows the target it becomes a primary again.
-pub fn abort(srv: &Shared, why: &str) {
+/// this server follows the target it becomes a primary again. False when
+/// there was none.
+pub fn abort(srv: &Shared, why: &str) -> bool {
+    let mut plan = srv.failover.plan.lock();
+    abort_locked(srv, &mut plan, why)
+}
+
+fn abort_locked(srv: &Shared, plan: &mut Plan, why: &str) -> bool {
     let state = srv.failover.state();
     if state == State::None {
-        return;
+        return false;
     }
-    match &srv.failover.plan.lock().target {
+    match &plan.target {
         Some((h, p)) => tracing::info!("FAILOVER to {h}:{p} aborted: {why}"),
         None => tracing::info!("FAILOVER to any replica aborted: {why}"),
     }
     if state == State::InProgress {
         crate::upstream::unset_master(srv);
     }
-    clear(srv);
+    clear(srv, plan);
+    true
 }
 
-/// The target's answer to `PSYNC ... FAILOVER`: `accepted` when it is a
-/// `+CONTINUE` or a `+FULLRESYNC` (the target is now the primary).
-pub fn psync_answered(srv: &Shared, accepted: bool) {
+/// The target's answer to `PSYNC ... FAILOVER`: `Some(true)` for a
+/// `+CONTINUE` or a `+FULLRESYNC` (the target is now the primary),
+/// `Some(false)` for any other, `None` when none came (the connection
+/// failed). All but the first abort, as Redis's `syncWithMaster` does.
+pub fn psync_answered(srv: &Shared, answer: Option<bool>) {
+    let mut plan = srv.failover.plan.lock();
     if srv.failover.state() != State::InProgress {
         return;
     }
-    if accepted {
-        clear(srv);
-    } else {
-        abort(srv, "Failover target rejected psync request");
-    }
+    let why = match answer {
+        Some(true) => return clear(srv, &mut plan),
+        Some(false) => "Failover target rejected psync request",
+        None => "Failover target did not answer the psync request",
+    };
+    abort_locked(srv, &mut plan, why);
 }
 
 /// Checks a waiting failover (Redis's `updateFailoverStatus`): the
@@ -203,18 +233,19 @@ fn update(srv: &Shared) {
         return;
     }
     let mut plan = srv.failover.plan.lock();
+    if srv.failover.state() != State::WaitForSync {
+        return;
+    }
     if plan.end_ms != 0 && plan.end_ms <= unix_ms() {
         if plan.force {
             if let Some((host, port)) = plan.target.clone() {
                 tracing::info!("FAILOVER to {host}:{port} time out exceeded, failing over.");
                 srv.failover.set(State::InProgress);
-                drop(plan);
                 crate::upstream::set_master(srv, &host, port);
                 return;
             }
         }
-        drop(plan);
-        abort(srv, "Replica never caught up before timeout");
+        abort_locked(srv, &mut plan, "Replica never caught up before timeout");
         return;
     }
     let end = srv.repl.offset();
@@ -235,8 +266,15 @@ fn update(srv: &Shared) {
     let Some((host, port)) = plan.target.clone() else {
         return;
     };
+    // A write that passed the pause check before the pause began may
+    // still be running on another worker: wait for the shards, and go on
+    // only if the stream has not grown meanwhile.
+    let mut all = ferrite_storage::LockSet::new();
+    all.add_all();
+    if srv.store.with_locked(&all, || srv.repl.offset()) != end {
+        return;
+    }
     srv.failover.set(State::InProgress);
-    drop(plan);
     tracing::info!("Failover target {host}:{port} is synced, failing over.");
     crate::upstream::set_master(srv, &host, port);
 }

@@ -115,6 +115,10 @@ fn a_waiting_failover_holds_writes_until_aborted() {
     let _: () = cmd(&mut c, &["set", "k", "v"]);
     let _: () = cmd(&mut c, &["failover", "to", "127.0.0.1", "4260"]);
     assert_eq!(failover_state(&mut c), "waiting-for-sync");
+    // WAIT asks for no acknowledgement meanwhile: the stream must not grow.
+    let offset = repl_offset(&mut c);
+    assert_eq!(cmd::<i64>(&mut c, &["wait", "1", "100"]), 0);
+    assert_eq!(repl_offset(&mut c), offset);
     let mut writer = server.raw_conn();
     writer.send(b"SET k v2\r\n");
     std::thread::sleep(Duration::from_millis(200));

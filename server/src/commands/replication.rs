@@ -32,10 +32,9 @@ pub const HANDLERS: &[(&str, Handler)] = &[
 fn failover(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
     if args.len() == 2 && is(&args[1], "abort") {
-        if srv.failover.state() == crate::failover::State::None {
+        if !crate::failover::abort(srv, "Failover manually aborted") {
             return Err(CmdError::err("No failover in progress."));
         }
-        crate::failover::abort(srv, "Failover manually aborted");
         ctx.out.ok();
         return Ok(());
     }
@@ -62,10 +61,7 @@ fn failover(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let target = target.as_ref().map(|(h, p)| (h.as_str(), *p));
-    if let Some(why) = crate::failover::refusal(srv, target, timeout_ms, force) {
-        return Err(CmdError::err(why));
-    }
-    crate::failover::start(srv, target, timeout_ms, force);
+    crate::failover::start(srv, target, timeout_ms, force).map_err(CmdError::err)?;
     ctx.out.ok();
     Ok(())
 }
@@ -98,7 +94,12 @@ fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.out.integer(now_acked);
         return Ok(());
     }
-    srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
+    // Not while clients are paused (a failover waits for the stream to
+    // stop growing); the replicas' own ACK, every second, answers then,
+    // where Redis sends the GETACK once the pause ends.
+    if srv.pause.active(&srv.store, crate::command::ctx::unix_ms()) == crate::pause::Kind::Off {
+        srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
+    }
     let (mut tx, rx) = tokio::sync::oneshot::channel();
     let deadline = (timeout > 0)
         .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
