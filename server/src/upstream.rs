@@ -221,11 +221,12 @@ pub fn random_replid() -> String {
         .collect()
 }
 
-/// Disconnects every attached replica (Redis's `disconnectSlaves`): they
-/// must learn of a new history.
+/// Disconnects every replica link (Redis's `disconnectSlaves`): they must
+/// learn of a new history. Those still receiving a snapshot or about to
+/// `+CONTINUE` too, not only the online ones `INFO` lists.
 pub fn disconnect_replicas(srv: &Shared) {
-    for r in srv.replicas.all() {
-        if let Some(h) = srv.clients.get(r.client_id) {
+    for h in srv.clients.all() {
+        if h.replica.load(Ordering::Relaxed) {
             h.kill();
         }
     }
