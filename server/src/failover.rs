@@ -232,6 +232,18 @@ fn update(srv: &Shared) {
     if srv.failover.state() != State::WaitForSync {
         return;
     }
+    // A write that passed the pause check before the pause began may still
+    // be running on another worker. Once some replica has acknowledged the
+    // stream's end, wait for every shard, and go on only if the stream has
+    // not grown meanwhile. Before the plan lock: a `FAILOVER` inside
+    // `EXEC` holds every shard and then takes that lock.
+    let end = srv.repl.offset();
+    let synced = |r: &ReplicaInfo| r.ack_offset.load(Ordering::Relaxed) == end;
+    let stable = srv.replicas.all().iter().any(|r| synced(r)) && {
+        let mut all = ferrite_storage::LockSet::new();
+        all.add_all();
+        srv.store.with_locked(&all, || srv.repl.offset()) == end
+    };
     let mut plan = srv.failover.plan.lock();
     if srv.failover.state() != State::WaitForSync {
         return;
@@ -248,8 +260,9 @@ fn update(srv: &Shared) {
         abort_locked(srv, &mut plan, "Replica never caught up before timeout");
         return;
     }
-    let end = srv.repl.offset();
-    let synced = |r: &ReplicaInfo| r.ack_offset.load(Ordering::Relaxed) == end;
+    if !stable || srv.repl.offset() != end {
+        return;
+    }
     let caught_up = match &plan.target {
         Some((host, port)) => find(srv, host, i64::from(*port)).is_some_and(|r| synced(&r)),
         None => match srv.replicas.all().into_iter().find(|r| synced(r)) {
@@ -266,14 +279,6 @@ fn update(srv: &Shared) {
     let Some((host, port)) = plan.target.clone() else {
         return;
     };
-    // A write that passed the pause check before the pause began may
-    // still be running on another worker: wait for the shards, and go on
-    // only if the stream has not grown meanwhile.
-    let mut all = ferrite_storage::LockSet::new();
-    all.add_all();
-    if srv.store.with_locked(&all, || srv.repl.offset()) != end {
-        return;
-    }
     srv.failover.set(State::InProgress);
     tracing::info!("Failover target {host}:{port} is synced, failing over.");
     crate::upstream::set_master(srv, &host, port);

@@ -120,11 +120,20 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64) {
     let mut all = LockSet::new();
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
-    let _applying = srv.upstream.apply_lock();
+    // Inside `EXEC` (which holds every shard) the link may be waiting for
+    // a shard while it holds the apply lock: without the lock the file
+    // records no history (a restart then resyncs in full).
+    let applying = if srv.store.in_locked_scope() {
+        srv.upstream.try_apply_lock()
+    } else {
+        Some(srv.upstream.apply_lock())
+    };
     srv.store.with_locked(&all, || {
         crate::scripting::functions::with_library_codes(srv, |libraries| {
             let dirty = srv.store.stats().dirty.load(Ordering::Relaxed);
-            let repl = crate::upstream::save_info(srv);
+            let repl = applying
+                .as_ref()
+                .and_then(|_| crate::upstream::save_info(srv));
             (
                 crate::rdb::dump(&srv.store, unix_ms(), used, libraries, repl.as_ref()),
                 dirty,
@@ -263,25 +272,43 @@ pub fn cron(srv: &Shared) {
 }
 
 /// Replaces the dataset with the snapshot in `data` (start-up and
-/// `DEBUG RELOAD`), every shard held; returns (loaded, skipped as expired,
-/// the replication history the file was saved at).
+/// `DEBUG RELOAD`), every shard held; returns (loaded, skipped as expired).
+///
+/// Only a start-up load continues the file's replication history (Redis's
+/// `loadDataFromDisk`; `DEBUG RELOAD` does not). Then, as in Redis, a
+/// primary puts a `DEL` for each key that expired while it was down into
+/// the restored backlog, so replicas that continue get it, and a replica
+/// keeps such keys until its primary deletes them.
 pub fn load_bytes(
     srv: &Shared,
     data: &[u8],
     path: &Path,
-) -> Result<(u64, u64, Option<crate::rdb::ReplInfo>), PersistError> {
+    startup: bool,
+) -> Result<(u64, u64), PersistError> {
     let loaded = crate::rdb_load::load_for(srv, data).map_err(|source| PersistError::Load {
         path: path.to_path_buf(),
         source,
     })?;
-    let repl = loaded.repl.clone();
+    let replica = srv.config.read().replicaof.is_some();
+    let mut expiry = Expired::Skip;
+    if startup {
+        if let Some(info) = loaded.repl.clone() {
+            if crate::upstream::restore(srv, info) {
+                expiry = if replica {
+                    Expired::Keep
+                } else {
+                    Expired::SkipAndDelete
+                };
+            }
+        }
+    }
     let mut all = LockSet::new();
     all.add_all();
     let now = unix_ms();
     let (loaded, expired) = srv.store.with_locked(&all, || {
         srv.store.flush_all();
         crate::scripting::functions::install_all(srv, loaded.libraries);
-        install_keys(srv, loaded.keys, now)
+        install_keys_with(srv, loaded.keys, now, expiry)
     });
     let p = &srv.persist;
     p.last_load_keys_loaded.store(loaded, Ordering::Relaxed);
@@ -291,7 +318,7 @@ pub fn load_bytes(
         srv.store.stats().dirty.load(Ordering::Relaxed),
         Ordering::Relaxed,
     );
-    Ok((loaded, expired, repl))
+    Ok((loaded, expired))
 }
 
 /// Loads `dbfilename` from `dir` if it exists (start-up). A missing file
@@ -305,16 +332,11 @@ pub fn load_at_startup(srv: &Shared) -> Result<(), PersistError> {
         Err(source) => return Err(PersistError::Read { path, source }),
     };
     let start = std::time::Instant::now();
-    let (loaded, expired, repl) = load_bytes(srv, &data, &path)?;
+    let (loaded, expired) = load_bytes(srv, &data, &path, true)?;
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({loaded} keys loaded, {expired} expired keys skipped)",
         start.elapsed().as_secs_f64()
     );
-    // Only a start-up load continues the file's history (Redis's
-    // `loadDataFromDisk`; `DEBUG RELOAD` does not).
-    if let Some(info) = repl {
-        crate::upstream::restore(srv, info);
-    }
     Ok(())
 }
 
@@ -335,7 +357,7 @@ pub fn debug_reload(
         source,
     })?;
     if flush {
-        load_bytes(srv, &data, &path)?;
+        load_bytes(srv, &data, &path, false)?;
     } else {
         load_merging(srv, &data, &path, merge)?;
     }
@@ -380,6 +402,16 @@ fn load_merging(srv: &Shared, data: &[u8], path: &Path, merge: bool) -> Result<(
     })
 }
 
+/// What a load does with keys whose TTL passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    Skip,
+    /// Skip, with a `DEL` into the replication stream.
+    SkipAndDelete,
+    /// Keep (a replica continuing its history: its primary deletes them).
+    Keep,
+}
+
 /// Stores loaded keys (the caller holds every shard), leaving out those
 /// whose TTL passed, as a primary does; returns (stored, left out).
 pub(crate) fn install_keys(
@@ -387,10 +419,25 @@ pub(crate) fn install_keys(
     keys: Vec<crate::rdb_load::LoadedKey>,
     now: i64,
 ) -> (u64, u64) {
+    install_keys_with(srv, keys, now, Expired::Skip)
+}
+
+fn install_keys_with(
+    srv: &Shared,
+    keys: Vec<crate::rdb_load::LoadedKey>,
+    now: i64,
+    expiry: Expired,
+) -> (u64, u64) {
     let (mut n, mut expired) = (0u64, 0u64);
     for k in keys {
-        if k.expire_at != ferrite_storage::NO_EXPIRE && k.expire_at <= now {
+        if expiry != Expired::Keep
+            && k.expire_at != ferrite_storage::NO_EXPIRE
+            && k.expire_at <= now
+        {
             expired += 1;
+            if expiry == Expired::SkipAndDelete {
+                srv.repl.feed(k.db, &[b"DEL", &k.key]);
+            }
             continue;
         }
         n += 1;

@@ -483,8 +483,9 @@ fn put_trailer(out: &mut Vec<u8>) {
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
-/// Serializes every live key of `store` (keys whose TTL passed at `now_ms`
-/// are left out) into a complete RDB file. Consistent only if the caller
+/// Serializes every key of `store` into a complete RDB file, with `repl`
+/// as its replication history; keys whose TTL passed at `now_ms` are left
+/// out of a file without one. Consistent only if the caller
 /// holds every shard (see the module doc).
 pub fn dump(
     store: &Store,
@@ -509,7 +510,12 @@ pub fn dump(
             db.with_shard_at(i, |s| {
                 for (key, e) in s.iter() {
                     if e.expire_at != NO_EXPIRE {
-                        if e.expire_at <= now_ms {
+                        // A file that carries a replication history keeps
+                        // keys whose TTL passed, as Redis writes them: the
+                        // server that loads it to continue that history
+                        // sends their `DEL`s to its replicas, which may
+                        // still hold them. Other files leave them out.
+                        if e.expire_at <= now_ms && repl.is_none() {
                             continue;
                         }
                         body.push(OPCODE_EXPIRETIME_MS);

@@ -134,6 +134,9 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
     let mut all = LockSet::new();
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
+    // On a replica, the primary's commands and their offsets stay on one
+    // side of the snapshot (`Upstream::apply_lock`, before the shards).
+    let _applying = srv.upstream.apply_lock();
     srv.store.with_locked(&all, || {
         crate::scripting::functions::with_library_codes(srv, |libraries| {
             let (offset, rx) = srv.repl.attach();

@@ -167,6 +167,12 @@ impl Upstream {
     pub fn apply_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.apply.lock()
     }
+
+    /// [`Upstream::apply_lock`] if it is free, for a caller that already
+    /// holds shards (and so must not wait for it).
+    pub fn try_apply_lock(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        self.apply.try_lock()
+    }
 }
 
 /// Where this server stands in its replication history, for a snapshot
@@ -199,7 +205,15 @@ pub fn save_info(srv: &Shared) -> Option<crate::rdb::ReplInfo> {
 /// `loadDataFromDisk`). A server configured as a replica continues it
 /// with its primary; a primary keeps it as its previous id, so its old
 /// replicas can continue with it.
-pub fn restore(srv: &Shared, info: crate::rdb::ReplInfo) {
+pub fn restore(srv: &Shared, info: crate::rdb::ReplInfo) -> bool {
+    if info.stream_db >= srv.store.db_count() || info.offset > i64::MAX as u64 / 2 {
+        tracing::warn!(
+            "The replication information in the RDB file is out of range (database {}, offset {}); not continuing it",
+            info.stream_db,
+            info.offset
+        );
+        return false;
+    }
     srv.repl.reset_offset(info.offset);
     if srv.config.read().replicaof.is_some() {
         *srv.replid.lock() = info.replid.clone();
@@ -210,6 +224,7 @@ pub fn restore(srv: &Shared, info: crate::rdb::ReplInfo) {
             .store(info.offset as i64 + 1, Ordering::Relaxed);
         srv.repl.activate();
     }
+    true
 }
 
 /// Generates a new 40-hex-digit replication id.
@@ -755,7 +770,11 @@ impl<'a> Link<'a> {
                         at += used;
                         if argv.is_empty() {
                             let _applying = up.apply_lock();
-                            up.offset.fetch_add(used as i64, Ordering::Relaxed);
+                            if self.multi.is_empty() {
+                                up.offset.fetch_add(used as i64, Ordering::Relaxed);
+                            } else {
+                                self.multi.extend_from_slice(&bytes);
+                            }
                             continue;
                         }
                         if argv.len() >= 2
@@ -766,8 +785,13 @@ impl<'a> Link<'a> {
                             let off = up.offset.load(Ordering::Relaxed).to_string();
                             self.send(s, &[b"REPLCONF", b"ACK", off.as_bytes()]).await?;
                             let _applying = up.apply_lock();
-                            srv.repl.feed_raw(&bytes);
-                            up.offset.fetch_add(used as i64, Ordering::Relaxed);
+                            if self.multi.is_empty() {
+                                srv.repl.feed_raw(&bytes);
+                                up.offset.fetch_add(used as i64, Ordering::Relaxed);
+                            } else {
+                                // Inside a transaction: counted with it.
+                                self.multi.extend_from_slice(&bytes);
+                            }
                         } else {
                             self.check()?;
                             // Applied and counted under the apply lock (no

@@ -404,3 +404,42 @@ fn a_link_cut_inside_a_transaction_resumes_from_its_multi() {
     assert_eq!(cmd::<String>(&mut r, &["get", "a"]), "1");
     drop(s);
 }
+
+/// Keys that expired while the primary was down are deleted on the
+/// replicas that continue its history: the restarted primary puts their
+/// `DEL`s into its backlog, as Redis does.
+#[test]
+fn a_restarted_primary_deletes_what_expired_while_it_was_down() {
+    let dir = ferrite_tests::tempdir("psync-restart-expired");
+    let primary = TestServer::in_dir(&dir, &[]);
+    let replica = TestServer::start();
+    let (mut p, mut r) = (primary.client(), replica.client());
+    let _: () = cmd(
+        &mut r,
+        &["replicaof", "127.0.0.1", &primary.port().to_string()],
+    );
+    wait_info(&mut r, "master_link_status", "up");
+    let _: () = cmd(&mut p, &["set", "short", "1", "px", "300"]);
+    let _: () = cmd(&mut p, &["set", "long", "1"]);
+    wait_value(&mut r, "long", "1");
+    drop(p);
+    shutdown_saving(primary);
+    std::thread::sleep(Duration::from_millis(400));
+    let primary = TestServer::in_dir(&dir, &[]);
+    let mut p = primary.client();
+    assert_eq!(cmd::<i64>(&mut p, &["dbsize"]), 1);
+    // A replica keeps an expired key (hidden from reads) until its
+    // primary deletes it.
+    assert_eq!(cmd::<i64>(&mut r, &["dbsize"]), 2);
+    let _: () = cmd(
+        &mut r,
+        &["replicaof", "127.0.0.1", &primary.port().to_string()],
+    );
+    wait_info(&mut r, "master_link_status", "up");
+    assert_eq!(stats(&mut p), (0, 1, 0));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cmd::<i64>(&mut r, &["dbsize"]) != 1 {
+        assert!(Instant::now() < deadline, "the expired key stayed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
