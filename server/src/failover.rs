@@ -101,6 +101,14 @@ impl Failover {
     }
 }
 
+/// Runs `f` (a role change: `REPLICAOF`) unless a failover is under way,
+/// with the failover lock held so none starts meanwhile; `None` when one
+/// is.
+pub fn unless_failing_over<R>(srv: &Shared, f: impl FnOnce() -> R) -> Option<R> {
+    let _plan = srv.failover.plan.lock();
+    (srv.failover.state() == State::None).then(f)
+}
+
 /// Whether the replication link must add `FAILOVER` to its `PSYNC`.
 pub fn in_progress(srv: &Shared) -> bool {
     srv.failover.state() == State::InProgress

@@ -148,10 +148,13 @@ fn refuse_stale_sync(ctx: &Ctx<'_>) -> CmdResult {
 /// # Format
 /// `REPLICAOF host port` | `REPLICAOF NO ONE` (also `SLAVEOF`)
 fn replicaof(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // Checked and done with no failover able to start in between.
+    crate::failover::unless_failing_over(ctx.srv, || replicaof_now(ctx, args))
+        .unwrap_or_else(|| Err(CmdError::err("REPLICAOF not allowed while failing over.")))
+}
+
+fn replicaof_now(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
-    if srv.failover.state() != crate::failover::State::None {
-        return Err(CmdError::err("REPLICAOF not allowed while failing over."));
-    }
     if is(&args[1], "no") && is(&args[2], "one") {
         if srv.upstream.is_replica.load(Ordering::Relaxed) {
             crate::upstream::unset_master(srv);
