@@ -565,6 +565,16 @@ pub fn wait_info(c: &mut redis::Connection, field: &str, value: &str) {
     }
 }
 
+/// Waits until `key` reads `value` on `c` (20 s at most): a write reached
+/// a replica.
+pub fn wait_value(c: &mut redis::Connection, key: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cmd::<Option<String>>(c, &["get", key]).as_deref() != Some(value) {
+        assert!(Instant::now() < deadline, "{key} never became {value}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One field of `INFO <section>` as text; panics when it is missing.
 pub fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> String {
     let info: String = cmd(con, &["INFO", section]);

@@ -6,20 +6,11 @@ use std::time::{Duration, Instant};
 
 use ferrite_tests::{
     attach_replica_at, cmd, err, free_port, has_binary, info_field, repl_offset, start_redis, text,
-    wait_info, TestServer,
+    wait_info, wait_value, TestServer,
 };
 
 fn failover_state(c: &mut redis::Connection) -> String {
     info_field(c, "replication", "master_failover_state")
-}
-
-/// Waits until `key` reads `value` on `c`.
-fn wait_value(c: &mut redis::Connection, key: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while cmd::<Option<String>>(c, &["get", key]).as_deref() != Some(value) {
-        assert!(Instant::now() < deadline, "{key} never became {value}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `ROLE`'s first element.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ferrite_tests::{
     attach_replica, cmd, free_port, has_binary, info_field, info_int, repl_offset, start_redis,
-    text, wait_info, RawConn, TestServer,
+    text, wait_info, wait_value, RawConn, TestServer,
 };
 
 /// Sends `PSYNC replid offset` (after the capabilities a Redis replica
@@ -126,15 +126,6 @@ fn psync_falls_back_to_a_full_resync_when_it_cannot_continue() {
         &mut link,
         "-ERR value is not an integer or out of range\r\n",
     );
-}
-
-/// Waits until `key` reads `value` on `c`.
-fn wait_value(c: &mut redis::Connection, key: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while cmd::<Option<String>>(c, &["get", key]).as_deref() != Some(value) {
-        assert!(Instant::now() < deadline, "{key} never became {value}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Drops the replica's link (`CLIENT KILL TYPE master`), writes while it
