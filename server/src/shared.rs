@@ -147,6 +147,10 @@ pub struct Shared {
     pub replid: Mutex<String>,
     pub replid2: Mutex<String>,
     pub second_repl_offset: AtomicI64,
+    /// A `WAIT` wanted replicas' acknowledgements while clients were
+    /// paused: the cron asks for them once the pause ends (Redis's
+    /// `get_ack_from_slaves`).
+    pub getack_pending: AtomicBool,
     /// The replica side: the link to a primary (`REPLICAOF`).
     pub upstream: crate::upstream::Upstream,
     /// A `FAILOVER` under way.
@@ -226,6 +230,7 @@ impl Shared {
             replid: Mutex::new(random_hex40()),
             replid2: Mutex::new("0".repeat(40)),
             second_repl_offset: AtomicI64::new(-1),
+            getack_pending: AtomicBool::new(false),
             upstream: Default::default(),
             failover: Default::default(),
             start_ms: unix_us() / 1000,

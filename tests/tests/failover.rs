@@ -134,6 +134,15 @@ fn a_waiting_failover_holds_writes_until_aborted() {
 
     let _: () = cmd(&mut c, &["failover", "abort"]);
     assert_eq!(text(&writer.read_idle()), "+OK\r\n");
+    // The acknowledgement the WAIT wanted is asked for once the pause
+    // ended, after the held SET.
+    let getack = ferrite_tests::stream_len(&["REPLCONF", "GETACK", "*"]);
+    let set = ferrite_tests::stream_len(&["SET", "k", "v2"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while repl_offset(&mut c) != offset + set + getack {
+        assert!(Instant::now() < deadline, "no GETACK after the pause");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(failover_state(&mut c), "no-failover");
     assert_eq!(role(&mut c), "master");
 }

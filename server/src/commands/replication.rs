@@ -95,10 +95,11 @@ fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     // Not while clients are paused (a failover waits for the stream to
-    // stop growing); the replicas' own ACK, every second, answers then,
-    // where Redis sends the GETACK once the pause ends.
+    // stop growing): the server cron asks once the pause ends, as Redis.
     if srv.pause.active(&srv.store, crate::command::ctx::unix_ms()) == crate::pause::Kind::Off {
         srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
+    } else {
+        srv.getack_pending.store(true, Ordering::Relaxed);
     }
     let (mut tx, rx) = tokio::sync::oneshot::channel();
     let deadline = (timeout > 0)
