@@ -388,8 +388,6 @@ struct Link<'a> {
     /// Reached the streaming phase (resets the backoff).
     synced: bool,
     handle: Option<Arc<ClientHandle>>,
-    /// The master client's database (kept for a partial resync).
-    db: usize,
     /// The stream bytes of a transaction being queued (`MULTI` and its
     /// commands): counted, and passed on to this server's replicas, only
     /// with its `EXEC`, as Redis updates the master client's offset. A link
@@ -405,7 +403,6 @@ impl<'a> Link<'a> {
             buf: BytesMut::with_capacity(16 * 1024),
             synced: false,
             handle: None,
-            db: 0,
             multi: Vec::new(),
         }
     }
@@ -594,7 +591,6 @@ impl<'a> Link<'a> {
                 disconnect_replicas(self.srv);
             }
             tracing::info!("Successful partial resynchronization with master.");
-            self.db = up.stream_db.load(Ordering::Relaxed);
             up.offset.store(off, Ordering::Relaxed);
             up.read_offset.store(off, Ordering::Relaxed);
         } else {
@@ -695,22 +691,34 @@ impl<'a> Link<'a> {
             );
         }
         scratch.buf.clear();
-        if client.multi.is_some() {
-            self.multi.extend_from_slice(bytes);
-            return true;
+        if client.multi.is_none() {
+            up.stream_db.store(client.db, Ordering::Relaxed);
         }
-        self.db = client.db;
-        up.stream_db.store(client.db, Ordering::Relaxed);
-        if self.multi.is_empty() {
-            srv.repl.feed_raw(bytes);
-            up.offset.fetch_add(bytes.len() as i64, Ordering::Relaxed);
-        } else {
-            let mut block = std::mem::take(&mut self.multi);
-            block.extend_from_slice(bytes);
-            srv.repl.feed_raw(&block);
-            up.offset.fetch_add(block.len() as i64, Ordering::Relaxed);
-        }
+        self.count(bytes, client.multi.is_some());
         true
+    }
+
+    /// Counts one command's stream bytes (call it with the apply lock):
+    /// held back while a transaction is still queued (`in_multi`), else
+    /// passed on to this server's replicas and added to the offset, with
+    /// the transaction they end.
+    fn count(&mut self, bytes: &[u8], in_multi: bool) {
+        if in_multi {
+            self.multi.extend_from_slice(bytes);
+            return;
+        }
+        let block = if self.multi.is_empty() {
+            bytes
+        } else {
+            self.multi.extend_from_slice(bytes);
+            &self.multi[..]
+        };
+        self.srv.repl.feed_raw(block);
+        self.srv
+            .upstream
+            .offset
+            .fetch_add(block.len() as i64, Ordering::Relaxed);
+        self.multi.clear();
     }
 
     /// Applies the primary's stream until the link drops or the target
@@ -727,8 +735,10 @@ impl<'a> Link<'a> {
         srv.clients.add(handle.clone());
         self.handle = Some(handle.clone());
         let mut client = Client::new(handle, true);
-        client.db = self.db;
-        client.handle.db.store(self.db, Ordering::Relaxed);
+        // The database the stream has selected: 0 after a full sync, where
+        // the last link left it after a `+CONTINUE`.
+        client.db = up.stream_db.load(Ordering::Relaxed);
+        client.handle.db.store(client.db, Ordering::Relaxed);
         client.primary = true;
         client.deny_blocking = true;
         let mut scratch = ReplyBuf::new();
@@ -784,14 +794,10 @@ impl<'a> Link<'a> {
                             // The offset before this command, as Redis.
                             let off = up.offset.load(Ordering::Relaxed).to_string();
                             self.send(s, &[b"REPLCONF", b"ACK", off.as_bytes()]).await?;
+                            // Inside a transaction: counted with it.
                             let _applying = up.apply_lock();
-                            if self.multi.is_empty() {
-                                srv.repl.feed_raw(&bytes);
-                                up.offset.fetch_add(used as i64, Ordering::Relaxed);
-                            } else {
-                                // Inside a transaction: counted with it.
-                                self.multi.extend_from_slice(&bytes);
-                            }
+                            let in_multi = !self.multi.is_empty();
+                            self.count(&bytes, in_multi);
                         } else {
                             self.check()?;
                             // Applied and counted under the apply lock (no
