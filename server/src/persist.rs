@@ -308,7 +308,7 @@ pub fn load_bytes(
     let (loaded, expired) = srv.store.with_locked(&all, || {
         srv.store.flush_all();
         crate::scripting::functions::install_all(srv, loaded.libraries);
-        install_keys_with(srv, loaded.keys, now, expiry)
+        install_keys(srv, loaded.keys, now, expiry)
     });
     let p = &srv.persist;
     p.last_load_keys_loaded.store(loaded, Ordering::Relaxed);
@@ -397,7 +397,7 @@ fn load_merging(srv: &Shared, data: &[u8], path: &Path, merge: bool) -> Result<(
         }
         crate::scripting::functions::merge_libraries(srv, loaded.libraries, merge)
             .map_err(conflict)?;
-        install_keys(srv, loaded.keys, now);
+        install_keys(srv, loaded.keys, now, Expired::Skip);
         Ok(())
     })
 }
@@ -412,17 +412,9 @@ enum Expired {
     Keep,
 }
 
-/// Stores loaded keys (the caller holds every shard), leaving out those
-/// whose TTL passed, as a primary does; returns (stored, left out).
-pub(crate) fn install_keys(
-    srv: &Shared,
-    keys: Vec<crate::rdb_load::LoadedKey>,
-    now: i64,
-) -> (u64, u64) {
-    install_keys_with(srv, keys, now, Expired::Skip)
-}
-
-fn install_keys_with(
+/// Stores loaded keys (the caller holds every shard); `expiry` says what
+/// becomes of those whose TTL passed. Returns (stored, left out).
+fn install_keys(
     srv: &Shared,
     keys: Vec<crate::rdb_load::LoadedKey>,
     now: i64,
