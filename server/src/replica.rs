@@ -66,6 +66,18 @@ pub struct ReplicaInfo {
     pub ack_ms: AtomicI64,
 }
 
+/// Asks every replica for an acknowledgement (`REPLCONF GETACK *` in the
+/// stream), or, while clients are paused (a failover waits for the stream
+/// to stop growing), leaves it to the server cron once the pause ends, as
+/// Redis's `get_ack_from_slaves`.
+pub fn ask_for_acks(srv: &Shared, now_ms: i64) {
+    if srv.pause.active(&srv.store, now_ms) == crate::pause::Kind::Off {
+        srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
+    } else {
+        srv.getack_pending.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Woken on every `REPLCONF ACK`, for `WAIT`.
 pub static ACKS: tokio::sync::Notify = tokio::sync::Notify::const_new();
 

@@ -398,12 +398,10 @@ async fn cron(srv: Arc<Shared>) {
         crate::persist::cron(&srv);
         crate::aof::cron(&srv);
         crate::shutdown::cron(&srv);
-        if srv.getack_pending.load(Ordering::Relaxed)
-            && srv.pause.active(&srv.store, now) == crate::pause::Kind::Off
-            && srv.getack_pending.swap(false, Ordering::Relaxed)
+        if srv.getack_pending.swap(false, Ordering::Relaxed)
             && !srv.upstream.is_replica.load(Ordering::Relaxed)
         {
-            srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
+            crate::replica::ask_for_acks(&srv, now);
         }
         let mut s = srv.stats.ops_sample.lock();
         let total = srv.stats.commands_processed();

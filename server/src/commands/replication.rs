@@ -94,13 +94,7 @@ fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.out.integer(now_acked);
         return Ok(());
     }
-    // Not while clients are paused (a failover waits for the stream to
-    // stop growing): the server cron asks once the pause ends, as Redis.
-    if srv.pause.active(&srv.store, crate::command::ctx::unix_ms()) == crate::pause::Kind::Off {
-        srv.repl.feed_global(&[b"REPLCONF", b"GETACK", b"*"]);
-    } else {
-        srv.getack_pending.store(true, Ordering::Relaxed);
-    }
+    crate::replica::ask_for_acks(srv, crate::command::ctx::unix_ms());
     let (mut tx, rx) = tokio::sync::oneshot::channel();
     let deadline = (timeout > 0)
         .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
