@@ -55,6 +55,17 @@ pub struct ClientHandle {
     pub qbuf_cap: AtomicUsize,
     /// Allocated reply buffer (`rbs`).
     pub obuf_cap: AtomicUsize,
+    /// The reply buffer size the clients cron chose (`crate::client_cron`);
+    /// the connection keeps its buffer at this size between batches.
+    pub rb_size: AtomicUsize,
+    /// The most reply bytes written at once, up to `rb_size`, since the
+    /// last reset (`rbp`).
+    pub rb_peak: AtomicUsize,
+    /// When `rb_peak` was last reset, unix ms.
+    pub rb_peak_reset_ms: AtomicI64,
+    /// `crate::client_cron::TRIM_*` bits: buffers the connection should
+    /// resize when it next waits.
+    pub trim: std::sync::atomic::AtomicU8,
     /// Reply bytes not yet written while a write waits for the socket:
     /// with `queued`, what `omem` and the pub/sub output limit count.
     pub obuf_pending: AtomicUsize,
@@ -127,6 +138,10 @@ impl ClientHandle {
             qbuf: 0.into(),
             qbuf_cap: 0.into(),
             obuf_cap: 0.into(),
+            rb_size: crate::client_cron::REPLY_CHUNK.into(),
+            rb_peak: 0.into(),
+            rb_peak_reset_ms: now_ms.into(),
+            trim: 0.into(),
             obuf_pending: 0.into(),
             multi_mem: 0.into(),
             mem: 0.into(),
@@ -209,6 +224,41 @@ impl ClientHandle {
                 std::task::Poll::Pending
             }
         })
+    }
+
+    /// Asks the connection to resize the buffers `what` names
+    /// (`crate::client_cron`) as soon as it waits for input again.
+    pub fn ask_trim(&self, what: u8) {
+        self.trim.fetch_or(what, Ordering::Relaxed);
+        self.kill_waker.wake();
+    }
+
+    /// Like [`ClientHandle::on_kill`], and also completes when the cron
+    /// asked for a resize: what a connection waiting for input selects on.
+    pub fn on_kill_or_trim(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let due =
+                || self.killed.load(Ordering::Acquire) || self.trim.load(Ordering::Relaxed) != 0;
+            if due() {
+                return std::task::Poll::Ready(());
+            }
+            self.kill_waker.register(cx.waker());
+            if due() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
+
+    /// Notes `len` reply bytes about to be written, for the peak the
+    /// cron sizes the buffer by (Redis counts what fits its buffer).
+    #[inline]
+    pub fn note_reply(&self, len: usize) {
+        let p = len.min(self.rb_size.load(Ordering::Relaxed));
+        if p > self.rb_peak.load(Ordering::Relaxed) {
+            self.rb_peak.store(p, Ordering::Relaxed);
+        }
     }
 
     /// The name of the last command, `NULL` before the first (as Redis).
@@ -295,7 +345,7 @@ impl ClientHandle {
             self.qbuf_cap.load(Ordering::Relaxed).saturating_sub(qbuf),
             self.multi_mem.load(Ordering::Relaxed),
             rbs,
-            rbs,
+            self.rb_peak.load(Ordering::Relaxed),
             crate::client_mem::client_output(self),
             crate::client_mem::client_total(self),
             self.last_cmd_name(),
@@ -496,6 +546,17 @@ impl Registry {
     /// A snapshot of all clients, in id order.
     pub fn all(&self) -> Vec<Arc<ClientHandle>> {
         self.clients.lock().values().cloned().collect()
+    }
+
+    /// Up to `n` clients in id order after id `cursor`, going on from the
+    /// lowest ids past the highest: a rotation that needs no full copy.
+    pub fn after(&self, cursor: u64, n: usize) -> Vec<Arc<ClientHandle>> {
+        let map = self.clients.lock();
+        map.range(cursor.saturating_add(1)..)
+            .chain(map.range(..=cursor))
+            .take(n)
+            .map(|(_, h)| h.clone())
+            .collect()
     }
 
     /// One client by id.

@@ -35,14 +35,24 @@ const READ_CHUNK: usize = 16 * 1024;
 /// large replies (or a client that never reads them) does not pile them up.
 pub const OUT_FLUSH: usize = READ_CHUNK * 4;
 
-/// Reply buffer capacity kept after a write (the capacity a connection
-/// starts with); a larger one is given back, as Redis frees the reply
-/// blocks beyond its 16 KB static buffer once written. Output counts as
-/// client memory (`used_memory`), so what an idle client keeps must not
-/// grow: capacity retained by clients that once got a burst
-/// (invalidations, a large reply) would otherwise make eviction free keys
-/// for memory no longer in use.
-const OUT_KEEP: usize = READ_CHUNK;
+/// Keeps the reply buffer at the size the clients cron chose for this
+/// client (`crate::client_cron`, 16 KB at first): the growth a large reply
+/// needed is given back once written, as Redis frees the reply blocks
+/// beyond its static buffer. Output counts as client memory
+/// (`used_memory`), so what an idle client keeps must not grow: capacity
+/// retained by clients that once got a burst (invalidations, a large
+/// reply) would otherwise make eviction free keys for memory no longer in
+/// use. One load and a compare per batch; true when it reallocated.
+#[inline]
+fn fit_reply(out: &mut ReplyBuf, handle: &crate::client::ClientHandle) -> bool {
+    let size = handle.rb_size.load(Ordering::Relaxed);
+    if out.buf.capacity() != size && out.is_empty() {
+        out.buf = BytesMut::with_capacity(size);
+        true
+    } else {
+        false
+    }
+}
 
 /// The sizes [`MemTracker`] counts. `qbuf_cap` is taken right after
 /// `reserve`, where it is the whole allocation (after parsing, consumed
@@ -198,6 +208,21 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 }
             };
         }
+        // Buffers the clients cron asked to resize (an idle client's).
+        if handle.trim.load(Ordering::Relaxed) != 0 {
+            let what = handle.trim.swap(0, Ordering::Relaxed);
+            let mut changed =
+                what & crate::client_cron::TRIM_REPLY != 0 && fit_reply(&mut out, &handle);
+            if what & crate::client_cron::TRIM_QUERY != 0 && inbuf.capacity() > inbuf.len() {
+                // Redis's `sdsRemoveFreeSpace`: only unparsed input stays.
+                inbuf = BytesMut::from(&inbuf[..]);
+                qcap = inbuf.capacity();
+                changed = true;
+            }
+            if changed {
+                let _ = mem.update(buffers(qcap, &out, &client));
+            }
+        }
         // Wait for input, a kill, or monitor output. Input is polled first
         // (`biased`): it is what is ready almost every time. Only this task
         // reads the socket, so it can use the socket's single reader waker
@@ -211,7 +236,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     break;
                 }
             }
-            _ = handle.on_kill() => continue,
+            _ = handle.on_kill_or_trim() => continue,
             m = async { client.sub.as_mut().expect("guarded").rx.recv().await }, if client.sub.is_some() => {
                 let Some(m) = m else { continue };
                 out.raw(&m);
@@ -226,8 +251,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
                     break;
                 }
-                if out.buf.capacity() > OUT_KEEP {
-                    out.buf = BytesMut::with_capacity(READ_CHUNK);
+                if fit_reply(&mut out, &handle) {
                     let _ = mem.update(buffers(qcap, &out, &client));
                 }
                 continue;
@@ -493,8 +517,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         // resizes idle clients' buffers the same way), so an idle client
         // costs about two chunks. Below these sizes buffers are kept, so
         // ordinary traffic never reallocates.
-        if out.buf.capacity() > OUT_KEEP {
-            out.buf = BytesMut::with_capacity(READ_CHUNK);
+        if fit_reply(&mut out, &handle) {
             let _ = mem.update(buffers(qcap, &out, &client));
         }
         if inbuf.is_empty() && qcap > OUT_FLUSH {
@@ -737,6 +760,7 @@ async fn write_all(
 ) -> io::Result<()> {
     crate::aof::before_reply(srv, handle).await;
     let total = buf.len();
+    handle.note_reply(total);
     let mut off = 0;
     let mut waited = false;
     let r = loop {

@@ -8,6 +8,7 @@ pub mod acl;
 pub mod aof;
 pub mod blocking;
 pub mod client;
+pub mod client_cron;
 pub mod client_mem;
 pub mod clock;
 pub mod command;

@@ -394,6 +394,7 @@ async fn cron(srv: Arc<Shared>) {
                 }
             }
         }
+        srv.client_cron.tick(&srv, now, hz as usize);
         crate::commands::memory::track_peak(&srv);
         crate::persist::cron(&srv);
         crate::aof::cron(&srv);

@@ -137,6 +137,8 @@ pub struct Shared {
     pub acl: crate::acl::Acl,
     /// `DEBUG PAUSE-CRON 1`: the cron does nothing until set back.
     pub cron_paused: AtomicBool,
+    /// Client buffer sizing (`crate::client_cron`).
+    pub client_cron: crate::client_cron::ClientCron,
     pub slowlog: Mutex<SlowLog>,
     pub latency: Mutex<Latency>,
     /// 40 hex characters, new at every start (`run_id`, `master_replid`).
@@ -224,6 +226,7 @@ impl Shared {
             pubsub,
             tracking,
             cron_paused: AtomicBool::new(false),
+            client_cron: Default::default(),
             slowlog: Mutex::new(SlowLog::default()),
             latency: Mutex::new(Latency::default()),
             run_id: random_hex40(),

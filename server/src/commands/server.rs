@@ -583,8 +583,17 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         line!(out, "total_writes_processed:{}", st.commands_processed());
         line!(out, "io_threaded_reads_processed:0");
         line!(out, "io_threaded_writes_processed:0");
-        line!(out, "reply_buffer_shrinks:0");
-        line!(out, "reply_buffer_expands:0");
+        let cc = &srv.client_cron;
+        line!(
+            out,
+            "reply_buffer_shrinks:{}",
+            cc.shrinks.load(Ordering::Relaxed)
+        );
+        line!(
+            out,
+            "reply_buffer_expands:{}",
+            cc.expands.load(Ordering::Relaxed)
+        );
     }
     if section_wanted(all, &set, &["replication"]) {
         let offset = srv.repl.offset();
@@ -905,6 +914,7 @@ fn config_set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn config_resetstat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let srv = ctx.srv;
     srv.stats.reset();
+    srv.client_cron.reset_stats();
     TABLE.reset_stats();
     srv.store.stats().reset_expire_stats();
     srv.evictor.reset_stats();
@@ -1377,12 +1387,7 @@ fn serialized_len(v: &Value) -> usize {
 /// `enable-debug-command` is checked by the dispatcher (`protected_refusal`).
 fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let sub = lossy(&args[1]).to_ascii_lowercase();
-    let unknown = || {
-        CmdError::err(format!(
-            "Unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-            lossy(&args[1])
-        ))
-    };
+    let unknown = || CmdError::subcommand_syntax(args);
     match (sub.as_str(), args.len()) {
         ("help", 2) => {
             write_help(
@@ -1407,6 +1412,12 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     "    Reply with a test value of the specified type. <type> can be: string,",
                     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
                     "    true, false.",
+                    "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
+                    "    Sets the time (in milliseconds) to wait between client reply buffer peak resets.",
+                    "    In case NEVER is provided the last observed peak will never be reset",
+                    "    In case RESET is provided the peak reset time will be restored to the default value",
+                    "REPLYBUFFER RESIZING <0|1>",
+                    "    Enable or disable the reply buffer resize cron job",
                     "SET-ACTIVE-EXPIRE <0|1>",
                     "    Setting it to 0 disables expiring keys in background when they are not",
                     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -1513,6 +1524,27 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 .scripts
                 .disable_deny
                 .store(on, std::sync::atomic::Ordering::Relaxed);
+            ctx.out.ok();
+            Ok(())
+        }
+        ("replybuffer", 4) => {
+            let cc = &ctx.srv.client_cron;
+            if is(&args[2], "peak-reset-time") {
+                let ms = if is(&args[3], "never") {
+                    -1
+                } else if is(&args[3], "reset") {
+                    crate::client_cron::DEFAULT_PEAK_RESET_MS
+                } else {
+                    crate::command::ctx::int_arg(&args[3])?
+                };
+                cc.peak_reset_ms.store(ms, Ordering::Relaxed);
+            } else if is(&args[2], "resizing") {
+                // atoi, as Redis.
+                let on = ferrite_protocol::parse_i64(&args[3]).unwrap_or(0) != 0;
+                cc.resizing.store(on, Ordering::Relaxed);
+            } else {
+                return Err(unknown());
+            }
             ctx.out.ok();
             Ok(())
         }
