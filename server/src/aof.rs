@@ -912,7 +912,7 @@ fn load_file(
         if argv.is_empty() {
             break Err(AofError::Format(name.to_string()));
         }
-        if crate::command::table::TABLE.lookup(&argv[0]).is_none() {
+        if crate::command::rename::lookup_internal(&argv[0]).is_none() {
             break Err(AofError::UnknownCommand {
                 cmd: String::from_utf8_lossy(&argv[0]).into_owned(),
                 file: name.to_string(),

@@ -184,6 +184,10 @@ fn main() -> ExitCode {
     if cli.healthcheck {
         return healthcheck(&config);
     }
+    if let Err(e) = ferrite_server::command::rename::install(&config.renames) {
+        eprintln!("\n*** FATAL CONFIG FILE ERROR ***\n{e}");
+        return ExitCode::FAILURE;
+    }
     // Before anything else: the background process re-reads the same
     // arguments from the same working directory.
     if let process::Daemon::Exit(code) = process::daemonize(&config) {

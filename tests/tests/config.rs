@@ -320,8 +320,12 @@ fn what_ferrite_cannot_honour_stops_it_at_start() {
             "Adding a pattern after the * pattern",
         ),
         (
-            "rename-command FLUSHALL \"\"",
-            "rename-command is not supported",
+            "rename-command NOSUCH other",
+            "No such command in rename-command",
+        ),
+        (
+            "rename-command GET set",
+            "Target command name already exists",
         ),
         (
             "loadmodule /usr/lib/redis/modules/x.so",

@@ -10,7 +10,8 @@ use ferrite_protocol::ReplyBuf;
 
 use super::ctx::{unix_us, Ctx};
 use super::error::CmdError;
-use super::table::{flag, Command, TABLE};
+use super::rename;
+use super::table::{flag, Command};
 use crate::client::{Client, Queued, ReplyMode};
 use crate::shared::Shared;
 use crate::stats::SlowEntry;
@@ -136,7 +137,13 @@ fn run(srv: &Shared, client: &mut Client, out: &mut ReplyBuf, argv: &[Bytes], tr
         .handle
         .last_interaction_ms
         .store(now, Ordering::Relaxed);
-    let Some(mut cmd) = TABLE.lookup(&argv[0]) else {
+    // The primary's stream and the AOF also use real names (`rename`).
+    let found = if client.primary {
+        rename::lookup_internal(&argv[0])
+    } else {
+        rename::lookup(&argv[0])
+    };
+    let Some(mut cmd) = found else {
         let msg = format!(
             "ERR unknown command '{}', with args beginning with: {}",
             String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)]),

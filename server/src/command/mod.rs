@@ -7,6 +7,7 @@ pub mod meta;
 pub mod meta_modules;
 pub mod meta_redis;
 pub mod redact;
+pub mod rename;
 pub mod render;
 pub mod scan;
 pub mod table;

@@ -11,7 +11,7 @@ use crate::acl::index::{index, order, CATEGORIES};
 use crate::acl::rules::{category, has_spaces, uflag, Selector};
 use crate::acl::{User, UserCell};
 use crate::command::ctx::is;
-use crate::command::{CmdError, CmdResult, Ctx, Handler, TABLE};
+use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::shared::Shared;
 
 /// Handlers of this family.
@@ -305,7 +305,7 @@ fn dryrun(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(&argv[0])
         ))
     };
-    let cmd = TABLE.lookup_argv(argv).ok_or_else(not_found)?;
+    let cmd = crate::command::rename::lookup_argv(argv).ok_or_else(not_found)?;
     if !cmd.arity_ok(argv.len()) {
         return Err(CmdError::err(format!(
             "wrong number of arguments for '{}' command",

@@ -56,7 +56,7 @@ fn lossy(b: &[u8]) -> String {
 // ---------------------------------------------------------------- COMMAND
 
 fn command(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    let cmds = TABLE.sorted();
+    let cmds = crate::command::rename::visible();
     ctx.out.array(cmds.len());
     for c in cmds {
         write_info(c.meta, ctx.out);
@@ -65,7 +65,8 @@ fn command(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn command_count(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    ctx.out.integer(TABLE.commands.len() as i64);
+    ctx.out
+        .integer(crate::command::rename::visible().len() as i64);
     Ok(())
 }
 
@@ -73,7 +74,7 @@ fn command_count(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 fn lookup_full(name: &[u8]) -> Option<&'static Command> {
     let mut parts = name.splitn(2, |&b| b == b'|');
     let first = parts.next()?;
-    let c = TABLE.lookup(first)?;
+    let c = crate::command::rename::lookup(first)?;
     match parts.next() {
         None => Some(c),
         Some(sub) => c.subcommand(sub),
@@ -96,7 +97,7 @@ fn command_info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn command_docs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() == 2 {
-        let cmds = TABLE.sorted();
+        let cmds = crate::command::rename::visible();
         ctx.out.map(cmds.len());
         for c in cmds {
             ctx.out.bulk(c.meta.name.as_bytes());
@@ -225,7 +226,7 @@ fn command_list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     let mut names: Vec<&'static str> = Vec::new();
-    for c in TABLE.sorted() {
+    for c in crate::command::rename::visible() {
         let mut all = vec![c];
         let mut subs: Vec<&Command> = c.subcommands.values().collect();
         subs.sort_by_key(|s| s.meta.name);
@@ -733,7 +734,7 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
             }
         }
         let snap = crate::counters::snapshot();
-        for c in TABLE.sorted() {
+        for c in crate::command::rename::visible() {
             one(&mut out, c, &snap);
         }
     }
@@ -1265,7 +1266,7 @@ fn latency_histogram(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         subs
     }
     if args.len() == 2 {
-        for c in TABLE.sorted() {
+        for c in crate::command::rename::visible() {
             push(c, &mut rows);
             for s in with_subs(c) {
                 push(s, &mut rows);

@@ -126,6 +126,9 @@ pub struct Config {
     /// `user <name> <rules...>` directives, in file order, for the ACL
     /// to load at start (Redis's `UsersToLoad`).
     pub users: Vec<Vec<Vec<u8>>>,
+    /// `rename-command <old> <new>` directives, in file order
+    /// (`crate::command::rename`); applied once, at start.
+    pub renames: Vec<(String, String)>,
     /// The parameters of [`other::PARAMS`], by name, as normalised; a
     /// missing one has its default. What each does (or why it does
     /// nothing here) is written next to it there.
@@ -209,6 +212,7 @@ impl Default for Config {
             config_file: None,
             replicaof: None,
             users: Vec::new(),
+            renames: Vec::new(),
             other: Default::default(),
         }
     }
@@ -1236,6 +1240,17 @@ impl Config {
                 self.replicaof = Some((host.clone(), port));
                 continue;
             }
+            if name.eq_ignore_ascii_case("rename-command") {
+                let bad =
+                    |why: &str| ConfigError::Invalid(format!("line {}: '{}': {why}", i + 1, line));
+                let [old, new] = rest else {
+                    return Err(bad("Bad directive or wrong number of arguments"));
+                };
+                self.renames.push((old.clone(), new.clone()));
+                // Checked here, in order, for the line that fails.
+                crate::command::rename::namespace(&self.renames).map_err(|e| bad(&e))?;
+                continue;
+            }
             if name.eq_ignore_ascii_case("user") && !rest.is_empty() {
                 // One argument holding the whole rule list (`--user "u on"`
                 // on the command line) is split as a file line would be.
@@ -1278,7 +1293,6 @@ impl Config {
             // would otherwise leave a server less locked down or less
             // capable than its file says.
             let unsupported = match name.to_ascii_lowercase().as_str() {
-                "rename-command" => Some("rename-command is not supported"),
                 "loadmodule" => Some("modules are not supported"),
                 "sentinel" => Some("sentinel mode is not supported"),
                 _ => None,

@@ -1215,7 +1215,7 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<Result<Value, Vec<u8>
     let Some(mut ctx) = lua.app_data_mut::<RunCtx>() else {
         return err(b"redis.call/pcall can only be called inside a script invocation");
     };
-    let Some(mut cmd) = TABLE.lookup(&argv[0]) else {
+    let Some(mut cmd) = crate::command::rename::lookup(&argv[0]) else {
         return err(b"Unknown Redis command called from script");
     };
     if cmd.handler.is_none() || (argv.len() >= 2 && !cmd.subcommands.is_empty()) {
