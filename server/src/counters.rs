@@ -10,11 +10,12 @@
 
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use parking_lot::Mutex;
 
 use crate::command::table::TABLE;
+use crate::hdr;
 
 /// Server-wide slots; after them, per command id: calls, µs, and the
 /// [`LEVELS`] buckets of its latency histogram.
@@ -76,13 +77,30 @@ fn len() -> usize {
     calls_slot(TABLE.names.len() as u32 + 1)
 }
 
-struct Slab(Box<[AtomicU64]>);
+/// A thread's counters, and per command id its HDR histogram for `INFO
+/// latencystats` (`crate::hdr`), made on the command's first call on that
+/// thread: 24 KB each, so only commands a thread runs cost any.
+struct Slab {
+    slots: Box<[AtomicU64]>,
+    hdr: Box<[OnceLock<Box<[AtomicU64]>>]>,
+}
+
+impl Slab {
+    fn new() -> Self {
+        Slab {
+            slots: (0..len()).map(|_| AtomicU64::new(0)).collect(),
+            hdr: (0..=TABLE.names.len()).map(|_| OnceLock::new()).collect(),
+        }
+    }
+}
 
 #[derive(Default)]
 struct Registry {
     slabs: Vec<Arc<Slab>>,
     /// The sums at the last `CONFIG RESETSTAT`.
     zero: Vec<u64>,
+    /// The HDR histograms' sums then, by command id.
+    hdr_zero: std::collections::HashMap<u32, Vec<u64>>,
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
@@ -95,7 +113,7 @@ thread_local! {
 fn with_mine(f: impl FnOnce(&Slab)) {
     MINE.with(|m| {
         let slab = m.get_or_init(|| {
-            let slab = Arc::new(Slab((0..len()).map(|_| AtomicU64::new(0)).collect()));
+            let slab = Arc::new(Slab::new());
             REGISTRY.lock().slabs.push(slab.clone());
             slab
         });
@@ -104,8 +122,8 @@ fn with_mine(f: impl FnOnce(&Slab)) {
 }
 
 #[inline]
-fn bump(slab: &Slab, i: usize, n: u64) {
-    if let Some(c) = slab.0.get(i) {
+fn bump(slab: &[AtomicU64], i: usize, n: u64) {
+    if let Some(c) = slab.get(i) {
         // This thread is the slab's only writer.
         c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
@@ -114,18 +132,23 @@ fn bump(slab: &Slab, i: usize, n: u64) {
 /// Adds `n` to a server-wide slot.
 #[inline]
 pub fn add(slot: Slot, n: u64) {
-    with_mine(|s| bump(s, slot as usize, n));
+    with_mine(|s| bump(&s.slots, slot as usize, n));
 }
 
 /// One call of command `id` that took `nanos`, and one command processed.
 #[inline]
 pub fn command(id: u32, nanos: u64) {
     with_mine(|s| {
-        bump(s, Slot::Commands as usize, 1);
-        bump(s, calls_slot(id), 1);
-        bump(s, calls_slot(id) + 1, nanos / 1000);
+        let slots = &s.slots;
+        bump(slots, Slot::Commands as usize, 1);
+        bump(slots, calls_slot(id), 1);
+        bump(slots, calls_slot(id) + 1, nanos / 1000);
         if TRACKING.load(Ordering::Relaxed) {
-            bump(s, calls_slot(id) + 2 + level(nanos), 1);
+            bump(slots, calls_slot(id) + 2 + level(nanos), 1);
+            if let Some(h) = s.hdr.get(id as usize) {
+                let h = h.get_or_init(|| (0..hdr::LEN).map(|_| AtomicU64::new(0)).collect());
+                bump(h, hdr::index(nanos), 1);
+            }
         }
     });
 }
@@ -135,7 +158,7 @@ fn sum(i: usize) -> u64 {
     let total = r
         .slabs
         .iter()
-        .filter_map(|s| s.0.get(i))
+        .filter_map(|s| s.slots.get(i))
         .fold(0u64, |a, c| a.wrapping_add(c.load(Ordering::Relaxed)));
     total.wrapping_sub(r.zero.get(i).copied().unwrap_or(0))
 }
@@ -167,7 +190,7 @@ impl Snapshot {
 fn totals(r: &Registry) -> Vec<u64> {
     let mut sums = vec![0u64; len()];
     for s in &r.slabs {
-        for (z, c) in sums.iter_mut().zip(s.0.iter()) {
+        for (z, c) in sums.iter_mut().zip(s.slots.iter()) {
             *z = z.wrapping_add(c.load(Ordering::Relaxed));
         }
     }
@@ -193,6 +216,48 @@ pub fn get(slot: Slot) -> u64 {
 pub fn reset() {
     let mut r = REGISTRY.lock();
     r.zero = totals(&r);
+    r.hdr_zero = (0..=TABLE.names.len() as u32)
+        .filter_map(|id| hdr_totals(&r, id).map(|h| (id, h)))
+        .collect();
+}
+
+/// Command `id`'s HDR counts over every thread, if any thread has them.
+fn hdr_totals(r: &Registry, id: u32) -> Option<Vec<u64>> {
+    let mut sums: Option<Vec<u64>> = None;
+    for s in &r.slabs {
+        let Some(h) = s.hdr.get(id as usize).and_then(|h| h.get()) else {
+            continue;
+        };
+        let sums = sums.get_or_insert_with(|| vec![0; hdr::LEN]);
+        for (z, c) in sums.iter_mut().zip(h.iter()) {
+            *z = z.wrapping_add(c.load(Ordering::Relaxed));
+        }
+    }
+    sums
+}
+
+/// Command `id`'s latency percentiles in ns since the last reset, one
+/// per entry of `percentiles`, as `INFO latencystats` shows them; `None`
+/// when it has no call since.
+pub fn percentiles(id: u32, percentiles: &[f64]) -> Option<Vec<u64>> {
+    let r = REGISTRY.lock();
+    let mut counts = hdr_totals(&r, id)?;
+    if let Some(zero) = r.hdr_zero.get(&id) {
+        for (c, z) in counts.iter_mut().zip(zero) {
+            *c = c.wrapping_sub(*z);
+        }
+    }
+    drop(r);
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    Some(
+        percentiles
+            .iter()
+            .map(|p| hdr::value_at_percentile(&counts, total, *p))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod counters;
 pub mod digest;
 pub mod evict;
 pub mod failover;
+pub mod hdr;
 pub mod lazyfree;
 pub mod listen;
 pub mod pause;

@@ -521,6 +521,76 @@ fn latency_histogram_counts_calls_per_command() {
     assert!(none.is_empty(), "{none:?}");
 }
 
+/// `INFO latencystats`: per command called since `CONFIG RESETSTAT`, the
+/// percentiles of `latency-tracking-info-percentiles` in µs, with Redis's
+/// HDR quantization (never below the 1 ns floor, three decimals), and an
+/// empty section with `latency-tracking no`.
+#[test]
+fn info_latencystats_shows_percentiles_per_command() {
+    let (_s, mut con) = setup();
+    let _: () = cmd(&mut con, &["CONFIG", "RESETSTAT"]);
+    for _ in 0..20 {
+        let _: () = cmd(&mut con, &["SET", "a", "b"]);
+    }
+    let _: i64 = cmd(&mut con, &["CLIENT", "ID"]);
+    let info: String = cmd(&mut con, &["INFO", "latencystats"]);
+    let lines: Vec<&str> = info.lines().collect();
+    assert_eq!(lines[0], "# Latencystats");
+    let row = |name: &str| -> Vec<(String, f64)> {
+        let prefix = format!("latency_percentiles_usec_{name}:");
+        let line = lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in {info}"));
+        line.split(',')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').expect("p=v");
+                // Three decimals, as Redis's "%.3f".
+                assert_eq!(v.split_once('.').map(|(_, d)| d.len()), Some(3), "{line}");
+                (k.to_string(), v.parse().expect("number"))
+            })
+            .collect()
+    };
+    let set = row("set");
+    let labels: Vec<&str> = set.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(labels, ["p50", "p99", "p99.9"]);
+    assert!(set.windows(2).all(|w| w[0].1 <= w[1].1), "{set:?}");
+    assert!(set[0].1 >= 0.001, "{set:?}");
+    row("client|id");
+    assert!(!info.contains("latency_percentiles_usec_get:"), "{info}");
+
+    let _: () = cmd(
+        &mut con,
+        &[
+            "CONFIG",
+            "SET",
+            "latency-tracking-info-percentiles",
+            "0 100",
+        ],
+    );
+    let labels: Vec<String> =
+        row_labels(&cmd::<String>(&mut con, &["INFO", "latencystats"]), "set");
+    assert_eq!(labels, ["p0", "p100"]);
+    let _: () = cmd(&mut con, &["CONFIG", "RESETSTAT"]);
+    let info: String = cmd(&mut con, &["INFO", "latencystats"]);
+    assert!(!info.contains("usec_set:"), "{info}");
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "latency-tracking", "no"]);
+    let _: () = cmd(&mut con, &["SET", "a", "b"]);
+    let info: String = cmd(&mut con, &["INFO", "latencystats"]);
+    assert_eq!(info.trim(), "# Latencystats");
+}
+
+/// The percentile labels of `name`'s `INFO latencystats` line.
+fn row_labels(info: &str, name: &str) -> Vec<String> {
+    let prefix = format!("latency_percentiles_usec_{name}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+        .split(',')
+        .map(|kv| kv.split('=').next().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// A command that blocked is counted (calls, slow log) once, when it is
 /// served, with its wait included, as Redis's `updateStatsOnUnblock`.
 #[test]

@@ -315,6 +315,42 @@ fn section_wanted(all: bool, set: &HashSet<String>, names: &[&str]) -> bool {
     all || names.iter().any(|n| set.contains(*n))
 }
 
+/// `INFO latencystats`: each command's latency percentiles in µs
+/// (`latency-tracking-info-percentiles`), for commands called since the
+/// last reset, subcommands after their container.
+fn latencystats(srv: &Shared, out: &mut String) {
+    let labels = srv
+        .config
+        .read()
+        .value("latency-tracking-info-percentiles")
+        .to_string();
+    let ps: Vec<f64> = labels
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let one = |out: &mut String, c: &Command| {
+        let Some(values) = crate::counters::percentiles(c.id, &ps) else {
+            return;
+        };
+        let _ = write!(out, "latency_percentiles_usec_{}:", c.name());
+        for (i, (label, v)) in labels.split_whitespace().zip(values).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "p{label}={:.3}", v as f64 / 1000.0);
+        }
+        out.push_str("\r\n");
+    };
+    for c in crate::command::rename::visible() {
+        one(out, c);
+        let mut subs: Vec<&Command> = c.subcommands.values().collect();
+        subs.sort_by_key(|s| s.meta.name);
+        for sub in subs {
+            one(out, sub);
+        }
+    }
+}
+
 /// Builds the `INFO` text for the requested section names (lowercased).
 pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
     let mut set: HashSet<String> = HashSet::new();
@@ -742,6 +778,12 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
         header(&mut out, "Errorstats");
         for (code, n) in srv.stats.errors.lock().iter() {
             line!(out, "errorstat_{code}:count={n}");
+        }
+    }
+    if section_wanted(all, &set, &["latencystats"]) {
+        header(&mut out, "Latencystats");
+        if srv.config.read().latency_tracking {
+            latencystats(srv, &mut out);
         }
     }
     if section_wanted(all, &set, &["cluster"]) {

@@ -267,7 +267,7 @@ pub static PARAMS: &[Param] = &[
         "no",
         false
     ),
-    // Percentiles of INFO `latencystats`, a section Ferrite does not have yet.
+    // Percentiles of INFO `latencystats` (`crate::hdr`).
     o!(
         "latency-tracking-info-percentiles",
         None,
