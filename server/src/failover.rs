@@ -159,23 +159,23 @@ fn refusal(
     if srv.upstream.is_replica.load(Ordering::Relaxed) {
         return Some("FAILOVER is not valid when server is a replica.");
     }
-    if srv.repl.replica_count() == 0 {
+    if srv.replicas.all().is_empty() {
         return Some("FAILOVER requires connected replicas.");
     }
     if force && (timeout_ms == 0 || target.is_none()) {
         return Some("FAILOVER with force option requires both a timeout and target HOST and IP.");
     }
     if let Some((host, port)) = target {
-        // Listed replicas are online: they are listed once their snapshot
-        // was sent. One still receiving it is attached but not listed.
-        if find(srv, host, port).is_none() {
-            return Some("FAILOVER target HOST and PORT is not a replica.");
+        match find(srv, host, port) {
+            None => return Some("FAILOVER target HOST and PORT is not a replica."),
+            Some(r) if !r.online() => return Some("FAILOVER target replica is not online."),
+            Some(_) => {}
         }
     }
     None
 }
 
-/// The online replica serving clients at `host:port` (Redis's
+/// The replica serving clients at `host:port` (Redis's
 /// `findReplica`: the announced or peer address, and the listening port).
 fn find(srv: &Shared, host: &str, port: i64) -> Option<Arc<ReplicaInfo>> {
     srv.replicas
@@ -246,7 +246,7 @@ fn update(srv: &Shared) {
     // not grown meanwhile. Before the plan lock: a `FAILOVER` inside
     // `EXEC` holds every shard and then takes that lock.
     let end = srv.repl.offset();
-    let synced = |r: &ReplicaInfo| r.ack_offset.load(Ordering::Relaxed) == end;
+    let synced = |r: &ReplicaInfo| r.online() && r.ack_offset.load(Ordering::Relaxed) == end;
     let stable = srv.replicas.all().iter().any(|r| synced(r)) && {
         let mut all = ferrite_storage::LockSet::new();
         all.add_all();

@@ -55,15 +55,52 @@ pub struct ReplState {
     pub capa_psync2: bool,
 }
 
-/// One attached replica, as `INFO replication` lists it.
+/// Where a replica's synchronization stands (Redis's `replstate`, as
+/// `INFO replication` names it).
+pub mod state {
+    /// Waiting for its snapshot (`wait_bgsave`).
+    pub const WAIT_BGSAVE: u8 = 0;
+    /// Receiving its snapshot (`send_bulk`).
+    pub const SEND_BULK: u8 = 1;
+    /// Following the stream (`online`).
+    pub const ONLINE: u8 = 2;
+}
+
+/// One replica link, as `INFO replication` and `ROLE` list it, from its
+/// `SYNC`/`PSYNC` on.
 pub struct ReplicaInfo {
     pub client_id: u64,
     pub ip: String,
     pub port: u16,
+    /// One of [`state`]'s values. Only online replicas count for `WAIT`,
+    /// `min-replicas-to-write` and `FAILOVER`.
+    pub state: std::sync::atomic::AtomicU8,
     /// Last offset the replica acknowledged (`REPLCONF ACK`).
     pub ack_offset: AtomicU64,
     /// When that acknowledgement came, unix ms.
     pub ack_ms: AtomicI64,
+}
+
+impl ReplicaInfo {
+    /// Following the stream, its snapshot received.
+    pub fn online(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == state::ONLINE
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.state.load(Ordering::Relaxed) {
+            state::WAIT_BGSAVE => "wait_bgsave",
+            state::SEND_BULK => "send_bulk",
+            _ => "online",
+        }
+    }
+
+    fn set_online(&self) {
+        // A fresh acknowledgement time, so `lag` does not count the sync
+        // (Redis's `replicaPutOnline`).
+        self.ack_ms.store(unix_ms(), Ordering::Relaxed);
+        self.state.store(state::ONLINE, Ordering::Relaxed);
+    }
 }
 
 /// Asks every replica for an acknowledgement (`REPLCONF GETACK *` in the
@@ -104,9 +141,19 @@ impl Replicas {
         self.list.lock().retain(|r| r.client_id != client_id);
     }
 
-    /// A snapshot of the attached replicas.
+    /// Every replica link, synchronizing or online.
     pub fn all(&self) -> Vec<Arc<ReplicaInfo>> {
         self.list.lock().clone()
+    }
+
+    /// The replicas following the stream.
+    pub fn online(&self) -> Vec<Arc<ReplicaInfo>> {
+        self.list
+            .lock()
+            .iter()
+            .filter(|r| r.online())
+            .cloned()
+            .collect()
     }
 }
 
@@ -131,9 +178,10 @@ pub fn info_lines(srv: &Shared) -> String {
     for (i, r) in list.iter().enumerate() {
         let lag = (now - r.ack_ms.load(Ordering::Relaxed)).max(0) / 1000;
         s.push_str(&format!(
-            "slave{i}:ip={},port={},state=online,offset={},lag={lag}\r\n",
+            "slave{i}:ip={},port={},state={},offset={},lag={lag}\r\n",
             r.ip,
             r.port,
+            r.state_name(),
             r.ack_offset.load(Ordering::Relaxed)
         ));
     }
@@ -206,16 +254,26 @@ fn try_partial(
     }
 }
 
-/// Detaches the link from the stream and the registry however it ends.
+/// Detaches the link from the stream however it ends.
 struct Attached<'a> {
     srv: &'a Shared,
-    client_id: u64,
 }
 
 impl Drop for Attached<'_> {
     fn drop(&mut self) {
-        self.srv.replicas.remove(self.client_id);
         self.srv.repl.detach();
+    }
+}
+
+/// Takes the link out of the replica list however it ends.
+struct Listed<'a> {
+    srv: &'a Shared,
+    client_id: u64,
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.srv.replicas.remove(self.client_id);
     }
 }
 
@@ -242,6 +300,19 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
         srv,
         crate::client_mem::CLIENT_OVERHEAD + inbuf.capacity(),
     );
+    let info = Arc::new(ReplicaInfo {
+        client_id: client.id(),
+        ip,
+        port,
+        state: state::WAIT_BGSAVE.into(),
+        ack_offset: AtomicU64::new(0),
+        ack_ms: AtomicI64::new(unix_ms()),
+    });
+    srv.replicas.add(info.clone());
+    let _listed = Listed {
+        srv,
+        client_id: client.id(),
+    };
     let partial = match (&state.psync, state.rdb_only) {
         (Some((id, off)), false) => {
             let found = try_partial(srv, id, *off, &name);
@@ -259,10 +330,7 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
     };
     let (offset, mut rx, _attached) = match partial {
         Some((from, rx)) => {
-            let attached = Attached {
-                srv,
-                client_id: client.id(),
-            };
+            let attached = Attached { srv };
             let head = if state.capa_psync2 {
                 format!("+CONTINUE {}\r\n", srv.replid.lock())
             } else {
@@ -288,10 +356,8 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
             };
             // The snapshot is replica memory while it is being sent.
             let rdb_charge = crate::client_mem::ReplicaCharge::new(srv, rdb.len());
-            let attached = Attached {
-                srv,
-                client_id: client.id(),
-            };
+            let attached = Attached { srv };
+            info.state.store(state::SEND_BULK, Ordering::Relaxed);
             tracing::info!(
                 "Full resync of replica {name} at offset {offset} ({} RDB bytes)",
                 rdb.len()
@@ -322,14 +388,7 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
             (offset, rx, attached)
         }
     };
-    let info = Arc::new(ReplicaInfo {
-        client_id: client.id(),
-        ip,
-        port,
-        ack_offset: AtomicU64::new(0),
-        ack_ms: AtomicI64::new(unix_ms()),
-    });
-    srv.replicas.add(info.clone());
+    info.set_online();
     tracing::info!(
         "Synchronization with replica {}:{} succeeded",
         info.ip,

@@ -438,7 +438,7 @@ impl Shared {
         let lag = self.hot.min_replicas_max_lag.load(Ordering::Relaxed);
         let now = unix_ms();
         self.replicas
-            .all()
+            .online()
             .iter()
             .filter(|r| (now - r.ack_ms.load(Ordering::Relaxed)) / 1000 <= lag)
             .count()

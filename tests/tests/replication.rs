@@ -1074,3 +1074,64 @@ fn the_link_binds_its_source_address_and_flushes_lazily() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A replica is listed from its `SYNC` on, as Redis lists it: `send_bulk`
+/// while its snapshot is being written (here it does not read it), then
+/// `online`. Only online replicas count for `WAIT` and `FAILOVER`.
+#[test]
+fn a_replica_receiving_its_snapshot_is_listed_as_send_bulk_until_online() {
+    let s = TestServer::with_args(&["--enable-debug-command", "yes"]);
+    let mut c = s.client();
+    // A snapshot far larger than the socket buffers.
+    let _: String = cmd(&mut c, &["DEBUG", "POPULATE", "300000", "key", "100"]);
+    let mut link = s.raw_conn();
+    link.send(b"REPLCONF listening-port 7777\r\nSYNC\r\n");
+    let slave0 = |c: &mut redis::Connection| -> String {
+        let info: String = cmd(c, &["INFO", "replication"]);
+        ferrite_tests::info_value(&info, "slave0")
+            .unwrap_or_default()
+            .to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !slave0(&mut c).contains("state=send_bulk") {
+        assert!(Instant::now() < deadline, "{}", slave0(&mut c));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(slave0(&mut c).starts_with("ip=127.0.0.1,port=7777,state=send_bulk,offset=0,"));
+    wait_info(&mut c, "connected_slaves", "1");
+    let acked: i64 = cmd(&mut c, &["WAIT", "1", "50"]);
+    assert_eq!(acked, 0);
+    assert_eq!(
+        err(&mut c, &["FAILOVER", "TO", "127.0.0.1", "7777"]),
+        "ERR FAILOVER target replica is not online."
+    );
+    let role: redis::Value = cmd(&mut c, &["ROLE"]);
+    assert!(format!("{role:?}").contains("7777"), "{role:?}");
+
+    // +OK, then the snapshot ($<len> and the payload; WAIT's GETACK may
+    // follow it in the stream).
+    let mut got = link.read_n(5);
+    assert!(got.starts_with(b"+OK\r\n"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        got.extend(link.read_until(|b| !b.is_empty(), Duration::from_millis(200)));
+        let eol = got[5..].windows(2).position(|w| w == b"\r\n");
+        let len = eol.and_then(|e| {
+            std::str::from_utf8(&got[6..5 + e])
+                .ok()?
+                .parse::<usize>()
+                .ok()
+        });
+        if let (Some(e), Some(len)) = (eol, len) {
+            if got.len() >= 5 + e + 2 + len {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no snapshot");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !slave0(&mut c).contains("state=online") {
+        assert!(Instant::now() < deadline, "{}", slave0(&mut c));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -88,7 +88,7 @@ fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     // Never past the stream's end (its offsets restart on a full sync).
     let target = ctx.client.woff.min(srv.repl.offset());
-    let replicas = srv.replicas.all();
+    let replicas = srv.replicas.online();
     let now_acked = crate::replica::acked(&replicas, target);
     if now_acked >= want || ctx.client.deny_blocking() {
         ctx.out.integer(now_acked);
