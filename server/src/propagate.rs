@@ -224,6 +224,25 @@ impl Propagator {
         self.mode.fetch_or(ACTIVE, Ordering::Relaxed);
     }
 
+    /// Frees the backlog when no replica is attached (`repl-backlog-ttl`,
+    /// Redis's `freeReplicationBacklog`): effects are dropped again until
+    /// the next replica attaches; the offset stays where it was. False
+    /// when a replica attached meanwhile or there was none.
+    pub fn free_backlog(&self) -> bool {
+        let mut b = self.inner.lock();
+        if self.replicas.load(Ordering::Relaxed) != 0
+            || self.mode.load(Ordering::Relaxed) & ACTIVE == 0
+        {
+            return false;
+        }
+        self.mode.fetch_and(!ACTIVE, Ordering::Relaxed);
+        b.buf = Vec::new();
+        b.high_water = 0;
+        b.selected = usize::MAX;
+        self.resident.store(0, Ordering::Relaxed);
+        true
+    }
+
     /// The database the backlog's stream has selected, if it has one
     /// (Redis's `slaveseldb`).
     pub fn selected_db(&self) -> Option<usize> {

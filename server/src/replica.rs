@@ -126,19 +126,43 @@ pub fn acked(replicas: &[Arc<ReplicaInfo>], offset: u64) -> i64 {
         .count() as i64
 }
 
-/// The attached replicas, in attach order.
+/// The replica links, in attach order.
 #[derive(Default)]
 pub struct Replicas {
     list: Mutex<Vec<Arc<ReplicaInfo>>>,
+    /// Since when (unix ms) no replica is listed; 0: not known yet, or
+    /// some are (Redis's `repl_no_slaves_since`).
+    empty_since_ms: AtomicI64,
 }
 
 impl Replicas {
     fn add(&self, r: Arc<ReplicaInfo>) {
-        self.list.lock().push(r);
+        let mut list = self.list.lock();
+        list.push(r);
+        self.empty_since_ms.store(0, Ordering::Relaxed);
     }
 
     fn remove(&self, client_id: u64) {
-        self.list.lock().retain(|r| r.client_id != client_id);
+        let mut list = self.list.lock();
+        list.retain(|r| r.client_id != client_id);
+        if list.is_empty() {
+            self.empty_since_ms.store(unix_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds without any replica, `None` while some are listed; the
+    /// first call with none starts the count (a server starts without).
+    fn idle_s(&self, now_ms: i64) -> Option<i64> {
+        let list = self.list.lock();
+        if !list.is_empty() {
+            return None;
+        }
+        let since = self.empty_since_ms.load(Ordering::Relaxed);
+        if since == 0 {
+            self.empty_since_ms.store(now_ms, Ordering::Relaxed);
+            return Some(0);
+        }
+        Some((now_ms - since).max(0) / 1000)
     }
 
     /// Every replica link, synchronizing or online.
@@ -522,5 +546,30 @@ pub async fn ping_cron(srv: Arc<Shared>) {
         {
             srv.repl.feed_global(&[b"PING"]);
         }
+        free_idle_backlog(&srv);
+    }
+}
+
+/// `repl-backlog-ttl`: a primary without replicas for that many seconds
+/// frees its backlog and starts a new history, so no replica can later
+/// continue one whose bytes it no longer holds (Redis's
+/// `replicationCron`). A replica keeps its backlog for its own replicas.
+fn free_idle_backlog(srv: &Shared) {
+    let ttl: i64 = srv
+        .config
+        .read()
+        .value("repl-backlog-ttl")
+        .parse()
+        .unwrap_or(0);
+    if ttl <= 0 || srv.upstream.target().is_some() || !srv.repl.backlog_active() {
+        return;
+    }
+    match srv.replicas.idle_s(unix_ms()) {
+        Some(idle) if idle > ttl => {}
+        _ => return,
+    }
+    if srv.repl.free_backlog() {
+        srv.new_replication_id();
+        tracing::info!("Replication backlog freed after {ttl} seconds without connected replicas.");
     }
 }

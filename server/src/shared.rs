@@ -181,7 +181,8 @@ pub struct Shared {
     pub scripts: crate::scripting::Scripts,
 }
 
-fn random_hex40() -> String {
+/// 40 random hex characters: a run id or a replication id.
+pub fn random_hex40() -> String {
     use rand::Rng;
     let mut r = rand::thread_rng();
     (0..40)
@@ -190,6 +191,15 @@ fn random_hex40() -> String {
 }
 
 impl Shared {
+    /// Starts a new replication history with no previous one (Redis's
+    /// `changeReplicationId` + `clearReplicationId2`): `DEBUG
+    /// CHANGE-REPL-ID`, and a backlog freed by `repl-backlog-ttl`.
+    pub fn new_replication_id(&self) {
+        *self.replid.lock() = random_hex40();
+        *self.replid2.lock() = "0".repeat(40);
+        self.second_repl_offset.store(-1, Ordering::Relaxed);
+    }
+
     /// Builds the state for `config`.
     pub fn new(config: Config) -> Arc<Shared> {
         let repl = Arc::new(Propagator::new(config.repl_backlog_size as usize));

@@ -227,15 +227,6 @@ pub fn restore(srv: &Shared, info: crate::rdb::ReplInfo) -> bool {
     true
 }
 
-/// Generates a new 40-hex-digit replication id.
-pub fn random_replid() -> String {
-    use rand::Rng;
-    let mut r = rand::thread_rng();
-    (0..40)
-        .map(|_| char::from(b"0123456789abcdef"[r.gen_range(0..16)]))
-        .collect()
-}
-
 /// Disconnects every replica link (Redis's `disconnectSlaves`): they must
 /// learn of a new history. Those still receiving a snapshot or about to
 /// `+CONTINUE` too, not only the online ones `INFO` lists.
@@ -316,7 +307,7 @@ pub fn unset_master(srv: &Shared) {
     let offset = srv.repl.offset() as i64;
     {
         let mut id = srv.replid.lock();
-        *srv.replid2.lock() = std::mem::replace(&mut *id, random_replid());
+        *srv.replid2.lock() = std::mem::replace(&mut *id, crate::shared::random_hex40());
     }
     srv.second_repl_offset.store(offset + 1, Ordering::Relaxed);
     srv.repl.set_suppressed(false);

@@ -434,3 +434,31 @@ fn a_restarted_primary_deletes_what_expired_while_it_was_down() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `repl-backlog-ttl`: a primary that has had no replica for that long
+/// frees its backlog and starts a new history, so the old one can only be
+/// resumed with a full resync.
+#[test]
+fn a_backlog_without_replicas_is_freed_after_repl_backlog_ttl() {
+    let s = TestServer::with_args(&["--repl-backlog-ttl", "1"]);
+    let mut c = s.client();
+    let old_id = info_field(&mut c, "replication", "master_replid");
+    let mut link = attach_replica(&s);
+    let _: () = cmd(&mut c, &["SET", "k", "v"]);
+    let offset = repl_offset(&mut c);
+    drop(link);
+    wait_info(&mut c, "repl_backlog_active", "0");
+    let new_id = info_field(&mut c, "replication", "master_replid");
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        info_field(&mut c, "replication", "master_replid2"),
+        "0".repeat(40)
+    );
+    assert_eq!(info_int(&mut c, "replication", "repl_backlog_histlen"), 0);
+    // The offset stays; writes are no longer recorded.
+    let _: () = cmd(&mut c, &["SET", "k", "w"]);
+    assert_eq!(repl_offset(&mut c), offset);
+    link = s.raw_conn();
+    psync(&mut link, &old_id, offset + 1, true, "+OK\r\n+FULLRESYNC");
+    wait_info(&mut c, "repl_backlog_active", "1");
+}

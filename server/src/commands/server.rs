@@ -1611,15 +1611,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             Ok(())
         }
         ("change-repl-id", 2) => {
-            use rand::Rng;
-            let mut r = rand::thread_rng();
-            let id: String = (0..40)
-                .map(|_| char::from(b"0123456789abcdef"[r.gen_range(0..16)]))
-                .collect();
-            // Redis's `changeReplicationId` + `clearReplicationId2`.
-            *ctx.srv.replid.lock() = id;
-            *ctx.srv.replid2.lock() = "0".repeat(40);
-            ctx.srv.second_repl_offset.store(-1, Ordering::Relaxed);
+            ctx.srv.new_replication_id();
             ctx.out.ok();
             Ok(())
         }

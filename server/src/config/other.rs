@@ -356,6 +356,8 @@ pub static PARAMS: &[Param] = &[
     ),
     // Turns TCP_NODELAY off on a replica's link after its snapshot.
     o!("repl-disable-tcp-nodelay", None, Kind::Bool, "no", false),
+    // A primary without replicas this long frees its backlog
+    // (`replica::free_idle_backlog`).
     o!("repl-backlog-ttl", None, LONG, "3600", false),
     o!(
         "replica-announce-ip",
