@@ -72,7 +72,7 @@ COMMANDS = {
     "config": ["get", "set", "resetstat", "rewrite", "help"],
     "command": ["count", "info", "docs", "getkeys", "getkeysandflags", "list",
                 "help"],
-    "time": None, "lastsave": None,
+    "time": None, "lastsave": None, "lolwut": None,
     "slowlog": ["get", "len", "reset", "help"],
     "monitor": None, "shutdown": None,
     # replication, primary side

@@ -705,3 +705,39 @@ fn latency_graph_draws_the_events_samples() {
         "ERR No samples available for event 'nosuch'"
     );
 }
+
+/// `LOLWUT`: 7.0's version line, and the art of `VERSION 5` (Braille
+/// squares) and `VERSION 6` (a skyline in terminal grays) at the sizes
+/// Redis draws them.
+#[test]
+fn lolwut_prints_the_version_or_draws_redis_art() {
+    let (_s, mut con) = setup();
+    let plain: String = cmd(&mut con, &["LOLWUT"]);
+    assert_eq!(plain, "Redis ver. 7.0.15\n");
+    let art: String = cmd(&mut con, &["LOLWUT", "VERSION", "5", "20", "4", "3"]);
+    let lines: Vec<&str> = art.lines().collect();
+    // 40 x 31 pixels: 8 rows of 20 Braille characters, then the credit.
+    assert_eq!(lines.len(), 10, "{art}");
+    for l in &lines[..8] {
+        assert_eq!(l.chars().count(), 20, "{art}");
+        assert!(
+            l.chars().all(|c| ('\u{2800}'..='\u{28ff}').contains(&c)),
+            "{art}"
+        );
+    }
+    assert_eq!(
+        lines[9],
+        "Georg Nees - schotter, plotter on paper, 1968. Redis ver. 7.0.15"
+    );
+    let city: String = cmd(&mut con, &["LOLWUT", "VERSION", "6", "10", "5"]);
+    let lines: Vec<&str> = city.lines().collect();
+    assert_eq!(lines.len(), 7, "{city}");
+    for l in &lines[..5] {
+        assert_eq!(l.matches(" \x1b[0m").count(), 10, "{city}");
+    }
+    assert!(lines[6].ends_with("Redis ver. 7.0.15"));
+    assert_eq!(
+        err(&mut con, &["LOLWUT", "VERSION", "five"]),
+        "ERR value is not an integer or out of range"
+    );
+}

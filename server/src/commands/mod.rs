@@ -14,6 +14,7 @@ pub mod hash;
 pub mod hll;
 pub mod keys;
 pub mod list;
+pub mod lolwut;
 pub mod memory;
 pub mod migrate;
 pub mod module;
@@ -43,6 +44,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     v.extend_from_slice(module::HANDLERS);
     v.extend_from_slice(cluster::HANDLERS);
     v.extend_from_slice(server::HANDLERS);
+    v.extend_from_slice(lolwut::HANDLERS);
     v.extend_from_slice(memory::HANDLERS);
     v.extend_from_slice(list::HANDLERS);
     v.extend_from_slice(multi::HANDLERS);

@@ -40,7 +40,7 @@ use crate::command::{CmdError, CmdResult, Ctx, Handler};
 use crate::shared::Shared;
 
 /// `redis.REDIS_VERSION`.
-pub const REDIS_VERSION: &str = "7.0.15";
+pub use crate::commands::connection::REDIS_VERSION;
 /// `redis.REDIS_VERSION_NUM`.
 pub const REDIS_VERSION_NUM: i64 = 0x0007_000f;
 
