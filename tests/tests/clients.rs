@@ -1,6 +1,7 @@
 //! Other people's Redis software against the real binary: redis-py (the
 //! distribution's `python3-redis`) runs `tests/clients/redis_py_smoke.py`
-//! with its own reply parsing, and the Prometheus Redis exporter
+//! and node-redis v4 (`node-redis`) `tests/clients/node_redis_smoke.js`,
+//! each with its own reply parsing, and the Prometheus Redis exporter
 //! (`prometheus-redis-exporter`), which reads `INFO` and friends, must
 //! publish the same metric families for Ferrite as for a real Redis.
 //! `.ci/run` installs both; where one is missing its test says so and
@@ -43,6 +44,37 @@ fn redis_py_runs_an_applications_calls() {
         .arg(s.port().to_string())
         .output()
         .expect("run python3");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" ok"), "{text}");
+}
+
+/// Where Debian installs node modules (`node-redis`), which a Node.js
+/// from elsewhere does not search by itself.
+const NODE_PATH: &str = "/usr/share/nodejs";
+
+#[test]
+fn node_redis_runs_an_applications_calls() {
+    let has = Command::new("node")
+        .args(["-e", "require('redis')"])
+        .env("NODE_PATH", NODE_PATH)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has {
+        println!("skipped: no node-redis for node (apt-get install node-redis)");
+        return;
+    }
+    let s = TestServer::start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/node_redis_smoke.js");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(s.port().to_string())
+        .env("NODE_PATH", NODE_PATH)
+        .output()
+        .expect("run node");
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
