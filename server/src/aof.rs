@@ -1009,26 +1009,59 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<(), AofError> {
 /// Serializes the dataset as a base file, every shard held: an RDB file,
 /// or commands. Returns it with the time it stands for.
 fn base_snapshot(srv: &Shared, rdb: bool, ts: bool) -> (Vec<u8>, i64) {
+    let buf = if rdb {
+        crate::rdb::snapshot_buffer()
+    } else {
+        Vec::new()
+    };
     let mut all = LockSet::new();
     all.add_all();
-    srv.store.with_locked(&all, || {
-        crate::scripting::functions::with_library_codes(srv, |libs| base_bytes(srv, libs, rdb, ts))
-    })
+    let (base, now) = srv.store.with_locked(&all, || {
+        crate::scripting::functions::with_library_codes(srv, |libs| {
+            base_bytes(srv, libs, rdb, ts, buf)
+        })
+    });
+    (base.finish(), now)
+}
+
+/// A base as serialized under the shard locks: an RDB file whose checksum
+/// is computed once they are released, or commands.
+enum BaseBytes {
+    Rdb(crate::rdb::Unsealed),
+    Commands(Vec<u8>),
+}
+
+impl BaseBytes {
+    /// The file's bytes.
+    fn finish(self) -> Vec<u8> {
+        match self {
+            BaseBytes::Rdb(u) => u.seal(),
+            BaseBytes::Commands(v) => v,
+        }
+    }
 }
 
 /// The base's bytes; the caller holds every shard and the libraries, and
 /// read the configuration (`rdb`: `aof-use-rdb-preamble`, `ts`:
-/// `aof-timestamp-enabled`) before taking them.
-fn base_bytes(srv: &Shared, libraries: &[Bytes], rdb: bool, ts: bool) -> (Vec<u8>, i64) {
+/// `aof-timestamp-enabled`) and made `buf` ([`crate::rdb::snapshot_buffer`]
+/// for an RDB base) before taking them.
+fn base_bytes(
+    srv: &Shared,
+    libraries: &[Bytes],
+    rdb: bool,
+    ts: bool,
+    buf: Vec<u8>,
+) -> (BaseBytes, i64) {
     let now = unix_ms();
     if rdb {
         let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
-        return (
-            crate::rdb::dump(&srv.store, now, used, libraries, None),
-            now,
-        );
+        let file = crate::rdb::dump_unsealed(buf, &srv.store, now, used, libraries, None);
+        return (BaseBytes::Rdb(file), now);
     }
-    (command_base(srv, libraries, now, ts), now)
+    (
+        BaseBytes::Commands(command_base(srv, libraries, now, ts)),
+        now,
+    )
 }
 
 /// A command-format base (`rewriteAppendOnlyFileRio`): `FUNCTION LOAD`
@@ -1132,7 +1165,8 @@ fn rewrite_value(out: &mut Vec<u8>, key: &[u8], value: &Value) {
 
 /// What a rewrite hands its thread.
 struct Job {
-    base: Vec<u8>,
+    /// Sealed on the rewrite thread.
+    base: BaseBytes,
     rdb: bool,
     generation: u64,
 }
@@ -1153,6 +1187,11 @@ fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
     let p = paths(srv);
     let rdb = srv.config.read().flag("aof-use-rdb-preamble");
     let ts = srv.config.read().flag("aof-timestamp-enabled");
+    let buf = if rdb {
+        crate::rdb::snapshot_buffer()
+    } else {
+        Vec::new()
+    };
     let mut all = LockSet::new();
     all.add_all();
     let job = srv.store.with_locked(&all, || {
@@ -1161,7 +1200,7 @@ fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
             std::fs::create_dir_all(&p.dir)
                 .map_err(io_err("Can't open or create append-only dir", &p.dir))?;
             switch_incr(srv, &p, &mut inner)?;
-            let (base, _) = base_bytes(srv, libs, rdb, ts);
+            let (base, _) = base_bytes(srv, libs, rdb, ts, buf);
             Ok(Job {
                 base,
                 rdb,
@@ -1250,7 +1289,8 @@ fn switch_incr(srv: &Shared, p: &Paths, inner: &mut Inner) -> Result<(), AofErro
 /// The rewrite thread: writes the base, then installs it in the manifest.
 fn finish_rewrite(aof: &Aof, p: Paths, job: Job, gc: bool) {
     let tmp = p.temp_base();
-    let res = write_synced(&tmp, &job.base).and_then(|()| {
+    let base = job.base.finish();
+    let res = write_synced(&tmp, &base).and_then(|()| {
         let mut inner = aof.inner.lock();
         if inner.generation != job.generation {
             return Err(AofError::Discarded);
@@ -1277,7 +1317,7 @@ fn finish_rewrite(aof: &Aof, p: Paths, job: Job, gc: bool) {
             inner.state = State::On;
             tracing::info!("Background AOF rewrite finished successfully; the AOF is on");
         }
-        let size = job.base.len() as u64 + inner.incr_size;
+        let size = base.len() as u64 + inner.incr_size;
         aof.base_size.store(size, Ordering::Relaxed);
         aof.current_size.store(size, Ordering::Relaxed);
         inner.retry_delay_min = 0;

@@ -123,23 +123,33 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64) {
     // Inside `EXEC` (which holds every shard) the link may be waiting for
     // a shard while it holds the apply lock: without the lock the file
     // records no history (a restart then resyncs in full).
+    let buf = crate::rdb::snapshot_buffer();
     let applying = if srv.store.in_locked_scope() {
         srv.upstream.try_apply_lock()
     } else {
         Some(srv.upstream.apply_lock())
     };
-    srv.store.with_locked(&all, || {
+    let (file, dirty) = srv.store.with_locked(&all, || {
         crate::scripting::functions::with_library_codes(srv, |libraries| {
             let dirty = srv.store.stats().dirty.load(Ordering::Relaxed);
             let repl = applying
                 .as_ref()
                 .and_then(|_| crate::upstream::save_info(srv));
             (
-                crate::rdb::dump(&srv.store, unix_ms(), used, libraries, repl.as_ref()),
+                crate::rdb::dump_unsealed(
+                    buf,
+                    &srv.store,
+                    unix_ms(),
+                    used,
+                    libraries,
+                    repl.as_ref(),
+                ),
                 dirty,
             )
         })
-    })
+    });
+    // The checksum pass, once clients run again.
+    (file.seal(), dirty)
 }
 
 /// Writes `data` to `path` through a synced temporary file and a rename.

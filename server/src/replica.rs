@@ -220,8 +220,9 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
     // On a replica, the primary's commands and their offsets stay on one
     // side of the snapshot (`Upstream::apply_lock`, before the shards).
+    let buf = crate::rdb::snapshot_buffer();
     let _applying = srv.upstream.apply_lock();
-    srv.store.with_locked(&all, || {
+    let (file, offset, rx) = srv.store.with_locked(&all, || {
         crate::scripting::functions::with_library_codes(srv, |libraries| {
             let (offset, rx) = srv.repl.attach();
             // A replica that saves this file as its own (Redis does) can
@@ -232,10 +233,13 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
                 replid: srv.replid.lock().clone(),
                 offset,
             };
-            let rdb = crate::rdb::dump(&srv.store, unix_ms(), used, libraries, Some(&repl));
+            let rdb =
+                crate::rdb::dump_unsealed(buf, &srv.store, unix_ms(), used, libraries, Some(&repl));
             (rdb, offset, rx)
         })
-    })
+    });
+    // The checksum pass, once clients run again.
+    (file.seal(), offset, rx)
 }
 
 /// Attaches a `PSYNC` that can continue from the backlog (Redis's
