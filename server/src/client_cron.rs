@@ -128,12 +128,15 @@ impl ClientCron {
         }
     }
 
-    /// Whether `c`'s query buffer has sat idle, with room to give back.
+    /// Whether `c`'s query buffer has sat idle and empty, with room to
+    /// give back. One holding part of a command is left alone: the room
+    /// is for the rest of it (a large value arriving slowly; the idle time
+    /// counts from the last command).
     fn query_wasted(&self, c: &ClientHandle, now_ms: i64) -> bool {
         let idle_s = (now_ms - c.last_interaction_ms.load(Ordering::Relaxed)) / 1000;
         let used = c.qbuf.load(Ordering::Relaxed);
         let cap = c.qbuf_cap.load(Ordering::Relaxed);
-        idle_s > QUERY_IDLE_S && cap.saturating_sub(used) >= QUERY_SLACK
+        idle_s > QUERY_IDLE_S && used == 0 && cap >= QUERY_SLACK
     }
 
     /// Decides `c`'s reply buffer size from its peak and resets the peak

@@ -213,10 +213,10 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
             let what = handle.trim.swap(0, Ordering::Relaxed);
             let mut changed =
                 what & crate::client_cron::TRIM_REPLY != 0 && fit_reply(&mut out, &handle);
-            if what & crate::client_cron::TRIM_QUERY != 0 && inbuf.capacity() > inbuf.len() {
-                // Redis's `sdsRemoveFreeSpace`: only unparsed input stays.
-                inbuf = BytesMut::from(&inbuf[..]);
-                qcap = inbuf.capacity();
+            if what & crate::client_cron::TRIM_QUERY != 0 && inbuf.is_empty() && hint == 0 {
+                // Given back whole; the next read reserves a chunk again.
+                inbuf = BytesMut::new();
+                qcap = 0;
                 changed = true;
             }
             if changed {
