@@ -11,6 +11,9 @@ use ferrite_tests::{cmd, err, tempdir, wait_value, TestServer};
 const RENAMES: &str =
     "rename-command FLUSHALL \"\"\nrename-command config myconfig\nrename-command SET store\n";
 
+/// A new name longer than the 64 bytes of the table's lookup buffer.
+const LONG: &str = "echo_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 fn conf(dir: &Path, extra: &str) -> PathBuf {
     let file = dir.join("renames.conf");
     std::fs::write(&file, format!("{RENAMES}{extra}")).unwrap();
@@ -20,7 +23,8 @@ fn conf(dir: &Path, extra: &str) -> PathBuf {
 #[test]
 fn renamed_commands_answer_to_their_new_names_only() {
     let dir = tempdir("rename-names");
-    let s = TestServer::with_file(&conf(&dir, ""), &["--dir", dir.to_str().unwrap()]);
+    let extra = format!("rename-command ECHO {LONG}\n");
+    let s = TestServer::with_file(&conf(&dir, &extra), &["--dir", dir.to_str().unwrap()]);
     let mut c = s.client();
     assert_eq!(
         err(&mut c, &["FLUSHALL"]),
@@ -35,6 +39,8 @@ fn renamed_commands_answer_to_their_new_names_only() {
     let _: () = cmd(&mut c, &["store", "k", "v"]);
     let v: String = cmd(&mut c, &["GET", "k"]);
     assert_eq!(v, "v");
+    let echoed: String = cmd(&mut c, &[LONG, "hi"]);
+    assert_eq!(echoed, "hi");
 
     // The COMMAND family finds them by their new names and describes
     // them by their real ones; removed ones are gone from it.
@@ -87,7 +93,10 @@ fn renamed_commands_answer_to_their_new_names_only() {
 #[test]
 fn writes_under_new_names_survive_a_restart_and_reach_a_replica() {
     let dir = tempdir("rename-aof");
-    let file = conf(&dir, "appendonly yes\n");
+    // `store` is SET; GETSET now answers to SET, a swap that only real
+    // names in the stream and the AOF can replay.
+    let swap = "rename-command GETSET SET\n";
+    let file = conf(&dir, &format!("{swap}appendonly yes\n"));
     let args = ["--dir", dir.to_str().unwrap()];
     {
         let s = TestServer::with_file(&file, &args);
@@ -98,7 +107,7 @@ fn writes_under_new_names_survive_a_restart_and_reach_a_replica() {
         // A replica with the same renames applies the stream, which
         // carries real names.
         let rdir = tempdir("rename-replica");
-        let rfile = conf(&rdir, "");
+        let rfile = conf(&rdir, swap);
         let r = TestServer::with_file(&rfile, &["--dir", rdir.to_str().unwrap()]);
         let mut rc = r.client();
         let _: String = cmd(&mut rc, &["REPLICAOF", "127.0.0.1", &s.port().to_string()]);
@@ -114,5 +123,7 @@ fn writes_under_new_names_survive_a_restart_and_reach_a_replica() {
     assert_eq!(v, [Some("1".into()), Some("2".into()), Some("3".into())]);
     let ttl: i64 = cmd(&mut c, &["TTL", "b"]);
     assert!(ttl > 900, "{ttl}");
+    let old: String = cmd(&mut c, &["SET", "a", "10"]);
+    assert_eq!(old, "1", "SET is GETSET here");
     let _ = std::fs::remove_dir_all(&dir);
 }

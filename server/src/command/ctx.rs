@@ -56,7 +56,14 @@ impl<'a> Ctx<'a> {
 
     /// Propagates the command exactly as received.
     pub fn propagate_argv(&self, argv: &[Bytes]) {
-        let v: smallvec::SmallVec<[&[u8]; 8]> = argv.iter().map(|b| &b[..]).collect();
+        let mut v: smallvec::SmallVec<[&[u8]; 8]> = argv.iter().map(|b| &b[..]).collect();
+        // A command called by a `rename-command` name goes into the stream
+        // and the AOF by its real one (one atomic load when none is set).
+        if let Some(first) = v.first_mut() {
+            if let Some(real) = super::rename::real_name(first) {
+                *first = real.as_bytes();
+            }
+        }
         self.srv.repl.feed(self.client.db, &v);
     }
 

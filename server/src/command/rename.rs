@@ -6,10 +6,12 @@
 //! clients, `MULTI`, scripts and the `COMMAND` family, which still
 //! describes it under its real name; a removed one is an unknown command.
 //! ACL rules, `INFO commandstats` and the propagation stream keep the real
-//! names. The primary's stream and the AOF are replayed by real name (and
-//! by new name, for a primary with the same renames), as Redis's
+//! names (a command called by a new name is propagated by its real one).
+//! The primary's stream and the AOF are replayed by real name first (then
+//! by new name, for a Redis primary with the same renames), as Redis's
 //! `lookupCommandOrOriginal` does for the commands it rewrites, so a
-//! replica or a restart never loses a write to a rename.
+//! replica or a restart never loses a write to a rename, even when renames
+//! swap names.
 //!
 //! Renames are read from the configuration once, before the server
 //! serves; `CONFIG SET` cannot change them (nor can it in Redis).
@@ -80,11 +82,22 @@ pub fn lookup_argv(argv: &[bytes::Bytes]) -> Option<&'static Command> {
     }
 }
 
-/// The command `name` calls in the primary's stream or the AOF: a
-/// client-visible name first, else the real one.
+/// The command `name` calls in the primary's stream or the AOF: a real
+/// name first (what Ferrite writes there), else a client-visible one (what
+/// a Redis primary with the same renames sends for commands it does not
+/// rewrite).
 #[inline]
 pub fn lookup_internal(name: &[u8]) -> Option<&'static Command> {
-    lookup(name).or_else(|| TABLE.lookup(name))
+    TABLE.lookup(name).or_else(|| lookup(name))
+}
+
+/// The real name of the command a client called by a new name; `None`
+/// for a real name or when nothing is renamed.
+#[inline]
+pub fn real_name(name: &[u8]) -> Option<&'static str> {
+    let names = NAMES.get()?;
+    let cmd = lowercase(name, |n| names.get(n).copied())?;
+    (!cmd.meta.name.as_bytes().eq_ignore_ascii_case(name)).then_some(cmd.meta.name)
 }
 
 /// The commands clients can call, sorted by real name (what `COMMAND`,
@@ -103,7 +116,8 @@ pub fn visible() -> Vec<&'static Command> {
 fn lowercase<T>(name: &[u8], f: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
     let mut buf = [0u8; 64];
     if name.len() > buf.len() {
-        return None;
+        // A long new name (the table's own names are all short).
+        return f(&name.to_ascii_lowercase());
     }
     for (d, s) in buf.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();

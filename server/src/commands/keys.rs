@@ -76,7 +76,7 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let keys = &args[1..];
     let now = ctx.now;
     let c = &*ctx;
-    let lazy = is(&args[0], "unlink")
+    let lazy = ctx.cmd.name() == "unlink"
         || crate::lazyfree::LAZY_USER_DEL.load(std::sync::atomic::Ordering::Relaxed);
     let n = c.db().with_shards(keys.iter().map(|k| &k[..]), |g| {
         let mut n = 0;

@@ -822,8 +822,8 @@ fn store_result(
     ctx.propagate_argv(args);
     // The event is the command's name: zunionstore, zinterstore,
     // zdiffstore, zrangestore.
-    let event = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    ctx.notify(ZSET_EV, &event, dst);
+    let event = ctx.cmd.name();
+    ctx.notify(ZSET_EV, event, dst);
     items.len()
 }
 

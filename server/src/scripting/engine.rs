@@ -21,7 +21,7 @@ use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, V
 use super::{flags, Job};
 use crate::client::Client;
 use crate::command::ctx::unix_ms;
-use crate::command::table::{flag, TABLE};
+use crate::command::table::flag;
 use crate::shared::Shared;
 use mlua::LuaString;
 
@@ -1106,8 +1106,7 @@ fn install_redis(lua: &Lua, g: &Table) -> mlua::Result<()> {
                     "ERR redis.acl_check_cmd can only be called inside a script invocation",
                 ));
             };
-            let cmd = TABLE
-                .lookup_argv(&argv)
+            let cmd = crate::command::rename::lookup_argv(&argv)
                 .ok_or_else(|| rt("ERR Invalid command passed to redis.acl_check_cmd()"))?;
             Ok(match &ctx.client.user {
                 Some(u) => crate::acl::check(&u.rules(), cmd, &argv).is_ok(),
