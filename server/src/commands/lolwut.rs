@@ -13,6 +13,9 @@ use crate::command::{CmdResult, Ctx, Handler};
 
 pub const HANDLERS: &[(&str, Handler)] = &[("lolwut", lolwut)];
 
+/// The most pixels a `VERSION 5` canvas gets.
+const MAX_PIXELS: i64 = 16 << 20;
+
 fn lolwut(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut args = &args[1..];
     let mut version = None;
@@ -119,10 +122,16 @@ impl Canvas {
 
 /// `LOLWUT VERSION 5 [columns] [squares per row] [squares per column]`.
 fn schotter(args: &[Bytes]) -> Result<String, crate::command::CmdError> {
-    let [cols, per_row, per_col] = numbers(args, [66, 8, 12], [1000, 200, 200])?;
+    let [cols, per_row, mut per_col] = numbers(args, [66, 8, 12], [1000, 200, 200])?;
     let width = cols * 2;
     let padding = if width > 4 { 2 } else { 0 };
     let side = (width - padding * 2) as f32 / per_row as f32;
+    // Redis's limits allow a canvas of 800 million pixels (1000 columns,
+    // 1 square per row, 200 rows of squares); past 16 million, fewer rows
+    // of squares are drawn, so one call cannot exhaust memory.
+    while per_col > 1 && (side * per_col as f32) as i64 * width > MAX_PIXELS {
+        per_col -= 1;
+    }
     let height = (side * per_col as f32) as i64 + padding * 2;
     let mut canvas = Canvas::new(width, height, 0);
     let mut rng = rand::thread_rng();
