@@ -1010,7 +1010,9 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<(), AofError> {
 /// or commands. Returns it with the time it stands for.
 fn base_snapshot(srv: &Shared, rdb: bool, ts: bool) -> (Vec<u8>, i64) {
     let buf = if rdb {
-        crate::rdb::snapshot_buffer()
+        crate::rdb::snapshot_buffer(
+            srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64
+        )
     } else {
         Vec::new()
     };
@@ -1188,7 +1190,9 @@ fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
     let rdb = srv.config.read().flag("aof-use-rdb-preamble");
     let ts = srv.config.read().flag("aof-timestamp-enabled");
     let buf = if rdb {
-        crate::rdb::snapshot_buffer()
+        crate::rdb::snapshot_buffer(
+            srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64
+        )
     } else {
         Vec::new()
     };

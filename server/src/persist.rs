@@ -123,7 +123,9 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64) {
     // Inside `EXEC` (which holds every shard) the link may be waiting for
     // a shard while it holds the apply lock: without the lock the file
     // records no history (a restart then resyncs in full).
-    let buf = crate::rdb::snapshot_buffer();
+    let buf = crate::rdb::snapshot_buffer(
+        srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64,
+    );
     let applying = if srv.store.in_locked_scope() {
         srv.upstream.try_apply_lock()
     } else {

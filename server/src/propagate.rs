@@ -228,13 +228,16 @@ impl Propagator {
     /// Redis's `freeReplicationBacklog`): effects are dropped again until
     /// the next replica attaches; the offset stays where it was. False
     /// when a replica attached meanwhile or there was none.
-    pub fn free_backlog(&self) -> bool {
+    /// `then` runs under the backlog lock once it is freed (the new
+    /// replication id), so no replica can attach in between.
+    pub fn free_backlog(&self, then: impl FnOnce()) -> bool {
         let mut b = self.inner.lock();
         if self.replicas.load(Ordering::Relaxed) != 0
             || self.mode.load(Ordering::Relaxed) & ACTIVE == 0
         {
             return false;
         }
+        then();
         self.mode.fetch_and(!ACTIVE, Ordering::Relaxed);
         b.buf = Vec::new();
         b.high_water = 0;

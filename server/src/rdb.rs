@@ -486,9 +486,10 @@ static LAST_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize
 /// maps them now, while clients run, instead of a page fault every 4 KB
 /// of the file while every shard is held (a third of that time for a
 /// million small keys).
-pub fn snapshot_buffer() -> Vec<u8> {
+pub fn snapshot_buffer(used_mem: u64) -> Vec<u8> {
     let last = LAST_LEN.load(std::sync::atomic::Ordering::Relaxed);
-    let n = last + last / 8;
+    // Never more than the dataset's memory (it may have shrunk since).
+    let n = (last + last / 8).min(usize::try_from(used_mem).unwrap_or(usize::MAX));
     // Not zeros: zeroed memory may come as pages the kernel maps only on
     // first write, which is what this avoids.
     let mut v = Vec::with_capacity(n);

@@ -220,7 +220,9 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
     // On a replica, the primary's commands and their offsets stay on one
     // side of the snapshot (`Upstream::apply_lock`, before the shards).
-    let buf = crate::rdb::snapshot_buffer();
+    let buf = crate::rdb::snapshot_buffer(
+        srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64,
+    );
     let _applying = srv.upstream.apply_lock();
     let (file, offset, rx) = srv.store.with_locked(&all, || {
         crate::scripting::functions::with_library_codes(srv, |libraries| {
@@ -572,8 +574,7 @@ fn free_idle_backlog(srv: &Shared) {
         Some(idle) if idle > ttl => {}
         _ => return,
     }
-    if srv.repl.free_backlog() {
-        srv.new_replication_id();
+    if srv.repl.free_backlog(|| srv.new_replication_id()) {
         tracing::info!("Replication backlog freed after {ttl} seconds without connected replicas.");
     }
 }

@@ -194,7 +194,8 @@ fn role(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let out = &mut *ctx.out;
     match srv.upstream.target() {
         None => {
-            let list = srv.replicas.all();
+            // Online replicas only, as Redis's `roleCommand`.
+            let list = srv.replicas.online();
             out.array(3);
             out.bulk(b"master");
             out.integer(srv.repl.offset() as i64);
