@@ -513,10 +513,9 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         if !srv.scripts.running.load(Ordering::Relaxed) {
             srv.expire_if_due();
         }
-        // Give back what one large request or reply needed (Redis's cron
-        // resizes idle clients' buffers the same way), so an idle client
-        // costs about two chunks. Below these sizes buffers are kept, so
-        // ordinary traffic never reallocates.
+        // Give back what one large reply needed: the reply buffer goes back
+        // to the size the clients cron chose, and a query buffer grown past
+        // `OUT_FLUSH` to a chunk. Ordinary traffic never reallocates.
         if fit_reply(&mut out, &handle) {
             let _ = mem.update(buffers(qcap, &out, &client));
         }

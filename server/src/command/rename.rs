@@ -18,7 +18,7 @@
 
 use std::sync::OnceLock;
 
-use super::table::{Command, NameMap, TABLE};
+use super::table::{lookup_in, Command, NameMap, TABLE};
 
 /// The client-visible names, once a rename was configured.
 static NAMES: OnceLock<NameMap<&'static Command>> = OnceLock::new();
@@ -68,7 +68,7 @@ pub fn install(renames: &[(String, String)]) -> Result<(), String> {
 pub fn lookup(name: &[u8]) -> Option<&'static Command> {
     match NAMES.get() {
         None => TABLE.lookup(name),
-        Some(names) => lowercase(name, |n| names.get(n).copied()),
+        Some(names) => lookup_in(names, name).copied(),
     }
 }
 
@@ -96,7 +96,7 @@ pub fn lookup_internal(name: &[u8]) -> Option<&'static Command> {
 #[inline]
 pub fn real_name(name: &[u8]) -> Option<&'static str> {
     let names = NAMES.get()?;
-    let cmd = lowercase(name, |n| names.get(n).copied())?;
+    let cmd = *lookup_in(names, name)?;
     (!cmd.meta.name.as_bytes().eq_ignore_ascii_case(name)).then_some(cmd.meta.name)
 }
 
@@ -111,18 +111,6 @@ pub fn visible() -> Vec<&'static Command> {
             v
         }
     }
-}
-
-fn lowercase<T>(name: &[u8], f: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
-    let mut buf = [0u8; 64];
-    if name.len() > buf.len() {
-        // A long new name (the table's own names are all short).
-        return f(&name.to_ascii_lowercase());
-    }
-    for (d, s) in buf.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
-    }
-    f(&buf[..name.len()])
 }
 
 #[cfg(test)]

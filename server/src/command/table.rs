@@ -188,10 +188,13 @@ impl std::hash::Hasher for NameHasher {
 /// The command map's hasher.
 pub type NameMap<V> = HashMap<&'static [u8], V, std::hash::BuildHasherDefault<NameHasher>>;
 
-fn lookup_in<'a>(map: &'a NameMap<Command>, name: &[u8]) -> Option<&'a Command> {
+/// Looks `name` up case-insensitively, lowering it on the stack (on the
+/// heap only past 64 bytes: no table name is that long, a renamed one may
+/// be, `super::rename`).
+pub(crate) fn lookup_in<'a, V>(map: &'a NameMap<V>, name: &[u8]) -> Option<&'a V> {
     let mut buf = [0u8; 64];
     if name.len() > buf.len() {
-        return None;
+        return map.get(&name.to_ascii_lowercase()[..]);
     }
     for (d, s) in buf.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();
