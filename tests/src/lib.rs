@@ -543,6 +543,16 @@ fn read_snapshot(link: &mut RawConn, mut buf: Vec<u8>) {
     }
 }
 
+/// One numeric field (`qbuf=26`) of a `CLIENT LIST` line.
+pub fn client_field(line: &str, name: &str) -> i64 {
+    let prefix = format!("{name}=");
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{name} in {line}: {e}"))
+}
+
 /// The value of `field` in an `INFO` reply already read, trimmed.
 pub fn info_value<'a>(info: &'a str, field: &str) -> Option<&'a str> {
     info.lines()

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, err, info_int, TestServer};
+use ferrite_tests::{client_field as field, cmd, err, info_int, TestServer};
 
 /// How long the cron may take to show its effect.
 const WAIT: Duration = Duration::from_secs(10);
@@ -19,16 +19,6 @@ fn client_line(r: &mut redis::Connection, name: &str) -> String {
         .find(|l| l.contains(&tag))
         .unwrap_or_else(|| panic!("no client {name} in {list}"))
         .to_string()
-}
-
-/// One numeric field of a `CLIENT LIST` line.
-fn field(line: &str, name: &str) -> i64 {
-    let prefix = format!("{name}=");
-    line.split(' ')
-        .find_map(|f| f.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("{name} in {line}: {e}"))
 }
 
 /// Polls `check` on `name`'s line until it holds; the last line otherwise.

@@ -19,35 +19,47 @@ use ferrite_tests::{cmd, free_port, has_binary, start_redis, TestServer};
 /// installs redis-py.
 const PYTHON: &str = "/usr/bin/python3";
 
-fn has_redis_py() -> bool {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import redis"])
+/// Whether `program` with `args` exits 0 (a client library loads), else
+/// says why the test is skipped.
+fn runs(program: &str, args: &[&str], env: &[(&str, &str)], missing: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        println!("skipped: no redis-py for {PYTHON} (apt-get install python3-redis)");
+        println!("skipped: {missing}");
     }
     ok
 }
 
-#[test]
-fn redis_py_runs_an_applications_calls() {
-    if !has_redis_py() {
-        return;
-    }
+/// Runs `tests/clients/<script>` with `program` against a fresh server and
+/// asserts it reported success.
+fn run_smoke(program: &str, script: &str, env: &[(&str, &str)]) {
     let s = TestServer::start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/redis_py_smoke.py");
-    let out = Command::new(PYTHON)
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("clients")
+        .join(script);
+    let out = Command::new(program)
         .arg(&script)
         .arg(s.port().to_string())
+        .envs(env.iter().copied())
         .output()
-        .expect("run python3");
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains(" ok"), "{text}");
+}
+
+#[test]
+fn redis_py_runs_an_applications_calls() {
+    let missing = "no redis-py for /usr/bin/python3 (apt-get install python3-redis)";
+    if runs(PYTHON, &["-c", "import redis"], &[], missing) {
+        run_smoke(PYTHON, "redis_py_smoke.py", &[]);
+    }
 }
 
 /// Where Debian installs node modules (`node-redis`), which a Node.js
@@ -56,29 +68,11 @@ const NODE_PATH: &str = "/usr/share/nodejs";
 
 #[test]
 fn node_redis_runs_an_applications_calls() {
-    let has = Command::new("node")
-        .args(["-e", "require('redis')"])
-        .env("NODE_PATH", NODE_PATH)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has {
-        println!("skipped: no node-redis for node (apt-get install node-redis)");
-        return;
+    let env = [("NODE_PATH", NODE_PATH)];
+    let missing = "no node-redis for node (apt-get install node-redis)";
+    if runs("node", &["-e", "require('redis')"], &env, missing) {
+        run_smoke("node", "node_redis_smoke.js", &env);
     }
-    let s = TestServer::start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/node_redis_smoke.js");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(s.port().to_string())
-        .env("NODE_PATH", NODE_PATH)
-        .output()
-        .expect("run node");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains(" ok"), "{text}");
 }
 
 /// An exporter process, stopped on drop.
@@ -140,12 +134,8 @@ fn the_prometheus_exporter_publishes_what_it_publishes_for_redis() {
     if !has_binary("redis-server") {
         return;
     }
-    if Command::new("prometheus-redis-exporter")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("skipped: prometheus-redis-exporter is not on PATH");
+    let missing = "prometheus-redis-exporter is not on PATH";
+    if !runs("prometheus-redis-exporter", &["--version"], &[], missing) {
         return;
     }
     let s = TestServer::start();

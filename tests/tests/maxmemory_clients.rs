@@ -16,7 +16,7 @@ use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use ferrite_tests::{cmd, err, info_int, resp, RawConn, TestServer};
+use ferrite_tests::{client_field, cmd, err, info_int, resp, RawConn, TestServer};
 
 /// How long a scenario may take to show its effect (Redis's loops: 20 s).
 const SCENARIO_WAIT: Duration = Duration::from_secs(20);
@@ -155,16 +155,6 @@ fn other_clients(r: &mut redis::Connection) -> Vec<String> {
         .filter(|l| !l.starts_with(&format!("id={me} ")))
         .map(String::from)
         .collect()
-}
-
-/// One numeric field of a `CLIENT LIST` line.
-fn client_field(line: &str, name: &str) -> i64 {
-    let prefix = format!("{name}=");
-    line.split(' ')
-        .find_map(|f| f.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("{name} in {line}: {e}"))
 }
 
 /// Redis's first scenario: 20 clients send `MGET` of a 100 KB key without
