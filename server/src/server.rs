@@ -205,7 +205,7 @@ pub async fn run_with(mut listener: TcpListener, srv: Arc<Shared>, shutdown: imp
 
 fn refuse(srv: &Shared, peer: &SocketAddr) -> Option<&'static str> {
     if srv.hot.protected_mode.load(Ordering::Relaxed)
-        && !peer.ip().is_loopback()
+        && !crate::commands::server::is_local_ip(peer.ip())
         && srv.acl.default_user_nopass()
     {
         return Some(PROTECTED_MODE_ERR);

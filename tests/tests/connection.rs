@@ -338,3 +338,41 @@ fn the_server_keeps_serving_many_clients_at_once() {
         h.join().expect("client thread");
     }
 }
+
+/// The first reply a client bound to `source` gets to `PING`.
+fn ping_from(server: &TestServer, source: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let mut s = sock.connect(server.addr()).await.unwrap();
+        s.write_all(b"PING\r\n").await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        text(&buf[..n])
+    })
+}
+
+#[test]
+fn protected_mode_accepts_only_127_0_0_1_and_not_the_rest_of_127_slash_8() {
+    // Redis's `islocalClient` compares the peer with "127.0.0.1" and
+    // "::1"; 127.0.0.2 is on the loopback interface but counts as remote.
+    let server = TestServer::start();
+    assert_eq!(ping_from(&server, "127.0.0.1"), "+PONG\r\n");
+    let denied = ping_from(&server, "127.0.0.2");
+    assert!(
+        denied.starts_with("-DENIED Redis is running in protected mode"),
+        "{denied}"
+    );
+    let open = TestServer::with_args(&["--protected-mode", "no"]);
+    assert_eq!(ping_from(&open, "127.0.0.2"), "+PONG\r\n");
+    let guarded = TestServer::with_args(&["--requirepass", "secret"]);
+    assert!(ping_from(&guarded, "127.0.0.2").starts_with("-NOAUTH"));
+}

@@ -1373,15 +1373,21 @@ fn latency_help(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 
 /// Whether the client connects from this host (`enable-*-command local`).
 pub fn is_local(addr: &str) -> bool {
-    // Exactly the loopback addresses Redis's `islocalClient` accepts, not
-    // all of 127.0.0.0/8.
-    match addr.parse::<std::net::SocketAddr>().map(|a| a.ip()) {
-        Ok(std::net::IpAddr::V4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
-        Ok(std::net::IpAddr::V6(ip)) => {
+    addr.parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| is_local_ip(a.ip()))
+}
+
+/// Exactly the loopback addresses Redis's `islocalClient` accepts, not all
+/// of 127.0.0.0/8: a client bound to 127.0.0.2 counts as remote, for
+/// protected mode too. The IPv4-mapped form is what a dual-stack listener
+/// reports for 127.0.0.1.
+pub fn is_local_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(ip) => {
             ip == std::net::Ipv6Addr::LOCALHOST
                 || ip.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
         }
-        Err(_) => false,
     }
 }
 
