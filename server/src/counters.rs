@@ -17,8 +17,7 @@ use parking_lot::Mutex;
 use crate::command::table::TABLE;
 use crate::hdr;
 
-/// Server-wide slots; after them, per command id: calls, µs, and the
-/// [`LEVELS`] buckets of its latency histogram.
+/// Server-wide slots; after them, per command id: calls and µs.
 #[derive(Debug, Clone, Copy)]
 #[repr(usize)]
 pub enum Slot {
@@ -35,11 +34,13 @@ const FIXED: usize = 5;
 /// `k` counts the calls that Redis's HDR histogram (1 µs to 1 s, two
 /// significant figures, reported on a log-2 scale from 1024 ns) reports at
 /// level `1024 << k` ns: durations up to that level plus its equivalence
-/// range (`level / 128`). 1024 << 20 ns is past the 1 s ceiling.
+/// range (`level / 128`). 1024 << 20 ns is past the 1 s ceiling. Derived
+/// from the HDR counts (`histogram`), as Redis's `fillCommandCDF` iterates
+/// the same histogram `INFO latencystats` reads.
 pub const LEVELS: usize = 21;
 
-/// Slots per command: calls, µs, then the histogram.
-const PER_COMMAND: usize = 2 + LEVELS;
+/// Slots per command: calls, µs.
+const PER_COMMAND: usize = 2;
 
 fn calls_slot(id: u32) -> usize {
     FIXED + PER_COMMAND * id as usize
@@ -144,7 +145,6 @@ pub fn command(id: u32, nanos: u64) {
         bump(slots, calls_slot(id), 1);
         bump(slots, calls_slot(id) + 1, nanos / 1000);
         if TRACKING.load(Ordering::Relaxed) {
-            bump(slots, calls_slot(id) + 2 + level(nanos), 1);
             if let Some(h) = s.hdr.get(id as usize) {
                 let h = h.get_or_init(|| (0..hdr::LEN).map(|_| AtomicU64::new(0)).collect());
                 bump(h, hdr::index(nanos), 1);
@@ -173,15 +173,6 @@ impl Snapshot {
     pub fn command(&self, id: u32) -> (u64, u64) {
         let at = |i: usize| self.0.get(i).copied().unwrap_or(0);
         (at(calls_slot(id)), at(calls_slot(id) + 1))
-    }
-
-    /// Command `id`'s latency histogram since the last reset, by bucket.
-    pub fn histogram(&self, id: u32) -> [u64; LEVELS] {
-        let mut h = [0u64; LEVELS];
-        for (k, v) in h.iter_mut().enumerate() {
-            *v = self.0.get(calls_slot(id) + 2 + k).copied().unwrap_or(0);
-        }
-        h
     }
 }
 
@@ -236,10 +227,9 @@ fn hdr_totals(r: &Registry, id: u32) -> Option<Vec<u64>> {
     sums
 }
 
-/// Command `id`'s latency percentiles in ns since the last reset, one
-/// per entry of `percentiles`, as `INFO latencystats` shows them; `None`
-/// when it has no call since.
-pub fn percentiles(id: u32, percentiles: &[f64]) -> Option<Vec<u64>> {
+/// Command `id`'s HDR counts since the last reset, if any thread has
+/// them.
+fn hdr_since_reset(id: u32) -> Option<Vec<u64>> {
     let r = REGISTRY.lock();
     let mut counts = hdr_totals(&r, id)?;
     if let Some(zero) = r.hdr_zero.get(&id) {
@@ -247,7 +237,30 @@ pub fn percentiles(id: u32, percentiles: &[f64]) -> Option<Vec<u64>> {
             *c = c.wrapping_sub(*z);
         }
     }
-    drop(r);
+    Some(counts)
+}
+
+/// Command `id`'s latency histogram since the last reset, by bucket
+/// ([`LEVELS`]). Each HDR counter falls in one level: a level's upper
+/// edge `1024 << k` and its equivalence range `[1024 << k, (1024 << k) +
+/// (8 << k))` are both HDR sub-bucket boundaries at that magnitude.
+pub fn histogram(id: u32) -> [u64; LEVELS] {
+    let mut h = [0u64; LEVELS];
+    if let Some(counts) = hdr_since_reset(id) {
+        for (i, n) in counts.iter().enumerate() {
+            if *n > 0 {
+                h[level(hdr::value_at(i))] += n;
+            }
+        }
+    }
+    h
+}
+
+/// Command `id`'s latency percentiles in ns since the last reset, one
+/// per entry of `percentiles`, as `INFO latencystats` shows them; `None`
+/// when it has no call since.
+pub fn percentiles(id: u32, percentiles: &[f64]) -> Option<Vec<u64>> {
+    let counts = hdr_since_reset(id)?;
     let total: u64 = counts.iter().sum();
     if total == 0 {
         return None;
@@ -270,6 +283,7 @@ mod tests {
         let id = TABLE.lookup(b"get").expect("get").id;
         let base = get(Slot::Hits);
         let (c0, u0) = snapshot().command(id);
+        let h0 = histogram(id);
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -283,10 +297,11 @@ mod tests {
         assert_eq!(get(Slot::Hits) - base, 4000);
         let (c, u) = snapshot().command(id);
         assert_eq!((c - c0, u - u0), (4000, 8000));
-        assert_eq!(snapshot().histogram(id)[1], 4000, "2 µs: the 2048 ns level");
+        assert_eq!(histogram(id)[1] - h0[1], 4000, "2 µs: the 2048 ns level");
         reset();
         assert_eq!(get(Slot::Hits), 0);
         assert_eq!(snapshot().command(id), (0, 0));
+        assert_eq!(histogram(id), [0; LEVELS]);
         add(Slot::Hits, 3);
         assert_eq!(get(Slot::Hits), 3);
     }
@@ -301,6 +316,15 @@ mod tests {
         assert_eq!(level(2063), 1);
         assert_eq!(level(2064), 2);
         assert_eq!(level(5_000_000_000), 20);
+        // Every value lands in the level of its HDR counter's lowest
+        // value, which is what `histogram` relies on.
+        let mut v = 1u64;
+        while v <= 2_000_000_000 {
+            for d in [v - 1, v, v + 1, v + v / 128 - 1, v + v / 128, v * 3 / 2] {
+                assert_eq!(level(hdr::value_at(hdr::index(d))), level(d), "{d} ns");
+            }
+            v *= 2;
+        }
         let labels: Vec<u64> = (0..8).map(level_usec).collect();
         assert_eq!(labels, [1, 2, 4, 8, 16, 33, 66, 132]);
     }

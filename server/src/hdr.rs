@@ -37,7 +37,7 @@ pub fn index(ns: u64) -> usize {
 }
 
 /// The lowest value counter `idx` holds (`hdr_value_at_index`).
-fn value_at(idx: usize) -> u64 {
+pub fn value_at(idx: usize) -> u64 {
     let idx = idx as u64;
     let bucket = (idx >> HALF_MAGNITUDE) as i64 - 1;
     let sub = (idx & (HALF - 1)) + HALF;

@@ -1293,10 +1293,9 @@ fn latency_doctor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 /// every command with calls, or for the named ones (a container names its
 /// subcommands; unknown names are skipped).
 fn latency_histogram(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let snap = crate::counters::snapshot();
     let mut rows: Vec<(&'static str, u64, [u64; crate::counters::LEVELS])> = Vec::new();
     let push = |c: &'static Command, rows: &mut Vec<_>| {
-        let h = snap.histogram(c.id);
+        let h = crate::counters::histogram(c.id);
         let calls: u64 = h.iter().sum();
         if calls > 0 {
             rows.push((c.name(), calls, h));
