@@ -1051,7 +1051,9 @@ fn shutdown_ends_on_the_replica_s_ack_or_the_timeout() {
 /// `replica-lazy-flush` frees the replaced dataset in the background.
 #[test]
 fn the_link_binds_its_source_address_and_flushes_lazily() {
-    let primary = TestServer::start();
+    // 127.0.0.2 is not 127.0.0.1: protected mode would refuse the link,
+    // as Redis's would.
+    let primary = TestServer::with_args(&["--protected-mode", "no"]);
     let replica = TestServer::start();
     let mut p = primary.client();
     let mut r = replica.client();
