@@ -1006,30 +1006,33 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<(), AofError> {
     res.map_err(io_err("Error writing the AOF base file", path))
 }
 
-/// Serializes the dataset as a base file, every shard held: an RDB file,
-/// or commands. Returns it with the time it stands for.
+/// Serializes the dataset as a base file: an RDB file, or commands.
+/// Returns it with the time it stands for.
 fn base_snapshot(srv: &Shared, rdb: bool, ts: bool) -> (Vec<u8>, i64) {
-    let buf = if rdb {
-        crate::rdb::snapshot_buffer(
-            srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64
-        )
-    } else {
-        Vec::new()
-    };
+    let bufs = rdb_buffers(srv, rdb);
     let mut all = LockSet::new();
     all.add_all();
     let (base, now) = srv.store.with_locked(&all, || {
-        crate::scripting::functions::with_library_codes(srv, |libs| {
-            base_bytes(srv, libs, rdb, ts, buf)
-        })
+        crate::scripting::functions::with_library_codes(srv, |libs| base_bytes(srv, libs, bufs, ts))
     });
     (base.finish(), now)
 }
 
-/// A base as serialized under the shard locks: an RDB file whose checksum
-/// is computed once they are released, or commands.
+/// The shard buffers of an RDB base ([`crate::rdb::buffers`]), made before
+/// the shards are taken.
+fn rdb_buffers(srv: &Shared, rdb: bool) -> Option<crate::rdb::Buffers> {
+    rdb.then(|| {
+        crate::rdb::buffers(
+            &srv.store,
+            srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64,
+        )
+    })
+}
+
+/// A base as taken under the shard locks: an RDB snapshot armed then and
+/// collected after ([`crate::rdb::arm`]), or commands.
 enum BaseBytes {
-    Rdb(crate::rdb::Unsealed),
+    Rdb(crate::rdb::Pending),
     Commands(Vec<u8>),
 }
 
@@ -1037,27 +1040,26 @@ impl BaseBytes {
     /// The file's bytes.
     fn finish(self) -> Vec<u8> {
         match self {
-            BaseBytes::Rdb(u) => u.seal(),
+            BaseBytes::Rdb(p) => p.collect().seal(),
             BaseBytes::Commands(v) => v,
         }
     }
 }
 
 /// The base's bytes; the caller holds every shard and the libraries, and
-/// read the configuration (`rdb`: `aof-use-rdb-preamble`, `ts`:
-/// `aof-timestamp-enabled`) and made `buf` ([`crate::rdb::snapshot_buffer`]
-/// for an RDB base) before taking them.
+/// read the configuration (`aof-use-rdb-preamble`, `ts`:
+/// `aof-timestamp-enabled`) and made `bufs` (`Some` for an RDB base)
+/// before taking them.
 fn base_bytes(
     srv: &Shared,
     libraries: &[Bytes],
-    rdb: bool,
+    rdb: Option<crate::rdb::Buffers>,
     ts: bool,
-    buf: Vec<u8>,
 ) -> (BaseBytes, i64) {
     let now = unix_ms();
-    if rdb {
+    if let Some(bufs) = rdb {
         let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
-        let file = crate::rdb::dump_unsealed(buf, &srv.store, now, used, libraries, None);
+        let file = crate::rdb::arm(&srv.store, bufs, now, used, libraries, None);
         return (BaseBytes::Rdb(file), now);
     }
     (
@@ -1189,13 +1191,7 @@ fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
     let p = paths(srv);
     let rdb = srv.config.read().flag("aof-use-rdb-preamble");
     let ts = srv.config.read().flag("aof-timestamp-enabled");
-    let buf = if rdb {
-        crate::rdb::snapshot_buffer(
-            srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64
-        )
-    } else {
-        Vec::new()
-    };
+    let bufs = rdb_buffers(srv, rdb);
     let mut all = LockSet::new();
     all.add_all();
     let job = srv.store.with_locked(&all, || {
@@ -1204,7 +1200,7 @@ fn start_rewrite(srv: &Shared) -> Result<(), AofError> {
             std::fs::create_dir_all(&p.dir)
                 .map_err(io_err("Can't open or create append-only dir", &p.dir))?;
             switch_incr(srv, &p, &mut inner)?;
-            let (base, _) = base_bytes(srv, libs, rdb, ts, buf);
+            let (base, _) = base_bytes(srv, libs, bufs, ts);
             Ok(Job {
                 base,
                 rdb,

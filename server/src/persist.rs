@@ -111,47 +111,37 @@ pub fn changes_since_save(srv: &Shared) -> u64 {
         .saturating_sub(srv.persist.dirty_at_save.load(Ordering::Relaxed))
 }
 
-/// Serializes the dataset with every shard held; returns the file's bytes
-/// and the change counter they include. The file records where it stands
-/// in the replication stream ([`crate::upstream::save_info`]); on a
-/// replica, the link's apply lock keeps the primary's commands and their
-/// offset on one side of the snapshot.
-fn snapshot(srv: &Shared) -> (Vec<u8>, u64) {
+/// Arms a snapshot of the dataset as it is now ([`crate::rdb::arm`], every
+/// shard held for that moment only); returns it with the change counter
+/// it includes. The file records where it stands in the replication
+/// stream ([`crate::upstream::save_info`]); on a replica, the link's apply
+/// lock keeps the primary's commands and their offset on one side of that
+/// moment.
+fn snapshot(srv: &Shared) -> (crate::rdb::Pending, u64) {
     let mut all = LockSet::new();
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
+    let bufs = crate::rdb::buffers(&srv.store, used);
     // Inside `EXEC` (which holds every shard) the link may be waiting for
     // a shard while it holds the apply lock: without the lock the file
     // records no history (a restart then resyncs in full).
-    let buf = crate::rdb::snapshot_buffer(
-        srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64,
-    );
     let applying = if srv.store.in_locked_scope() {
         srv.upstream.try_apply_lock()
     } else {
         Some(srv.upstream.apply_lock())
     };
-    let (file, dirty) = srv.store.with_locked(&all, || {
+    srv.store.with_locked(&all, || {
         crate::scripting::functions::with_library_codes(srv, |libraries| {
             let dirty = srv.store.stats().dirty.load(Ordering::Relaxed);
             let repl = applying
                 .as_ref()
                 .and_then(|_| crate::upstream::save_info(srv));
             (
-                crate::rdb::dump_unsealed(
-                    buf,
-                    &srv.store,
-                    unix_ms(),
-                    used,
-                    libraries,
-                    repl.as_ref(),
-                ),
+                crate::rdb::arm(&srv.store, bufs, unix_ms(), used, libraries, repl.as_ref()),
                 dirty,
             )
         })
-    });
-    // The checksum pass, once clients run again.
-    (file.seal(), dirty)
+    })
 }
 
 /// Writes `data` to `path` through a synced temporary file and a rename.
@@ -183,7 +173,8 @@ pub fn save(srv: &Shared) -> Result<(), PersistError> {
         return Err(PersistError::InProgress);
     }
     let path = rdb_path(srv);
-    let (data, dirty) = snapshot(srv);
+    let (pending, dirty) = snapshot(srv);
+    let data = pending.collect().seal();
     write_file(&path, &data).map_err(|source| {
         tracing::warn!(error = %source, path = %path.display(), "Failed saving the DB");
         PersistError::Write {
@@ -206,13 +197,14 @@ pub fn bgsave(srv: &Shared) -> Result<(), PersistError> {
     p.bgsave_started_ms.store(start, Ordering::Relaxed);
     p.last_try_ms.store(start, Ordering::Relaxed);
     let path = rdb_path(srv);
-    let (data, dirty) = snapshot(srv);
+    let (pending, dirty) = snapshot(srv);
     tracing::info!("Background saving started");
     let p2 = p.clone();
     let spawned = std::thread::Builder::new()
         .name("ferrite-bgsave".into())
         .spawn(move || {
             let p = &p2;
+            let data = pending.collect().seal();
             let ok = match write_file(&path, &data) {
                 Ok(()) => {
                     saved(p, dirty);

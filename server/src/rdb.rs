@@ -10,10 +10,14 @@
 //! module value (`MODULE_2`) of Ferrite's own module type, which a real
 //! Redis refuses as it refuses any module it does not have.
 //!
-//! The writer does no locking: [`dump`] reads each shard through
-//! `Db::with_shard_at`, so a caller that wants a point-in-time snapshot runs
-//! it inside `Store::with_locked` with every shard held (see
-//! `crate::replica`).
+//! A snapshot is a point in time without holding the dataset while it is
+//! written: [`arm`], called with every shard held (`Store::with_locked`),
+//! writes the header and arms a capture on each shard; the shards are then
+//! let go, and each is serialized by whoever locks it next, before that
+//! lock's holder can change it: a client that needs the shard, or the
+//! snapshot's own thread in [`Pending::collect`], which then assembles the
+//! file. A client waits for at most one shard's serialization instead of
+//! the whole dataset's, as a `fork` gives Redis.
 
 use ferrite_storage::{Store, Value, NO_EXPIRE};
 
@@ -463,45 +467,207 @@ fn put_trailer(out: &mut Vec<u8>) {
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
-/// An RDB file without its `EOF` and checksum: what a caller holding
-/// every shard serializes, to seal once it let them go (the checksum is a
-/// pass over the whole file that needs no lock).
+/// An RDB file without its `EOF` and checksum (a pass over the whole
+/// file, made once it is assembled).
 pub struct Unsealed(Vec<u8>);
 
 impl Unsealed {
     /// Appends `EOF` and the checksum: the complete file.
     pub fn seal(mut self) -> Vec<u8> {
         put_trailer(&mut self.0);
-        LAST_LEN.store(self.0.len(), std::sync::atomic::Ordering::Relaxed);
         self.0
     }
 }
 
-/// Length of the last file sealed, what the next snapshot's buffer is
-/// sized by.
-static LAST_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Each shard body's length in the last snapshot, by part (`database *
+/// shards + shard`): what the next one's buffers are sized by.
+static LAST_PARTS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
-/// An empty buffer for the next snapshot, with room for the last one's
-/// size and a little more, its pages written once already: the kernel
-/// maps them now, while clients run, instead of a page fault every 4 KB
-/// of the file while every shard is held (a third of that time for a
-/// million small keys).
-pub fn snapshot_buffer(used_mem: u64) -> Vec<u8> {
-    let last = LAST_LEN.load(std::sync::atomic::Ordering::Relaxed);
-    // Never more than the dataset's memory (it may have shrunk since).
-    let n = (last + last / 8).min(usize::try_from(used_mem).unwrap_or(usize::MAX));
-    // Not zeros: zeroed memory may come as pages the kernel maps only on
-    // first write, which is what this avoids.
-    let mut v = Vec::with_capacity(n);
-    v.resize(n, 0x55);
-    v.clear();
-    v
+/// Buffers for a snapshot's shard bodies, made before its caller takes
+/// the shards ([`buffers`]).
+pub struct Buffers(Vec<Vec<u8>>);
+
+/// A buffer per shard with room for its last body and a little more, so
+/// no growth copies a body while its shard is held. Reserved, not
+/// touched: writing 100 MB of pages here, in the command that starts the
+/// snapshot, stalled every client of its worker for 70-100 ms, while the
+/// page faults spread over the captures cost each shard's about 1 ms per
+/// million small keys. Never more than `used_mem` in all (the dataset may
+/// have shrunk since).
+pub fn buffers(store: &Store, used_mem: u64) -> Buffers {
+    let parts = store.db_count() * store.db(0).shard_count();
+    let last = LAST_PARTS.lock().map(|l| l.clone()).unwrap_or_default();
+    let mut budget = usize::try_from(used_mem).unwrap_or(usize::MAX);
+    let bufs = (0..parts)
+        .map(|k| {
+            let l = last.get(k).copied().unwrap_or(0);
+            let n = (l + l / 8).min(budget);
+            budget -= n;
+            Vec::with_capacity(n)
+        })
+        .collect();
+    Buffers(bufs)
+}
+
+/// What the armed captures of one snapshot fill in.
+struct Job {
+    now_ms: i64,
+    /// Keys whose TTL passed are kept (see [`put_shard`]).
+    keep_expired: bool,
+    /// Shard bodies by part (`database * shards + shard`).
+    parts: Box<[std::sync::OnceLock<Vec<u8>>]>,
+    /// Set when the snapshot is dropped uncollected: captures still armed
+    /// then do nothing.
+    dropped: std::sync::atomic::AtomicBool,
+}
+
+/// A snapshot armed at a point in time and not yet collected ([`arm`]).
+pub struct Pending {
+    job: std::sync::Arc<Job>,
+    dbs: ferrite_storage::Databases,
+    shards: usize,
+    /// Header, AUX fields and function libraries.
+    head: Vec<u8>,
+    /// Databases with keys: (index, keys, keys with a TTL), as they were.
+    sizes: Vec<(usize, u64, u64)>,
+}
+
+/// Arms a snapshot of `store` as it is now; the caller holds every shard
+/// (`Store::with_locked`), which makes "now" one point in time. Only the
+/// header is written here: each shard is serialized later, by whoever
+/// locks it first ([`ferrite_storage::Shard::arm_capture`]), and
+/// [`Pending::collect`] assembles the file. Keys whose TTL passed at
+/// `now_ms` are left out of a file without a replication history (`repl`).
+pub fn arm(
+    store: &Store,
+    bufs: Buffers,
+    now_ms: i64,
+    used_mem: u64,
+    libraries: &[bytes::Bytes],
+    repl: Option<&ReplInfo>,
+) -> Pending {
+    let mut head = Vec::new();
+    put_header(&mut head, now_ms, used_mem, repl);
+    // Function libraries come before the keys, as `rdbSaveRio` writes them.
+    for code in libraries {
+        head.push(OPCODE_FUNCTION2);
+        put_string(&mut head, code);
+    }
+    let shards = store.db(0).shard_count();
+    let job = std::sync::Arc::new(Job {
+        now_ms,
+        keep_expired: repl.is_some(),
+        parts: (0..store.db_count() * shards)
+            .map(|_| std::sync::OnceLock::new())
+            .collect(),
+        dropped: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mut bufs = bufs.0;
+    let mut sizes = Vec::new();
+    for d in 0..store.db_count() {
+        let db = store.db(d);
+        let keys = db.len() as u64;
+        if keys == 0 {
+            continue;
+        }
+        sizes.push((d, keys, db.volatile_len() as u64));
+        for i in 0..shards {
+            let k = d * shards + i;
+            let mut buf = bufs.get_mut(k).map(std::mem::take).unwrap_or_default();
+            let job = job.clone();
+            db.with_shard_at(i, |s| {
+                s.arm_capture(Box::new(move |s| {
+                    if job.dropped.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    put_shard(&mut buf, s, job.now_ms, job.keep_expired);
+                    let _ = job.parts[k].set(buf);
+                }))
+            });
+        }
+    }
+    Pending {
+        job,
+        dbs: store.databases(),
+        shards,
+        head,
+        sizes,
+    }
+}
+
+impl Pending {
+    /// Captures the shards nobody has touched since [`arm`] (waiting for
+    /// each one's lock in turn), then assembles the file.
+    pub fn collect(mut self) -> Unsealed {
+        for &(d, _, _) in &self.sizes {
+            let db = self.dbs.db(d);
+            for i in 0..self.shards {
+                db.with_shard_at(i, |_| {});
+            }
+        }
+        let mut lens = vec![0; self.job.parts.len()];
+        let body: usize = self
+            .job
+            .parts
+            .iter()
+            .map(|p| p.get().map_or(0, Vec::len))
+            .sum();
+        let mut out = Vec::with_capacity(self.head.len() + body + 64 * self.sizes.len() + 9);
+        out.append(&mut self.head);
+        for &(d, keys, volatile) in &self.sizes {
+            // Sizes before the keys, as Redis's `rdbSaveDb` writes them (a
+            // hint for the loader's tables; keys whose TTL passed count).
+            out.push(OPCODE_SELECTDB);
+            put_len(&mut out, d as u64);
+            out.push(OPCODE_RESIZEDB);
+            put_len(&mut out, keys);
+            put_len(&mut out, volatile);
+            for i in 0..self.shards {
+                let k = d * self.shards + i;
+                if let Some(part) = self.job.parts[k].get() {
+                    out.extend_from_slice(part);
+                    lens[k] = part.len();
+                }
+            }
+        }
+        if let Ok(mut last) = LAST_PARTS.lock() {
+            *last = lens;
+        }
+        Unsealed(out)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Collected or not, captures armed and not yet run have nothing to
+        // do any more.
+        self.job
+            .dropped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// One shard's keys in RDB form.
+fn put_shard(body: &mut Vec<u8>, s: &ferrite_storage::Shard, now_ms: i64, keep_expired: bool) {
+    for (key, e) in s.iter() {
+        if e.expire_at != NO_EXPIRE {
+            // A file that carries a replication history keeps keys whose
+            // TTL passed, as Redis writes them: the server that loads it to
+            // continue that history sends their `DEL`s to its replicas,
+            // which may still hold them. Other files leave them out.
+            if e.expire_at <= now_ms && !keep_expired {
+                continue;
+            }
+            body.push(OPCODE_EXPIRETIME_MS);
+            body.extend_from_slice(&e.expire_at.to_le_bytes());
+        }
+        put_entry(body, key, &e.value);
+    }
 }
 
 /// Serializes every key of `store` into a complete RDB file, with `repl`
-/// as its replication history; keys whose TTL passed at `now_ms` are left
-/// out of a file without one. Consistent only if the caller
-/// holds every shard (see the module doc).
+/// as its replication history. A point in time only if nothing else
+/// changes the store meanwhile (tests, a server not yet serving).
 pub fn dump(
     store: &Store,
     now_ms: i64,
@@ -509,65 +675,10 @@ pub fn dump(
     libraries: &[bytes::Bytes],
     repl: Option<&ReplInfo>,
 ) -> Vec<u8> {
-    dump_unsealed(Vec::new(), store, now_ms, used_mem, libraries, repl).seal()
-}
-
-/// [`dump`] but the seal, appended to `out` ([`snapshot_buffer`]), which
-/// is first reserved from `used_mem` if it has no room (a file is about
-/// half the memory it describes; untouched reservation is never resident),
-/// so no growth copies the file while the shards are held.
-pub fn dump_unsealed(
-    mut out: Vec<u8>,
-    store: &Store,
-    now_ms: i64,
-    used_mem: u64,
-    libraries: &[bytes::Bytes],
-    repl: Option<&ReplInfo>,
-) -> Unsealed {
-    if out.capacity() == 0 {
-        out.reserve(usize::try_from(used_mem / 2).unwrap_or(0));
-    }
-    put_header(&mut out, now_ms, used_mem, repl);
-    // Function libraries come before the keys, as `rdbSaveRio` writes them.
-    for code in libraries {
-        out.push(OPCODE_FUNCTION2);
-        put_string(&mut out, code);
-    }
-    for d in 0..store.db_count() {
-        let db = store.db(d);
-        let keys = db.len() as u64;
-        if keys == 0 {
-            continue;
-        }
-        // Sizes before the keys, as Redis's `rdbSaveDb` writes them (a
-        // hint for the loader's tables; keys whose TTL passed count).
-        out.push(OPCODE_SELECTDB);
-        put_len(&mut out, d as u64);
-        out.push(OPCODE_RESIZEDB);
-        put_len(&mut out, keys);
-        put_len(&mut out, db.volatile_len() as u64);
-        let body = &mut out;
-        for i in 0..db.shard_count() {
-            db.with_shard_at(i, |s| {
-                for (key, e) in s.iter() {
-                    if e.expire_at != NO_EXPIRE {
-                        // A file that carries a replication history keeps
-                        // keys whose TTL passed, as Redis writes them: the
-                        // server that loads it to continue that history
-                        // sends their `DEL`s to its replicas, which may
-                        // still hold them. Other files leave them out.
-                        if e.expire_at <= now_ms && repl.is_none() {
-                            continue;
-                        }
-                        body.push(OPCODE_EXPIRETIME_MS);
-                        body.extend_from_slice(&e.expire_at.to_le_bytes());
-                    }
-                    put_entry(body, key, &e.value);
-                }
-            });
-        }
-    }
-    Unsealed(out)
+    let bufs = Buffers(Vec::new());
+    arm(store, bufs, now_ms, used_mem, libraries, repl)
+        .collect()
+        .seal()
 }
 
 #[cfg(test)]

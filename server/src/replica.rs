@@ -213,35 +213,37 @@ pub fn info_lines(srv: &Shared) -> String {
 }
 
 /// Takes the snapshot and attaches to the stream in one locked step:
-/// (the RDB file, its stream offset, a receiver for stream growth).
+/// (the RDB file, its stream offset, a receiver for stream growth). Only
+/// arming the snapshot holds every shard; the file is collected after.
 fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
     let mut all = LockSet::new();
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
-    // On a replica, the primary's commands and their offsets stay on one
-    // side of the snapshot (`Upstream::apply_lock`, before the shards).
-    let buf = crate::rdb::snapshot_buffer(
-        srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64,
-    );
-    let _applying = srv.upstream.apply_lock();
-    let (file, offset, rx) = srv.store.with_locked(&all, || {
-        crate::scripting::functions::with_library_codes(srv, |libraries| {
-            let (offset, rx) = srv.repl.attach();
-            // A replica that saves this file as its own (Redis does) can
-            // continue from it after a restart. Its stream gets a SELECT
-            // before the next effect, so any database is right here.
-            let repl = crate::rdb::ReplInfo {
-                stream_db: 0,
-                replid: srv.replid.lock().clone(),
-                offset,
-            };
-            let rdb =
-                crate::rdb::dump_unsealed(buf, &srv.store, unix_ms(), used, libraries, Some(&repl));
-            (rdb, offset, rx)
+    let bufs = crate::rdb::buffers(&srv.store, used);
+    let (pending, offset, rx) = {
+        // On a replica, the primary's commands and their offsets stay on
+        // one side of the snapshot (`Upstream::apply_lock`, before the
+        // shards).
+        let _applying = srv.upstream.apply_lock();
+        srv.store.with_locked(&all, || {
+            crate::scripting::functions::with_library_codes(srv, |libraries| {
+                let (offset, rx) = srv.repl.attach();
+                // A replica that saves this file as its own (Redis does)
+                // can continue from it after a restart. Its stream gets a
+                // SELECT before the next effect, so any database is right
+                // here.
+                let repl = crate::rdb::ReplInfo {
+                    stream_db: 0,
+                    replid: srv.replid.lock().clone(),
+                    offset,
+                };
+                let pending =
+                    crate::rdb::arm(&srv.store, bufs, unix_ms(), used, libraries, Some(&repl));
+                (pending, offset, rx)
+            })
         })
-    });
-    // The checksum pass, once clients run again.
-    (file.seal(), offset, rx)
+    };
+    (pending.collect().seal(), offset, rx)
 }
 
 /// Attaches a `PSYNC` that can continue from the backlog (Redis's

@@ -114,6 +114,7 @@ impl Db {
             return self.with_shard_scoped(i, f);
         }
         let mut g = self.shards[i].lock();
+        g.settle_captures();
         f(&mut g)
     }
 
@@ -154,6 +155,16 @@ impl Db {
         f(&mut g)
     }
 
+    /// Reads shard `i` without running the captures armed on it: a shared
+    /// reference cannot change the shard, so a snapshot still to capture
+    /// it loses nothing. For counts that whole-database readers (`INFO`,
+    /// `DBSIZE`, the expiry cycle's planning) take from every shard, which
+    /// would otherwise serialize every armed shard on a client's thread.
+    pub fn peek_at<R>(&self, i: usize, f: impl FnOnce(&Shard) -> R) -> R {
+        let g = ShardRef::lock_unsettled(self, i);
+        f(&g)
+    }
+
     /// Locks every shard in order (atomic whole-database operations).
     pub fn lock_all(&self) -> Vec<ShardRef<'_>> {
         (0..self.shards.len())
@@ -164,7 +175,7 @@ impl Db {
     /// Number of keys (expired ones not yet collected included, as Redis's `DBSIZE`).
     pub fn len(&self) -> usize {
         (0..self.shards.len())
-            .map(|i| ShardRef::lock(self, i).len())
+            .map(|i| self.peek_at(i, Shard::len))
             .sum()
     }
 
@@ -177,7 +188,7 @@ impl Db {
     /// time (`MEMORY STATS`).
     pub fn table_overhead(&self) -> (usize, usize) {
         (0..self.shard_count())
-            .map(|i| self.with_shard_at(i, |s| s.table_overhead()))
+            .map(|i| self.peek_at(i, Shard::table_overhead))
             .fold((0, 0), |(m, e), (sm, se)| (m + sm, e + se))
     }
 
@@ -193,7 +204,7 @@ impl Db {
     /// Number of keys with a TTL.
     pub fn volatile_len(&self) -> usize {
         (0..self.shards.len())
-            .map(|i| ShardRef::lock(self, i).volatile_len())
+            .map(|i| self.peek_at(i, Shard::volatile_len))
             .sum()
     }
 

@@ -463,6 +463,12 @@ fn run_cycle(store: &Store, plan: &Plan, clock: &dyn Fn() -> i64, effort: &Expir
         run.next_unit = (unit + 1) % units;
         visited += 1;
         let db = store.db(unit / shards);
+        // A shard a snapshot has yet to capture waits for a later cycle:
+        // expiring keys there would first serialize the whole shard on
+        // this thread (Redis's cycle leaves the copy to the fork's pages).
+        if db.peek_at(unit % shards, |s| s.volatile_len() == 0 || s.has_captures()) {
+            continue;
+        }
         let mut first = true;
         loop {
             let step = db.with_shard_at(unit % shards, |s| {

@@ -222,7 +222,22 @@ pub enum ShardRef<'a> {
 impl ShardRef<'_> {
     /// Shard `i` of `db`: lent by this thread's scope when it holds it,
     /// locked otherwise.
+    /// Captures armed on the shard run first ([`Shard::arm_capture`]),
+    /// lent guards included: a transaction may hold a shard since before
+    /// a snapshot it runs (`BGSAVE` inside `EXEC`) armed it.
     pub(crate) fn lock(db: &Db, i: usize) -> ShardRef<'_> {
+        let mut r = ShardRef::acquire(db, i);
+        r.settle_captures();
+        r
+    }
+
+    /// Shard `i` of `db` with its captures left armed, for reads through
+    /// a shared reference only (`Db::peek_at`).
+    pub(crate) fn lock_unsettled(db: &Db, i: usize) -> ShardRef<'_> {
+        ShardRef::acquire(db, i)
+    }
+
+    fn acquire(db: &Db, i: usize) -> ShardRef<'_> {
         if active() {
             if let Some(g) = take(db, i) {
                 return ShardRef::Lent(LentGuard {
@@ -389,5 +404,75 @@ mod tests {
             // s2's shard was locked and released by the access, not lent.
             assert!(s2.db(0).mutex(i).try_lock().is_some());
         });
+    }
+
+    /// The keys of `db` that captures armed on every shard under one
+    /// scope saw, by whichever access locked each shard next.
+    fn arm_all(store: &Store) -> Arc<parking_lot::Mutex<Vec<Vec<u8>>>> {
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let mut all = LockSet::new();
+        all.add_all();
+        store.with_locked(&all, || {
+            let db = store.db(0);
+            for i in 0..db.shard_count() {
+                let seen = seen.clone();
+                db.with_shard_at(i, |s| {
+                    s.arm_capture(Box::new(move |s| {
+                        seen.lock().extend(s.iter().map(|(k, _)| k.to_vec()));
+                    }))
+                });
+            }
+        });
+        seen
+    }
+
+    #[test]
+    fn captures_see_the_shards_as_they_were_when_armed() {
+        let store = Arc::new(store());
+        let (a, b) = two_keys(&store);
+        put(&store, 0, &a);
+        let seen = arm_all(&store);
+        // Writes after arming, through each way of locking a shard: the
+        // capture of the shard runs first, so it never sees them.
+        put(&store, 0, &b);
+        let db = store.db(0);
+        db.with_shard(&a, |s| assert!(s.remove(&a, 0).is_some()));
+        let st = store.clone();
+        std::thread::spawn(move || put(&st, 0, b"from-another-thread"))
+            .join()
+            .unwrap();
+        let mut set = LockSet::new();
+        set.add_key(db, b"in-a-scope");
+        store.with_locked(&set, || put(&store, 0, b"in-a-scope"));
+        // The rest, as the snapshot's own thread collects them.
+        for i in 0..db.shard_count() {
+            db.with_shard_at(i, |_| ());
+        }
+        assert_eq!(*seen.lock(), std::slice::from_ref(&a));
+        // Each capture ran once: later locks do not run it again.
+        put(&store, 0, b"later");
+        assert_eq!(seen.lock().len(), 1);
+        assert_eq!(db.len(), 4);
+    }
+
+    #[test]
+    fn two_snapshots_armed_one_after_the_other_each_see_their_moment() {
+        let store = store();
+        let (a, b) = two_keys(&store);
+        put(&store, 0, &a);
+        let first = arm_all(&store);
+        put(&store, 0, &b);
+        let second = arm_all(&store);
+        put(&store, 0, b"third");
+        let db = store.db(0);
+        for i in 0..db.shard_count() {
+            db.with_shard_at(i, |_| ());
+        }
+        assert_eq!(*first.lock(), std::slice::from_ref(&a));
+        let mut got = second.lock().clone();
+        got.sort();
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(got, want);
     }
 }

@@ -45,9 +45,10 @@ pub use limits::EncodingLimits;
 pub use list::List;
 pub use number::is_canonical_i64;
 pub use set::Set;
-pub use shard::{entry_mem, idle_seconds, lru_clock, Entry, Shard, NO_EXPIRE};
+pub use shard::{entry_mem, idle_seconds, lru_clock, Capture, Entry, Shard, NO_EXPIRE};
 pub use store::{
-    applying_primary, set_applying_primary, Disposal, NoObserver, Observer, Store, StoreStats,
+    applying_primary, set_applying_primary, Databases, Disposal, NoObserver, Observer, Store,
+    StoreStats,
 };
 pub use strbuf::StrBuf;
 pub use stream::{ConsumerGroup, Stream, StreamId};

@@ -51,9 +51,16 @@ pub fn idle_seconds(lru: u32, now_ms: i64) -> u64 {
     crate::evict::idle_ms(lru, now_ms) / 1000
 }
 
+/// Work to run on a shard, as it is, before anything else locks it: a
+/// snapshot's capture of this shard ([`Shard::arm_capture`]).
+pub type Capture = Box<dyn FnOnce(&Shard) + Send>;
+
 /// A shard of one database.
 pub struct Shard {
     db: usize,
+    /// Captures armed by snapshots whose point in time this shard has not
+    /// left yet: every lock runs them first ([`Shard::settle_captures`]).
+    captures: Vec<Capture>,
     keys: Dict<Entry>,
     expires: Dict<()>,
     expire_cursor: u64,
@@ -163,6 +170,7 @@ impl Shard {
     pub(crate) fn new(db: usize, observer: Arc<dyn Observer>, stats: Arc<StoreStats>) -> Self {
         Shard {
             db,
+            captures: Vec::new(),
             keys: Dict::new(),
             expires: Dict::new(),
             expire_cursor: 0,
@@ -183,6 +191,40 @@ impl Shard {
     /// The database index this shard belongs to.
     pub fn db(&self) -> usize {
         self.db
+    }
+
+    /// Arms `capture` to run on the shard's contents as they are now, at
+    /// the next lock of this shard by anyone, before that lock's holder
+    /// can change anything. A snapshot arms every shard while it holds
+    /// them all (its point in time), then lets them go: shards nobody
+    /// touches meanwhile are captured by the snapshot's own thread, and a
+    /// client that needs one first captures it, paying for one shard
+    /// instead of waiting on the whole dataset (Dragonfly's
+    /// serialize-before-write; Redis gets the same from `fork`).
+    pub fn arm_capture(&mut self, capture: Capture) {
+        self.captures.push(capture);
+    }
+
+    /// Whether a snapshot still has to capture this shard.
+    pub fn has_captures(&self) -> bool {
+        !self.captures.is_empty()
+    }
+
+    /// Runs the armed captures; every path that locks a shard calls this
+    /// before handing it out (`Db::with_shard`, `ShardRef::lock`).
+    #[inline]
+    pub(crate) fn settle_captures(&mut self) {
+        if !self.captures.is_empty() {
+            self.run_captures();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_captures(&mut self) {
+        for capture in std::mem::take(&mut self.captures) {
+            capture(self);
+        }
     }
 
     /// Number of keys, including expired ones not yet removed.

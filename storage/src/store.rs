@@ -153,9 +153,25 @@ impl StoreStats {
     }
 }
 
+/// A shared handle on every database ([`Store::databases`]).
+#[derive(Clone)]
+pub struct Databases(Arc<[Db]>);
+
+impl Databases {
+    /// Number of databases.
+    pub fn db_count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Database `i` (in range: as [`Store::db`]).
+    pub fn db(&self, i: usize) -> &Db {
+        &self.0[i]
+    }
+}
+
 /// Every database of the server.
 pub struct Store {
-    dbs: Box<[Db]>,
+    dbs: Arc<[Db]>,
     stats: Arc<StoreStats>,
     active_expire: AtomicBool,
 }
@@ -164,9 +180,10 @@ impl Store {
     /// `databases` databases of `shards` shards each.
     pub fn new(databases: usize, shards: usize, observer: Arc<dyn Observer>) -> Self {
         let stats = Arc::new(StoreStats::default());
-        let dbs = (0..databases.max(1))
+        let dbs: Box<[Db]> = (0..databases.max(1))
             .map(|i| Db::new(i, shards, observer.clone(), stats.clone()))
             .collect();
+        let dbs = Arc::from(dbs);
         Store {
             dbs,
             stats,
@@ -185,6 +202,13 @@ impl Store {
     /// If `i` is out of range; callers validate `SELECT` indexes first.
     pub fn db(&self, i: usize) -> &Db {
         &self.dbs[i]
+    }
+
+    /// The databases, for work that outlives a borrow of the store: a
+    /// snapshot's thread visits the shards through it after the command
+    /// that armed the snapshot returned.
+    pub fn databases(&self) -> Databases {
+        Databases(self.dbs.clone())
     }
 
     /// Bytes of the keyspace's fixed structures (databases, shards, their

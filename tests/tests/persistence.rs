@@ -335,3 +335,60 @@ fn debug_reload_noflush_and_merge() {
     assert_eq!(cmd::<String>(&mut c, &["FCALL", "test2", "0"]), "hello2");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A background save is the dataset at the moment `BGSAVE` ran: writes
+/// that follow it, single or in `MULTI` over several shards, are not in
+/// the file, however the save's work interleaves with them (each shard is
+/// serialized by whoever locks it first after that moment).
+#[test]
+fn bgsave_is_one_point_in_time_while_clients_write() {
+    let dir = tempdir("point-in-time");
+    {
+        let s = TestServer::in_dir(&dir, &[]);
+        let mut c = s.client();
+        let _: () = cmd(&mut c, &["debug", "populate", "100000", "key", "8"]);
+        let _: () = cmd(&mut c, &["mset", "marker", "before", "a", "0", "b", "0"]);
+        // One pipeline: the writes run right after BGSAVE, while most
+        // shards are still to be serialized.
+        let mut p = redis::pipe();
+        p.cmd("bgsave").ignore();
+        p.cmd("set").arg("marker").arg("after").ignore();
+        p.cmd("del").arg("key:0").arg("key:1").arg("key:2").ignore();
+        for j in 0..50 {
+            p.cmd("set").arg(format!("new:{j}")).arg("x").ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+        // Meanwhile another client keeps `a` and `b` equal, atomically.
+        let mut w = s.client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut rounds = 0;
+        while rounds < 20 || info_int(&mut c, "persistence", "rdb_bgsave_in_progress") == 1 {
+            assert!(Instant::now() < deadline, "bgsave never ended");
+            let _: () = redis::pipe()
+                .atomic()
+                .cmd("incr")
+                .arg("a")
+                .cmd("incr")
+                .arg("b")
+                .query(&mut w)
+                .unwrap();
+            rounds += 1;
+        }
+        assert_eq!(
+            info_field(&mut c, "persistence", "rdb_last_bgsave_status"),
+            "ok"
+        );
+    }
+    let s = TestServer::in_dir(&dir, &[]);
+    let mut c = s.client();
+    assert_eq!(cmd::<String>(&mut c, &["get", "marker"]), "before");
+    assert_eq!(cmd::<i64>(&mut c, &["dbsize"]), 100_003);
+    assert_eq!(
+        cmd::<i64>(&mut c, &["exists", "key:0", "key:2", "key:99999"]),
+        3
+    );
+    assert_eq!(cmd::<i64>(&mut c, &["exists", "new:0", "new:49"]), 0);
+    let (a, b): (i64, i64) = (cmd(&mut c, &["get", "a"]), cmd(&mut c, &["get", "b"]));
+    assert_eq!((a, b), (0, 0), "a and b as they were at BGSAVE");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -423,9 +423,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let db = ctx.db();
     let shards = db.shard_count();
     loop {
-        let lens: Vec<usize> = (0..shards)
-            .map(|i| db.with_shard_at(i, |s| s.len()))
-            .collect();
+        let lens: Vec<usize> = (0..shards).map(|i| db.peek_at(i, |s| s.len())).collect();
         let total: usize = lens.iter().sum();
         if total == 0 {
             ctx.out.null();
