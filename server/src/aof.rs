@@ -73,6 +73,8 @@ pub enum AofError {
     /// A rewrite outlived the AOF it was for (`appendonly` switched).
     #[error("the AOF was switched during the rewrite")]
     Discarded,
+    #[error(transparent)]
+    Snapshot(#[from] crate::rdb::Incomplete),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> AofError + 'a {
@@ -816,7 +818,7 @@ fn load_files(srv: &Shared, p: &Paths, m: &Manifest, truncated_ok: bool) -> Resu
                 base_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             }
         }
-        Ok(base_size)
+        Ok::<u64, AofError>(base_size)
     });
     drop(guard);
     let base_size = res?;
@@ -970,7 +972,7 @@ fn open_on_start(srv: &Shared) -> Result<(), AofError> {
         let rdb = srv.config.read().flag("aof-use-rdb-preamble");
         let name = m.new_base(&p.filename, rdb);
         let ts = srv.config.read().flag("aof-timestamp-enabled");
-        let (base, _) = base_snapshot(srv, rdb, ts);
+        let (base, _) = base_snapshot(srv, rdb, ts)?;
         write_synced(&p.dir.join(&name), &base)?;
         aof.base_size.store(base.len() as u64, Ordering::Relaxed);
         aof.current_size.store(base.len() as u64, Ordering::Relaxed);
@@ -1008,14 +1010,14 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<(), AofError> {
 
 /// Serializes the dataset as a base file: an RDB file, or commands.
 /// Returns it with the time it stands for.
-fn base_snapshot(srv: &Shared, rdb: bool, ts: bool) -> (Vec<u8>, i64) {
+fn base_snapshot(srv: &Shared, rdb: bool, ts: bool) -> Result<(Vec<u8>, i64), AofError> {
     let bufs = rdb_buffers(srv, rdb);
     let mut all = LockSet::new();
     all.add_all();
     let (base, now) = srv.store.with_locked(&all, || {
         crate::scripting::functions::with_library_codes(srv, |libs| base_bytes(srv, libs, bufs, ts))
     });
-    (base.finish(), now)
+    Ok((base.finish()?, now))
 }
 
 /// The shard buffers of an RDB base ([`crate::rdb::buffers`]), made before
@@ -1038,10 +1040,10 @@ enum BaseBytes {
 
 impl BaseBytes {
     /// The file's bytes.
-    fn finish(self) -> Vec<u8> {
+    fn finish(self) -> Result<Vec<u8>, AofError> {
         match self {
-            BaseBytes::Rdb(p) => p.collect().seal(),
-            BaseBytes::Commands(v) => v,
+            BaseBytes::Rdb(p) => Ok(p.collect()?.seal()),
+            BaseBytes::Commands(v) => Ok(v),
         }
     }
 }
@@ -1289,8 +1291,8 @@ fn switch_incr(srv: &Shared, p: &Paths, inner: &mut Inner) -> Result<(), AofErro
 /// The rewrite thread: writes the base, then installs it in the manifest.
 fn finish_rewrite(aof: &Aof, p: Paths, job: Job, gc: bool) {
     let tmp = p.temp_base();
-    let base = job.base.finish();
-    let res = write_synced(&tmp, &base).and_then(|()| {
+    let res = job.base.finish().and_then(|base| {
+        write_synced(&tmp, &base)?;
         let mut inner = aof.inner.lock();
         if inner.generation != job.generation {
             return Err(AofError::Discarded);

@@ -42,6 +42,8 @@ pub enum PersistError {
     /// is already there.
     #[error("loading {path} without flushing: {what}")]
     Conflict { path: PathBuf, what: String },
+    #[error(transparent)]
+    Snapshot(#[from] crate::rdb::Incomplete),
 }
 
 /// Persistence state for `INFO persistence` and the `save` points.
@@ -174,7 +176,7 @@ pub fn save(srv: &Shared) -> Result<(), PersistError> {
     }
     let path = rdb_path(srv);
     let (pending, dirty) = snapshot(srv);
-    let data = pending.collect().seal();
+    let data = pending.collect()?.seal();
     write_file(&path, &data).map_err(|source| {
         tracing::warn!(error = %source, path = %path.display(), "Failed saving the DB");
         PersistError::Write {
@@ -204,8 +206,11 @@ pub fn bgsave(srv: &Shared) -> Result<(), PersistError> {
         .name("ferrite-bgsave".into())
         .spawn(move || {
             let p = &p2;
-            let data = pending.collect().seal();
-            let ok = match write_file(&path, &data) {
+            let written = pending
+                .collect()
+                .map_err(io::Error::other)
+                .and_then(|u| write_file(&path, &u.seal()));
+            let ok = match written {
                 Ok(()) => {
                     saved(p, dirty);
                     tracing::info!("Background saving terminated with success");

@@ -530,6 +530,17 @@ pub struct Pending {
     head: Vec<u8>,
     /// Databases with keys: (index, keys, keys with a TTL), as they were.
     sizes: Vec<(usize, u64, u64)>,
+    /// Whether [`Pending::collect`] visited every shard.
+    visited: bool,
+}
+
+/// A snapshot that lacks a shard: its capture never ran to the end (it
+/// panicked on the thread that locked the shard).
+#[derive(Debug, thiserror::Error)]
+#[error("snapshot incomplete: shard {shard} of database {db} was not captured")]
+pub struct Incomplete {
+    pub db: usize,
+    pub shard: usize,
 }
 
 /// Arms a snapshot of `store` as it is now; the caller holds every shard
@@ -575,15 +586,16 @@ pub fn arm(
             let k = d * shards + i;
             let mut buf = bufs.get_mut(k).map(std::mem::take).unwrap_or_default();
             let job = job.clone();
-            db.with_shard_at(i, |s| {
-                s.arm_capture(Box::new(move |s| {
+            db.arm_at(
+                i,
+                Box::new(move |s| {
                     if job.dropped.load(std::sync::atomic::Ordering::Relaxed) {
                         return;
                     }
                     put_shard(&mut buf, s, job.now_ms, job.keep_expired);
                     let _ = job.parts[k].set(buf);
-                }))
-            });
+                }),
+            );
         }
     }
     Pending {
@@ -592,19 +604,27 @@ pub fn arm(
         shards,
         head,
         sizes,
+        visited: false,
     }
 }
 
 impl Pending {
-    /// Captures the shards nobody has touched since [`arm`] (waiting for
-    /// each one's lock in turn), then assembles the file.
-    pub fn collect(mut self) -> Unsealed {
+    /// Visits every armed shard, which captures those nobody has locked
+    /// since [`arm`] (waiting for each one's lock in turn).
+    fn visit(&mut self) {
         for &(d, _, _) in &self.sizes {
             let db = self.dbs.db(d);
             for i in 0..self.shards {
                 db.with_shard_at(i, |_| {});
             }
         }
+        self.visited = true;
+    }
+
+    /// Captures the shards nobody has touched since [`arm`], then
+    /// assembles the file.
+    pub fn collect(mut self) -> Result<Unsealed, Incomplete> {
+        self.visit();
         let mut lens = vec![0; self.job.parts.len()];
         let body: usize = self
             .job
@@ -624,26 +644,33 @@ impl Pending {
             put_len(&mut out, volatile);
             for i in 0..self.shards {
                 let k = d * self.shards + i;
-                if let Some(part) = self.job.parts[k].get() {
-                    out.extend_from_slice(part);
-                    lens[k] = part.len();
-                }
+                let part = self.job.parts[k]
+                    .get()
+                    .ok_or(Incomplete { db: d, shard: i })?;
+                out.extend_from_slice(part);
+                lens[k] = part.len();
             }
         }
         if let Ok(mut last) = LAST_PARTS.lock() {
             *last = lens;
         }
-        Unsealed(out)
+        Ok(Unsealed(out))
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        // Collected or not, captures armed and not yet run have nothing to
-        // do any more.
+        // Captures armed and not yet run have nothing to do any more.
         self.job
             .dropped
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        // Given up before its collection (a thread that did not start):
+        // clear them now, or shards nobody locks would keep them (and
+        // their buffers), and the expiry cycle would keep passing those
+        // shards by. Not while unwinding, which may hold shards.
+        if !self.visited && !std::thread::panicking() {
+            self.visit();
+        }
     }
 }
 
@@ -678,6 +705,7 @@ pub fn dump(
     let bufs = Buffers(Vec::new());
     arm(store, bufs, now_ms, used_mem, libraries, repl)
         .collect()
+        .expect("a capture panicked")
         .seal()
 }
 
@@ -686,6 +714,39 @@ mod tests {
     use super::*;
     use ferrite_storage::NoObserver;
     use std::sync::Arc;
+
+    /// A snapshot given up before its collection leaves no capture armed:
+    /// untouched shards would keep them, and the expiry cycle skips
+    /// shards that have them.
+    #[test]
+    fn a_pending_snapshot_dropped_uncollected_disarms_every_shard() {
+        let store = Store::new(2, 8, Arc::new(NoObserver));
+        let db = store.db(1);
+        for i in 0..100 {
+            let k = format!("k{i}");
+            db.with_shard(k.as_bytes(), |s| {
+                s.set(k.as_bytes(), Value::string(b"v".to_vec()), -1, 0)
+            });
+        }
+        let armed = |store: &Store| {
+            (0..8)
+                .filter(|&i| store.db(1).peek_at(i, |s| s.has_captures()))
+                .count()
+        };
+        let pending = arm(&store, Buffers(Vec::new()), 0, 0, &[], None);
+        assert_eq!(armed(&store), 8);
+        drop(pending);
+        assert_eq!(armed(&store), 0);
+        // Collected, the file holds every key once.
+        let file = dump(&store, 0, 0, &[], None);
+        assert_eq!(armed(&store), 0);
+        // "k0".."k9" and "k10".."k99", each behind its length byte.
+        let keys = file
+            .windows(2)
+            .filter(|w| *w == b"\x02k" || *w == b"\x03k")
+            .count();
+        assert_eq!(keys, 100);
+    }
 
     #[test]
     fn crc64_matches_redis_test_vector() {

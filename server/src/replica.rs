@@ -215,7 +215,8 @@ pub fn info_lines(srv: &Shared) -> String {
 /// Takes the snapshot and attaches to the stream in one locked step:
 /// (the RDB file, its stream offset, a receiver for stream growth). Only
 /// arming the snapshot holds every shard; the file is collected after.
-fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
+/// `None` (and detached again) when the snapshot could not be completed.
+fn snapshot(srv: &Shared) -> Option<(Vec<u8>, u64, tokio::sync::watch::Receiver<u64>)> {
     let mut all = LockSet::new();
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
@@ -243,7 +244,14 @@ fn snapshot(srv: &Shared) -> (Vec<u8>, u64, tokio::sync::watch::Receiver<u64>) {
             })
         })
     };
-    (pending.collect().seal(), offset, rx)
+    match pending.collect() {
+        Ok(file) => Some((file.seal(), offset, rx)),
+        Err(e) => {
+            srv.repl.detach();
+            tracing::warn!(error = %e, "snapshot for a replica failed");
+            None
+        }
+    }
 }
 
 /// Attaches a `PSYNC` that can continue from the backlog (Redis's
@@ -381,7 +389,8 @@ pub async fn serve(srv: &Arc<Shared>, stream: &TcpStream, client: &mut Client, i
         None => {
             srv.stats.sync_full.fetch_add(1, Ordering::Relaxed);
             let srv2 = srv.clone();
-            let Ok((rdb, offset, rx)) = tokio::task::spawn_blocking(move || snapshot(&srv2)).await
+            let Ok(Some((rdb, offset, rx))) =
+                tokio::task::spawn_blocking(move || snapshot(&srv2)).await
             else {
                 tracing::warn!(client = client.id(), "snapshot for replica failed");
                 return;

@@ -165,6 +165,16 @@ impl Db {
         f(&g)
     }
 
+    /// Arms `capture` on shard `i` ([`Shard::arm_capture`]) without running
+    /// the captures an earlier snapshot left there: they would run now,
+    /// under every lock the arming snapshot holds, instead of at the
+    /// shard's next lock. Stacked, they still capture the same contents:
+    /// nothing changed the shard since either was armed.
+    pub fn arm_at(&self, i: usize, capture: crate::shard::Capture) {
+        let mut g = ShardRef::lock_unsettled(self, i);
+        g.arm_capture(capture);
+    }
+
     /// Locks every shard in order (atomic whole-database operations).
     pub fn lock_all(&self) -> Vec<ShardRef<'_>> {
         (0..self.shards.len())

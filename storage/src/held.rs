@@ -232,7 +232,7 @@ impl ShardRef<'_> {
     }
 
     /// Shard `i` of `db` with its captures left armed, for reads through
-    /// a shared reference only (`Db::peek_at`).
+    /// a shared reference (`Db::peek_at`) and arming (`Db::arm_at`) only.
     pub(crate) fn lock_unsettled(db: &Db, i: usize) -> ShardRef<'_> {
         ShardRef::acquire(db, i)
     }
@@ -416,11 +416,12 @@ mod tests {
             let db = store.db(0);
             for i in 0..db.shard_count() {
                 let seen = seen.clone();
-                db.with_shard_at(i, |s| {
-                    s.arm_capture(Box::new(move |s| {
+                db.arm_at(
+                    i,
+                    Box::new(move |s| {
                         seen.lock().extend(s.iter().map(|(k, _)| k.to_vec()));
-                    }))
-                });
+                    }),
+                );
             }
         });
         seen
@@ -462,9 +463,12 @@ mod tests {
         put(&store, 0, &a);
         let first = arm_all(&store);
         put(&store, 0, &b);
+        // Arming does not run the first snapshot's captures: they stack.
         let second = arm_all(&store);
-        put(&store, 0, b"third");
+        assert!(first.lock().is_empty(), "a's shard not captured by arming");
         let db = store.db(0);
+        assert!(db.peek_at(db.shard_of(&a), |s| s.has_captures()));
+        put(&store, 0, b"third");
         for i in 0..db.shard_count() {
             db.with_shard_at(i, |_| ());
         }

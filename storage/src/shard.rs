@@ -755,15 +755,15 @@ impl Shard {
     /// every key, or only keys with a TTL for the `volatile-*` policies.
     /// Returns how many were offered.
     pub fn sample_for_eviction(
-        &mut self,
+        &self,
         policy: Policy,
         count: usize,
         now: i64,
         pool: &mut EvictionPool,
+        rng: &mut u64,
     ) -> usize {
         let db = self.db;
         let access = &self.stats.access;
-        let rng = &mut self.rng;
         let mut offered = 0;
         if policy.volatile_only() {
             let keys = &self.keys;

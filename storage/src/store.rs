@@ -347,6 +347,9 @@ impl Store {
             return None;
         }
         let n = self.dbs[0].shard_count();
+        // xorshift state for the samples' positions.
+        static SEED: AtomicU64 = AtomicU64::new(0x2545_F491_4F6C_DD1D);
+        let mut rng = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) | 1;
         // Enough rounds to visit every shard of every database once.
         for _ in 0..n * 2 {
             if counter.load(Ordering::Relaxed) <= 0 {
@@ -367,8 +370,12 @@ impl Store {
                 }
                 continue;
             }
+            // Sampling only reads (`peek_at`): a shard a snapshot has yet
+            // to capture is captured only if its key is the one evicted.
             for db in self.dbs.iter() {
-                db.with_shard_at(shard, |s| s.sample_for_eviction(policy, samples, now, pool));
+                db.peek_at(shard, |s| {
+                    s.sample_for_eviction(policy, samples, now, pool, &mut rng)
+                });
             }
             while let Some((db, key)) = pool.pop_best() {
                 let freed = self.dbs[db].with_shard(&key, |s| s.evict(&key, volatile));
