@@ -1020,14 +1020,15 @@ fn base_snapshot(srv: &Shared, rdb: bool, ts: bool) -> Result<(Vec<u8>, i64), Ao
     Ok((base.finish()?, now))
 }
 
-/// The shard buffers of an RDB base ([`crate::rdb::buffers`]), made before
-/// the shards are taken.
-fn rdb_buffers(srv: &Shared, rdb: bool) -> Option<crate::rdb::Buffers> {
+/// The shard buffers of an RDB base ([`crate::rdb::buffers`]) and
+/// `rdbcompression`, taken before the shards are.
+fn rdb_buffers(srv: &Shared, rdb: bool) -> Option<(crate::rdb::Buffers, bool)> {
     rdb.then(|| {
-        crate::rdb::buffers(
+        let bufs = crate::rdb::buffers(
             &srv.store,
             srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64,
-        )
+        );
+        (bufs, srv.config.read().flag("rdbcompression"))
     })
 }
 
@@ -1055,13 +1056,13 @@ impl BaseBytes {
 fn base_bytes(
     srv: &Shared,
     libraries: &[Bytes],
-    rdb: Option<crate::rdb::Buffers>,
+    rdb: Option<(crate::rdb::Buffers, bool)>,
     ts: bool,
 ) -> (BaseBytes, i64) {
     let now = unix_ms();
-    if let Some(bufs) = rdb {
+    if let Some((bufs, compress)) = rdb {
         let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
-        let file = crate::rdb::arm(&srv.store, bufs, now, used, libraries, None);
+        let file = crate::rdb::arm(&srv.store, bufs, compress, now, used, libraries, None);
         return (BaseBytes::Rdb(file), now);
     }
     (

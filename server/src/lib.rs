@@ -22,6 +22,7 @@ pub mod failover;
 pub mod hdr;
 pub mod lazyfree;
 pub mod listen;
+pub mod lzf;
 pub mod pause;
 pub mod persist;
 pub mod process;

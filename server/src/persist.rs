@@ -124,6 +124,7 @@ fn snapshot(srv: &Shared) -> (crate::rdb::Pending, u64) {
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
     let bufs = crate::rdb::buffers(&srv.store, used);
+    let compress = srv.config.read().flag("rdbcompression");
     // Inside `EXEC` (which holds every shard) the link may be waiting for
     // a shard while it holds the apply lock: without the lock the file
     // records no history (a restart then resyncs in full).
@@ -139,7 +140,15 @@ fn snapshot(srv: &Shared) -> (crate::rdb::Pending, u64) {
                 .as_ref()
                 .and_then(|_| crate::upstream::save_info(srv));
             (
-                crate::rdb::arm(&srv.store, bufs, unix_ms(), used, libraries, repl.as_ref()),
+                crate::rdb::arm(
+                    &srv.store,
+                    bufs,
+                    compress,
+                    unix_ms(),
+                    used,
+                    libraries,
+                    repl.as_ref(),
+                ),
                 dirty,
             )
         })

@@ -154,8 +154,80 @@ pub fn put_string(out: &mut Vec<u8>, s: &[u8]) {
             }
         }
     }
+    if s.len() > COMPRESS_MIN {
+        SPANS.with(|spans| {
+            if let Some(v) = spans.borrow_mut().as_mut() {
+                v.push((out.len(), s.len()));
+            }
+        });
+    }
     put_len(out, s.len() as u64);
     out.extend_from_slice(s);
+}
+
+/// Strings longer than this are LZF-compressed under `rdbcompression
+/// yes` (`rdbSaveRawString`).
+const COMPRESS_MIN: usize = 20;
+
+/// `RDB_ENCVAL << 6 | RDB_ENC_LZF`: a compressed string follows.
+const ENC_LZF: u8 = 0xc3;
+
+thread_local! {
+    /// While a capture runs for a snapshot with `rdbcompression yes`:
+    /// where each string longer than [`COMPRESS_MIN`] starts in the
+    /// shard's body (its length prefix) and its length. The shard is
+    /// serialized raw under its lock; [`Pending::collect`] compresses
+    /// these strings afterwards, on the snapshot's own thread, so a client
+    /// that captures a shard does not pay for compression.
+    static SPANS: std::cell::RefCell<Option<Vec<(usize, usize)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Bytes [`put_len`] takes for `n`.
+fn len_size(n: u64) -> usize {
+    if n < 1 << 6 {
+        1
+    } else if n < 1 << 14 {
+        2
+    } else if n <= u64::from(u32::MAX) {
+        5
+    } else {
+        9
+    }
+}
+
+/// Appends `body` to `out` with each string of `spans` LZF-compressed
+/// where that saves at least 4 bytes, as `rdbSaveLzfStringObject` decides
+/// (and otherwise raw, as written).
+fn put_compressed(out: &mut Vec<u8>, body: &[u8], spans: &[(usize, usize)]) {
+    let mut pos = 0;
+    for &(start, len) in spans {
+        let payload = start + len_size(len as u64);
+        let s = &body[payload..payload + len];
+        out.extend_from_slice(&body[pos..start]);
+        pos = payload + len;
+        // The header goes first; if the string does not compress, it is
+        // cut off again and the raw form appended.
+        let head = out.len();
+        out.push(ENC_LZF);
+        let mut comp = SCRATCH.with(|b| b.take());
+        comp.clear();
+        if crate::lzf::compress(s, &mut comp, len - 4) {
+            put_len(out, comp.len() as u64);
+            put_len(out, len as u64);
+            out.extend_from_slice(&comp);
+        } else {
+            out.truncate(head);
+            out.extend_from_slice(&body[start..pos]);
+        }
+        SCRATCH.with(|b| b.set(comp));
+    }
+    out.extend_from_slice(&body[pos..]);
+}
+
+thread_local! {
+    /// The compressor's output buffer, reused string after string.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 fn put_aux(out: &mut Vec<u8>, key: &str, value: &str) {
@@ -509,13 +581,22 @@ pub fn buffers(store: &Store, used_mem: u64) -> Buffers {
     Buffers(bufs)
 }
 
+/// A shard's body, raw, and where its compressible strings are.
+struct Part {
+    body: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
 /// What the armed captures of one snapshot fill in.
 struct Job {
     now_ms: i64,
     /// Keys whose TTL passed are kept (see [`put_shard`]).
     keep_expired: bool,
-    /// Shard bodies by part (`database * shards + shard`).
-    parts: Box<[std::sync::OnceLock<Vec<u8>>]>,
+    /// Whether strings are compressed (`rdbcompression`).
+    compress: bool,
+    /// Shard bodies by part (`database * shards + shard`), each with its
+    /// strings to compress ([`SPANS`]).
+    parts: Box<[std::sync::OnceLock<Part>]>,
     /// Set when the snapshot is dropped uncollected: captures still armed
     /// then do nothing.
     dropped: std::sync::atomic::AtomicBool,
@@ -549,9 +630,12 @@ pub struct Incomplete {
 /// locks it first ([`ferrite_storage::Shard::arm_capture`]), and
 /// [`Pending::collect`] assembles the file. Keys whose TTL passed at
 /// `now_ms` are left out of a file without a replication history (`repl`).
+/// `compress`: `rdbcompression`, read before taking the shards.
+#[allow(clippy::too_many_arguments)]
 pub fn arm(
     store: &Store,
     bufs: Buffers,
+    compress: bool,
     now_ms: i64,
     used_mem: u64,
     libraries: &[bytes::Bytes],
@@ -568,6 +652,7 @@ pub fn arm(
     let job = std::sync::Arc::new(Job {
         now_ms,
         keep_expired: repl.is_some(),
+        compress,
         parts: (0..store.db_count() * shards)
             .map(|_| std::sync::OnceLock::new())
             .collect(),
@@ -592,8 +677,12 @@ pub fn arm(
                     if job.dropped.load(std::sync::atomic::Ordering::Relaxed) {
                         return;
                     }
+                    if job.compress {
+                        SPANS.with(|sp| *sp.borrow_mut() = Some(Vec::new()));
+                    }
                     put_shard(&mut buf, s, job.now_ms, job.keep_expired);
-                    let _ = job.parts[k].set(buf);
+                    let spans = SPANS.with(|sp| sp.borrow_mut().take()).unwrap_or_default();
+                    let _ = job.parts[k].set(Part { body: buf, spans });
                 }),
             );
         }
@@ -630,7 +719,7 @@ impl Pending {
             .job
             .parts
             .iter()
-            .map(|p| p.get().map_or(0, Vec::len))
+            .map(|p| p.get().map_or(0, |p| p.body.len()))
             .sum();
         let mut out = Vec::with_capacity(self.head.len() + body + 64 * self.sizes.len() + 9);
         out.append(&mut self.head);
@@ -647,8 +736,12 @@ impl Pending {
                 let part = self.job.parts[k]
                     .get()
                     .ok_or(Incomplete { db: d, shard: i })?;
-                out.extend_from_slice(part);
-                lens[k] = part.len();
+                if part.spans.is_empty() {
+                    out.extend_from_slice(&part.body);
+                } else {
+                    put_compressed(&mut out, &part.body, &part.spans);
+                }
+                lens[k] = part.body.len();
             }
         }
         if let Ok(mut last) = LAST_PARTS.lock() {
@@ -697,13 +790,14 @@ fn put_shard(body: &mut Vec<u8>, s: &ferrite_storage::Shard, now_ms: i64, keep_e
 /// changes the store meanwhile (tests, a server not yet serving).
 pub fn dump(
     store: &Store,
+    compress: bool,
     now_ms: i64,
     used_mem: u64,
     libraries: &[bytes::Bytes],
     repl: Option<&ReplInfo>,
 ) -> Vec<u8> {
     let bufs = Buffers(Vec::new());
-    arm(store, bufs, now_ms, used_mem, libraries, repl)
+    arm(store, bufs, compress, now_ms, used_mem, libraries, repl)
         .collect()
         .expect("a capture panicked")
         .seal()
@@ -714,6 +808,38 @@ mod tests {
     use super::*;
     use ferrite_storage::NoObserver;
     use std::sync::Arc;
+
+    /// `rdbcompression yes` compresses the strings that shrink by 4 bytes
+    /// or more, keys and values alike, and leaves the rest raw.
+    #[test]
+    fn compression_applies_to_long_compressible_strings_only() {
+        let store = Store::new(1, 4, Arc::new(NoObserver));
+        let long = b"value:12345 ".repeat(8);
+        for (k, v) in [
+            (
+                &b"a-compressible-key-name-a-compressible-key-name"[..],
+                &long[..],
+            ),
+            (b"short", b"tiny"),
+            (b"noise", b"q8#Zp2!vL0x@Rm4&Tn6^Kb"),
+        ] {
+            store
+                .db(0)
+                .with_shard(k, |s| s.set(k, Value::string(v.to_vec()), -1, 0));
+        }
+        let raw = dump(&store, false, 0, 0, &[], None);
+        let packed = dump(&store, true, 0, 0, &[], None);
+        assert!(
+            packed.len() + 60 < raw.len(),
+            "{} vs {}",
+            packed.len(),
+            raw.len()
+        );
+        assert_eq!(packed.iter().filter(|&&b| b == ENC_LZF).count(), 2);
+        let find = |f: &[u8], s: &[u8]| f.windows(s.len()).any(|w| w == s);
+        assert!(find(&packed, b"tiny") && find(&packed, b"q8#Zp2!vL0x@Rm4&Tn6^Kb"));
+        assert!(!find(&packed, &long));
+    }
 
     /// A snapshot given up before its collection leaves no capture armed:
     /// untouched shards would keep them, and the expiry cycle skips
@@ -733,12 +859,12 @@ mod tests {
                 .filter(|&i| store.db(1).peek_at(i, |s| s.has_captures()))
                 .count()
         };
-        let pending = arm(&store, Buffers(Vec::new()), 0, 0, &[], None);
+        let pending = arm(&store, Buffers(Vec::new()), false, 0, 0, &[], None);
         assert_eq!(armed(&store), 8);
         drop(pending);
         assert_eq!(armed(&store), 0);
         // Collected, the file holds every key once.
-        let file = dump(&store, 0, 0, &[], None);
+        let file = dump(&store, false, 0, 0, &[], None);
         assert_eq!(armed(&store), 0);
         // "k0".."k9" and "k10".."k99", each behind its length byte.
         let keys = file
@@ -856,7 +982,7 @@ mod tests {
         store
             .db(3)
             .with_shard(b"s3", |s| s.set(b"s3", Value::string("v"), NO_EXPIRE, now));
-        let rdb = dump(&store, now, 0, &[], None);
+        let rdb = dump(&store, false, now, 0, &[], None);
         assert_eq!(&rdb[..9], b"REDIS0010");
         let (body, crc) = rdb.split_at(rdb.len() - 8);
         assert_eq!(crc64(0, body), u64::from_le_bytes(crc.try_into().unwrap()));

@@ -438,7 +438,7 @@ impl<'a> Reader<'a> {
                 let clen = self.len()? as usize;
                 let ulen = self.len()? as usize;
                 let c = self.take(clen)?;
-                lzf_decompress(c, ulen)
+                crate::lzf::decompress(c, ulen).ok_or(LoadError::BadLzf)
             }
             Len::Encoded(e) => Err(LoadError::BadStringEncoding(e)),
         }
@@ -930,47 +930,6 @@ fn zset_from(mut items: Vec<(Vec<u8>, f64)>, limits: &EncodingLimits) -> Result<
     )))
 }
 
-/// Redis's `lzf_decompress`: literal runs and back references.
-fn lzf_decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::with_capacity(out_len.min(input.len().saturating_mul(64)));
-    let mut i = 0;
-    while i < input.len() {
-        let ctrl = usize::from(input[i]);
-        i += 1;
-        if ctrl < 32 {
-            let n = ctrl + 1;
-            let lit = input.get(i..i + n).ok_or(LoadError::BadLzf)?;
-            if out.len() + n > out_len {
-                return Err(LoadError::BadLzf);
-            }
-            out.extend_from_slice(lit);
-            i += n;
-        } else {
-            let mut len = ctrl >> 5;
-            if len == 7 {
-                len += usize::from(*input.get(i).ok_or(LoadError::BadLzf)?);
-                i += 1;
-            }
-            let low = usize::from(*input.get(i).ok_or(LoadError::BadLzf)?);
-            i += 1;
-            let back = ((ctrl & 0x1f) << 8) + low + 1;
-            let start = out.len().checked_sub(back).ok_or(LoadError::BadLzf)?;
-            len += 2;
-            if out.len() + len > out_len {
-                return Err(LoadError::BadLzf);
-            }
-            for k in 0..len {
-                let b = out[start + k];
-                out.push(b);
-            }
-        }
-    }
-    if out.len() != out_len {
-        return Err(LoadError::BadLzf);
-    }
-    Ok(out)
-}
-
 /// The integers of an intset blob (`encoding:u32 length:u32 values`, LE).
 fn intset_entries(b: &[u8]) -> Result<Vec<i64>> {
     let bad = LoadError::Corrupt("intset");
@@ -1301,6 +1260,10 @@ mod tests {
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..80),
             (-100000i64..100000).prop_map(|n| n.to_string().into_bytes()),
+            // Compressible under `rdbcompression`.
+            (any::<u8>(), 0usize..300).prop_map(|(b, n)| vec![b; n]),
+            (0u32..1000, 1usize..20)
+                .prop_map(|(v, n)| format!("value:{v} ").repeat(n).into_bytes()),
         ]
     }
 
@@ -1370,7 +1333,8 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn dump_then_load_gives_the_same_dataset(
-            keys in proptest::collection::vec((0usize..4, bytes(), gen(), any::<bool>()), 0..20)
+            keys in proptest::collection::vec((0usize..4, bytes(), gen(), any::<bool>()), 0..20),
+            compress in any::<bool>(),
         ) {
             let now = 1_700_000_000_000;
             let store = ferrite_storage::Store::new(4, 4, Arc::new(NoObserver));
@@ -1381,7 +1345,7 @@ mod tests {
                 want.insert((*db, key.clone()), (render(&v), exp));
                 store.db(*db).with_shard(key, |s| s.set(key, v, exp, now));
             }
-            let rdb = crate::rdb::dump(&store, now, 0, &[], None);
+            let rdb = crate::rdb::dump(&store, compress, now, 0, &[], None);
             let mut got = std::collections::BTreeMap::new();
             load(&rdb, 4, &limits(), |k| {
                 got.insert((k.db, k.key), (render(&k.value), k.expire_at));
@@ -1429,7 +1393,7 @@ mod tests {
             replid: "ab".repeat(20),
             offset: 12345,
         };
-        let rdb = crate::rdb::dump(&store, 0, 0, &[], Some(&repl));
+        let rdb = crate::rdb::dump(&store, false, 0, 0, &[], Some(&repl));
         let info = load(&rdb, 1, &limits(), |_| {}).unwrap();
         assert_eq!(info.repl(), Some(repl));
         let keys: Vec<&[u8]> = info.aux.iter().map(|(k, _)| k.as_slice()).collect();
@@ -1447,7 +1411,7 @@ mod tests {
             ]
         );
         // Without them, or with Redis's invalid -1 database, no history.
-        let rdb = crate::rdb::dump(&store, 0, 0, &[], None);
+        let rdb = crate::rdb::dump(&store, true, 0, 0, &[], None);
         assert_eq!(load(&rdb, 1, &limits(), |_| {}).unwrap().repl(), None);
         let mut info = LoadInfo::default();
         for (k, v) in [
@@ -1467,7 +1431,7 @@ mod tests {
         store
             .db(0)
             .with_shard(b"k", |s| s.set(b"k", Value::string("v"), NO_EXPIRE, 0));
-        let rdb = crate::rdb::dump(&store, 0, 0, &[], None);
+        let rdb = crate::rdb::dump(&store, true, 0, 0, &[], None);
         for cut in 0..rdb.len() {
             assert!(
                 load(&rdb[..cut], 1, &limits(), |_| {}).is_err(),
@@ -1745,15 +1709,6 @@ mod tests {
             load_stream(&f).err(),
             Some(LoadError::Corrupt("stream (PEL entry without consumer)"))
         );
-    }
-
-    #[test]
-    fn lzf_back_references() {
-        // "aaaaaaaaaa": literal 'a', then a back reference of 9 at distance 1.
-        let c = [0x00, b'a', 0xE0, 0x00, 0x00];
-        assert_eq!(lzf_decompress(&c, 10).unwrap(), b"aaaaaaaaaa");
-        assert!(lzf_decompress(&c, 9).is_err());
-        assert!(lzf_decompress(&[0x20, 0x05], 3).is_err());
     }
 
     #[test]

@@ -221,6 +221,7 @@ fn snapshot(srv: &Shared) -> Option<(Vec<u8>, u64, tokio::sync::watch::Receiver<
     all.add_all();
     let used = srv.store.stats().used_memory.load(Ordering::Relaxed).max(0) as u64;
     let bufs = crate::rdb::buffers(&srv.store, used);
+    let compress = srv.config.read().flag("rdbcompression");
     let (pending, offset, rx) = {
         // On a replica, the primary's commands and their offsets stay on
         // one side of the snapshot (`Upstream::apply_lock`, before the
@@ -238,8 +239,15 @@ fn snapshot(srv: &Shared) -> Option<(Vec<u8>, u64, tokio::sync::watch::Receiver<
                     replid: srv.replid.lock().clone(),
                     offset,
                 };
-                let pending =
-                    crate::rdb::arm(&srv.store, bufs, unix_ms(), used, libraries, Some(&repl));
+                let pending = crate::rdb::arm(
+                    &srv.store,
+                    bufs,
+                    compress,
+                    unix_ms(),
+                    used,
+                    libraries,
+                    Some(&repl),
+                );
                 (pending, offset, rx)
             })
         })

@@ -310,6 +310,11 @@ fn redis_cli_rdb_loads_into_a_real_redis() {
     let server = TestServer::start();
     let mut c = server.client();
     populate(&mut c, "k:");
+    // Strings that `rdbcompression yes` (the default) writes as LZF.
+    let long = "compressible value ".repeat(30);
+    let _: () = cmd(&mut c, &["set", &long, &long]);
+    let _: i64 = cmd(&mut c, &["rpush", "k:lzf-list", &long, "short", &long]);
+    let _: i64 = cmd(&mut c, &["hset", "k:lzf-hash", "f", &long]);
     let dir = std::env::temp_dir().join(format!("ferrite-rdb-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("dump.rdb");
@@ -321,6 +326,11 @@ fn redis_cli_rdb_loads_into_a_real_redis() {
         .status()
         .expect("redis-cli --rdb");
     assert!(st.success());
+    let rdb = std::fs::read(&file).unwrap();
+    assert!(
+        !rdb.windows(long.len()).any(|w| w == long.as_bytes()),
+        "long strings are compressed"
+    );
     if Command::new("redis-check-rdb")
         .arg("--version")
         .output()

@@ -286,8 +286,9 @@ pub static PARAMS: &[Param] = &[
         "resetchannels",
         false
     ),
-    // ---- persistence (RDB): Ferrite writes strings uncompressed and
-    // always with a checksum; Redis and Ferrite load either form.
+    // ---- persistence (RDB): `rdbcompression` compresses strings with
+    // LZF as Redis does (`crate::lzf`); files always carry a checksum
+    // (Redis and Ferrite load files with or without).
     o!("rdbcompression", None, Kind::Bool, "yes", false),
     o!("rdbchecksum", None, Kind::Bool, "yes", true),
     o!("rdb-del-sync-files", None, Kind::Bool, "no", false),
