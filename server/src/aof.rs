@@ -1164,7 +1164,9 @@ fn rewrite_value(out: &mut Vec<u8>, key: &[u8], value: &Value) {
             }),
         ),
         Value::Stream(_) | Value::Bloom(_) => {
-            let payload = crate::commands::dump::dump_payload(value);
+            // Raw: the base is read by this server or Redis, both fine
+            // with either form, and holds every shard meanwhile.
+            let payload = crate::commands::dump::dump_payload(value, false);
             encode(out, &[b"RESTORE", key, b"0", &payload]);
         }
     }

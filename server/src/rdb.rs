@@ -165,6 +165,20 @@ pub fn put_string(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
+/// [`put_value`], with long strings LZF-compressed when `compress`
+/// (`rdbcompression`), as Redis's `DUMP` payloads have them.
+pub fn put_value_packed(out: &mut Vec<u8>, value: &Value, compress: bool) -> u8 {
+    if !compress {
+        return put_value(out, value);
+    }
+    let recording = Recording::start(true);
+    let mut raw = Vec::new();
+    let t = put_value(&mut raw, value);
+    let spans = recording.finish();
+    put_compressed(out, &raw, &spans);
+    t
+}
+
 /// Strings longer than this are LZF-compressed under `rdbcompression
 /// yes` (`rdbSaveRawString`).
 const COMPRESS_MIN: usize = 20;
@@ -181,6 +195,50 @@ thread_local! {
     /// that captures a shard does not pay for compression.
     static SPANS: std::cell::RefCell<Option<Vec<(usize, usize)>>> =
         const { std::cell::RefCell::new(None) };
+}
+
+/// Records [`SPANS`] on this thread for one capture, and stops whatever
+/// happens: a capture that panicked must not leave the next one (or a
+/// `DUMP`) recording into a stale list.
+struct Recording;
+
+impl Recording {
+    fn start(on: bool) -> Recording {
+        SPANS.with(|sp| *sp.borrow_mut() = on.then(Vec::new));
+        Recording
+    }
+
+    fn finish(self) -> Vec<(usize, usize)> {
+        SPANS.with(|sp| sp.borrow_mut().take()).unwrap_or_default()
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        SPANS.with(|sp| *sp.borrow_mut() = None);
+    }
+}
+
+/// [`put_len`]'s bytes for `n`, on the stack: (bytes, how many).
+fn len_bytes(n: u64) -> ([u8; 9], usize) {
+    let mut b = [0u8; 9];
+    let k = if n < 1 << 6 {
+        b[0] = n as u8;
+        1
+    } else if n < 1 << 14 {
+        b[0] = 0x40 | (n >> 8) as u8;
+        b[1] = n as u8;
+        2
+    } else if n <= u64::from(u32::MAX) {
+        b[0] = 0x80;
+        b[1..5].copy_from_slice(&(n as u32).to_be_bytes());
+        5
+    } else {
+        b[0] = 0x81;
+        b[1..9].copy_from_slice(&n.to_be_bytes());
+        9
+    };
+    (b, k)
 }
 
 /// Bytes [`put_len`] takes for `n`.
@@ -206,28 +264,31 @@ fn put_compressed(out: &mut Vec<u8>, body: &[u8], spans: &[(usize, usize)]) {
         let s = &body[payload..payload + len];
         out.extend_from_slice(&body[pos..start]);
         pos = payload + len;
-        // The header goes first; if the string does not compress, it is
-        // cut off again and the raw form appended.
+        // Compressed straight into `out`, behind room for the header:
+        // `0xc3`, the compressed length (at most `len - 4`, so at most
+        // that many bytes) and the length. If the string does not
+        // compress, it is cut off again and the raw form appended.
         let head = out.len();
-        out.push(ENC_LZF);
-        let mut comp = SCRATCH.with(|b| b.take());
-        comp.clear();
-        if crate::lzf::compress(s, &mut comp, len - 4) {
-            put_len(out, comp.len() as u64);
-            put_len(out, len as u64);
-            out.extend_from_slice(&comp);
+        let (ulen, ulen_n) = len_bytes(len as u64);
+        let room = 1 + len_size((len - 4) as u64) + ulen_n;
+        out.resize(head + room, 0);
+        if crate::lzf::compress(s, out, len - 4) {
+            let clen = out.len() - head - room;
+            let (c, c_n) = len_bytes(clen as u64);
+            out[head] = ENC_LZF;
+            out[head + 1..head + 1 + c_n].copy_from_slice(&c[..c_n]);
+            out[head + 1 + c_n..head + 1 + c_n + ulen_n].copy_from_slice(&ulen[..ulen_n]);
+            let used = 1 + c_n + ulen_n;
+            if used < room {
+                out.copy_within(head + room.., head + used);
+                out.truncate(out.len() - (room - used));
+            }
         } else {
             out.truncate(head);
             out.extend_from_slice(&body[start..pos]);
         }
-        SCRATCH.with(|b| b.set(comp));
     }
     out.extend_from_slice(&body[pos..]);
-}
-
-thread_local! {
-    /// The compressor's output buffer, reused string after string.
-    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 fn put_aux(out: &mut Vec<u8>, key: &str, value: &str) {
@@ -677,11 +738,9 @@ pub fn arm(
                     if job.dropped.load(std::sync::atomic::Ordering::Relaxed) {
                         return;
                     }
-                    if job.compress {
-                        SPANS.with(|sp| *sp.borrow_mut() = Some(Vec::new()));
-                    }
+                    let recording = Recording::start(job.compress);
                     put_shard(&mut buf, s, job.now_ms, job.keep_expired);
-                    let spans = SPANS.with(|sp| sp.borrow_mut().take()).unwrap_or_default();
+                    let spans = recording.finish();
                     let _ = job.parts[k].set(Part { body: buf, spans });
                 }),
             );
@@ -835,10 +894,35 @@ mod tests {
             packed.len(),
             raw.len()
         );
-        assert_eq!(packed.iter().filter(|&&b| b == ENC_LZF).count(), 2);
         let find = |f: &[u8], s: &[u8]| f.windows(s.len()).any(|w| w == s);
         assert!(find(&packed, b"tiny") && find(&packed, b"q8#Zp2!vL0x@Rm4&Tn6^Kb"));
         assert!(!find(&packed, &long));
+        // Both files load to the same keys.
+        let keys = |file: &[u8]| {
+            let mut got = Vec::new();
+            crate::rdb_load::load(file, 1, &Default::default(), |k| {
+                got.push((k.key, k.value.as_str().map(<[u8]>::to_vec)))
+            })
+            .unwrap();
+            got.sort();
+            got
+        };
+        assert_eq!(keys(&packed), keys(&raw));
+        assert_eq!(keys(&raw).len(), 3);
+        // The recording stopped with the capture.
+        assert!(SPANS.with(|sp| sp.borrow().is_none()));
+    }
+
+    /// A capture that panics does not leave its thread recording spans.
+    #[test]
+    fn a_panicking_capture_stops_recording() {
+        let r = std::panic::catch_unwind(|| {
+            let _recording = Recording::start(true);
+            put_string(&mut Vec::new(), &[b'x'; 40]);
+            panic!("inside a capture");
+        });
+        assert!(r.is_err());
+        assert!(SPANS.with(|sp| sp.borrow().is_none()));
     }
 
     /// A snapshot given up before its collection leaves no capture armed:

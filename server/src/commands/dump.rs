@@ -27,10 +27,10 @@ pub const HANDLERS: &[(&str, Handler)] = &[
 /// (`RDB_VERSION` of Redis 7.0).
 const DUMP_RDB_VERSION: u16 = 10;
 
-/// Serializes `value` as `DUMP` replies it.
-pub fn dump_payload(value: &Value) -> Vec<u8> {
+/// Serializes `value` as `DUMP` replies it; `compress`: `rdbcompression`.
+pub fn dump_payload(value: &Value, compress: bool) -> Vec<u8> {
     let mut out = vec![0u8];
-    out[0] = rdb::put_value(&mut out, value);
+    out[0] = rdb::put_value_packed(&mut out, value, compress);
     put_footer(&mut out);
     out
 }
@@ -63,8 +63,9 @@ pub fn verify_payload(p: &[u8]) -> Option<&[u8]> {
 fn dump(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1][..];
     let c = &*ctx;
+    let compress = c.srv.config.read().flag("rdbcompression");
     let payload = c.db().with_shard(key, |s| {
-        let found = s.get(key, c.now).map(|e| dump_payload(&e.value));
+        let found = s.get(key, c.now).map(|e| dump_payload(&e.value, compress));
         if found.is_some() {
             c.srv.stats.hit();
         } else {
@@ -214,7 +215,7 @@ mod tests {
 
     #[test]
     fn payload_roundtrip_and_footer_checks() {
-        let p = dump_payload(&Value::string(b"hello".to_vec()));
+        let p = dump_payload(&Value::string(b"hello".to_vec()), true);
         // Redis 7.0.15: DUMP of "hello".
         assert_eq!(p, b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a".to_vec());
         let body = verify_payload(&p).expect("valid");

@@ -167,6 +167,7 @@ fn migrate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         Done(Result<(), CmdError>),
     }
     let keys = o.keys;
+    let compress = c.srv.config.read().flag("rdbcompression");
     let outcome = c.db().with_shards(keys.iter().map(|k| &k[..]), |g| {
         // The keys to send, with their payloads and remaining TTLs.
         let mut found: Vec<(&[u8], Vec<u8>, i64)> = Vec::new();
@@ -179,7 +180,7 @@ fn migrate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                     } else {
                         (e.expire_at - now).max(1)
                     };
-                    found.push((k, super::dump::dump_payload(&e.value), ttl));
+                    found.push((k, super::dump::dump_payload(&e.value, compress), ttl));
                 }
                 None => c.srv.stats.miss(),
             }
