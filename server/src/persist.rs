@@ -17,6 +17,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ferrite_storage::LockSet;
 use thiserror::Error;
@@ -73,6 +74,13 @@ pub struct Persistence {
     /// When the last successful save happened, unix seconds (`LASTSAVE`;
     /// the start time before the first).
     pub lastsave_s: AtomicI64,
+    /// How to give up the running `BGSAVE` ([`cancel_bgsave`]): its flag,
+    /// checked before it writes, and its snapshot's canceller.
+    running: parking_lot::Mutex<Option<(Arc<AtomicBool>, crate::rdb::Canceller)>>,
+    /// Held while a save checks that it is still wanted and writes the
+    /// file, so a given-up `BGSAVE` cannot write after the save that
+    /// replaced it.
+    file_lock: parking_lot::Mutex<()>,
 }
 
 impl Persistence {
@@ -90,6 +98,8 @@ impl Persistence {
             last_load_keys_loaded: AtomicU64::new(0),
             last_load_keys_expired: AtomicU64::new(0),
             shutdown_handled: AtomicBool::new(false),
+            running: parking_lot::Mutex::new(None),
+            file_lock: parking_lot::Mutex::new(()),
         }
     }
 }
@@ -183,9 +193,44 @@ pub fn save(srv: &Shared) -> Result<(), PersistError> {
     if srv.persist.bgsave_in_progress.load(Ordering::Acquire) {
         return Err(PersistError::InProgress);
     }
+    save_now(srv)
+}
+
+/// Gives up the running `BGSAVE`, if any, as Redis's `killRDBChild`: its
+/// file is not written, its status stays as it was. Returns whether one
+/// was running.
+pub fn cancel_bgsave(srv: &Shared) -> bool {
+    let Some((flag, canceller)) = srv.persist.running.lock().take() else {
+        return false;
+    };
+    {
+        let _file = srv.persist.file_lock.lock();
+        flag.store(true, Ordering::Release);
+    }
+    canceller.cancel();
+    tracing::info!("Killing RDB child");
+    true
+}
+
+/// After `FLUSHALL` (Redis's `flushAllDataAndResetRDB`): a running
+/// `BGSAVE` would write the data back, so it is given up, and with `save`
+/// points set the empty dataset is saved at once, so that a restart, even
+/// after a crash, does not bring the keys back.
+pub fn after_flushall(srv: &Shared) {
+    cancel_bgsave(srv);
+    if !save_points(&srv.config.read().save).is_empty() {
+        if let Err(e) = save_now(srv) {
+            tracing::warn!(error = %e, "Saving the flushed dataset failed");
+        }
+    }
+}
+
+/// A snapshot taken and written now, whatever else runs.
+fn save_now(srv: &Shared) -> Result<(), PersistError> {
     let path = rdb_path(srv);
     let (pending, dirty) = snapshot(srv);
     let data = pending.collect()?.seal();
+    let _file = srv.persist.file_lock.lock();
     write_file(&path, &data).map_err(|source| {
         tracing::warn!(error = %source, path = %path.display(), "Failed saving the DB");
         PersistError::Write {
@@ -209,16 +254,27 @@ pub fn bgsave(srv: &Shared) -> Result<(), PersistError> {
     p.last_try_ms.store(start, Ordering::Relaxed);
     let path = rdb_path(srv);
     let (pending, dirty) = snapshot(srv);
+    let cancelled = Arc::new(AtomicBool::new(false));
+    *p.running.lock() = Some((cancelled.clone(), pending.canceller()));
     tracing::info!("Background saving started");
     let p2 = p.clone();
     let spawned = std::thread::Builder::new()
         .name("ferrite-bgsave".into())
         .spawn(move || {
             let p = &p2;
-            let written = pending
-                .collect()
+            let collected = pending.collect();
+            let file = p.file_lock.lock();
+            if cancelled.load(Ordering::Acquire) {
+                drop(file);
+                tracing::info!("Background saving terminated by FLUSHALL");
+                p.bgsave_in_progress.store(false, Ordering::Release);
+                return;
+            }
+            let written = collected
                 .map_err(io::Error::other)
                 .and_then(|u| write_file(&path, &u.seal()));
+            drop(file);
+            p.running.lock().take();
             let ok = match written {
                 Ok(()) => {
                     saved(p, dirty);
@@ -236,6 +292,7 @@ pub fn bgsave(srv: &Shared) -> Result<(), PersistError> {
             p.bgsave_in_progress.store(false, Ordering::Release);
         });
     if let Err(e) = spawned {
+        p.running.lock().take();
         p.bgsave_in_progress.store(false, Ordering::Release);
         p.last_bgsave_ok.store(false, Ordering::Relaxed);
         return Err(PersistError::Write {

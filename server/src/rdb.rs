@@ -756,7 +756,27 @@ pub fn arm(
     }
 }
 
+/// Gives up a snapshot from elsewhere ([`Pending::canceller`]): its
+/// captures not yet run do nothing from then on (a `FLUSHALL` that is
+/// about to lock every shard need not serialize them first).
+pub struct Canceller(std::sync::Arc<Job>);
+
+impl Canceller {
+    /// The captures still armed return at once; the snapshot will be
+    /// [`Incomplete`].
+    pub fn cancel(&self) {
+        self.0
+            .dropped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Pending {
+    /// A handle that can give this snapshot up while its thread collects.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(self.job.clone())
+    }
+
     /// Visits every armed shard, which captures those nobody has locked
     /// since [`arm`] (waiting for each one's lock in turn).
     fn visit(&mut self) {

@@ -392,3 +392,38 @@ fn bgsave_is_one_point_in_time_while_clients_write() {
     assert_eq!((a, b), (0, 0), "a and b as they were at BGSAVE");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `FLUSHALL` with `save` points saves the empty dataset at once, and
+/// gives up a `BGSAVE` that would write the keys back (Redis's
+/// `flushAllDataAndResetRDB`), so even a crash does not bring them back.
+#[test]
+fn flushall_gives_up_a_running_bgsave_and_saves_the_empty_dataset() {
+    let dir = tempdir("flushall");
+    {
+        let mut s = TestServer::in_dir(&dir, &["--save", "3600 1"]);
+        let mut c = s.client();
+        let _: () = cmd(&mut c, &["debug", "populate", "100000", "key", "8"]);
+        assert_eq!(cmd::<String>(&mut c, &["save"]), "OK");
+        let mut p = redis::pipe();
+        p.cmd("bgsave").ignore();
+        p.cmd("flushall").ignore();
+        p.cmd("set").arg("after").arg("1").ignore();
+        let _: () = p.query(&mut c).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while info_int(&mut c, "persistence", "rdb_bgsave_in_progress") == 1 {
+            assert!(Instant::now() < deadline, "bgsave never ended");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            info_field(&mut c, "persistence", "rdb_last_bgsave_status"),
+            "ok"
+        );
+        // No shutdown save: the file on disk is what FLUSHALL left.
+        s.signal("KILL");
+        s.wait_exit(Duration::from_secs(10));
+    }
+    let s = TestServer::in_dir(&dir, &[]);
+    let mut c = s.client();
+    assert_eq!(cmd::<i64>(&mut c, &["dbsize"]), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -479,11 +479,16 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if flush_async(ctx, args)? {
+    let lazy = flush_async(ctx, args)?;
+    // First, so the running save's captures need not serialize every
+    // shard before the flush can lock it.
+    crate::persist::cancel_bgsave(ctx.srv);
+    if lazy {
         crate::lazyfree::flush_all_async(&ctx.srv.store);
     } else {
         ctx.srv.store.flush_all();
     }
+    crate::persist::after_flushall(ctx.srv);
     ctx.srv.tracking.flushed();
     // Propagated in the client's database, as Redis's call() does (a SELECT
     // precedes it when the stream was elsewhere).
