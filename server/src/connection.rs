@@ -15,6 +15,7 @@
 //! they keep their size.
 
 use std::io;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 use crate::client::Client;
 use crate::client_mem::{Buffers, MemTracker};
 use crate::command::dispatch::execute;
+use crate::deferred::Conn;
 use crate::shared::Shared;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -166,6 +168,8 @@ fn forget(srv: &Shared, client: &mut Client) {
 }
 
 async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked> {
+    let conn = Conn::new(stream);
+    let stream = &conn.stream;
     let State {
         mut client,
         mut inbuf,
@@ -185,11 +189,21 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         // state (a monitor keeps its feed here).
         if handle.move_to.load(Ordering::Relaxed) != crate::client::NO_MOVE && monitor_rx.is_none()
         {
+            // Its queued replies go out here first: the socket leaves.
+            if write_all(&srv, &conn, &handle, &mut out.buf).await.is_err() {
+                break;
+            }
             let to = handle
                 .move_to
                 .swap(crate::client::NO_MOVE, Ordering::Relaxed);
             debug_assert!(out.is_empty());
-            return match stream.into_std() {
+            let Ok(conn) = Rc::try_unwrap(conn) else {
+                // Unreachable: settling emptied the queue of it.
+                tracing::error!("a connection to move is still queued; closing it");
+                forget(&srv, &mut client);
+                return None;
+            };
+            return match conn.stream.into_std() {
                 Ok(stream) => Some(Parked {
                     stream,
                     to,
@@ -231,6 +245,14 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         // instructions per request under callgrind).
         tokio::select! {
             biased;
+            // A deferred reply the socket could not take whole: written
+            // (with backpressure) before more input is read.
+            _ = std::future::poll_fn(|cx| conn.poll_stuck(cx)), if conn.pending() => {
+                if write_all(&srv, &conn, &handle, &mut out.buf).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             r = std::future::poll_fn(|cx| stream.poll_read_ready(cx)) => {
                 if r.is_err() {
                     break;
@@ -248,7 +270,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 if mem.update(buffers(qcap, &out, &client)) && handle.killed.load(Ordering::Acquire) {
                     break;
                 }
-                if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
+                if write_all(&srv, &conn, &handle, &mut out.buf).await.is_err() {
                     break;
                 }
                 if fit_reply(&mut out, &handle) {
@@ -260,7 +282,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 match m {
                     Some(line) => {
                         out.raw(&line);
-                        if write_all(&srv, &stream, &handle, &mut out.buf).await.is_err() {
+                        if write_all(&srv, &conn, &handle, &mut out.buf).await.is_err() {
                             break;
                         }
                         continue;
@@ -324,13 +346,11 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         // ends or eases (checked anew, it may wait again).
                         client.postponed = false;
                         if !out.is_empty()
-                            && write_all(&srv, &stream, &handle, &mut out.buf)
-                                .await
-                                .is_err()
+                            && write_all(&srv, &conn, &handle, &mut out.buf).await.is_err()
                         {
                             break 'conn;
                         }
-                        if wait_unpaused(&srv, &stream, &client, &mut inbuf, &out, &mut mem)
+                        if wait_unpaused(&srv, stream, &client, &mut inbuf, &out, &mut mem)
                             .await
                             .is_err()
                         {
@@ -346,7 +366,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         // acknowledged or at the timeout; a client that
                         // hangs up meanwhile ends the wait.
                         let n = await_deferred(
-                            &stream,
+                            stream,
                             &mut inbuf,
                             &mut rx,
                             std::future::pending::<()>(),
@@ -363,15 +383,13 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         // kills this connection. Replies before it in the
                         // pipeline go out first.
                         if !out.is_empty()
-                            && write_all(&srv, &stream, &handle, &mut out.buf)
-                                .await
-                                .is_err()
+                            && write_all(&srv, &conn, &handle, &mut out.buf).await.is_err()
                         {
                             break 'conn;
                         }
                         handle.blocked.store(true, Ordering::Relaxed);
                         let reply =
-                            await_deferred(&stream, &mut inbuf, &mut rx, handle.on_kill()).await;
+                            await_deferred(stream, &mut inbuf, &mut rx, handle.on_kill()).await;
                         handle.blocked.store(false, Ordering::Relaxed);
                         match reply {
                             Some(r) => out.raw(&r),
@@ -390,15 +408,13 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     if let Some(b) = client.blocked.take() {
                         // Replies so far go out before the client waits.
                         if !out.is_empty()
-                            && write_all(&srv, &stream, &handle, &mut out.buf)
-                                .await
-                                .is_err()
+                            && write_all(&srv, &conn, &handle, &mut out.buf).await.is_err()
                         {
                             srv.blocking.cancel(&b.waiter);
                             break 'conn;
                         }
                         let waited =
-                            wait_blocked(&srv, &stream, &handle, &mut inbuf, &mut out, b, &mut mem)
+                            wait_blocked(&srv, stream, &handle, &mut inbuf, &mut out, b, &mut mem)
                                 .await;
                         if let Some(stats) = client.blocked_stats.take() {
                             if waited.is_ok() {
@@ -413,13 +429,13 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                             // goes out (the client may only have closed its
                             // write side).
                             if !out.is_empty() {
-                                let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
+                                let _ = write_all(&srv, &conn, &handle, &mut out.buf).await;
                             }
                             break 'conn;
                         }
                     }
                     if client.close_after_reply || handle.killed.load(Ordering::Acquire) {
-                        let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
+                        let _ = write_all(&srv, &conn, &handle, &mut out.buf).await;
                         break 'conn;
                     }
                     if client.start_monitor {
@@ -430,16 +446,13 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         monitor_rx = Some(rx);
                     }
                     if client.repl.start.is_some() {
-                        if write_all(&srv, &stream, &handle, &mut out.buf)
-                            .await
-                            .is_ok()
-                        {
+                        if write_all(&srv, &conn, &handle, &mut out.buf).await.is_ok() {
                             // A replica link from now on: not a normal
                             // client's memory, never evicted.
                             handle.replica.store(true, Ordering::Relaxed);
                             mem.detach();
                             let rest = std::mem::take(&mut inbuf);
-                            crate::replica::serve(&srv, &stream, &mut client, rest).await;
+                            crate::replica::serve(&srv, stream, &mut client, rest).await;
                         }
                         break 'conn;
                     }
@@ -449,10 +462,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         {
                             break 'conn;
                         }
-                        if write_all(&srv, &stream, &handle, &mut out.buf)
-                            .await
-                            .is_err()
-                        {
+                        if write_all(&srv, &conn, &handle, &mut out.buf).await.is_err() {
                             break 'conn;
                         }
                     }
@@ -465,7 +475,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     let msg = format!("ERR {e}");
                     srv.stats.count_error(msg.as_bytes());
                     out.error(msg.as_bytes());
-                    let _ = write_all(&srv, &stream, &handle, &mut out.buf).await;
+                    let _ = write_all(&srv, &conn, &handle, &mut out.buf).await;
                     tracing::debug!(client = client.id(), error = %e, "protocol error, closing");
                     break 'conn;
                 }
@@ -485,22 +495,30 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         if mem.update(buffers(qcap, &out, &client)) && handle.killed.load(Ordering::Acquire) {
             break;
         }
-        // After a pipelined batch, let the worker's other ready connections
-        // run their batches first, so the replies go out together, as
-        // Redis writes every client's replies in `beforeSleep`. Each write
-        // wakes the client; back to back, most wake-ups find it already
-        // running. On 2 cores with -P 16 this cut CPU per request by ~20%
-        // (bench-vs-redis, Ferrite against itself). A single command is
-        // answered at once: one request in flight gains nothing by waiting.
-        if ran > 1 && !out.is_empty() {
-            tokio::task::yield_now().await;
-        }
-        if !out.is_empty()
-            && write_all(&srv, &stream, &handle, &mut out.buf)
-                .await
-                .is_err()
-        {
-            break;
+        // The replies go out when the worker has served every ready
+        // connection, together, as Redis writes them in `beforeSleep`
+        // (`crate::deferred`). Not when the AOF must have their effects
+        // first, nor a reply too large to copy.
+        if !out.is_empty() {
+            if out.len() <= OUT_FLUSH
+                && crate::deferred::enabled()
+                && !srv.repl.aof_on()
+                && !conn.stuck()
+            {
+                handle.note_reply(out.len());
+                conn.defer(&out.buf);
+                out.buf.clear();
+            } else {
+                // A pipelined batch lets the worker's other ready
+                // connections run theirs first, so the replies still go
+                // out together.
+                if ran > 1 {
+                    tokio::task::yield_now().await;
+                }
+                if write_all(&srv, &conn, &handle, &mut out.buf).await.is_err() {
+                    break;
+                }
+            }
         }
         // The balancer's view of the load (`crate::workers`).
         if ran > 0 {
@@ -752,6 +770,22 @@ async fn await_deferred<T>(
 /// the unwritten bytes are published as `obuf_pending` (`omem`). The AOF
 /// gets the effects behind these replies first.
 async fn write_all(
+    srv: &Shared,
+    conn: &Conn,
+    handle: &crate::client::ClientHandle,
+    buf: &mut BytesMut,
+) -> io::Result<()> {
+    // Deferred replies of this connection go first.
+    if conn.pending() {
+        if let Some(mut rest) = conn.settle()? {
+            write_raw(srv, &conn.stream, handle, &mut rest).await?;
+        }
+    }
+    write_raw(srv, &conn.stream, handle, buf).await
+}
+
+/// [`write_all`] without the deferred replies.
+async fn write_raw(
     srv: &Shared,
     stream: &TcpStream,
     handle: &crate::client::ClientHandle,

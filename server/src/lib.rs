@@ -16,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod counters;
+pub mod deferred;
 pub mod digest;
 pub mod evict;
 pub mod failover;

@@ -223,6 +223,7 @@ fn worker(
     workers: Arc<Workers>,
 ) {
     workers.register_thread(idx);
+    crate::deferred::install();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -234,7 +235,7 @@ fn worker(
         }
     };
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
+    let main = local.run_until(async move {
         let mut tasks = tokio::task::JoinSet::new();
         while let Some(inc) = rx.recv().await {
             let srv = srv.clone();
@@ -295,6 +296,16 @@ fn worker(
             }
         }
     });
+    // Each poll of the set runs the connections that are ready (up to
+    // tokio's per-tick budget); what they deferred is written right
+    // after, before the worker polls for I/O again (`crate::deferred`).
+    tokio::pin!(main);
+    rt.block_on(std::future::poll_fn(|cx| {
+        let r = std::future::Future::poll(main.as_mut(), cx);
+        crate::deferred::flush_all();
+        r
+    }));
+    crate::deferred::flush_all();
 }
 
 /// Socket options for a new connection, then its registration with this

@@ -62,6 +62,76 @@ fn a_thousand_pipelined_commands_get_a_thousand_replies_in_order() {
     assert!(got == expected, "replies out of order");
 }
 
+/// Replies go out after the worker's round (`crate::deferred` in the
+/// server); a client that reads nothing until its socket is full makes
+/// them overflow to the connection, which then writes with backpressure.
+/// Every reply still arrives, in order, and other clients are served
+/// meanwhile.
+#[test]
+fn a_client_that_reads_late_gets_every_reply_in_order() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    let mut r = server.client();
+    // Each read of requests (16 KB) makes about 45 KB of replies: small
+    // enough to be deferred, not written at once.
+    let big = "x".repeat(100);
+    let _: () = ferrite_tests::cmd(&mut r, &["SET", "big", &big]);
+    const N: usize = 60_000;
+    let stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+    let mut writer = stream.try_clone().expect("clone");
+    // About 7 MB of replies: more than the socket buffers hold.
+    let sender = std::thread::spawn(move || {
+        let mut chunk = Vec::new();
+        for i in 0..N {
+            chunk.extend(resp(&[b"INCR", b"n"]));
+            chunk.extend(resp(&[b"GET", b"big"]));
+            if i % 100 == 99 {
+                writer.write_all(&chunk).expect("send");
+                chunk.clear();
+            }
+        }
+        writer.write_all(&chunk).expect("send");
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // Stuck on its output, the first client holds nobody else up.
+    assert_eq!(text(&server.raw(b"PING\r\n")), "+PONG\r\n");
+    let mut expected = Vec::new();
+    let mut reader = stream;
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut next = 1usize;
+    let mut checked = 0usize;
+    while next <= N {
+        let n = reader.read(&mut buf).expect("read");
+        assert!(n > 0, "closed after {} replies", next - 1);
+        got.extend_from_slice(&buf[..n]);
+        // Check whole reply pairs as they come, then drop them.
+        loop {
+            expected.clear();
+            expected.extend(format!(":{next}\r\n$100\r\n{big}\r\n").into_bytes());
+            if got.len() - checked < expected.len() {
+                break;
+            }
+            assert_eq!(
+                text(&got[checked..checked + expected.len()]),
+                text(&expected),
+                "reply pair {next}"
+            );
+            checked += expected.len();
+            next += 1;
+        }
+        got.drain(..checked);
+        checked = 0;
+    }
+    assert!(got.is_empty(), "extra bytes: {}", text(&got));
+    sender.join().expect("sender");
+    let n: i64 = ferrite_tests::cmd(&mut r, &["GET", "n"]);
+    assert_eq!(n, N as i64);
+}
+
 #[test]
 fn a_command_split_across_writes_is_reassembled() {
     let server = TestServer::start();
