@@ -1,13 +1,15 @@
 //! One connection: read, parse every complete command in the buffer,
-//! execute each, append each reply to one output buffer, write once.
+//! execute each, append each reply to one output buffer, then hand it to
+//! the worker's queue, written once every ready connection has run
+//! (`crate::deferred`), or write it at once where that cannot wait.
 //!
 //! Reads use a short-read rule: a read that returns less than it asked for
 //! has drained the socket, so readiness is cleared at once instead of
 //! paying one more `read` that would only return `EAGAIN`. Tokio clears
 //! readiness by tick, so an edge that arrives meanwhile is never lost.
 //!
-//! Backpressure: while a write waits for the socket, the task reads
-//! nothing, so a client that does not read its replies holds at most one
+//! Backpressure: while a write waits for the socket (its own, or the rest
+//! of a queued reply that did not fit), the task reads nothing, so a client that does not read its replies holds at most one
 //! batch of output. A batch is written early once its output reaches
 //! [`OUT_FLUSH`], so one batch is never much more than that plus one reply.
 //! The buffers' sizes go to the client's memory figure
