@@ -250,9 +250,17 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
             // A deferred reply the socket could not take whole: written
             // (with backpressure) before more input is read.
             _ = std::future::poll_fn(|cx| conn.poll_stuck(cx)), if conn.pending() => {
+                // Until written, what did not fit counts as the client's
+                // output (`maxmemory-clients`).
+                let mut b = buffers(qcap, &out, &client);
+                b.obuf_cap += conn.overflow_len();
+                if mem.update(b) && handle.killed.load(Ordering::Acquire) {
+                    break;
+                }
                 if write_all(&srv, &conn, &handle, &mut out.buf).await.is_err() {
                     break;
                 }
+                let _ = mem.update(buffers(qcap, &out, &client));
                 continue;
             }
             r = std::future::poll_fn(|cx| stream.poll_read_ready(cx)) => {
@@ -308,16 +316,21 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 Ok(n)
             }
         });
-        match res {
+        // A short read drained the socket: the task waits for input after
+        // this batch, so its replies may wait for the worker's round. After
+        // a full read more input is likely there, and the task would read it
+        // in the same round: then the batch is written before (backpressure).
+        let drained = match res {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(_) => false,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if got == 0 {
                     continue;
                 }
+                true
             }
             Err(_) => break,
-        }
+        };
         crate::counters::add(crate::counters::Slot::NetIn, got as u64);
         // While the batch runs, `qbuf` is the whole buffer it came in, the
         // commands being run included, as Redis trims its query buffer
@@ -347,7 +360,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         // out, then the same command runs once the pause
                         // ends or eases (checked anew, it may wait again).
                         client.postponed = false;
-                        if !out.is_empty()
+                        if (!out.is_empty() || conn.pending())
                             && write_all(&srv, &conn, &handle, &mut out.buf).await.is_err()
                         {
                             break 'conn;
@@ -384,7 +397,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         // it fails or is aborted; the server stopping
                         // kills this connection. Replies before it in the
                         // pipeline go out first.
-                        if !out.is_empty()
+                        if (!out.is_empty() || conn.pending())
                             && write_all(&srv, &conn, &handle, &mut out.buf).await.is_err()
                         {
                             break 'conn;
@@ -409,7 +422,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     }
                     if let Some(b) = client.blocked.take() {
                         // Replies so far go out before the client waits.
-                        if !out.is_empty()
+                        if (!out.is_empty() || conn.pending())
                             && write_all(&srv, &conn, &handle, &mut out.buf).await.is_err()
                         {
                             srv.blocking.cancel(&b.waiter);
@@ -502,7 +515,8 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         // (`crate::deferred`). Not when the AOF must have their effects
         // first, nor a reply too large to copy.
         if !out.is_empty() {
-            if out.len() <= OUT_FLUSH
+            if drained
+                && out.len() <= OUT_FLUSH
                 && crate::deferred::enabled()
                 && !srv.repl.aof_on()
                 && !conn.stuck()
@@ -529,7 +543,8 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
             }
         }
         // Expiry work that fell due while this batch ran (Redis's
-        // `beforeSleep` fast cycle), after the replies went out.
+        // `beforeSleep` fast cycle, which also runs before the replies are
+        // written).
         if !srv.scripts.running.load(Ordering::Relaxed) {
             srv.expire_if_due();
         }
@@ -544,6 +559,11 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
             qcap = inbuf.capacity();
             let _ = mem.update(buffers(qcap, &out, &client));
         }
+    }
+    // Replies still queued go out before the socket closes (a client that
+    // sent its last commands and then its FIN), unless it was killed.
+    if conn.pending() && !handle.killed.load(Ordering::Acquire) {
+        let _ = write_all(&srv, &conn, &handle, &mut BytesMut::new()).await;
     }
     forget(&srv, &mut client);
     None

@@ -23,6 +23,12 @@
 //! never while new input keeps arriving, so replies could wait for as long
 //! as the load lasts.
 //!
+//! A task defers only when its read drained the socket, so that it waits
+//! for input next and queues at most one batch per round; a batch read
+//! from a full buffer (more input waiting) is written at once, before more
+//! is read, which keeps backpressure on a client that sends without
+//! reading.
+//!
 //! Ordering: a task that writes its socket itself ([`Conn::settle`], called
 //! by every direct write) first writes the whole queue, so replies never
 //! overtake each other. A queued reply the socket cannot take whole (a
@@ -45,6 +51,13 @@ thread_local! {
     static HOOKED: Cell<bool> = const { Cell::new(false) };
     static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
 }
+
+/// The queue's capacity kept between rounds. A round holds at most one
+/// batch of each connection that ran in it (a connection defers only when
+/// it waits for input next), at most [`crate::connection::OUT_FLUSH`]
+/// each, and tokio runs at most 61 tasks per poll of the worker's set.
+const KEEP_BYTES: usize = 1 << 20;
+const KEEP_ENTRIES: usize = 1024;
 
 /// One worker's queued replies: their bytes back to back, and for each
 /// reply its connection and where its bytes end.
@@ -123,7 +136,11 @@ pub fn flush_all() {
     if written > 0 {
         crate::counters::add(crate::counters::Slot::NetOut, written);
     }
-    // The containers go back with their capacity (a worker's burst size).
+    // The containers go back with their capacity (a round's size), unless
+    // a burst made them larger than rounds usually need.
+    if bytes.capacity() > KEEP_BYTES || entries.capacity() > KEEP_ENTRIES {
+        return;
+    }
     let mut bytes = bytes;
     bytes.clear();
     QUEUE.with(|q| {
@@ -187,6 +204,11 @@ impl Conn {
         self.stuck.get() || self.failed.get()
     }
 
+    /// Bytes that did not fit the socket, waiting for the task to write.
+    pub fn overflow_len(&self) -> usize {
+        self.overflow.borrow().len()
+    }
+
     /// Ready when the task has queued output to deal with: an overflow to
     /// write or a failed write.
     pub fn poll_stuck(&self, cx: &mut Context<'_>) -> Poll<()> {
@@ -221,5 +243,102 @@ impl Conn {
             return Ok(Some(std::mem::take(&mut *self.overflow.borrow_mut())));
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A connected pair: the server side as a [`Conn`], the client side.
+    async fn pair() -> (Rc<Conn>, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        (Conn::new(server), client)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn queued_replies_go_out_in_order_at_the_flush() {
+        runtime().block_on(async {
+            let (a, mut ca) = pair().await;
+            let (b, mut cb) = pair().await;
+            a.stream.writable().await.unwrap();
+            b.stream.writable().await.unwrap();
+            a.defer(b"+1\r\n");
+            b.defer(b"+x\r\n");
+            a.defer(b"+2\r\n");
+            assert!(a.pending() && b.pending());
+            flush_all();
+            assert!(!a.pending() && !b.pending());
+            let mut buf = [0u8; 8];
+            ca.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"+1\r\n+2\r\n");
+            cb.read_exact(&mut buf[..4]).await.unwrap();
+            assert_eq!(&buf[..4], b"+x\r\n");
+        });
+    }
+
+    #[test]
+    fn what_a_full_socket_cannot_take_waits_in_the_overflow_in_order() {
+        runtime().block_on(async {
+            let (a, mut ca) = pair().await;
+            a.stream.writable().await.unwrap();
+            // Fill the socket while the client reads nothing.
+            let chunk = vec![b'.'; 64 * 1024];
+            let mut filled = 0usize;
+            loop {
+                match a.stream.try_write(&chunk) {
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            a.defer(b"first");
+            a.defer(b"second");
+            flush_all();
+            assert!(a.stuck());
+            assert_eq!(a.overflow_len(), 11);
+            // The task takes the rest to write itself, and is stuck no more.
+            let rest = a.settle().unwrap().expect("overflow");
+            assert_eq!(&rest[..], b"firstsecond");
+            assert!(!a.pending());
+            // Nothing of it went out before: the client sees the fill, then
+            // nothing more.
+            let mut got = vec![0u8; filled];
+            ca.read_exact(&mut got).await.unwrap();
+            assert!(got.iter().all(|&c| c == b'.'));
+        });
+    }
+
+    #[test]
+    fn a_failed_queued_write_fails_the_settle() {
+        runtime().block_on(async {
+            let (a, ca) = pair().await;
+            a.stream.writable().await.unwrap();
+            drop(ca);
+            // The first write after the peer's close may still succeed;
+            // the peer's RST then fails a later one.
+            let mut failed = false;
+            for _ in 0..50 {
+                a.defer(b"+OK\r\n");
+                flush_all();
+                if a.settle().is_err() {
+                    failed = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert!(failed);
+            assert!(a.stuck(), "a failed connection stays failed");
+        });
     }
 }

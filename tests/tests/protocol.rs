@@ -69,6 +69,17 @@ fn a_thousand_pipelined_commands_get_a_thousand_replies_in_order() {
 /// meanwhile.
 #[test]
 fn a_client_that_reads_late_gets_every_reply_in_order() {
+    late_reader(false);
+}
+
+/// As above, with the client's FIN right after its last command: the
+/// connection still writes every reply, then closes.
+#[test]
+fn a_client_that_half_closes_after_its_commands_gets_every_reply() {
+    late_reader(true);
+}
+
+fn late_reader(half_close: bool) {
     use std::io::{Read, Write};
     let server = TestServer::start();
     let mut r = server.client();
@@ -91,6 +102,11 @@ fn a_client_that_reads_late_gets_every_reply_in_order() {
             }
         }
         writer.write_all(&chunk).expect("send");
+        if half_close {
+            writer
+                .shutdown(std::net::Shutdown::Write)
+                .expect("shutdown");
+        }
     });
     std::thread::sleep(Duration::from_millis(300));
     // Stuck on its output, the first client holds nobody else up.
@@ -127,6 +143,9 @@ fn a_client_that_reads_late_gets_every_reply_in_order() {
         checked = 0;
     }
     assert!(got.is_empty(), "extra bytes: {}", text(&got));
+    if half_close {
+        assert_eq!(reader.read(&mut buf).expect("read"), 0, "closed at the end");
+    }
     sender.join().expect("sender");
     let n: i64 = ferrite_tests::cmd(&mut r, &["GET", "n"]);
     assert_eq!(n, N as i64);
