@@ -183,6 +183,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
     let mut monitor_rx: Option<mpsc::UnboundedReceiver<Bytes>> = None;
     let handle = client.handle.clone();
     let mut qcap = inbuf.capacity();
+    let mut eof = false;
     'conn: loop {
         if handle.killed.load(Ordering::Acquire) {
             break;
@@ -306,6 +307,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         qcap = inbuf.capacity();
         let cap = inbuf.capacity() - inbuf.len();
         let mut got = 0usize;
+        let round = crate::deferred::round();
         let res = stream.try_io(Interest::READABLE, || {
             let n = stream.try_read_buf(&mut inbuf)?;
             got = n;
@@ -321,7 +323,10 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         // a full read more input is likely there, and the task would read it
         // in the same round: then the batch is written before (backpressure).
         let drained = match res {
-            Ok(0) => break,
+            Ok(0) => {
+                eof = true;
+                break;
+            }
             Ok(_) => false,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if got == 0 {
@@ -352,6 +357,14 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     if srv.scripts.running.load(Ordering::Relaxed) {
                         // A script holds the keyspace: wait for it, or
                         // past its time limit answer BUSY (in dispatch).
+                        // Earlier batches' replies go out first.
+                        if conn.pending()
+                            && write_all(&srv, &conn, &handle, &mut BytesMut::new())
+                                .await
+                                .is_err()
+                        {
+                            break 'conn;
+                        }
                         client.script_busy = crate::scripting::wait_turn(&srv).await;
                     }
                     execute(&srv, &mut client, &mut out, &argv);
@@ -379,14 +392,19 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     if let Some(mut rx) = client.wait_acks.take() {
                         // WAIT: the count comes when enough replicas
                         // acknowledged or at the timeout; a client that
-                        // hangs up meanwhile ends the wait.
-                        let n = await_deferred(
-                            stream,
-                            &mut inbuf,
-                            &mut rx,
-                            std::future::pending::<()>(),
-                        )
-                        .await;
+                        // hangs up or is killed meanwhile ends the wait.
+                        // Replies before it go out first, as Redis writes
+                        // a blocked client's replies.
+                        if (!out.is_empty() || conn.pending())
+                            && write_all(&srv, &conn, &handle, &mut out.buf).await.is_err()
+                        {
+                            break 'conn;
+                        }
+                        handle.blocked.store(true, Ordering::Relaxed);
+                        srv.replicas.waiting(true);
+                        let n = await_deferred(stream, &mut inbuf, &mut rx, handle.on_kill()).await;
+                        srv.replicas.waiting(false);
+                        handle.blocked.store(false, Ordering::Relaxed);
                         match n {
                             Some(n) => out.integer(n),
                             None => break 'conn,
@@ -412,6 +430,14 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         }
                     }
                     if let Some(rx) = client.script_wait.take() {
+                        // Earlier batches' replies go out first.
+                        if conn.pending()
+                            && write_all(&srv, &conn, &handle, &mut BytesMut::new())
+                                .await
+                                .is_err()
+                        {
+                            break 'conn;
+                        }
                         match rx.await {
                             Ok(reply) => out.raw(&reply),
                             Err(_) => out.error(b"ERR script engine stopped"),
@@ -515,7 +541,10 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
         // (`crate::deferred`). Not when the AOF must have their effects
         // first, nor a reply too large to copy.
         if !out.is_empty() {
+            // A batch that awaited anything may have been passed by a
+            // flush, and its socket found readable again: not drained.
             if drained
+                && crate::deferred::round() == round
                 && out.len() <= OUT_FLUSH
                 && crate::deferred::enabled()
                 && !srv.repl.aof_on()
@@ -560,9 +589,12 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
             let _ = mem.update(buffers(qcap, &out, &client));
         }
     }
-    // Replies still queued go out before the socket closes (a client that
-    // sent its last commands and then its FIN), unless it was killed.
-    if conn.pending() && !handle.killed.load(Ordering::Acquire) {
+    // After the client's FIN (it may only have closed its write side), the
+    // rest of its replies is written before the socket closes. Otherwise
+    // (killed, an error, the query buffer limit) what the queue holds is
+    // written at its flush, and an overflow is dropped, as Redis drops a
+    // closing client's output.
+    if eof && conn.pending() && !handle.killed.load(Ordering::Acquire) {
         let _ = write_all(&srv, &conn, &handle, &mut BytesMut::new()).await;
     }
     forget(&srv, &mut client);

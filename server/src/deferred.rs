@@ -23,8 +23,9 @@
 //! never while new input keeps arriving, so replies could wait for as long
 //! as the load lasts.
 //!
-//! A task defers only when its read drained the socket, so that it waits
-//! for input next and queues at most one batch per round; a batch read
+//! A task defers only when its read drained the socket and no flush ran
+//! since (it awaited nothing), so that it waits for input next and queues
+//! at most one batch per round; a batch read
 //! from a full buffer (more input waiting) is written at once, before more
 //! is read, which keeps backpressure on a client that sends without
 //! reading.
@@ -49,6 +50,7 @@ use tokio::net::TcpStream;
 
 thread_local! {
     static HOOKED: Cell<bool> = const { Cell::new(false) };
+    static ROUND: Cell<u64> = const { Cell::new(0) };
     static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
 }
 
@@ -80,8 +82,17 @@ pub fn enabled() -> bool {
     HOOKED.with(|h| h.get())
 }
 
+/// Counts this thread's flushes. A task that awaited anything since its
+/// read may have been passed by a flush, after which its socket's
+/// readiness may be set again: it compares rounds before deferring.
+#[inline]
+pub fn round() -> u64 {
+    ROUND.with(|r| r.get())
+}
+
 /// Writes every queued reply of this thread, in the order they were queued.
 pub fn flush_all() {
+    ROUND.with(|r| r.set(r.get().wrapping_add(1)));
     let (bytes, mut entries) = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
         if q.entries.is_empty() {

@@ -133,9 +133,26 @@ pub struct Replicas {
     /// Since when (unix ms) no replica is listed; 0: not known yet, or
     /// some are (Redis's `repl_no_slaves_since`).
     empty_since_ms: AtomicI64,
+    /// Clients blocked in `WAIT` (counted in `blocked_clients`, as Redis's
+    /// `BLOCKED_WAIT`).
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Replicas {
+    /// Counts a client into or out of `WAIT`.
+    pub fn waiting(&self, starts: bool) {
+        if starts {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Clients blocked in `WAIT`.
+    pub fn waiting_clients(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     fn add(&self, r: Arc<ReplicaInfo>) {
         let mut list = self.list.lock();
         list.push(r);

@@ -1151,3 +1151,37 @@ fn a_replica_receiving_its_snapshot_is_listed_as_send_bulk_until_online() {
     let role: redis::Value = cmd(&mut c, &["ROLE"]);
     assert!(format!("{role:?}").contains("7777"), "{role:?}");
 }
+
+/// A client in `WAIT` with no replica to acknowledge: the replies before
+/// it in its pipeline arrive while it waits (Redis writes a blocked
+/// client's replies), and `CLIENT KILL` ends the wait and the connection.
+#[test]
+fn wait_writes_earlier_replies_and_can_be_killed() {
+    let server = TestServer::start();
+    let mut admin = server.client();
+    let mut c = server.raw_conn();
+    c.send(b"CLIENT SETNAME waiter\r\nSET k v\r\nWAIT 1 0\r\n");
+    let got = c.read_until(|b| b.ends_with(b"+OK\r\n+OK\r\n"), Duration::from_secs(5));
+    assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n+OK\r\n");
+    let list: String = cmd(&mut admin, &["CLIENT", "LIST"]);
+    let line = list
+        .lines()
+        .find(|l| l.contains("name=waiter"))
+        .expect("waiter listed");
+    assert!(
+        line.contains("cmd=wait") && line.contains("flags=b "),
+        "{line}"
+    );
+    let info: redis::InfoDict = redis::cmd("INFO")
+        .arg("clients")
+        .query(&mut admin)
+        .expect("info");
+    assert_eq!(info.get::<i64>("blocked_clients"), Some(1));
+    let id = line
+        .split(' ')
+        .find_map(|f| f.strip_prefix("id="))
+        .expect("id");
+    let killed: i64 = cmd(&mut admin, &["CLIENT", "KILL", "ID", id]);
+    assert_eq!(killed, 1);
+    assert!(c.is_closed(), "the killed client's connection closes");
+}

@@ -460,6 +460,7 @@ pub fn info_text(srv: &Shared, now_ms: i64, sections: &[String]) -> String {
             srv.blocking.blocked_clients()
                 + srv.pause.postponed_clients()
                 + crate::shutdown::blocked_clients(srv)
+                + srv.replicas.waiting_clients()
         );
         line!(out, "tracking_clients:{}", srv.tracking.clients());
         line!(out, "clients_in_timeout_table:0");
