@@ -779,10 +779,14 @@ impl Pending {
 
     /// Visits every armed shard, which captures those nobody has locked
     /// since [`arm`] (waiting for each one's lock in turn).
+    /// Backwards: readers that go through every shard in order (`INFO`,
+    /// `DBSIZE`, `SCAN`, `KEYS`) meet this thread once, waiting for at most
+    /// one shard's capture. Going the same way, a reader that waited for
+    /// shard `k` would find `k + 1` taken again, and so on to the end.
     fn visit(&mut self) {
-        for &(d, _, _) in &self.sizes {
+        for &(d, _, _) in self.sizes.iter().rev() {
             let db = self.dbs.db(d);
-            for i in 0..self.shards {
+            for i in (0..self.shards).rev() {
                 db.with_shard_at(i, |_| {});
             }
         }

@@ -165,6 +165,15 @@ impl Db {
         f(&g)
     }
 
+    /// [`Db::peek_at`] if shard `i` is free now, `None` if another thread
+    /// holds it (a snapshot capturing it, a command). For the expiry
+    /// cycle, which must not wait: on a connection's worker thread a wait
+    /// stalls every client of that worker.
+    pub fn try_peek_at<R>(&self, i: usize, f: impl FnOnce(&Shard) -> R) -> Option<R> {
+        let g = ShardRef::try_lock_unsettled(self, i)?;
+        Some(f(&g))
+    }
+
     /// Arms `capture` on shard `i` ([`Shard::arm_capture`]) without running
     /// the captures an earlier snapshot left there: they would run now,
     /// under every lock the arming snapshot holds, instead of at the

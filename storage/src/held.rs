@@ -237,6 +237,21 @@ impl ShardRef<'_> {
         ShardRef::acquire(db, i)
     }
 
+    /// [`ShardRef::lock_unsettled`] without waiting: `None` while another
+    /// thread holds the shard.
+    pub(crate) fn try_lock_unsettled(db: &Db, i: usize) -> Option<ShardRef<'_>> {
+        if active() {
+            if let Some(g) = take(db, i) {
+                return Some(ShardRef::Lent(LentGuard {
+                    db,
+                    shard: i,
+                    guard: Some(g),
+                }));
+            }
+        }
+        db.mutex(i).try_lock().map(ShardRef::Local)
+    }
+
     fn acquire(db: &Db, i: usize) -> ShardRef<'_> {
         if active() {
             if let Some(g) = take(db, i) {
