@@ -358,11 +358,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                         // A script holds the keyspace: wait for it, or
                         // past its time limit answer BUSY (in dispatch).
                         // Earlier batches' replies go out first.
-                        if conn.pending()
-                            && write_all(&srv, &conn, &handle, &mut BytesMut::new())
-                                .await
-                                .is_err()
-                        {
+                        if write_queued(&srv, &conn, &handle).await.is_err() {
                             break 'conn;
                         }
                         client.script_busy = crate::scripting::wait_turn(&srv).await;
@@ -431,11 +427,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                     }
                     if let Some(rx) = client.script_wait.take() {
                         // Earlier batches' replies go out first.
-                        if conn.pending()
-                            && write_all(&srv, &conn, &handle, &mut BytesMut::new())
-                                .await
-                                .is_err()
-                        {
+                        if write_queued(&srv, &conn, &handle).await.is_err() {
                             break 'conn;
                         }
                         match rx.await {
@@ -594,8 +586,8 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
     // (killed, an error, the query buffer limit) what the queue holds is
     // written at its flush, and an overflow is dropped, as Redis drops a
     // closing client's output.
-    if eof && conn.pending() && !handle.killed.load(Ordering::Acquire) {
-        let _ = write_all(&srv, &conn, &handle, &mut BytesMut::new()).await;
+    if eof && !handle.killed.load(Ordering::Acquire) {
+        let _ = write_queued(&srv, &conn, &handle).await;
     }
     forget(&srv, &mut client);
     None
@@ -836,6 +828,19 @@ async fn write_all(
         }
     }
     write_raw(srv, &conn.stream, handle, buf).await
+}
+
+/// Writes what this connection has in its worker's queue or overflow, if
+/// anything, before the task waits for something else or closes.
+async fn write_queued(
+    srv: &Shared,
+    conn: &Conn,
+    handle: &crate::client::ClientHandle,
+) -> io::Result<()> {
+    if !conn.pending() {
+        return Ok(());
+    }
+    write_all(srv, conn, handle, &mut BytesMut::new()).await
 }
 
 /// [`write_all`] without the deferred replies.

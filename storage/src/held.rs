@@ -240,29 +240,25 @@ impl ShardRef<'_> {
     /// [`ShardRef::lock_unsettled`] without waiting: `None` while another
     /// thread holds the shard.
     pub(crate) fn try_lock_unsettled(db: &Db, i: usize) -> Option<ShardRef<'_>> {
-        if active() {
-            if let Some(g) = take(db, i) {
-                return Some(ShardRef::Lent(LentGuard {
-                    db,
-                    shard: i,
-                    guard: Some(g),
-                }));
-            }
-        }
-        db.mutex(i).try_lock().map(ShardRef::Local)
+        ShardRef::lent(db, i).or_else(|| db.mutex(i).try_lock().map(ShardRef::Local))
     }
 
     fn acquire(db: &Db, i: usize) -> ShardRef<'_> {
-        if active() {
-            if let Some(g) = take(db, i) {
-                return ShardRef::Lent(LentGuard {
-                    db,
-                    shard: i,
-                    guard: Some(g),
-                });
-            }
+        ShardRef::lent(db, i).unwrap_or_else(|| ShardRef::Local(db.mutex(i).lock()))
+    }
+
+    /// The guard a transaction on this thread lent for shard `i`, if any.
+    fn lent(db: &Db, i: usize) -> Option<ShardRef<'_>> {
+        if !active() {
+            return None;
         }
-        ShardRef::Local(db.mutex(i).lock())
+        take(db, i).map(|g| {
+            ShardRef::Lent(LentGuard {
+                db,
+                shard: i,
+                guard: Some(g),
+            })
+        })
     }
 }
 

@@ -23,6 +23,17 @@ fn fill(c: &mut redis::Connection) {
     let _: () = cmd(c, &["select", "0"]);
 }
 
+/// Waits up to `timeout` for the running `BGSAVE` to end, and asserts it
+/// succeeded.
+fn wait_bgsave_ok(c: &mut redis::Connection, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while info_int(c, "persistence", "rdb_bgsave_in_progress") == 1 {
+        assert!(Instant::now() < deadline, "bgsave never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(info_field(c, "persistence", "rdb_last_bgsave_status"), "ok");
+}
+
 fn check(c: &mut redis::Connection) {
     assert_eq!(cmd::<String>(c, &["get", "str"]), "value");
     let ttl: i64 = cmd(c, &["ttl", "ttl"]);
@@ -83,15 +94,7 @@ fn bgsave_reports_its_progress_and_writes_the_file() {
         cmd::<String>(&mut c, &["bgsave"]),
         "Background saving started"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while info_int(&mut c, "persistence", "rdb_bgsave_in_progress") == 1 {
-        assert!(Instant::now() < deadline, "bgsave never ended");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(
-        info_field(&mut c, "persistence", "rdb_last_bgsave_status"),
-        "ok"
-    );
+    wait_bgsave_ok(&mut c, Duration::from_secs(10));
     assert_eq!(info_int(&mut c, "persistence", "rdb_saves"), 1);
     assert_eq!(
         info_int(&mut c, "persistence", "rdb_changes_since_last_save"),
@@ -409,15 +412,7 @@ fn flushall_gives_up_a_running_bgsave_and_saves_the_empty_dataset() {
         p.cmd("flushall").ignore();
         p.cmd("set").arg("after").arg("1").ignore();
         let _: () = p.query(&mut c).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while info_int(&mut c, "persistence", "rdb_bgsave_in_progress") == 1 {
-            assert!(Instant::now() < deadline, "bgsave never ended");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(
-            info_field(&mut c, "persistence", "rdb_last_bgsave_status"),
-            "ok"
-        );
+        wait_bgsave_ok(&mut c, Duration::from_secs(30));
         // No shutdown save: the file on disk is what FLUSHALL left.
         s.signal("KILL");
         s.wait_exit(Duration::from_secs(10));
