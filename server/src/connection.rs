@@ -543,7 +543,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 && !conn.stuck()
             {
                 handle.note_reply(out.len());
-                conn.defer(&out.buf);
+                conn.defer(&out.buf, ran);
                 out.buf.clear();
             } else {
                 // A pipelined batch lets the worker's other ready

@@ -48,9 +48,12 @@ use std::task::{Context, Poll, Waker};
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
+use crate::nap::Flushed;
+
 thread_local! {
     static HOOKED: Cell<bool> = const { Cell::new(false) };
     static ROUND: Cell<u64> = const { Cell::new(0) };
+    static EPOCH: Cell<u64> = const { Cell::new(0) };
     static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
 }
 
@@ -67,6 +70,8 @@ const KEEP_ENTRIES: usize = 1024;
 struct Queue {
     bytes: Vec<u8>,
     entries: Vec<(Rc<Conn>, usize)>,
+    /// Commands the queued replies answer.
+    commands: u64,
 }
 
 /// Marks this thread as one whose event loop calls [`flush_all`] after
@@ -90,25 +95,45 @@ pub fn round() -> u64 {
     ROUND.with(|r| r.get())
 }
 
+/// Starts a new epoch of [`crate::nap::Moderator`]: every connection
+/// counts as fresh at its next flush.
+pub fn new_epoch() {
+    EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+}
+
 /// Writes every queued reply of this thread, in the order they were queued.
-pub fn flush_all() {
+pub fn flush_all() -> Flushed {
     ROUND.with(|r| r.set(r.get().wrapping_add(1)));
-    let (bytes, mut entries) = QUEUE.with(|q| {
+    let (bytes, mut entries, commands) = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
         if q.entries.is_empty() {
-            return (Vec::new(), Vec::new());
+            return (Vec::new(), Vec::new(), 0);
         }
-        (std::mem::take(&mut q.bytes), std::mem::take(&mut q.entries))
+        let commands = std::mem::take(&mut q.commands);
+        (
+            std::mem::take(&mut q.bytes),
+            std::mem::take(&mut q.entries),
+            commands,
+        )
     });
     if entries.is_empty() {
-        return;
+        return Flushed::default();
     }
+    let epoch = EPOCH.with(|e| e.get());
+    let mut done = Flushed {
+        batches: entries.len() as u64,
+        commands,
+        fresh: 0,
+    };
     let mut start = 0;
     let mut written = 0u64;
     for (conn, end) in entries.drain(..) {
         let chunk = &bytes[start..end];
         start = end;
         conn.queued.set(false);
+        if conn.epoch.replace(epoch) != epoch {
+            done.fresh += 1;
+        }
         if conn.failed.get() {
             continue;
         }
@@ -150,7 +175,7 @@ pub fn flush_all() {
     // The containers go back with their capacity (a round's size), unless
     // a burst made them larger than rounds usually need.
     if bytes.capacity() > KEEP_BYTES || entries.capacity() > KEEP_ENTRIES {
-        return;
+        return done;
     }
     let mut bytes = bytes;
     bytes.clear();
@@ -161,6 +186,7 @@ pub fn flush_all() {
             q.entries = entries;
         }
     });
+    done
 }
 
 /// A connection's socket, shared by its task and its worker's queue.
@@ -175,6 +201,8 @@ pub struct Conn {
     failed: Cell<bool>,
     overflow: RefCell<BytesMut>,
     waker: RefCell<Option<Waker>>,
+    /// The epoch of its last flushed reply ([`new_epoch`]).
+    epoch: Cell<u64>,
 }
 
 impl Conn {
@@ -186,13 +214,16 @@ impl Conn {
             failed: Cell::new(false),
             overflow: RefCell::new(BytesMut::new()),
             waker: RefCell::new(None),
+            epoch: Cell::new(u64::MAX),
         })
     }
 
-    /// Queues `reply` to be written before the worker sleeps.
-    pub fn defer(self: &Rc<Self>, reply: &[u8]) {
+    /// Queues `reply`, the answers to `commands` commands, to be written
+    /// before the worker sleeps.
+    pub fn defer(self: &Rc<Self>, reply: &[u8], commands: u64) {
         QUEUE.with(|q| {
             let mut q = q.borrow_mut();
+            q.commands += commands;
             q.bytes.extend_from_slice(reply);
             let end = q.bytes.len();
             q.entries.push((self.clone(), end));
@@ -284,17 +315,46 @@ mod tests {
             let (b, mut cb) = pair().await;
             a.stream.writable().await.unwrap();
             b.stream.writable().await.unwrap();
-            a.defer(b"+1\r\n");
-            b.defer(b"+x\r\n");
-            a.defer(b"+2\r\n");
+            a.defer(b"+1\r\n", 1);
+            b.defer(b"+x\r\n", 1);
+            a.defer(b"+2\r\n", 1);
             assert!(a.pending() && b.pending());
-            flush_all();
+            let f = flush_all();
             assert!(!a.pending() && !b.pending());
+            // Two connections, three batches; each is fresh once an epoch.
+            assert_eq!(
+                f,
+                Flushed {
+                    batches: 3,
+                    commands: 3,
+                    fresh: 2
+                }
+            );
             let mut buf = [0u8; 8];
             ca.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"+1\r\n+2\r\n");
             cb.read_exact(&mut buf[..4]).await.unwrap();
             assert_eq!(&buf[..4], b"+x\r\n");
+            a.defer(b"+3\r\n", 4);
+            assert_eq!(
+                flush_all(),
+                Flushed {
+                    batches: 1,
+                    commands: 4,
+                    fresh: 0
+                }
+            );
+            new_epoch();
+            a.defer(b"+4\r\n", 1);
+            assert_eq!(
+                flush_all(),
+                Flushed {
+                    batches: 1,
+                    commands: 1,
+                    fresh: 1
+                }
+            );
+            assert_eq!(flush_all(), Flushed::default());
         });
     }
 
@@ -313,8 +373,8 @@ mod tests {
                     Err(e) => panic!("{e}"),
                 }
             }
-            a.defer(b"first");
-            a.defer(b"second");
+            a.defer(b"first", 1);
+            a.defer(b"second", 1);
             flush_all();
             assert!(a.stuck());
             assert_eq!(a.overflow_len(), 11);
@@ -340,7 +400,7 @@ mod tests {
             // the peer's RST then fails a later one.
             let mut failed = false;
             for _ in 0..50 {
-                a.defer(b"+OK\r\n");
+                a.defer(b"+OK\r\n", 1);
                 flush_all();
                 if a.settle().is_err() {
                     failed = true;

@@ -24,6 +24,7 @@ pub mod hdr;
 pub mod lazyfree;
 pub mod listen;
 pub mod lzf;
+pub mod nap;
 pub mod pause;
 pub mod persist;
 pub mod process;

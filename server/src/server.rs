@@ -298,11 +298,30 @@ fn worker(
     });
     // Each poll of the set runs the connections that are ready (up to
     // tokio's per-tick budget); what they deferred is written right
-    // after, before the worker polls for I/O again (`crate::deferred`).
+    // after, before the worker polls for I/O again (`crate::deferred`),
+    // or naps first under a load of many clients (`crate::nap`).
     tokio::pin!(main);
+    // A worker asks for a small timer slack so that its naps
+    // (`crate::nap`) last about what they ask for.
+    if let Some(ns) = std::num::NonZeroU64::new(crate::nap::TIMER_SLACK_NS) {
+        let _ = rustix::thread::set_current_timer_slack(Some(ns));
+    }
+    let mut moderator = crate::nap::Moderator::new(std::time::Instant::now());
     rt.block_on(std::future::poll_fn(|cx| {
         let r = std::future::Future::poll(main.as_mut(), cx);
-        crate::deferred::flush_all();
+        let flushed = crate::deferred::flush_all();
+        if r.is_pending() && flushed.batches > 0 {
+            let (nap, new_epoch) = moderator.after_round(flushed, std::time::Instant::now());
+            if new_epoch {
+                crate::deferred::new_epoch();
+            }
+            if let Some(d) = nap {
+                // The runtime then polls for I/O: what came during the nap
+                // is ready at once, and with nothing there it sleeps as
+                // before.
+                std::thread::sleep(d);
+            }
+        }
         r
     }));
     crate::deferred::flush_all();
