@@ -543,7 +543,7 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 && !conn.stuck()
             {
                 handle.note_reply(out.len());
-                conn.defer(&out.buf, ran);
+                conn.defer(&out.buf);
                 out.buf.clear();
             } else {
                 // A pipelined batch lets the worker's other ready
@@ -557,8 +557,10 @@ async fn run(stream: TcpStream, srv: Arc<Shared>, state: State) -> Option<Parked
                 }
             }
         }
-        // The balancer's view of the load (`crate::workers`).
+        // The balancer's view of the load (`crate::workers`), and the
+        // worker's own (`crate::nap`).
         if ran > 0 {
+            crate::nap::count_batch(ran);
             if let Some(w) = srv.workers.get() {
                 w.count_batch(handle.worker.load(Ordering::Relaxed), ran);
             }

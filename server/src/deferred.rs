@@ -54,6 +54,7 @@ thread_local! {
     static HOOKED: Cell<bool> = const { Cell::new(false) };
     static ROUND: Cell<u64> = const { Cell::new(0) };
     static EPOCH: Cell<u64> = const { Cell::new(0) };
+    static FLUSHED: Cell<Flushed> = const { Cell::new(Flushed { batches: 0, fresh: 0 }) };
     static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
 }
 
@@ -70,8 +71,6 @@ const KEEP_ENTRIES: usize = 1024;
 struct Queue {
     bytes: Vec<u8>,
     entries: Vec<(Rc<Conn>, usize)>,
-    /// Commands the queued replies answer.
-    commands: u64,
 }
 
 /// Marks this thread as one whose event loop calls [`flush_all`] after
@@ -101,30 +100,28 @@ pub fn new_epoch() {
     EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
 }
 
+/// What the flushes on this thread wrote since the last call, those run
+/// by a task's [`Conn::settle`] included.
+pub fn take_flushed() -> Flushed {
+    FLUSHED.with(|f| f.take())
+}
+
 /// Writes every queued reply of this thread, in the order they were queued.
-pub fn flush_all() -> Flushed {
+pub fn flush_all() {
     ROUND.with(|r| r.set(r.get().wrapping_add(1)));
-    let (bytes, mut entries, commands) = QUEUE.with(|q| {
+    let (bytes, mut entries) = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
         if q.entries.is_empty() {
-            return (Vec::new(), Vec::new(), 0);
+            return (Vec::new(), Vec::new());
         }
-        let commands = std::mem::take(&mut q.commands);
-        (
-            std::mem::take(&mut q.bytes),
-            std::mem::take(&mut q.entries),
-            commands,
-        )
+        (std::mem::take(&mut q.bytes), std::mem::take(&mut q.entries))
     });
     if entries.is_empty() {
-        return Flushed::default();
+        return;
     }
     let epoch = EPOCH.with(|e| e.get());
-    let mut done = Flushed {
-        batches: entries.len() as u64,
-        commands,
-        fresh: 0,
-    };
+    let mut done = FLUSHED.with(|f| f.get());
+    done.batches += entries.len() as u64;
     let mut start = 0;
     let mut written = 0u64;
     for (conn, end) in entries.drain(..) {
@@ -169,13 +166,14 @@ pub fn flush_all() -> Flushed {
             }
         }
     }
+    FLUSHED.with(|f| f.set(done));
     if written > 0 {
         crate::counters::add(crate::counters::Slot::NetOut, written);
     }
     // The containers go back with their capacity (a round's size), unless
     // a burst made them larger than rounds usually need.
     if bytes.capacity() > KEEP_BYTES || entries.capacity() > KEEP_ENTRIES {
-        return done;
+        return;
     }
     let mut bytes = bytes;
     bytes.clear();
@@ -186,7 +184,6 @@ pub fn flush_all() -> Flushed {
             q.entries = entries;
         }
     });
-    done
 }
 
 /// A connection's socket, shared by its task and its worker's queue.
@@ -218,12 +215,10 @@ impl Conn {
         })
     }
 
-    /// Queues `reply`, the answers to `commands` commands, to be written
-    /// before the worker sleeps.
-    pub fn defer(self: &Rc<Self>, reply: &[u8], commands: u64) {
+    /// Queues `reply` to be written before the worker sleeps.
+    pub fn defer(self: &Rc<Self>, reply: &[u8]) {
         QUEUE.with(|q| {
             let mut q = q.borrow_mut();
-            q.commands += commands;
             q.bytes.extend_from_slice(reply);
             let end = q.bytes.len();
             q.entries.push((self.clone(), end));
@@ -315,46 +310,31 @@ mod tests {
             let (b, mut cb) = pair().await;
             a.stream.writable().await.unwrap();
             b.stream.writable().await.unwrap();
-            a.defer(b"+1\r\n", 1);
-            b.defer(b"+x\r\n", 1);
-            a.defer(b"+2\r\n", 1);
+            a.defer(b"+1\r\n");
+            b.defer(b"+x\r\n");
+            a.defer(b"+2\r\n");
             assert!(a.pending() && b.pending());
-            let f = flush_all();
+            flush_all();
             assert!(!a.pending() && !b.pending());
             // Two connections, three batches; each is fresh once an epoch.
-            assert_eq!(
-                f,
-                Flushed {
-                    batches: 3,
-                    commands: 3,
-                    fresh: 2
-                }
-            );
+            let f = |batches, fresh| Flushed { batches, fresh };
+            assert_eq!(take_flushed(), f(3, 2));
             let mut buf = [0u8; 8];
             ca.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"+1\r\n+2\r\n");
             cb.read_exact(&mut buf[..4]).await.unwrap();
             assert_eq!(&buf[..4], b"+x\r\n");
-            a.defer(b"+3\r\n", 4);
-            assert_eq!(
-                flush_all(),
-                Flushed {
-                    batches: 1,
-                    commands: 4,
-                    fresh: 0
-                }
-            );
+            a.defer(b"+3\r\n");
+            flush_all();
+            assert_eq!(take_flushed(), f(1, 0));
             new_epoch();
-            a.defer(b"+4\r\n", 1);
-            assert_eq!(
-                flush_all(),
-                Flushed {
-                    batches: 1,
-                    commands: 1,
-                    fresh: 1
-                }
-            );
-            assert_eq!(flush_all(), Flushed::default());
+            // A task's settle flushes too, and counts.
+            a.defer(b"+4\r\n");
+            b.defer(b"+y\r\n");
+            assert!(b.settle().unwrap().is_none());
+            flush_all();
+            assert_eq!(take_flushed(), f(2, 2));
+            assert_eq!(take_flushed(), f(0, 0));
         });
     }
 
@@ -373,8 +353,8 @@ mod tests {
                     Err(e) => panic!("{e}"),
                 }
             }
-            a.defer(b"first", 1);
-            a.defer(b"second", 1);
+            a.defer(b"first");
+            a.defer(b"second");
             flush_all();
             assert!(a.stuck());
             assert_eq!(a.overflow_len(), 11);
@@ -400,7 +380,7 @@ mod tests {
             // the peer's RST then fails a later one.
             let mut failed = false;
             for _ in 0..50 {
-                a.defer(b"+OK\r\n", 1);
+                a.defer(b"+OK\r\n");
                 flush_all();
                 if a.settle().is_err() {
                     failed = true;

@@ -17,8 +17,10 @@
 //! sleeps a fixed [`NAP`] on a timer of its own and then polls for all the
 //! input that came meanwhile. Requests that arrive during the nap wake
 //! nobody, and the next round serves them together. With 50 clients this
-//! gave 1.03-1.09× Redis's non-pipelined throughput at 0.89-1.02× its CPU
-//! per request (`bench-vs-redis`, 5 rounds), against 0.93-1.01× without.
+//! gave 1.07-1.12× Redis's non-pipelined throughput at 0.92-0.95× its CPU
+//! per request, every round on the same side of 1.00 (`bench-vs-redis`,
+//! 5 rounds), where the same tool had found both within noise of Redis's
+//! throughput before (medians 0.93-1.03).
 //!
 //! It is not for every load. When the clients are few, or each waits for
 //! its reply before doing anything else, the nap adds to every round trip:
@@ -26,10 +28,15 @@
 //! lost 25%, 16 broke even. And a pipelined load keeps the worker busy
 //! anyway; a nap there only idles it. Hence the conditions in
 //! [`Moderator::after_round`]: at least [`MIN_CONNS`] connections served
-//! in the last [`EPOCH`], about one command per batch, and a round that
-//! served more than one connection but at most half of those, so the
-//! clients had other replies to work on while the worker naps.
+//! in the last whole [`EPOCH`] (which ended less than an epoch ago), about
+//! one command per batch, and a round that served more than one
+//! connection but at most half of those, so the clients had other replies
+//! to work on while the worker naps. A nap never delays a reply (they are
+//! written before it), only the reading of requests that come during it,
+//! by at most [`NAP`]. The nap looks like idle time to the balancer
+//! (`crate::workers`), as it is: the worker has nothing to do.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 /// How long a nap lasts. Longer naps gathered more requests per round
@@ -50,16 +57,43 @@ pub const MAX_DEPTH: f64 = 1.5;
 /// nap.
 pub const ROUND_LIMIT: u64 = 61;
 
-/// What one flush of the worker's reply queue wrote
-/// (`crate::deferred::flush_all`).
+/// What the worker's reply queue held over one round
+/// (`crate::deferred::take_flushed`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Flushed {
-    /// Connections whose replies it wrote.
+    /// Connections whose queued replies were flushed (a reply that did not
+    /// fit its socket and went to the connection's overflow included).
     pub batches: u64,
-    /// Commands those replies answer.
-    pub commands: u64,
-    /// Connections among them not served before in this epoch.
+    /// Connections among them not flushed before in this epoch.
     pub fresh: u64,
+}
+
+/// Batches every connection of a worker ran, and their commands, whether
+/// their replies were queued or written at once.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub batches: u64,
+    pub commands: u64,
+}
+
+thread_local! {
+    static LOAD: Cell<Load> = const { Cell::new(Load { batches: 0, commands: 0 }) };
+}
+
+/// A connection of this thread's worker ran a batch of `commands`.
+#[inline]
+pub fn count_batch(commands: u64) {
+    LOAD.with(|l| {
+        let mut v = l.get();
+        v.batches += 1;
+        v.commands += commands;
+        l.set(v);
+    });
+}
+
+/// The batches counted on this thread since the last call.
+pub fn take_load() -> Load {
+    LOAD.with(|l| l.take())
 }
 
 /// One worker's view of its recent load, and whether it naps.
@@ -88,18 +122,28 @@ impl Moderator {
         }
     }
 
-    /// After a round that left the worker with nothing to do: how long to
-    /// nap before polling for input again, if at all. Returns true when an
-    /// epoch ended (the caller starts a new one in the reply queue, so
-    /// connections count as fresh again).
-    pub fn after_round(&mut self, f: Flushed, now: Instant) -> (Option<Duration>, bool) {
+    /// After a round whose tasks all wait (the caller checks that nothing
+    /// woke them meanwhile), with what it flushed and the batches run
+    /// since the last call: how long to nap before polling for input
+    /// again, if at all. Returns true when an epoch ended (the caller
+    /// starts a new one in the reply queue, so connections count as fresh
+    /// again).
+    pub fn after_round(
+        &mut self,
+        f: Flushed,
+        load: Load,
+        now: Instant,
+    ) -> (Option<Duration>, bool) {
         self.conns += f.fresh;
-        self.batches += f.batches;
-        self.commands += f.commands;
+        self.batches += load.batches;
+        self.commands += load.commands;
         let mut new_epoch = false;
-        if now.duration_since(self.epoch_start) >= EPOCH {
+        let age = now.duration_since(self.epoch_start);
+        if age >= EPOCH {
             let depth = self.commands as f64 / self.batches.max(1) as f64;
-            let wide = self.conns >= MIN_CONNS && depth < MAX_DEPTH;
+            // An epoch that ran long had no rounds for a while: the load
+            // paused, and what it was before tells nothing of what comes.
+            let wide = age < 2 * EPOCH && self.conns >= MIN_CONNS && depth < MAX_DEPTH;
             if wide != self.wide {
                 tracing::debug!(connections = self.conns, depth, "worker naps: {wide}");
             }
@@ -111,7 +155,7 @@ impl Moderator {
             self.commands = 0;
             new_epoch = true;
         }
-        // A round that served half of the connections or more had the
+        // A round that served more than half of the connections had the
         // clients waiting on this worker: a nap would hold them all.
         let nap = (self.wide
             && f.batches >= 2
@@ -126,9 +170,19 @@ impl Moderator {
 mod tests {
     use super::*;
 
-    /// Runs `epochs` epochs of rounds that each serve `per_round` of
-    /// `conns` connections with `depth` commands each; returns the naps
-    /// taken in the last epoch and its rounds.
+    fn round(batches: u64, fresh: u64, depth: u64) -> (Flushed, Load) {
+        (
+            Flushed { batches, fresh },
+            Load {
+                batches,
+                commands: batches * depth,
+            },
+        )
+    }
+
+    /// Runs `epochs` epochs of rounds 50 µs apart that each serve
+    /// `per_round` of `conns` connections with `depth` commands a batch;
+    /// returns the naps taken in the last epoch and its rounds.
     fn drive(
         m: &mut Moderator,
         t: &mut Instant,
@@ -148,14 +202,8 @@ mod tests {
                 *t += Duration::from_micros(50);
                 let fresh = per_round.min(conns - seen.min(conns));
                 seen += fresh;
-                let (nap, new_epoch) = m.after_round(
-                    Flushed {
-                        batches: per_round,
-                        commands: per_round * depth,
-                        fresh,
-                    },
-                    *t,
-                );
+                let (f, load) = round(per_round, fresh, depth);
+                let (nap, new_epoch) = m.after_round(f, load, *t);
                 if new_epoch {
                     seen = 0;
                 }
@@ -164,6 +212,11 @@ mod tests {
             }
         }
         (naps, rounds)
+    }
+
+    fn after(m: &mut Moderator, t: Instant, batches: u64, fresh: u64) -> (Option<Duration>, bool) {
+        let (f, load) = round(batches, fresh, 1);
+        m.after_round(f, load, t)
     }
 
     #[test]
@@ -190,8 +243,30 @@ mod tests {
     fn pipelined_loads_never_nap() {
         let mut t = Instant::now();
         let mut m = Moderator::new(t);
-        let (naps, _) = drive(&mut m, &mut t, 3, 50, 7, 16);
-        assert_eq!(naps, 0);
+        for depth in [2, 16] {
+            let (naps, _) = drive(&mut m, &mut t, 3, 50, 7, depth);
+            assert_eq!(naps, 0, "{depth} commands per batch");
+        }
+    }
+
+    #[test]
+    fn batches_written_at_once_count_for_the_depth() {
+        // Every flushed reply answers one command, but most batches were
+        // pipelines written by their task.
+        let mut t = Instant::now();
+        let mut m = Moderator::new(t);
+        for _ in 0..3 * 2000 {
+            t += Duration::from_micros(50);
+            let f = Flushed {
+                batches: 7,
+                fresh: 7,
+            };
+            let load = Load {
+                batches: 8,
+                commands: 7 + 16,
+            };
+            assert_eq!(m.after_round(f, load, t).0, None);
+        }
     }
 
     #[test]
@@ -199,50 +274,41 @@ mod tests {
         let mut t = Instant::now();
         let mut m = Moderator::new(t);
         drive(&mut m, &mut t, 2, 50, 7, 1);
-        let one = Flushed {
-            batches: 1,
-            commands: 1,
-            fresh: 0,
-        };
-        assert_eq!(m.after_round(one, t).0, None);
-        let most = Flushed {
-            batches: 40,
-            commands: 40,
-            fresh: 0,
-        };
-        assert_eq!(m.after_round(most, t).0, None);
-        let some = Flushed {
-            batches: 10,
-            commands: 10,
-            fresh: 0,
-        };
-        assert_eq!(m.after_round(some, t).0, Some(NAP));
+        assert_eq!(after(&mut m, t, 1, 0).0, None);
+        assert_eq!(after(&mut m, t, 26, 0).0, None);
+        assert_eq!(after(&mut m, t, 25, 0).0, Some(NAP));
+        assert_eq!(after(&mut m, t, 10, 0).0, Some(NAP));
         // A round cut short by tokio's budget may have left work ready.
         drive(&mut m, &mut t, 2, 500, 70, 1);
-        let cut = Flushed {
-            batches: ROUND_LIMIT,
-            commands: ROUND_LIMIT,
-            fresh: 0,
-        };
-        assert_eq!(m.after_round(cut, t).0, None);
+        assert_eq!(after(&mut m, t, ROUND_LIMIT - 1, 0).0, Some(NAP));
+        assert_eq!(after(&mut m, t, ROUND_LIMIT, 0).0, None);
     }
 
     #[test]
-    fn a_load_that_stops_stops_the_naps_an_epoch_later() {
+    fn a_load_that_shrinks_stops_the_naps_an_epoch_later() {
         let mut t = Instant::now();
         let mut m = Moderator::new(t);
         drive(&mut m, &mut t, 2, 50, 7, 1);
-        let seven = |fresh| Flushed {
-            batches: 7,
-            commands: 7,
-            fresh,
-        };
         // Closes the epoch the wide load was in.
         t += EPOCH;
-        assert!(m.after_round(seven(0), t).1);
+        assert!(after(&mut m, t, 7, 0).1);
         t += EPOCH;
-        let (nap, new_epoch) = m.after_round(seven(7), t);
+        let (nap, new_epoch) = after(&mut m, t, 7, 7);
         assert!(new_epoch);
         assert_eq!(nap, None, "an epoch with 7 connections is not wide");
+    }
+
+    #[test]
+    fn a_load_that_pauses_does_not_nap_when_it_resumes() {
+        let mut t = Instant::now();
+        let mut m = Moderator::new(t);
+        drive(&mut m, &mut t, 2, 50, 7, 1);
+        assert_eq!(after(&mut m, t, 4, 0).0, Some(NAP));
+        // No round for a second, then 50 fresh connections at once: the
+        // epoch that spans the pause is not taken as the load's shape.
+        t += Duration::from_secs(1);
+        let (nap, new_epoch) = after(&mut m, t, 4, 50);
+        assert!(new_epoch);
+        assert_eq!(nap, None);
     }
 }

@@ -11,8 +11,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -303,19 +304,42 @@ fn worker(
     tokio::pin!(main);
     // A worker asks for a small timer slack so that its naps
     // (`crate::nap`) last about what they ask for.
+    #[cfg(target_os = "linux")]
     if let Some(ns) = std::num::NonZeroU64::new(crate::nap::TIMER_SLACK_NS) {
         let _ = rustix::thread::set_current_timer_slack(Some(ns));
     }
-    let mut moderator = crate::nap::Moderator::new(std::time::Instant::now());
+    let mut moderator = crate::nap::Moderator::new(Instant::now());
+    let mut watch: Option<(std::task::Waker, Arc<WakeWatch>)> = None;
     rt.block_on(std::future::poll_fn(|cx| {
-        let r = std::future::Future::poll(main.as_mut(), cx);
-        let flushed = crate::deferred::flush_all();
+        // The set is polled with a waker that notes whether anything woke
+        // it during the poll or the flush (a task left for the next poll
+        // by tokio's budget, a stuck connection's task): then work is
+        // ready, and the worker must not nap.
+        let w = match &watch {
+            Some((waker, w)) if w.inner.will_wake(cx.waker()) => {
+                w.woken.store(false, Ordering::Relaxed);
+                (waker.clone(), w.clone())
+            }
+            _ => {
+                let w = Arc::new(WakeWatch {
+                    inner: cx.waker().clone(),
+                    woken: AtomicBool::new(false),
+                });
+                let waker = std::task::Waker::from(w.clone());
+                watch = Some((waker.clone(), w.clone()));
+                (waker, w)
+            }
+        };
+        let r = std::future::Future::poll(main.as_mut(), &mut Context::from_waker(&w.0));
+        crate::deferred::flush_all();
+        let flushed = crate::deferred::take_flushed();
+        let load = crate::nap::take_load();
         if r.is_pending() && flushed.batches > 0 {
-            let (nap, new_epoch) = moderator.after_round(flushed, std::time::Instant::now());
+            let (nap, new_epoch) = moderator.after_round(flushed, load, Instant::now());
             if new_epoch {
                 crate::deferred::new_epoch();
             }
-            if let Some(d) = nap {
+            if let Some(d) = nap.filter(|_| !w.1.woken.load(Ordering::Relaxed)) {
                 // The runtime then polls for I/O: what came during the nap
                 // is ready at once, and with nothing there it sleeps as
                 // before.
@@ -325,6 +349,24 @@ fn worker(
         r
     }));
     crate::deferred::flush_all();
+}
+
+/// The waker a worker polls its connections with: the runtime's, and a
+/// note that it was called.
+struct WakeWatch {
+    inner: std::task::Waker,
+    woken: AtomicBool,
+}
+
+impl std::task::Wake for WakeWatch {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Relaxed);
+        self.inner.wake_by_ref();
+    }
 }
 
 /// Socket options for a new connection, then its registration with this

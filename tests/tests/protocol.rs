@@ -79,6 +79,36 @@ fn a_client_that_half_closes_after_its_commands_gets_every_reply() {
     late_reader(true);
 }
 
+/// Many clients with one command in flight each: the load under which a
+/// worker naps between rounds (`server::nap`). Every client gets its own
+/// replies, in order, and no update is lost.
+#[test]
+fn many_clients_one_command_at_a_time_get_their_own_replies() {
+    let server = TestServer::start();
+    const CLIENTS: usize = 32;
+    const ROUNDS: usize = 100;
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let mut con = server.client();
+            std::thread::spawn(move || {
+                for i in 0..ROUNDS {
+                    let _: i64 = ferrite_tests::cmd(&mut con, &["INCR", "shared"]);
+                    let mine = format!("{c}:{i}");
+                    let _: () = ferrite_tests::cmd(&mut con, &["SET", &format!("k{c}"), &mine]);
+                    let got: String = ferrite_tests::cmd(&mut con, &["GET", &format!("k{c}")]);
+                    assert_eq!(got, mine);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let mut con = server.client();
+    let n: usize = ferrite_tests::cmd(&mut con, &["GET", "shared"]);
+    assert_eq!(n, CLIENTS * ROUNDS);
+}
+
 fn late_reader(half_close: bool) {
     use std::io::{Read, Write};
     let server = TestServer::start();
