@@ -39,9 +39,10 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// How long a nap lasts. Longer naps gathered more requests per round
-/// but left more of them waiting; 20 µs kept p50 latency within noise at
-/// 50 clients.
+/// How long a nap lasts. Tried against 50 µs (which the default timer
+/// slack gave a 1 µs sleep): both raised throughput alike, and a shorter
+/// nap holds the requests that come during it for less. At 50 clients
+/// redis-benchmark's p50 is 0.34-0.35 ms against Redis's 0.30-0.31 ms.
 pub const NAP: Duration = Duration::from_micros(20);
 /// The timer slack a worker thread asks for, so that a nap is not
 /// stretched to Linux's default 50 µs slack.

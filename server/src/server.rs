@@ -315,22 +315,21 @@ fn worker(
         // it during the poll or the flush (a task left for the next poll
         // by tokio's budget, a stuck connection's task): then work is
         // ready, and the worker must not nap.
-        let w = match &watch {
-            Some((waker, w)) if w.inner.will_wake(cx.waker()) => {
-                w.woken.store(false, Ordering::Relaxed);
-                (waker.clone(), w.clone())
-            }
-            _ => {
-                let w = Arc::new(WakeWatch {
-                    inner: cx.waker().clone(),
-                    woken: AtomicBool::new(false),
-                });
-                let waker = std::task::Waker::from(w.clone());
-                watch = Some((waker.clone(), w.clone()));
-                (waker, w)
-            }
-        };
-        let r = std::future::Future::poll(main.as_mut(), &mut Context::from_waker(&w.0));
+        if !watch
+            .as_ref()
+            .is_some_and(|(_, w)| w.inner.will_wake(cx.waker()))
+        {
+            watch = None;
+        }
+        let (waker, w) = watch.get_or_insert_with(|| {
+            let w = Arc::new(WakeWatch {
+                inner: cx.waker().clone(),
+                woken: AtomicBool::new(false),
+            });
+            (std::task::Waker::from(w.clone()), w)
+        });
+        w.woken.store(false, Ordering::Relaxed);
+        let r = std::future::Future::poll(main.as_mut(), &mut Context::from_waker(waker));
         crate::deferred::flush_all();
         let flushed = crate::deferred::take_flushed();
         let load = crate::nap::take_load();
@@ -339,7 +338,7 @@ fn worker(
             if new_epoch {
                 crate::deferred::new_epoch();
             }
-            if let Some(d) = nap.filter(|_| !w.1.woken.load(Ordering::Relaxed)) {
+            if let Some(d) = nap.filter(|_| !w.woken.load(Ordering::Relaxed)) {
                 // The runtime then polls for I/O: what came during the nap
                 // is ready at once, and with nothing there it sleeps as
                 // before.
